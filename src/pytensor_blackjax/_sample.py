@@ -1,0 +1,139 @@
+"""``sample``: validate, compile, run the driver, build the DataTree, warn on problems."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from pytensor_blackjax._validate import check_count, check_data, check_seed
+from pytensor_blackjax.compile import CompiledModel, compile
+from pytensor_blackjax.model import Model
+from pytensor_blackjax.results import library_versions, make_datatree, warn_on_problems
+from pytensor_blackjax.run import RunSettings, run
+from pytensor_blackjax.samplers import Sampler, resolve
+
+__all__ = ["build_result", "sample"]
+
+CHAIN_METHODS = ("auto", "vectorized", "parallel")
+
+
+def sample(
+    model: Model | CompiledModel,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    sampler: str | Sampler = "nuts",
+    seed: int | None = None,
+    data: Mapping[str, Any] | None = None,
+    progressbar: bool = True,
+    chain_method: str = "auto",
+    thin: int = 1,
+    chunk_size: int = 100,
+    log_likelihood: bool = False,
+    store: str | None = None,
+) -> xr.DataTree:
+    """Draw from the posterior of ``model`` and return an ArviZ DataTree.
+
+    Args:
+        model: a `Model` (from ``Model.from_logp``, `ModelBuilder` or ``Model.from_pymc``) or its
+            `CompiledModel`.
+        draws: draws kept per chain after warmup.
+        tune: warmup (adaptation) steps per chain; not kept.
+        chains: independent chains.
+        sampler: a name ("nuts", ...) or a config object such as ``pbj.samplers.NUTS(...)``.
+        seed: non-negative integer; the same seed gives the same draws. None picks one (stored in attrs).
+        data: new values for declared data, same shapes; no recompilation.
+        progressbar: show a live progress bar.
+        chain_method: "auto" (one chain per CPU core, or sharded over accelerators), "vectorized"
+            (one vmapped program), or "parallel".
+        thin: keep every ``thin``-th draw (``draws`` counts the kept ones).
+        chunk_size: draws per compiled chunk; memory and Ctrl-C granularity, never the draws.
+        log_likelihood: add a pointwise ``log_likelihood`` group (models that declare one).
+        store: path of a Zarr store to stream draws to; see ``resume``.
+
+    Returns:
+        ``xarray.DataTree`` with ``posterior`` and ``sample_stats`` (and data groups), dims
+        ``(chain, draw, ...)``.
+
+    Raises:
+        ValueError, TypeError: invalid arguments, with the offending value and the fix.
+
+    Example:
+        >>> import pytensor_blackjax as pbj
+        >>> idata = pbj.sample(pbj.examples.rat_tumors(), draws=500, chains=2, seed=1, progressbar=False)
+    """
+    settings = RunSettings(
+        draws=check_count("draws", draws),
+        tune=check_count("tune", tune, minimum=0),
+        chains=check_count("chains", chains),
+        seed=check_seed(seed),
+        thin=check_count("thin", thin),
+        chunk_size=check_count("chunk_size", chunk_size),
+        chain_method=_check_method(chain_method),
+    )
+    sampler = resolve(sampler)
+    compiled = model if isinstance(model, CompiledModel) else compile(model)
+    sampler.check(chains=settings.chains, tune=settings.tune, num_dims=compiled.num_dims)
+    new_data = check_data(compiled.default_data, data)
+    if log_likelihood and not compiled.loglik_shapes:
+        raise ValueError(
+            "log_likelihood=True but the model declares no pointwise log-likelihood: use a PyMC model with "
+            "observed variables, or ModelBuilder.log_likelihood(name, pointwise)."
+        )
+    sink = None
+    if store is not None:
+        from pytensor_blackjax.store import open_new
+
+        sink = open_new(store, compiled, sampler, settings, new_data)
+    t0 = time.perf_counter()
+    output = run(compiled, sampler, settings, compiled.data_tuple(new_data), progressbar=progressbar, sink=sink)
+    if sink is not None:
+        sink.close(output)
+    return build_result(compiled, sampler, settings, output, new_data,
+                        log_likelihood=log_likelihood, elapsed=time.perf_counter() - t0)
+
+
+def _check_method(method: Any) -> str:
+    if method not in CHAIN_METHODS:
+        raise ValueError(f"chain_method={method!r} is not known; use one of {list(CHAIN_METHODS)}.")
+    return method
+
+
+def build_result(compiled, sampler, settings, output, new_data, *, log_likelihood, elapsed) -> xr.DataTree:
+    model = compiled.model
+    groups = {"posterior": output.groups.get("posterior", {}),
+              "sample_stats": output.groups.get("sample_stats", {})}
+    if log_likelihood:
+        groups["log_likelihood"] = output.groups.get("log_likelihood", {})
+    data_now = {**compiled.default_data, **new_data}
+    observed = {k: data_now[k] for k, d in model.data.items() if d.kind == "observed"}
+    constant = {k: data_now[k] for k, d in model.data.items() if d.kind == "constant"}
+    attrs = {
+        "model": model.name,
+        "sampler": sampler.name,
+        "sampler_config": repr(sampler),
+        "approximate": int(bool(sampler.approximate)),
+        "seed": settings.seed,
+        "draws": settings.draws,
+        "tune": settings.tune,
+        "chains": settings.chains,
+        "thin": settings.thin,
+        "chain_method": output.chain_method,
+        "num_draws_completed": output.num_draws,
+        "interrupted": int(output.interrupted),
+        "sampling_time": output.timings.get("sampling", np.nan),
+        "warmup_time": output.timings.get("warmup", np.nan),
+        "total_time": elapsed,
+        "warmup_divergences": output.warmup_divergences,
+        **{f"version_{k}": v for k, v in library_versions().items()},
+    }
+    tree = make_datatree(groups, dims=model.dims, coords=model.coords, observed=observed, constant=constant,
+                         attrs=attrs)
+    if output.num_draws > 0:
+        warn_on_problems(tree)
+    return tree

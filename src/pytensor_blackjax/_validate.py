@@ -1,0 +1,64 @@
+"""Checks of ``sample`` arguments; each error names the argument, the value and the fix."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["check_count", "check_data", "check_seed"]
+
+
+def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(
+            f"{name}={value!r} is not valid: {name} must be an integer >= {minimum}, e.g. {name}=1000."
+        )
+    return int(value)
+
+
+def check_seed(seed: Any) -> int:
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(
+            f"seed={seed!r} is not valid: give a non-negative integer (e.g. seed=1) or None for a random one."
+        )
+    return int(seed)
+
+
+def check_data(defaults: Mapping[str, np.ndarray], data: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
+    """New values for declared data: same shape, compatible dtype, finite."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise TypeError(f"data must be a dict of name -> array, got {type(data).__name__}.")
+    out = {}
+    for name, value in data.items():
+        if name not in defaults:
+            known = sorted(defaults) or "none"
+            raise ValueError(
+                f"data[{name!r}]: the model declares no data named {name!r}; its data are {known}. "
+                "Declare it with ModelBuilder.data (or pm.Data) to swap it at sample time."
+            )
+        ref = defaults[name]
+        array = np.asarray(value)
+        if array.shape != ref.shape:
+            raise ValueError(
+                f"data[{name!r}] has shape {array.shape} but the model was built with shape {ref.shape}; "
+                "new data must keep the shape (build a new model for a different size)."
+            )
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"data[{name!r}] must be numeric, got dtype {array.dtype}.")
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise ValueError(f"data[{name!r}] contains NaN or inf values; remove or impute them first.")
+        if ref.dtype.kind in "biu" and array.dtype.kind == "f":
+            if not np.all(array == np.round(array)):
+                raise TypeError(
+                    f"data[{name!r}] holds non-integer values but the model declared it as {ref.dtype}; "
+                    "pass integers."
+                )
+        out[name] = array.astype(ref.dtype)
+    return out

@@ -1,0 +1,136 @@
+"""The model description: a PyTensor log-density over unconstrained values, plus what to report.
+
+A `Model` is pure PyTensor and never touches JAX. Every way in (``Model.from_logp``, `ModelBuilder`,
+``Model.from_pymc``) produces the same frozen object, which `pytensor_blackjax.compile` turns into JAX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pytensor
+from pytensor.graph.basic import Variable
+from pytensor.tensor.variable import TensorVariable
+
+from pytensor_blackjax.model._shapes import fix_input_shapes
+
+__all__ = ["DataVar", "Model"]
+
+
+@dataclass(frozen=True)
+class DataVar:
+    """Named data: a symbolic input of the graphs and its default value.
+
+    ``kind`` is ``"observed"`` (the likelihood's outcome) or ``"constant"`` (covariates); it decides
+    the ArviZ group the values land in.
+    """
+
+    name: str
+    variable: TensorVariable
+    value: np.ndarray
+    kind: str = "constant"
+    dims: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A log-density over named unconstrained values, with the quantities to report.
+
+    Attributes:
+        values: the unconstrained root inputs the sampler moves; positions are keyed by their names.
+        logp: scalar log-density of the values (Jacobians included), a graph of ``values`` and data.
+        outputs: name -> expression reported in the ``posterior`` group (constrained parameters first,
+            then deterministics).
+        data: name -> `DataVar`, swappable at sample time without recompiling.
+        log_likelihood: name -> pointwise log-likelihood expression (for LOO), may be empty.
+        coords: dimension name -> labels; dims: variable name -> dimension names.
+        name: a label used in reports.
+    """
+
+    values: tuple[TensorVariable, ...]
+    logp: TensorVariable
+    outputs: Mapping[str, TensorVariable]
+    data: Mapping[str, DataVar] = field(default_factory=dict)
+    log_likelihood: Mapping[str, TensorVariable] = field(default_factory=dict)
+    coords: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    dims: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    name: str = "model"
+    source: Any = None  # the object the model came from (e.g. a PyMC model), for round trips
+
+    def __post_init__(self):
+        for attr in ("outputs", "data", "log_likelihood", "coords", "dims"):
+            object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
+
+    @property
+    def value_names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.values)
+
+    @property
+    def value_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {v.name: tuple(int(s) for s in v.type.shape) for v in self.values}
+
+    @property
+    def num_dims(self) -> int:
+        return int(sum(np.prod(s, dtype=int) for s in self.value_shapes.values()))
+
+    @classmethod
+    def from_logp(
+        cls,
+        logp: TensorVariable,
+        inputs: Sequence[TensorVariable],
+        deterministics: Mapping[str, TensorVariable] | None = None,
+        shapes: Mapping[str, Sequence[int]] | None = None,
+        *,
+        name: str = "model",
+    ) -> Model:
+        """Wrap a hand-written log-density over unconstrained inputs.
+
+        Args:
+            logp: scalar PyTensor expression: the log-density of ``inputs``, Jacobians included.
+            inputs: the free root variables (``pt.scalar``/``pt.vector``...), named by ``.name``.
+            deterministics: name -> expression of the inputs, reported in the posterior.
+            shapes: name -> shape for inputs whose static shape is unknown and cannot be inferred.
+            name: label for reports.
+
+        Returns:
+            A `Model` whose positions are keyed by the input names.
+
+        Raises:
+            ValueError: non-scalar ``logp``, an input that is not a root variable, an integer input,
+                duplicate names, or a shape that is neither static, inferable nor given.
+
+        Example:
+            >>> import pytensor.tensor as pt
+            >>> x = pt.vector("x", shape=(3,))
+            >>> model = Model.from_logp(-0.5 * pt.sum(x**2), inputs=[x])
+        """
+        from pytensor_blackjax.model._checks import check_from_logp
+
+        deterministics = dict(deterministics or {})
+        check_from_logp(logp, inputs, deterministics)
+        fixed, replaced = fix_input_shapes(list(inputs), [logp, *deterministics.values()], dict(shapes or {}))
+        logp_new, *det_new = replaced
+        outputs = dict(zip(deterministics, det_new, strict=True))
+        return cls(values=tuple(fixed), logp=logp_new, outputs=outputs, name=name)
+
+    @classmethod
+    def from_pymc(cls, pymc_model: Any) -> Model:
+        """Translate a PyMC model (needs the ``pymc`` extra); see `pytensor_blackjax.model._pymc`."""
+        from pytensor_blackjax.model._pymc import model_from_pymc
+
+        return model_from_pymc(pymc_model)
+
+    def free_graph_inputs(self) -> list[Variable]:
+        """Root variables of the graphs that are neither values nor data (should be none)."""
+        known = set(self.values) | {d.variable for d in self.data.values()}
+        graphs = [self.logp, *self.outputs.values(), *self.log_likelihood.values()]
+        return [
+            v
+            for v in pytensor.graph.traversal.graph_inputs(graphs)
+            if v not in known and v.owner is None and not isinstance(v, pytensor.graph.basic.Constant)
+            and not isinstance(v, pytensor.compile.sharedvalue.SharedVariable)
+        ]

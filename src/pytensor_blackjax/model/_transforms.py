@@ -1,0 +1,263 @@
+"""Bijections from unconstrained real space to a parameter's support, each with its exact log-Jacobian.
+
+A transform maps an unconstrained value ``x`` (what the sampler moves) to the constrained parameter
+``y = forward(x)``. The log-density of ``x`` is the log-density of ``y`` plus ``log_jacobian(x)``,
+the log of the absolute determinant of ``dy/dx`` summed over all elements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.tensor.variable import TensorVariable
+
+__all__ = [
+    "Interval",
+    "LowerBound",
+    "Ordered",
+    "Positive",
+    "Real",
+    "Simplex",
+    "Transform",
+    "Unit",
+    "UpperBound",
+    "resolve",
+]
+
+
+@runtime_checkable
+class Transform(Protocol):
+    """What every transform provides; ``suffix`` names the unconstrained value (``alpha_log__``)."""
+
+    suffix: str
+
+    def forward(self, x: TensorVariable) -> TensorVariable: ...
+
+    def backward(self, y: TensorVariable) -> TensorVariable: ...
+
+    def log_jacobian(self, x: TensorVariable) -> TensorVariable: ...
+
+    def value_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]: ...
+
+
+@dataclass(frozen=True)
+class Real:
+    """The identity: the parameter lives on the whole real line."""
+
+    suffix: str = ""
+
+    def forward(self, x):
+        return x
+
+    def backward(self, y):
+        return y
+
+    def log_jacobian(self, x):
+        return pt.constant(0.0)
+
+    def value_shape(self, shape):
+        return shape
+
+
+@dataclass(frozen=True)
+class Positive:
+    """``y = exp(x)`` onto (0, inf); log-Jacobian ``sum(x)``."""
+
+    suffix: str = "log"
+
+    def forward(self, x):
+        return pt.exp(x)
+
+    def backward(self, y):
+        return pt.log(y)
+
+    def log_jacobian(self, x):
+        return pt.sum(x)
+
+    def value_shape(self, shape):
+        return shape
+
+
+@dataclass(frozen=True)
+class LowerBound:
+    """``y = lower + exp(x)`` onto (lower, inf)."""
+
+    lower: float
+    suffix: str = "lowerbound"
+
+    def forward(self, x):
+        return self.lower + pt.exp(x)
+
+    def backward(self, y):
+        return pt.log(y - self.lower)
+
+    def log_jacobian(self, x):
+        return pt.sum(x)
+
+    def value_shape(self, shape):
+        return shape
+
+
+@dataclass(frozen=True)
+class UpperBound:
+    """``y = upper - exp(x)`` onto (-inf, upper)."""
+
+    upper: float
+    suffix: str = "upperbound"
+
+    def forward(self, x):
+        return self.upper - pt.exp(x)
+
+    def backward(self, y):
+        return pt.log(self.upper - y)
+
+    def log_jacobian(self, x):
+        return pt.sum(x)
+
+    def value_shape(self, shape):
+        return shape
+
+
+def _log_sigmoid(x):
+    return -pt.softplus(-x)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """``y = lower + (upper - lower) * sigmoid(x)`` onto (lower, upper).
+
+    Args:
+        lower: the lower end, finite.
+        upper: the upper end, finite and greater than ``lower``.
+
+    Example:
+        >>> from pytensor_blackjax import transforms
+        >>> t = transforms.Interval(-1.0, 1.0)
+    """
+
+    lower: float
+    upper: float
+    suffix: str = "interval"
+
+    def __post_init__(self):
+        lower, upper = float(self.lower), float(self.upper)
+        if not (np.isfinite(lower) and np.isfinite(upper) and lower < upper):
+            raise ValueError(
+                f"Interval(lower={self.lower!r}, upper={self.upper!r}): both ends must be finite with "
+                "lower < upper; for a one-sided bound use LowerBound or UpperBound (or 'positive')."
+            )
+
+    def forward(self, x):
+        return self.lower + (self.upper - self.lower) * pt.sigmoid(x)
+
+    def backward(self, y):
+        return pt.log(y - self.lower) - pt.log(self.upper - y)
+
+    def log_jacobian(self, x):
+        return pt.sum(np.log(self.upper - self.lower) + _log_sigmoid(x) + _log_sigmoid(-x))
+
+    def value_shape(self, shape):
+        return shape
+
+
+@dataclass(frozen=True)
+class Unit:
+    """``y = sigmoid(x)`` onto (0, 1)."""
+
+    suffix: str = "logodds"
+
+    def forward(self, x):
+        return pt.sigmoid(x)
+
+    def backward(self, y):
+        return pt.log(y) - pt.log1p(-y)
+
+    def log_jacobian(self, x):
+        return pt.sum(_log_sigmoid(x) + _log_sigmoid(-x))
+
+    def value_shape(self, shape):
+        return shape
+
+
+@dataclass(frozen=True)
+class Simplex:
+    """Additive log-ratio: ``y = softmax([x, 0])`` maps K-1 free values onto the K-simplex.
+
+    The log-Jacobian of the first K-1 coordinates is ``sum(log y)`` over all K components.
+    """
+
+    suffix: str = "simplex"
+
+    def _padded(self, x):
+        zeros = pt.zeros_like(x[..., :1])
+        return pt.concatenate([x, zeros], axis=-1)
+
+    def forward(self, x):
+        return pt.special.softmax(self._padded(x), axis=-1)
+
+    def backward(self, y):
+        return pt.log(y[..., :-1]) - pt.log(y[..., -1:])
+
+    def log_jacobian(self, x):
+        return pt.sum(pt.special.log_softmax(self._padded(x), axis=-1))
+
+    def value_shape(self, shape):
+        if len(shape) == 0 or shape[-1] < 2:
+            raise ValueError(
+                f"transform='simplex' needs a shape whose last axis has at least 2 entries, got {shape}; "
+                "give shape=(K,) with K >= 2."
+            )
+        return (*shape[:-1], shape[-1] - 1)
+
+
+@dataclass(frozen=True)
+class Ordered:
+    """``y[0] = x[0]``, ``y[k] = y[k-1] + exp(x[k])``: increasing along the last axis."""
+
+    suffix: str = "ordered"
+
+    def forward(self, x):
+        return pt.concatenate([x[..., :1], x[..., :1] + pt.cumsum(pt.exp(x[..., 1:]), axis=-1)], axis=-1)
+
+    def backward(self, y):
+        return pt.concatenate([y[..., :1], pt.log(pt.diff(y, axis=-1))], axis=-1)
+
+    def log_jacobian(self, x):
+        return pt.sum(x[..., 1:])
+
+    def value_shape(self, shape):
+        if len(shape) == 0:
+            raise ValueError("transform='ordered' needs a vector: give shape=(K,) with K >= 1.")
+        return shape
+
+
+_NAMED = {
+    None: Real,
+    "real": Real,
+    "positive": Positive,
+    "unit": Unit,
+    "simplex": Simplex,
+    "ordered": Ordered,
+}
+
+
+def resolve(transform: str | Transform | None, *, param: str) -> Transform:
+    """Turn a transform name or object into a transform; unknown names raise a clear error."""
+    if isinstance(transform, str) or transform is None:
+        try:
+            return _NAMED[transform]()
+        except KeyError:
+            known = ", ".join(repr(k) for k in _NAMED if k is not None)
+            raise ValueError(
+                f"param {param!r}: unknown transform={transform!r}. Use one of None, {known}, "
+                "or an object such as pbj.transforms.Interval(lower, upper)."
+            ) from None
+    if isinstance(transform, Transform):
+        return transform
+    raise TypeError(
+        f"param {param!r}: transform={transform!r} is neither a name nor a Transform object; "
+        "use e.g. 'positive' or pbj.transforms.Interval(0, 1)."
+    )

@@ -1,0 +1,77 @@
+"""Building the ArviZ 1.x result: an ``xarray.DataTree`` with posterior, sample_stats and data groups."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["library_versions", "make_datatree"]
+
+_LIBRARIES = ("pytensor-blackjax", "pytensor", "jax", "blackjax", "arviz-base", "xarray", "numpy")
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for lib in _LIBRARIES:
+        try:
+            out[lib] = version(lib)
+        except PackageNotFoundError:
+            out[lib] = "not installed"
+    return out
+
+
+def _dims_for(name: str, ndim: int, dims: Mapping[str, Sequence[str]]) -> list[str]:
+    given = list(dims.get(name, ()))
+    if len(given) == ndim:
+        return given
+    return [f"{name}_dim_{i}" for i in range(ndim)]
+
+
+def _dataset(values: Mapping[str, np.ndarray], dims: Mapping[str, Sequence[str]],
+             coords: Mapping[str, Sequence[Any]], sample_dims: Sequence[str], attrs: dict) -> xr.Dataset:
+    data_vars, used = {}, {}
+    for name, array in values.items():
+        array = np.asarray(array)
+        var_dims = [*sample_dims, *_dims_for(name, array.ndim - len(sample_dims), dims)]
+        data_vars[name] = (var_dims, array)
+        for d, n in zip(var_dims, array.shape, strict=True):
+            if d in coords and len(coords[d]) == n:
+                used[d] = list(coords[d])
+    ds = xr.Dataset(data_vars, attrs=attrs)
+    for d in sample_dims:
+        if d in ds.dims:
+            ds = ds.assign_coords({d: np.arange(ds.sizes[d])})
+    return ds.assign_coords(used)
+
+
+def make_datatree(
+    groups: Mapping[str, Mapping[str, np.ndarray]],
+    *,
+    dims: Mapping[str, Sequence[str]] | None = None,
+    coords: Mapping[str, Sequence[Any]] | None = None,
+    observed: Mapping[str, np.ndarray] | None = None,
+    constant: Mapping[str, np.ndarray] | None = None,
+    attrs: dict | None = None,
+) -> xr.DataTree:
+    """``(chain, draw, ...)`` arrays by group name -> DataTree following ArviZ's conventions."""
+    dims, coords = dims or {}, coords or {}
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    base_attrs = {"created_at": created, "inference_library": "blackjax",
+                  "inference_library_version": library_versions()["blackjax"],
+                  "creation_library": "pytensor-blackjax",
+                  "creation_library_version": library_versions()["pytensor-blackjax"]}
+    children = {}
+    for group, values in groups.items():
+        if values:
+            children[group] = _dataset(values, dims, coords, ("chain", "draw"), dict(base_attrs))
+    for group, values in (("observed_data", observed), ("constant_data", constant)):
+        if values:
+            children[group] = _dataset(values, dims, coords, (), dict(base_attrs))
+    tree = xr.DataTree.from_dict({f"/{k}": v for k, v in children.items()})
+    tree.attrs.update(attrs or {})
+    return tree

@@ -1,0 +1,209 @@
+"""The driver: the same loop for every sampler - start points, warmup and sampling in chunks,
+progress, Ctrl-C at chunk boundaries, and hand-off of every chunk to a sink (memory or a store)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import jax
+import numpy as np
+
+from pytensor_blackjax.compile import CompiledModel
+from pytensor_blackjax.run._init import initial_points
+from pytensor_blackjax.run._keys import chain_keys, root_key
+from pytensor_blackjax.run._programs import programs_for
+from pytensor_blackjax.run._progress import make_progress
+from pytensor_blackjax.run._runners import Runner, available_cores
+from pytensor_blackjax.samplers import Sampler
+
+__all__ = ["RunOutput", "RunSettings", "Sink", "run"]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How long and how wide to run; validated by the public ``sample``."""
+
+    draws: int
+    tune: int
+    chains: int
+    seed: int
+    thin: int = 1
+    chunk_size: int = 100
+    chain_method: str = "auto"
+
+    @property
+    def chunk(self) -> int:
+        return max(1, min(self.chunk_size, max(self.draws, self.tune)))
+
+
+class Sink(Protocol):
+    """Receives what the driver produces, chunk by chunk (a store writes it to disk)."""
+
+    def warmup_done(self, runner: Runner) -> None: ...
+
+    def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], runner: Runner) -> None: ...
+
+
+@dataclass
+class RunOutput:
+    """Everything sampled, on the host, ``(chain, draw, ...)``."""
+
+    groups: dict[str, dict[str, np.ndarray]]
+    num_draws: int
+    interrupted: bool
+    timings: dict[str, float]
+    chain_method: str
+    params: Any = None
+    warmup_divergences: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def choose_method(sampler: Sampler, chains: int, requested: str) -> str:
+    if sampler.ensemble:
+        return "ensemble"
+    if requested == "vectorized":
+        return "vectorized"
+    if requested in ("auto", "parallel"):
+        # CPU: one single-chain program per core beats vmap, whose chains wait for each other.
+        if chains == 1 or available_cores() == 1 and requested == "auto":
+            return "vectorized" if chains > 1 else "threaded"
+        return "threaded"
+    raise ValueError(f"chain_method={requested!r}: use 'auto', 'vectorized' or 'parallel'.")
+
+
+class _Interrupt:
+    """Ctrl-C sets a flag checked at chunk boundaries; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.hit = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.hit:
+            raise KeyboardInterrupt
+        self.hit = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _pad_rows(rows: np.ndarray, start: int, chunk: int) -> tuple[np.ndarray, int]:
+    part = rows[start : start + chunk]
+    n_valid = len(part)
+    if n_valid < chunk:
+        part = np.concatenate([part, np.zeros((chunk - n_valid, *rows.shape[1:]), rows.dtype)])
+    return part, n_valid
+
+
+def run(
+    compiled: CompiledModel,
+    sampler: Sampler,
+    settings: RunSettings,
+    data: tuple,
+    *,
+    progressbar: bool = True,
+    sink: Sink | None = None,
+    resume: dict | None = None,
+) -> RunOutput:
+    """Sample ``compiled`` with ``sampler``; ``resume`` continues from a stored state."""
+    timings: dict[str, float] = {}
+    method = choose_method(sampler, settings.chains, settings.chain_method)
+    chunk = settings.chunk
+    programs = programs_for(compiled, sampler, chunk, settings.thin, method)
+    keys = root_key(settings.seed) if method == "ensemble" else chain_keys(settings.seed, settings.chains)
+    runner = Runner(programs, method, keys, data)
+    progress = make_progress(progressbar, settings.chains)
+    groups: dict[str, dict[str, list]] = {"posterior": {}, "sample_stats": {}, "unconstrained": {}}
+    done = resume["num_draws"] if resume else 0
+    warmup_divergences = 0
+    try:
+        with _Interrupt() as interrupt:
+            t0 = time.perf_counter()
+            if resume is None or resume["phase"] == "warmup":
+                positions = initial_points(compiled, chain_keys(settings.seed, settings.chains), data)
+                runner.init(positions)
+                rows = sampler.schedule(settings.tune)
+                progress.start("warmup", settings.tune)
+                for start in range(0, settings.tune, chunk):
+                    part, n_valid = _pad_rows(rows, start, chunk)
+                    stats = runner.warmup(start, n_valid, part)
+                    div = int(np.sum(stats.get("diverging", np.zeros(1))[..., :n_valid]))
+                    warmup_divergences += div
+                    step = stats.get("step_size")
+                    progress.advance(n_valid, divergences=div,
+                                     step_size=None if step is None else float(np.mean(step[..., n_valid - 1])))
+                    if interrupt.hit:
+                        break
+                runner.finish_warmup()
+                if sink is not None and not interrupt.hit:
+                    sink.warmup_done(runner)
+            else:
+                runner.load(resume["carry"], resume["params"])
+            timings["warmup"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            if not interrupt.hit:
+                progress.start("sampling", settings.draws)
+                progress.advance(done)
+            while done < settings.draws and not interrupt.hit:
+                positions, stats = runner.sample(done, min(chunk, settings.draws - done))
+                n_valid = min(chunk, settings.draws - done)
+                arrays = _chunk_groups(compiled, programs, data, positions, stats, n_valid)
+                if sink is not None:
+                    sink.chunk(done, arrays, runner)
+                for group, values in arrays.items():
+                    for name, value in values.items():
+                        groups.setdefault(group, {}).setdefault(name, []).append(value)
+                done += n_valid
+                step = stats.get("step_size")
+                progress.advance(n_valid, divergences=int(np.sum(arrays["sample_stats"].get("diverging", 0))),
+                                 step_size=None if step is None else float(np.mean(step[..., 0])))
+            timings["sampling"] = time.perf_counter() - t1
+            interrupted = interrupt.hit
+    finally:
+        progress.stop()
+        runner.close()
+    if interrupted:
+        warnings.warn(
+            f"sampling interrupted: returning the {done} draws per chain made so far "
+            f"(of {settings.draws} asked for).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    out = {g: {k: np.concatenate(v, axis=1) for k, v in vals.items()} for g, vals in groups.items() if vals}
+    return RunOutput(out, done, interrupted, timings, method, params=runner.params,
+                     warmup_divergences=warmup_divergences)
+
+
+def _chunk_groups(compiled, programs, data, positions, stats, n_valid) -> dict[str, dict[str, np.ndarray]]:
+    """One chunk's arrays by ArviZ group: constrained draws, sample stats, unconstrained draws."""
+    chains, chunk = positions.shape[:2]
+    flat = positions.reshape(chains * chunk, -1)
+    constrained = jax.device_get(programs.constrain(flat, data))
+    posterior = {k: np.asarray(v).reshape(chains, chunk, *np.shape(v)[1:])[:, :n_valid]
+                 for k, v in constrained.items()}
+    sample_stats = {}
+    for k, v in stats.items():
+        v = np.asarray(v)
+        if v.ndim == 1:  # shared across chains (ensemble samplers)
+            v = np.broadcast_to(v[None], (chains, *v.shape))
+        sample_stats[k] = v[:, :n_valid]
+    out = {"posterior": posterior, "sample_stats": sample_stats,
+           "unconstrained": {"__flat__": positions[:, :n_valid]}}
+    if compiled.loglik_shapes:
+        ll = jax.device_get(programs.log_likelihood(flat, data))
+        out["log_likelihood"] = {k: np.asarray(v).reshape(chains, chunk, *np.shape(v)[1:])[:, :n_valid]
+                                 for k, v in ll.items()}
+    return out

@@ -1,0 +1,124 @@
+"""The compiled programs the driver runs: init, warmup chunk, sampling chunk, constrain.
+
+Each program is built once per (model, sampler, chunk length, chain method) and cached on the
+compiled model, so a second ``sample`` call - even with new data of the same shape - reuses it.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from pytensor_blackjax.compile import CompiledModel
+from pytensor_blackjax.run._keys import SAMPLING, WARMUP, step_key
+from pytensor_blackjax.samplers import Sampler
+
+__all__ = ["Programs", "programs_for"]
+
+
+class Programs(NamedTuple):
+    """Pure functions of one chain (per-chain samplers) or of all chains (ensemble samplers)."""
+
+    warmup_init: Any  # (key, position, data) -> wstate
+    warmup: Any  # (wstate, key, start, n_valid, rows, data) -> (wstate, stats)
+    finish: Any  # (wstate) -> (state, params)
+    sample: Any  # (state, params, key, start, n_valid, data) -> (state, (positions, stats))
+    constrain: Any  # (flat positions (n, dims), data) -> dict of arrays (n, ...)
+    log_likelihood: Any  # same, pointwise log-likelihood
+
+
+def _skip_or(step, i, n_valid, carry, *args):
+    """Run ``step`` for the first ``n_valid`` indices of a chunk; afterwards carry through unchanged."""
+    def run(c):
+        return step(c, *args)
+
+    def skip(c):
+        new, out = jax.eval_shape(run, c)
+        return c, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out)
+
+    return jax.lax.cond(i < n_valid, run, skip, carry)
+
+
+def build_programs(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: int) -> Programs:
+    def kernel(data):
+        return sampler.build(partial(compiled.flat_logdensity, data=data), compiled.num_dims)
+
+    def warmup_init(key, position, data):
+        return kernel(data).warmup_init(key, position)
+
+    def warmup(wstate, key, start, n_valid, rows, data):
+        k = kernel(data)
+
+        def body(carry, xs):
+            i, row = xs
+
+            def one(c):
+                return k.warmup_step(step_key(key, WARMUP, start + i), c, row)
+
+            return _skip_or(lambda c: one(c), i, n_valid, carry)
+
+        return jax.lax.scan(body, wstate, (jnp.arange(chunk), rows))
+
+    def finish(wstate):
+        # the finish step needs no log-density: build with a placeholder that is never called
+        return sampler.build(lambda x: jnp.sum(x), compiled.num_dims).warmup_finish(wstate)
+
+    def sample(state, params, key, start, n_valid, data):
+        k = kernel(data)
+
+        def body(carry, i):
+            def one(c):
+                def inner(c2, t):
+                    c2, stats = k.step(step_key(key, SAMPLING, (start + i) * thin + t), c2, params)
+                    return c2, stats
+
+                c, stats = jax.lax.scan(inner, c, jnp.arange(thin))
+                return c, (k.position(c), jax.tree.map(lambda s: s[-1], stats))
+
+            return _skip_or(one, i, n_valid, carry)
+
+        return jax.lax.scan(body, state, jnp.arange(chunk))
+
+    def constrain(flat, data):
+        return jax.vmap(lambda x: compiled.flat_constrain(x, data))(flat)
+
+    def log_likelihood(flat, data):
+        return jax.vmap(lambda x: compiled.flat_log_likelihood(x, data))(flat)
+
+    return Programs(warmup_init, warmup, finish, sample, constrain, log_likelihood)
+
+
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def programs_for(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: int, method: str) -> Programs:
+    """Jitted programs for one chain method: "vectorized" (vmap over chains), "threaded" (one chain
+    per call) or "ensemble" (the sampler sees all chains). Cached per compiled model."""
+    key = (sampler, chunk, thin, method)
+    with _LOCK:
+        per_model = _CACHE.setdefault(compiled, {})
+        if key in per_model:
+            return per_model[key]
+    base = build_programs(compiled, sampler, chunk, thin)
+    if method == "vectorized":
+        progs = Programs(
+            jax.jit(jax.vmap(base.warmup_init, in_axes=(0, 0, None))),
+            jax.jit(jax.vmap(base.warmup, in_axes=(0, 0, None, None, None, None))),
+            jax.jit(jax.vmap(base.finish)),
+            jax.jit(jax.vmap(base.sample, in_axes=(0, 0, 0, None, None, None))),
+            jax.jit(base.constrain),
+            jax.jit(base.log_likelihood),
+        )
+    elif method in ("threaded", "ensemble"):
+        progs = Programs(*(jax.jit(f) for f in base))
+    else:
+        raise ValueError(f"unknown chain method {method!r}")
+    with _LOCK:
+        per_model[key] = progs
+    return progs

@@ -1,0 +1,29 @@
+"""String names -> sampler configs."""
+
+from __future__ import annotations
+
+from pytensor_blackjax.samplers._base import Sampler
+from pytensor_blackjax.samplers.nuts import NUTS
+
+__all__ = ["SAMPLERS", "resolve"]
+
+SAMPLERS: dict[str, type] = {
+    "nuts": NUTS,
+}
+
+
+def resolve(sampler: str | Sampler) -> Sampler:
+    """A name or a config object -> a config object; unknown names raise a clear error."""
+    if isinstance(sampler, str):
+        try:
+            return SAMPLERS[sampler.lower()]()
+        except KeyError:
+            raise ValueError(
+                f"sampler={sampler!r} is not known; use one of {sorted(SAMPLERS)} "
+                "or a config object such as pbj.samplers.NUTS(target_accept=0.9)."
+            ) from None
+    if isinstance(sampler, Sampler):
+        return sampler
+    raise TypeError(
+        f"sampler={sampler!r} must be a name such as 'nuts' or a config object such as pbj.samplers.NUTS()."
+    )
