@@ -19,7 +19,7 @@ from pytensor_blackjax.run._keys import chain_keys, root_key
 from pytensor_blackjax.run._programs import programs_for
 from pytensor_blackjax.run._progress import make_progress
 from pytensor_blackjax.run._runners import Runner, available_cores
-from pytensor_blackjax.samplers import Sampler
+from pytensor_blackjax.samplers import Sampler, sized_for_run
 
 __all__ = ["RunOutput", "RunSettings", "Sink", "run"]
 
@@ -122,6 +122,8 @@ def run(
     timings: dict[str, float] = {}
     method = choose_method(sampler, settings.chains, settings.chain_method)
     chunk = settings.chunk
+    sampler = sized_for_run(sampler, draws=settings.draws * settings.thin, tune=settings.tune,
+                            chains=settings.chains)
     programs = programs_for(compiled, sampler, chunk, settings.thin, method)
     keys = root_key(settings.seed) if method == "ensemble" else chain_keys(settings.seed, settings.chains)
     runner = Runner(programs, method, keys, data)

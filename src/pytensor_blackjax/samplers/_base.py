@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["INFO_TO_STATS", "Kernel", "Sampler", "rename_info"]
+__all__ = ["INFO_TO_STATS", "Kernel", "Sampler", "rename_info", "sized_for_run"]
 
 LogDensity = Callable[[jax.Array], jax.Array]
 
@@ -67,6 +67,8 @@ INFO_TO_STATS: Mapping[str, str] = {
     "energy_change": "energy_error",
     "kinetic_change": "kinetic_change",
     "ess": "ess",
+    "elbo": "elbo",
+    "log_likelihood_increment": "log_likelihood_increment",
 }
 
 
@@ -76,3 +78,15 @@ def rename_info(info: Any, **extra: jax.Array) -> dict[str, jax.Array]:
     stats = {INFO_TO_STATS[k]: v for k, v in fields.items() if k in INFO_TO_STATS and jnp.ndim(v) <= 1}
     stats.update(extra)
     return stats
+
+
+def sized_for_run(sampler: Sampler, *, draws: int, tune: int, chains: int) -> Sampler:
+    """The sampler fixed to one run's sizes, for samplers whose programs depend on them.
+
+    Some samplers need static sizes at build time: SMC keeps ``chains * draws`` particles, and
+    Blackjax's one-call tuners (MCLMC, ChEES, MEADS, Pathfinder) take the number of warmup steps as a
+    Python integer. Such a sampler defines ``sized(draws=, tune=, chains=)`` returning a copy with the
+    sizes filled in; ``draws`` counts sampling steps (kept draws times ``thin``). Others are unchanged.
+    """
+    sized = getattr(sampler, "sized", None)
+    return sampler if sized is None else sized(draws=draws, tune=tune, chains=chains)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pytensor_blackjax.samplers._base import Sampler
+from pytensor_blackjax.samplers.hmc import HMC
+from pytensor_blackjax.samplers.mala import MALA
 from pytensor_blackjax.samplers.nuts import NUTS
 
 __all__ = ["SAMPLERS", "resolve"]
 
 SAMPLERS: dict[str, type] = {
     "nuts": NUTS,
+    "hmc": HMC,
+    "mala": MALA,
 }
 
 
