@@ -6,6 +6,7 @@ Example:
 """
 
 from pytensor_blackjax import examples, samplers
+from pytensor_blackjax._resume import resume
 from pytensor_blackjax._sample import sample
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model, ModelBuilder, transforms
@@ -18,6 +19,7 @@ __all__ = [
     "SamplingWarning",
     "compile",
     "examples",
+    "resume",
     "sample",
     "samplers",
     "transforms",

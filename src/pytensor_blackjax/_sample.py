@@ -89,7 +89,7 @@ def sample(
     if store is not None:
         from pytensor_blackjax.store import open_new
 
-        sink = open_new(store, compiled, sampler, settings, new_data)
+        sink = open_new(store, compiled, sampler, settings, new_data, log_likelihood=log_likelihood)
     t0 = time.perf_counter()
     output = run(compiled, sampler, settings, compiled.data_tuple(new_data), progressbar=progressbar, sink=sink)
     if sink is not None:

@@ -1,0 +1,64 @@
+"""``resume``: continue a run that ``sample(..., store=...)`` did not finish."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import xarray as xr
+
+from pytensor_blackjax._sample import build_result
+from pytensor_blackjax.compile import CompiledModel
+from pytensor_blackjax.model import Model
+from pytensor_blackjax.run import run
+from pytensor_blackjax.store import open_stored
+
+__all__ = ["resume"]
+
+
+def resume(
+    store: str | Path,
+    *,
+    model: Model | CompiledModel | None = None,
+    progressbar: bool = True,
+) -> xr.DataTree:
+    """Continue an interrupted ``sample(..., store=...)`` run and return the complete DataTree.
+
+    The run continues from its last committed chunk with the stored chain state, adapted parameters,
+    seed and settings, so the draws equal those of an uninterrupted run with the same seed. A run
+    stopped during warmup repeats its warmup from the start (warmup is deterministic too).
+
+    Args:
+        store: the path given as ``store=`` to ``sample``.
+        model: the model that started the run; by default the copy kept in the store. Either way its
+            fingerprint must match the one recorded in the store.
+        progressbar: show a live progress bar.
+
+    Returns:
+        ``xarray.DataTree`` with every draw (those made before the interruption and after), as ``sample``
+        returns it.
+
+    Raises:
+        FileNotFoundError: nothing at ``store``.
+        pytensor_blackjax.store.StoreError: the store is complete, corrupt, or was written by a
+            different model.
+        OSError: the store is no longer writable.
+
+    Example:
+        >>> import pytensor_blackjax as pbj
+        >>> model = pbj.examples.rat_tumors()
+        >>> idata = pbj.sample(model, seed=1, store="rats.zarr", progressbar=False)  # doctest: +SKIP
+        >>> # ... killed? then:
+        >>> idata = pbj.resume("rats.zarr")  # doctest: +SKIP
+    """
+    stored = open_stored(store, model)
+    sink = stored.sink()
+    compiled = stored.compiled
+    t0 = time.perf_counter()
+    output = run(compiled, stored.sampler, stored.settings, compiled.data_tuple(stored.new_data),
+                 progressbar=progressbar, sink=sink, resume=stored.resume_point)
+    sink.close(output)
+    output = dataclasses.replace(output, groups=stored.read_draws(output.num_draws))
+    return build_result(compiled, stored.sampler, stored.settings, output, stored.new_data,
+                        log_likelihood=stored.log_likelihood, elapsed=time.perf_counter() - t0)

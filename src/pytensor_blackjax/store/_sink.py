@@ -1,0 +1,134 @@
+"""The store as the driver's sink: every chunk's draws land in preallocated Zarr arrays, then the chain
+state, then - last - the commit record in the root ``zarr.json``.
+
+Commit protocol (each file write is atomic: a temporary file renamed into place):
+
+1. the chunk's draws go into their own Zarr chunks of every ``(chain, draw, ...)`` array;
+2. the chain state after the chunk goes to a new side file ``_pbj/state-<draws>.pkl``;
+3. the root attributes ``num_draws_completed`` and ``state_file`` are rewritten in one write.
+
+A crash before step 3 leaves the previous commit in force: draws past ``num_draws_completed`` are
+not part of the run, and ``resume`` deletes them before sampling them again.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from pytensor_blackjax.results import make_datatree
+from pytensor_blackjax.store._files import SIDE_DIR, consolidate, json_safe, open_root, write_atomic
+
+__all__ = ["DRAW_GROUPS", "StoreSink"]
+
+DRAW_GROUPS = ("posterior", "sample_stats", "log_likelihood")
+
+
+def _fill_value(dtype: np.dtype) -> Any:
+    if dtype.kind == "f" or dtype.kind == "c":
+        return np.nan
+    if dtype.kind == "b":
+        return False
+    return 0
+
+
+class StoreSink:
+    """Writes a run to ``path`` chunk by chunk; see the module docstring for the commit protocol."""
+
+    def __init__(self, path: Path, *, model, settings, groups: tuple[str, ...]):
+        self.path = path
+        self.model = model
+        self.settings = settings
+        self.groups = groups
+        self.root = open_root(path)
+        self._arrays: dict[str, dict[str, Any]] | None = None
+        self._state_file: str | None = self.root.attrs.get("state_file")
+
+    # -- driver hooks ------------------------------------------------------------------------
+    def warmup_done(self, runner) -> None:
+        carry, params = runner.state()
+        self._write_side("params.pkl", pickle.dumps({"params": params, "method": runner.method}))
+        self._commit_state(carry, num_draws=0, status="sampling",
+                           extra={"chain_method_used": runner.method})
+
+    def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], runner) -> None:
+        n_valid = next(iter(arrays["posterior"].values())).shape[1] if arrays["posterior"] else 0
+        try:
+            if self._arrays is None:
+                self._arrays = self._open_or_create(arrays)
+            for group, values in self._arrays.items():
+                for name, array in values.items():
+                    array[:, start : start + n_valid] = arrays[group][name]
+        except OSError as e:
+            raise OSError(e.errno, self._failure(f"writing draws {start}-{start + n_valid}", e)) from e
+        carry, _ = runner.state()
+        self._commit_state(carry, num_draws=start + n_valid, status="sampling")
+
+    def close(self, output) -> None:
+        """Mark the store complete once every draw is in; an interrupted run stays resumable."""
+        attrs = {"sampling_time": json_safe(output.timings.get("sampling", float("nan"))),
+                 "warmup_time": json_safe(output.timings.get("warmup", float("nan")))}
+        if output.num_draws >= self.settings.draws:
+            attrs["status"] = "complete"
+        self._update_root(attrs)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _failure(self, what: str, error: OSError) -> str:
+        done = self.root.attrs.get("num_draws_completed", 0)
+        return (f"{what} to store {str(self.path)!r} failed: {error.strerror or error}. The store keeps its "
+                f"{done} committed draws per chain; free space (or fix the cause) and continue with "
+                f"pbj.resume({str(self.path)!r}).")
+
+    def _write_side(self, name: str, blob: bytes) -> None:
+        try:
+            write_atomic(self.path / SIDE_DIR / name, blob)
+        except OSError as e:
+            raise OSError(e.errno, self._failure(f"writing {name}", e)) from e
+
+    def _commit_state(self, carry, *, num_draws: int, status: str, extra: dict | None = None) -> None:
+        name = f"state-{num_draws:09d}.pkl"
+        self._write_side(name, pickle.dumps(carry, protocol=pickle.HIGHEST_PROTOCOL))
+        self._update_root({"num_draws_completed": num_draws, "state_file": name, "status": status,
+                           **(extra or {})})
+        previous, self._state_file = self._state_file, name
+        if previous and previous != name:
+            (self.path / SIDE_DIR / previous).unlink(missing_ok=True)
+
+    def _update_root(self, attrs: dict) -> None:
+        try:
+            self.root.attrs.update(attrs)
+        except OSError as e:
+            raise OSError(e.errno, self._failure("committing", e)) from e
+
+    def _open_or_create(self, first: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
+        """The ``(chain, draw, ...)`` arrays of every stored group, created from the first chunk's layout."""
+        existing = {g for g in self.root.group_keys()}
+        if all(g in existing for g in self.groups if first.get(g)):
+            return {g: {k: self.root[g][k] for k in first[g]} for g in self.groups if first.get(g)}
+        s = self.settings
+        template = make_datatree({g: first[g] for g in self.groups if first.get(g)},
+                                 dims=self.model.dims, coords=self.model.coords)
+        out: dict[str, dict[str, Any]] = {}
+        for group in self.groups:
+            if group not in template.children:
+                continue
+            ds = template[group].to_dataset()
+            coords = {c: (ds[c].dims, np.arange(s.draws) if c == "draw" else ds[c].values) for c in ds.coords}
+            xr.Dataset(coords=coords, attrs=ds.attrs).to_zarr(
+                str(self.path), group=group, mode="w", zarr_format=3, consolidated=False)
+            zgroup = zarr.open_group(str(self.path), path=group, mode="r+", use_consolidated=False)
+            out[group] = {}
+            for name, var in ds.data_vars.items():
+                shape = (s.chains, s.draws, *var.shape[2:])
+                out[group][name] = zgroup.create_array(
+                    name, shape=shape, chunks=(s.chains, s.chunk, *var.shape[2:]), dtype=var.dtype,
+                    fill_value=_fill_value(var.dtype), dimension_names=var.dims)
+        consolidate(self.path)
+        # reopen so that later attribute updates keep the new consolidated metadata
+        self.root = open_root(self.path)
+        return {g: {k: self.root[g][k] for k in v} for g, v in out.items()}
