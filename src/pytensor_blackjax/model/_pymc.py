@@ -1,0 +1,207 @@
+"""PyMC models in: the only module that imports ``pymc``.
+
+A PyMC model already holds everything a `Model` needs: value variables (unconstrained, named like
+``tau_log__``), a log-density with the transforms' Jacobians (``pm_model.logp(jacobian=True)``), the
+constrained free variables and deterministics as graphs of those values
+(``pm_model.replace_rvs_by_values``), pointwise log-likelihoods (``pm_model.logp(observed, sum=False)``),
+``pm.Data`` containers, coords and dims. We take those graphs and swap their roots for plain symbolic
+inputs of static shape:
+
+- value variables -> inputs of the shape PyMC evaluates for them (``eval_rv_shapes``);
+- ``pm.Data`` (shared variables) -> data inputs, so new values need no recompilation;
+- observations given as arrays (constants) -> "observed" data inputs named after their variable.
+
+Two graph changes make JAX agree with PyMC's own compiled functions:
+
+- PyMC's parameter checks (``CheckParameterValue``) become ``switch(cond, logp, -inf)``, as PyMC's
+  ``compile_fn`` does; with ``pm.Model(check_bounds=False)`` they are removed, as PyMC does.
+- Any other assertion (``Assert``/``CheckAndRaise``) cannot run under JAX tracing; it is removed here
+  (PyTensor's JAX backend would drop it anyway, with a warning at every compile).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Constant, Variable
+from pytensor.graph.fg import FunctionGraph
+from pytensor.graph.replace import graph_replace
+from pytensor.graph.rewriting.basic import in2out, node_rewriter
+from pytensor.raise_op import CheckAndRaise
+from pytensor.tensor.variable import TensorVariable
+
+from pytensor_blackjax.model._model import DataVar, Model
+
+__all__ = ["model_from_pymc"]
+
+
+def _import_pymc():
+    try:
+        import pymc
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "Model.from_pymc needs PyMC; install the extra: pip install 'pytensor-blackjax[pymc]'."
+        ) from err
+    return pymc
+
+
+def _check_model(pm_model: Any, pymc: Any) -> None:
+    if not isinstance(pm_model, pymc.Model):
+        raise TypeError(
+            f"Model.from_pymc(pymc_model): expected a pymc.Model, got {type(pm_model).__name__}; "
+            "pass the object of a `with pm.Model() as model:` block."
+        )
+    if not pm_model.free_RVs:
+        raise ValueError(
+            "Model.from_pymc: the PyMC model has no free random variables, so there is nothing to sample; "
+            "add a prior (e.g. pm.Normal('mu', 0, 1)) or use pm.sample_prior_predictive."
+        )
+    discrete = [pm_model.values_to_rvs[v].name for v in pm_model.discrete_value_vars]
+    if discrete:
+        raise ValueError(
+            f"Model.from_pymc: the PyMC model has discrete free variables {discrete}; gradient-based "
+            "samplers cannot move them. Marginalise them out (e.g. pymc_extras.marginalize, or a "
+            "pm.Mixture), or sample the model with PyMC's own samplers (pm.sample with a compound step)."
+        )
+
+
+def _value_inputs(pm_model: Any) -> dict[Variable, TensorVariable]:
+    """PyMC value variable -> an input of the same name and dtype with a static shape."""
+    shapes = pm_model.eval_rv_shapes()
+    out = {}
+    for value in pm_model.value_vars:
+        shape = tuple(int(s) for s in shapes[value.name])
+        out[value] = pt.tensor(name=value.name, dtype=value.type.dtype, shape=shape)
+    return out
+
+
+def _data_inputs(pm_model: Any) -> tuple[dict[Variable, TensorVariable], dict[str, DataVar], dict[str, Any]]:
+    """``pm.Data`` and array observations -> data inputs; observations of other kinds -> plain values.
+
+    Returns the replacements, the `DataVar` entries, and observed values that cannot be inputs
+    (observations computed from other data), kept for the ``observed_data`` group only.
+    """
+    dims = pm_model.named_vars_to_dims
+    observed_values = {pm_model.rvs_to_values[rv]: rv for rv in pm_model.observed_RVs}
+    replace: dict[Variable, TensorVariable] = {}
+    data: dict[str, DataVar] = {}
+    for var in pm_model.data_vars:
+        value = np.asarray(var.get_value() if isinstance(var, SharedVariable) else var.data)
+        kind = "observed" if var in observed_values else "constant"
+        replace[var] = pt.tensor(name=var.name, dtype=var.type.dtype, shape=value.shape)
+        data[var.name] = DataVar(var.name, replace[var], value, kind, _dims_of(var.name, dims))
+    derived = {}
+    for value_var, rv in observed_values.items():
+        if value_var in replace:
+            continue
+        if isinstance(value_var, Constant):
+            value = np.asarray(value_var.data)
+            new = pt.tensor(name=rv.name, dtype=value_var.type.dtype, shape=value.shape)
+            replace[value_var] = new
+            data[rv.name] = DataVar(rv.name, new, value, "observed", _dims_of(rv.name, dims))
+        else:
+            derived[rv.name] = value_var
+    return replace, data, derived
+
+
+def _dims_of(name: str, dims: Any) -> tuple[str, ...] | None:
+    """PyMC's dims of ``name``; a dimension PyMC leaves unnamed (None) gets ArviZ's default name."""
+    given = dims.get(name)
+    if not given:
+        return None
+    return tuple(d if d is not None else f"{name}_dim_{i}" for i, d in enumerate(given))
+
+
+def _coords(pm_model: Any) -> dict[str, list[Any]]:
+    coords = {}
+    for dim, labels in pm_model.coords.items():
+        if labels is not None:
+            coords[dim] = list(labels)
+        else:
+            # a dimension declared by length only: label it 0..n-1, as ArviZ would
+            coords[dim] = list(range(int(pm_model.dim_lengths[dim].eval())))
+    return coords
+
+
+@node_rewriter(tracks=[CheckAndRaise])
+def _drop_assertion(fgraph, node):
+    return [node.inputs[0]]
+
+
+def _jax_ready(graphs: list[TensorVariable], check_bounds: bool) -> list[TensorVariable]:
+    """Parameter checks -> -inf switches (or removed); other assertions removed (JAX cannot raise)."""
+    from pymc.logprob.utils import local_check_parameter_to_ninf_switch, local_remove_check_parameter
+
+    fgraph = FunctionGraph(outputs=graphs, clone=False)
+    first = local_check_parameter_to_ninf_switch if check_bounds else local_remove_check_parameter
+    in2out(first).rewrite(fgraph)
+    in2out(_drop_assertion).rewrite(fgraph)
+    return list(fgraph.outputs)
+
+
+def model_from_pymc(pm_model: Any) -> Model:
+    """Translate a PyMC model into a `Model` with the same log-density, names, coords and data.
+
+    Args:
+        pm_model: a ``pymc.Model`` with continuous free variables.
+
+    Returns:
+        A `Model`: positions keyed by PyMC's value-variable names (``tau_log__``); posterior outputs are
+        the constrained free variables then the deterministics; ``pm.Data`` are swappable constant
+        (or observed) data; array observations are observed data named after their variable; one
+        pointwise log-likelihood per observed variable; ``source`` is ``pm_model``.
+
+    Raises:
+        TypeError: ``pm_model`` is not a ``pymc.Model``.
+        ValueError: the model has no free variables, or has discrete ones (named in the message).
+
+    Example:
+        >>> import pymc as pm
+        >>> import pytensor_blackjax as pbj
+        >>> with pm.Model() as pm_model:
+        ...     sigma = pm.HalfNormal("sigma", 1.0)
+        ...     y = pm.Normal("y", 0.0, sigma, observed=[0.3, -1.2, 0.8])
+        >>> model = pbj.Model.from_pymc(pm_model)
+        >>> model.value_names
+        ('sigma_log__',)
+    """
+    pymc = _import_pymc()
+    _check_model(pm_model, pymc)
+    free_names = [rv.name for rv in pm_model.free_RVs]
+    det_names = [d.name for d in pm_model.deterministics]
+    obs_names = [rv.name for rv in pm_model.observed_RVs]
+
+    logp = pm_model.logp(jacobian=True)
+    outputs = pm_model.replace_rvs_by_values([*pm_model.free_RVs, *pm_model.deterministics])
+    pointwise = pm_model.logp(vars=list(pm_model.observed_RVs), sum=False) if obs_names else []
+
+    values = _value_inputs(pm_model)
+    data_replace, data, derived = _data_inputs(pm_model)
+    graphs = graph_replace([logp, *outputs, *pointwise], {**values, **data_replace}, strict=False)
+    logp, *rest = _jax_ready(list(graphs), check_bounds=bool(pm_model.check_bounds))
+    outputs, pointwise = rest[: len(outputs)], rest[len(outputs) :]
+
+    named = {name: _dims_of(name, pm_model.named_vars_to_dims) for name in [*free_names, *det_names,
+                                                                            *obs_names, *data]}
+    dims = {name: given for name, given in named.items() if given}
+    for name, expr in derived.items():
+        # an observation computed from other data: reported in observed_data with its value at build
+        # time; it follows swaps of the data it is computed from, but is not itself swappable
+        value = np.asarray(expr.eval())
+        data[name] = DataVar(name, pt.tensor(name=name, dtype=str(value.dtype), shape=value.shape), value,
+                             "observed", dims.get(name))
+
+    return Model(
+        values=tuple(values.values()),
+        logp=pt.cast(logp, "float64"),
+        outputs=dict(zip([*free_names, *det_names], outputs, strict=True)),
+        data=data,
+        log_likelihood=dict(zip(obs_names, pointwise, strict=True)),
+        coords=_coords(pm_model),
+        dims=dims,
+        name=pm_model.name or "pymc_model",
+        source=pm_model,
+    )
