@@ -15,6 +15,7 @@ import pytensor.tensor as pt
 from pytensor.tensor.variable import TensorVariable
 
 __all__ = [
+    "CholeskyCorr",
     "Interval",
     "LowerBound",
     "Ordered",
@@ -234,6 +235,81 @@ class Ordered:
         return shape
 
 
+def _log1m_tanh_sq(x):
+    """``log(1 - tanh(x)**2)``, stable for large ``|x|``."""
+    return 2.0 * (np.log(2.0) - x - pt.softplus(-2.0 * x))
+
+
+def _corr_size(free: int, *, where: str) -> int:
+    n = int(round((1 + np.sqrt(1 + 8 * free)) / 2))
+    if n * (n - 1) // 2 != free:
+        raise ValueError(f"{where}: {free} free values is not n(n-1)/2 for any matrix size n.")
+    return n
+
+
+@dataclass(frozen=True)
+class CholeskyCorr:
+    """Cholesky factor ``L`` of an n x n correlation matrix from n(n-1)/2 free values.
+
+    Row ``i`` of ``L`` is built from ``z = tanh(x)`` (canonical partial correlations, row-major over the
+    strict lower triangle): ``L[i, j] = z[i, j] * sqrt(1 - sum_{k<j} L[i, k]**2)`` and the diagonal takes
+    what remains, so every row has unit length and ``L @ L.T`` is a correlation matrix. The
+    log-Jacobian is that of the map from ``x`` to the strict lower triangle of ``L`` (the convention of
+    LKJ densities on Cholesky factors). Use ``shape=(n, n)``.
+
+    Example:
+        >>> import pytensor_blackjax as pbj
+        >>> m = pbj.ModelBuilder()
+        >>> chol = m.param("chol", shape=(3, 3), transform=pbj.transforms.CholeskyCorr())
+    """
+
+    suffix: str = "cholcorr"
+
+    def _rows(self, x):
+        """The entries of ``L`` row by row, and the log-Jacobian terms."""
+        n = _corr_size(int(x.type.shape[-1]), where="CholeskyCorr")
+        zero = pt.zeros_like(x[..., 0])
+        rows, log_jac, k = [pt.stack([zero + 1.0] + [zero] * (n - 1), axis=-1)], [], 0
+        for i in range(1, n):
+            log_rest = zero  # log of the squared length the row still has to fill
+            row = []
+            for _ in range(i):
+                z = pt.tanh(x[..., k])
+                row.append(z * pt.exp(0.5 * log_rest))
+                log_jac.append(0.5 * log_rest + _log1m_tanh_sq(x[..., k]))
+                log_rest = log_rest + _log1m_tanh_sq(x[..., k])
+                k += 1
+            row.append(pt.exp(0.5 * log_rest))
+            rows.append(pt.stack(row + [zero] * (n - 1 - i), axis=-1))
+        return pt.stack(rows, axis=-2), log_jac
+
+    def forward(self, x):
+        return self._rows(x)[0]
+
+    def backward(self, y):
+        n = int(y.type.shape[-1])
+        free = []
+        for i in range(1, n):
+            used = pt.zeros_like(y[..., i, 0])
+            for j in range(i):
+                free.append(pt.arctanh(y[..., i, j] / pt.sqrt(1.0 - used)))
+                used = used + y[..., i, j] ** 2
+        return pt.stack(free, axis=-1)
+
+    def log_jacobian(self, x):
+        terms = self._rows(x)[1]
+        return pt.sum(pt.stack(terms, axis=-1)) if terms else pt.constant(0.0)
+
+    def value_shape(self, shape):
+        if len(shape) < 2 or shape[-1] != shape[-2] or shape[-1] < 2:
+            raise ValueError(
+                f"transform=CholeskyCorr() needs a square shape (n, n) with n >= 2, got {shape}; "
+                "give shape=(n, n)."
+            )
+        n = shape[-1]
+        return (*shape[:-2], n * (n - 1) // 2)
+
+
 _NAMED = {
     None: Real,
     "real": Real,
@@ -241,6 +317,7 @@ _NAMED = {
     "unit": Unit,
     "simplex": Simplex,
     "ordered": Ordered,
+    "cholesky_corr": CholeskyCorr,
 }
 
 
