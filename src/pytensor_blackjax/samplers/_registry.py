@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pytensor_blackjax.samplers._base import Sampler
+from pytensor_blackjax.samplers.chees import ChEES
 from pytensor_blackjax.samplers.hmc import HMC
 from pytensor_blackjax.samplers.mala import MALA
+from pytensor_blackjax.samplers.mclmc import MCLMC, AdjustedMCLMC
+from pytensor_blackjax.samplers.meads import MEADS
 from pytensor_blackjax.samplers.nuts import NUTS
+from pytensor_blackjax.samplers.smc import SMC
+from pytensor_blackjax.samplers.vi import FullRankVI, MeanFieldVI, Pathfinder
 
 __all__ = ["SAMPLERS", "resolve"]
 
@@ -13,6 +18,14 @@ SAMPLERS: dict[str, type] = {
     "nuts": NUTS,
     "hmc": HMC,
     "mala": MALA,
+    "mclmc": MCLMC,
+    "adjusted_mclmc": AdjustedMCLMC,
+    "chees": ChEES,
+    "meads": MEADS,
+    "smc": SMC,
+    "pathfinder": Pathfinder,
+    "meanfield_vi": MeanFieldVI,
+    "fullrank_vi": FullRankVI,
 }
 
 

@@ -1,0 +1,176 @@
+"""Adaptive tempered sequential Monte Carlo (SMC) from a Gaussian reference to the posterior.
+
+The posterior has no separate prior and likelihood here, so the tempering path is geometric between
+a reference ``N(0, reference_sd**2)`` in unconstrained space and the posterior:
+``log p_t(x) = (1 - t) log ref(x) + t log post(x)``. Blackjax's tempered SMC moves the particles
+with HMC at each temperature; the next temperature keeps the effective sample size at
+``target_ess`` (the adaptive schedule of Blackjax's ``adaptive_tempered_smc``).
+
+How it fits the driver: ``chains * draws`` particles are kept. Warmup steps are tempering steps
+(``tune`` is the most there may be; the last one is forced to the posterior), followed by one
+resample-and-move at the posterior so the particles have equal weights. Sampling then hands out the
+final particles, ``chains`` per draw, in a random order.
+
+References:
+    Del Moral, Doucet & Jasra (2006), Sequential Monte Carlo samplers. JRSS B 68(3).
+    Buchholz, Chopin & Jacob (2021), Adaptive tuning of Hamiltonian Monte Carlo within sequential
+    Monte Carlo. Bayesian Analysis 16(3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from blackjax.smc import ess, resampling, solver, tempered
+
+from pytensor_blackjax.samplers._base import Kernel
+from pytensor_blackjax.samplers._options import check_int, check_positive, check_probability
+
+__all__ = ["SMC"]
+
+MIN_TUNE = 10
+MUTATION_ACCEPT = 0.65  # HMC mutations: step size nudged towards this acceptance after every move
+
+
+class SMCWarmup(NamedTuple):
+    smc: Any  # blackjax TemperedSMCState over all particles
+    log_step_size: jax.Array
+    moves_at_posterior: jax.Array  # resample-and-move steps taken at temperature 1
+    key: jax.Array
+
+
+class SMCDraws(NamedTuple):
+    particles: jax.Array  # (num_particles, dims), equally weighted, shuffled
+    next_draw: jax.Array
+
+
+@dataclass(frozen=True)
+class SMC:
+    """Adaptive tempered SMC with HMC moves: returns ``chains * draws`` particles as the draws.
+
+    Suited to multimodal posteriors, where single chains get stuck in one mode: the population
+    follows the tempering path from a broad reference into every mode with their right weights.
+    The draws are (nearly) independent, but their quality rests on the HMC moves having mixed at each
+    temperature; raise ``num_mcmc_steps`` when in doubt.
+
+    Args:
+        target_ess: fraction of the particles' effective sample size kept at each tempering step.
+        num_mcmc_steps: HMC moves per particle and tempering step.
+        num_integration_steps: leapfrog steps per HMC move.
+        reference_sd: scale of the Gaussian reference in unconstrained space; it should cover the
+            posterior's bulk.
+
+    Example:
+        >>> import pytensor_blackjax as pbj
+        >>> sampler = pbj.samplers.SMC(num_mcmc_steps=20)
+    """
+
+    target_ess: float = 0.5
+    num_mcmc_steps: int = 10
+    num_integration_steps: int = 8
+    reference_sd: float = 3.0
+    sizes: tuple[int, int] = field(default=(0, 0), repr=False)  # (draws, chains): set by the driver
+    name = "smc"
+    ensemble = True
+    approximate = False
+
+    def __post_init__(self):
+        check_probability("SMC", "target_ess", self.target_ess)
+        check_int("SMC", "num_mcmc_steps", self.num_mcmc_steps, 1, 10_000)
+        check_int("SMC", "num_integration_steps", self.num_integration_steps, 1, 1024)
+        check_positive("SMC", "reference_sd", self.reference_sd)
+
+    def sized(self, *, draws: int, tune: int, chains: int) -> SMC:
+        return replace(self, sizes=(draws, chains))
+
+    def schedule(self, tune: int) -> np.ndarray:
+        rows = np.zeros((tune, 1), dtype=np.int32)
+        if tune:
+            rows[-1, 0] = 1  # the last step goes to the posterior whatever the adaptive schedule says
+        return rows
+
+    def check(self, *, chains: int, tune: int, num_dims: int) -> None:
+        if tune < MIN_TUNE:
+            raise ValueError(f"SMC uses the warmup steps for tempering: tune={tune} allows too few "
+                             f"tempering steps; give tune >= {MIN_TUNE} (unused steps cost nothing).")
+
+    def build(self, logdensity_fn, num_dims: int) -> Kernel:
+        draws, chains = self.sizes
+        num_particles, sd = draws * chains, self.reference_sd
+
+        def log_reference(x):
+            return -0.5 * jnp.sum((x / sd) ** 2)
+
+        def log_ratio(x):  # plays the likelihood on the tempering path
+            return logdensity_fn(x) - log_reference(x)
+
+        hmc_kernel = blackjax.hmc.build_kernel()
+
+        def mcmc_step(key, state, logdensity, step_size, inverse_mass_matrix, num_integration_steps):
+            return hmc_kernel(key, state, logdensity, step_size, inverse_mass_matrix, num_integration_steps)
+
+        smc_kernel = tempered.build_kernel(log_reference, log_ratio, mcmc_step, blackjax.hmc.init,
+                                           resampling.systematic)
+        batched_log_ratio = jax.vmap(log_ratio)
+
+        def warmup_init(key, positions):
+            del positions  # the particles start from the reference, not from the chains' start points
+            init_key, key = jax.random.split(key)
+            particles = sd * jax.random.normal(init_key, (num_particles, num_dims))
+            step0 = jnp.log(0.5 * num_dims ** -0.25)
+            return SMCWarmup(tempered.init(particles), jnp.asarray(step0), jnp.asarray(0), key)
+
+        def move(key, ws, row):
+            state = ws.smc
+            lam = jnp.asarray(state.tempering_param)
+            delta = ess.ess_solver(batched_log_ratio, state.particles, self.target_ess, 1.0 - lam,
+                                   solver.dichotomy)
+            delta = jnp.clip(jnp.nan_to_num(delta), 0.0, 1.0 - lam)
+            target = jnp.where(row[0] == 1, 1.0, lam + delta)
+            scale = jnp.sqrt(_weighted_variance(state.particles, state.weights))
+            params = {"step_size": jnp.exp(ws.log_step_size)[None],
+                      "inverse_mass_matrix": (scale**2)[None],
+                      "num_integration_steps": jnp.asarray([self.num_integration_steps])}
+            new, info = smc_kernel(key, state, self.num_mcmc_steps, target, params)
+            accept = jnp.mean(jnp.nan_to_num(info.update_info.acceptance_rate))
+            log_step = ws.log_step_size + (accept - MUTATION_ACCEPT)
+            new = new._replace(tempering_param=jnp.asarray(jnp.minimum(new.tempering_param, 1.0), lam.dtype))
+            return ws._replace(smc=new, log_step_size=log_step,
+                               moves_at_posterior=ws.moves_at_posterior + (lam >= 1.0))
+
+        def warmup_step(key, ws, row):
+            busy = (ws.smc.tempering_param < 1.0) | (ws.moves_at_posterior < 1)
+            ws = jax.lax.cond(busy, lambda w: move(key, w, row), lambda w: w, ws)
+            return ws, {"step_size": jnp.exp(ws.log_step_size)}
+
+        def warmup_finish(ws):
+            resample_key, order_key = jax.random.split(ws.key)
+            # equal weights after the move at temperature 1; resample in case tune ran out before it
+            idx = resampling.systematic(resample_key, ws.smc.weights, num_particles)
+            idx = jax.random.permutation(order_key, idx)
+            return SMCDraws(ws.smc.particles[idx], jnp.asarray(0)), jnp.exp(ws.log_step_size)
+
+        def step(key, draws, params):
+            del key, params
+            x = draws.particles[_slot(draws.next_draw, chains, num_particles)]
+            return draws._replace(next_draw=draws.next_draw + 1), {"lp": jax.vmap(logdensity_fn)(x)}
+
+        def position(draws):
+            return draws.particles[_slot(draws.next_draw - 1, chains, num_particles)]
+
+        return Kernel(warmup_init, warmup_step, warmup_finish, step, position)
+
+
+def _weighted_variance(x, w):
+    mean = jnp.sum(w[:, None] * x, axis=0)
+    return jnp.maximum(jnp.sum(w[:, None] * (x - mean) ** 2, axis=0), 1e-12)
+
+
+def _slot(draw, chains: int, num_particles: int):
+    """Indices of the particles handed out as draw ``draw`` of every chain."""
+    return (draw * chains + jnp.arange(chains)) % max(num_particles, 1)
