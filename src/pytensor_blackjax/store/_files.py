@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import warnings
@@ -14,6 +15,7 @@ import zarr
 __all__ = [
     "FORMAT",
     "SIDE_DIR",
+    "RootRecord",
     "check_free_space",
     "check_writable",
     "consolidate",
@@ -27,13 +29,37 @@ SIDE_DIR = "_pbj"  # model, run settings and chain states: files xarray does not
 
 
 def write_atomic(path: Path, blob: bytes) -> None:
-    """Write ``blob`` to ``path`` so that a crash leaves either the old file or the whole new one."""
+    """Write ``blob`` to ``path`` so that a killed process leaves either the old file or the whole new one.
+
+    No fsync: like Zarr's own writes, this guards against the process dying (kill -9, out of memory,
+    Ctrl-C), not against the machine losing power before the OS flushes its cache.
+    """
     tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
+    tmp.write_bytes(blob)
     os.replace(tmp, path)
+
+
+class RootRecord:
+    """The root ``zarr.json``, whose attributes are the store's commit record.
+
+    Written whole in one atomic replace (Zarr's attribute API rewrites the file once per key), keeping
+    the consolidated metadata that `consolidate` put there.
+    """
+
+    def __init__(self, path: Path):
+        self.file = path / "zarr.json"
+        self.reload()
+
+    def reload(self) -> None:
+        self.document = json.loads(self.file.read_text())
+
+    @property
+    def attrs(self) -> dict:
+        return self.document.setdefault("attributes", {})
+
+    def update(self, attrs: dict) -> None:
+        self.attrs.update(attrs)
+        write_atomic(self.file, json.dumps(self.document, indent=2).encode())
 
 
 def check_writable(path: Path) -> None:

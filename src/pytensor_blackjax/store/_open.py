@@ -136,7 +136,7 @@ def _read_side(path: Path, name: str) -> Any:
         return pickle.loads((path / SIDE_DIR / name).read_bytes())
     except FileNotFoundError:
         raise _corrupt(path, f"{SIDE_DIR}/{name} is missing") from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as e:
+    except Exception as e:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
         raise _corrupt(path, f"{SIDE_DIR}/{name} cannot be read ({type(e).__name__}: {e})") from None
 
 

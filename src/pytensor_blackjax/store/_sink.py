@@ -22,7 +22,14 @@ import xarray as xr
 import zarr
 
 from pytensor_blackjax.results import make_datatree
-from pytensor_blackjax.store._files import SIDE_DIR, consolidate, json_safe, open_root, write_atomic
+from pytensor_blackjax.store._files import (
+    SIDE_DIR,
+    RootRecord,
+    consolidate,
+    json_safe,
+    open_root,
+    write_atomic,
+)
 
 __all__ = ["DRAW_GROUPS", "StoreSink"]
 
@@ -45,9 +52,9 @@ class StoreSink:
         self.model = model
         self.settings = settings
         self.groups = groups
-        self.root = open_root(path)
+        self.record = RootRecord(path)
         self._arrays: dict[str, dict[str, Any]] | None = None
-        self._state_file: str | None = self.root.attrs.get("state_file")
+        self._state_file: str | None = self.record.attrs.get("state_file")
 
     # -- driver hooks ------------------------------------------------------------------------
     def warmup_done(self, runner) -> None:
@@ -71,15 +78,15 @@ class StoreSink:
 
     def close(self, output) -> None:
         """Mark the store complete once every draw is in; an interrupted run stays resumable."""
-        attrs = {"sampling_time": json_safe(output.timings.get("sampling", float("nan"))),
-                 "warmup_time": json_safe(output.timings.get("warmup", float("nan")))}
+        attrs = {"sampling_time": json_safe(output.timings.get("sampling")),
+                 "warmup_time": json_safe(output.timings.get("warmup"))}
         if output.num_draws >= self.settings.draws:
             attrs["status"] = "complete"
         self._update_root(attrs)
 
     # -- helpers -----------------------------------------------------------------------------
     def _failure(self, what: str, error: OSError) -> str:
-        done = self.root.attrs.get("num_draws_completed", 0)
+        done = self.record.attrs.get("num_draws_completed", 0)
         return (f"{what} to store {str(self.path)!r} failed: {error.strerror or error}. The store keeps its "
                 f"{done} committed draws per chain; free space (or fix the cause) and continue with "
                 f"pbj.resume({str(self.path)!r}).")
@@ -101,15 +108,16 @@ class StoreSink:
 
     def _update_root(self, attrs: dict) -> None:
         try:
-            self.root.attrs.update(attrs)
+            self.record.update(attrs)
         except OSError as e:
             raise OSError(e.errno, self._failure("committing", e)) from e
 
     def _open_or_create(self, first: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
         """The ``(chain, draw, ...)`` arrays of every stored group, created from the first chunk's layout."""
-        existing = {g for g in self.root.group_keys()}
+        root = open_root(self.path)
+        existing = set(root.group_keys())
         if all(g in existing for g in self.groups if first.get(g)):
-            return {g: {k: self.root[g][k] for k in first[g]} for g in self.groups if first.get(g)}
+            return {g: {k: root[g][k] for k in first[g]} for g in self.groups if first.get(g)}
         s = self.settings
         template = make_datatree({g: first[g] for g in self.groups if first.get(g)},
                                  dims=self.model.dims, coords=self.model.coords)
@@ -129,6 +137,6 @@ class StoreSink:
                     name, shape=shape, chunks=(s.chains, s.chunk, *var.shape[2:]), dtype=var.dtype,
                     fill_value=_fill_value(var.dtype), dimension_names=var.dims)
         consolidate(self.path)
-        # reopen so that later attribute updates keep the new consolidated metadata
-        self.root = open_root(self.path)
-        return {g: {k: self.root[g][k] for k in v} for g, v in out.items()}
+        # reload so that later commits keep the new consolidated metadata
+        self.record.reload()
+        return out
