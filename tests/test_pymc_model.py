@@ -1,0 +1,179 @@
+"""What Model.from_pymc keeps of a PyMC model: names, outputs, data, coords, bounds and errors."""
+
+import jax
+import numpy as np
+import pytest
+from pytensor.raise_op import Assert
+
+pm = pytest.importorskip("pymc")
+
+import pytensor_blackjax as pbj  # noqa: E402
+
+# PyMC's reference functions compile to C; without a system BLAS PyTensor warns once about speed only
+pytestmark = pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS:UserWarning")
+
+Y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
+SIGMA = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
+
+
+def eight_schools():
+    with pm.Model(coords={"school": list("ABCDEFGH")}) as m:
+        sigma = pm.Data("sigma", SIGMA, dims="school")
+        mu = pm.Normal("mu", 0, 5)
+        tau = pm.HalfCauchy("tau", 5)
+        z = pm.Normal("z", 0, 1, dims="school")
+        theta = pm.Deterministic("theta", mu + tau * z, dims="school")
+        pm.Normal("y", theta, sigma, observed=Y, dims="school")
+        pm.Potential("tau_penalty", -0.01 * tau)
+    return m
+
+
+def test_names_outputs_and_source():
+    pm_model = eight_schools()
+    model = pbj.Model.from_pymc(pm_model)
+    assert model.value_names == ("mu", "tau_log__", "z")
+    assert model.value_shapes == {"mu": (), "tau_log__": (), "z": (8,)}
+    assert list(model.outputs) == ["mu", "tau", "z", "theta"]
+    assert model.source is pm_model
+
+
+def test_coords_dims_and_data_kinds():
+    model = pbj.Model.from_pymc(eight_schools())
+    assert model.coords == {"school": list("ABCDEFGH")}
+    assert model.dims["theta"] == ("school",) and model.dims["y"] == ("school",)
+    assert model.data["sigma"].kind == "constant"
+    assert model.data["y"].kind == "observed"
+    np.testing.assert_array_equal(model.data["y"].value, Y)
+    assert list(model.log_likelihood) == ["y"]
+
+
+def test_potential_is_in_the_log_density():
+    pm_model = eight_schools()
+    compiled = pbj.compile(pbj.Model.from_pymc(pm_model))
+    point = {"mu": np.array(1.0), "tau_log__": np.array(0.7), "z": np.linspace(-1, 1, 8)}
+    with_potential = float(compiled.logdensity_fn(point))
+    no_potential = float(pm_model.compile_logp(vars=pm_model.free_RVs + pm_model.observed_RVs,
+                                               mode="FAST_COMPILE")(point))
+    np.testing.assert_allclose(with_potential - no_potential, -0.01 * np.exp(0.7), rtol=1e-10)
+
+
+def test_pointwise_log_likelihood_equals_pymc():
+    pm_model = eight_schools()
+    compiled = pbj.compile(pbj.Model.from_pymc(pm_model))
+    point = {"mu": np.array(1.0), "tau_log__": np.array(0.7), "z": np.linspace(-1, 1, 8)}
+    ours = compiled.flat_log_likelihood(compiled.ravel(point), compiled.data_tuple())["y"]
+    theirs = pm_model.compile_logp(vars=pm_model.observed_RVs, sum=False, mode="FAST_COMPILE")(point)[0]
+    np.testing.assert_allclose(np.asarray(ours), theirs, rtol=1e-10)
+
+
+def test_data_swap_matches_pymc_and_does_not_retrace():
+    pm_model = eight_schools()
+    compiled = pbj.compile(pbj.Model.from_pymc(pm_model))
+    traces = []
+
+    @jax.jit
+    def logdensity(flat, data):
+        traces.append(1)
+        return compiled.flat_logdensity(flat, data)
+
+    point = {"mu": np.array(1.0), "tau_log__": np.array(0.7), "z": np.linspace(-1, 1, 8)}
+    flat = compiled.ravel(point)
+    new_sigma = SIGMA * 2
+    first = float(logdensity(flat, compiled.data_tuple()))
+    second = float(logdensity(flat, compiled.data_tuple({"sigma": new_sigma})))
+    assert len(traces) == 1
+    pymc_logp = pm_model.compile_logp(mode="FAST_COMPILE")
+    np.testing.assert_allclose(first, pymc_logp(point), rtol=1e-10)
+    pm_model.set_data("sigma", new_sigma)
+    np.testing.assert_allclose(second, pymc_logp(point), rtol=1e-10)
+
+
+def test_pm_data_as_observation_is_swappable_observed_data():
+    with pm.Model() as pm_model:
+        y_data = pm.Data("y_data", Y)
+        mu = pm.Normal("mu", 0, 10)
+        pm.Normal("y", mu, 5.0, observed=y_data)
+    model = pbj.Model.from_pymc(pm_model)
+    assert model.data["y_data"].kind == "observed"
+    compiled = pbj.compile(model)
+    point = {"mu": np.array(2.0)}
+    ours = float(compiled.logdensity_with({"y_data": Y + 1})(point))
+    pm_model.set_data("y_data", Y + 1)
+    np.testing.assert_allclose(ours, pm_model.compile_logp(mode="FAST_COMPILE")(point), rtol=1e-10)
+
+
+def test_observation_computed_from_data_is_reported():
+    with pm.Model() as pm_model:
+        raw = pm.Data("raw", Y)
+        mu = pm.Normal("mu", 0, 10)
+        pm.Normal("y", mu, 5.0, observed=raw - 3.0)
+    model = pbj.Model.from_pymc(pm_model)
+    assert model.data["raw"].kind == "constant"
+    assert model.data["y"].kind == "observed"
+    np.testing.assert_allclose(model.data["y"].value, Y - 3.0)
+
+
+def test_discrete_free_variables_are_named_in_the_error():
+    with pm.Model() as pm_model:
+        pm.Normal("mu", 0, 1)
+        pm.Poisson("count", 3.0)
+        pm.Bernoulli("flag", 0.5, shape=2)
+    with pytest.raises(ValueError, match=r"discrete free variables \['count', 'flag'\].*[Mm]arginalise"):
+        pbj.Model.from_pymc(pm_model)
+
+
+def test_not_a_pymc_model():
+    with pytest.raises(TypeError, match="expected a pymc.Model, got dict"):
+        pbj.Model.from_pymc({"mu": 1.0})
+
+
+def test_model_without_free_variables():
+    with pm.Model() as pm_model:
+        pm.Normal("y", 0.0, 1.0, observed=Y)
+    with pytest.raises(ValueError, match="no free random variables"):
+        pbj.Model.from_pymc(pm_model)
+
+
+def test_invalid_parameters_give_minus_inf_like_pymc():
+    with pm.Model() as pm_model:
+        scale = pm.Data("scale", np.array(2.0))
+        mu = pm.Normal("mu", 0, 1)
+        pm.Normal("y", mu, scale, observed=Y)
+    compiled = pbj.compile(pbj.Model.from_pymc(pm_model))
+    point = {"mu": np.array(0.3)}
+    assert np.isfinite(float(compiled.logdensity_fn(point)))
+    assert float(compiled.logdensity_with({"scale": np.array(-1.0)})(point)) == -np.inf
+    pm_model.set_data("scale", np.array(-1.0))
+    assert pm_model.compile_logp(mode="FAST_COMPILE")(point) == -np.inf
+
+
+def test_observation_outside_the_support_gives_minus_inf():
+    with pm.Model() as pm_model:
+        waits = pm.Data("waits", np.array([0.5, 1.2, 3.0]))
+        rate = pm.Gamma("rate", 2, 1)
+        pm.Exponential("y", rate, observed=waits)
+    compiled = pbj.compile(pbj.Model.from_pymc(pm_model))
+    point = {"rate_log__": np.array(0.1)}
+    assert float(compiled.logdensity_with({"waits": np.array([0.5, -1.2, 3.0])})(point)) == -np.inf
+    grad = jax.grad(compiled.logdensity_fn)(point)
+    assert np.isfinite(float(grad["rate_log__"]))
+
+
+def test_check_bounds_false_drops_the_checks_like_pymc():
+    with pm.Model(check_bounds=False) as pm_model:
+        mu = pm.Normal("mu", 0, 1)
+        pm.Normal("y", mu, 2.0, observed=Y)
+    compiled = pbj.compile(pbj.Model.from_pymc(pm_model))
+    point = {"mu": np.array(0.3)}
+    np.testing.assert_allclose(float(compiled.logdensity_fn(point)),
+                               pm_model.compile_logp(mode="FAST_COMPILE")(point), rtol=1e-10)
+
+
+def test_assertions_are_dropped_under_jax():
+    with pm.Model() as pm_model:
+        mu = pm.Normal("mu", 0, 1)
+        pm.Potential("guard", Assert("mu must be below 5")(0.0 * mu, mu < 5))
+    compiled = pbj.compile(pbj.Model.from_pymc(pm_model))
+    # PyMC's C backend would raise here; JAX cannot, so the check is gone (documented in docs/pymc.md)
+    np.testing.assert_allclose(float(compiled.logdensity_fn({"mu": np.array(6.0)})),
+                               -18.0 - 0.5 * np.log(2 * np.pi), rtol=1e-12)
