@@ -40,7 +40,8 @@ def reference(model):
 def assert_same_draws(a, b):
     for group in ("posterior", "sample_stats"):
         for name in a[group].data_vars:
-            np.testing.assert_array_equal(a[group][name].values, b[group][name].values, err_msg=f"{group}/{name}")
+            np.testing.assert_array_equal(a[group][name].values, b[group][name].values,
+                                          err_msg=f"{group}/{name}")
 
 
 def open_store(path):
@@ -141,7 +142,8 @@ def test_read_only_store_fails_before_sampling(tmp_path, monkeypatch, model):
 def test_too_little_disk_space_fails_before_sampling(tmp_path, monkeypatch, model):
     import pytensor_blackjax.store._files as files
 
-    monkeypatch.setattr(files.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 100, 100))
+    nearly_full = shutil._ntuple_diskusage(10**9, 10**9 - 100, 100)
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda p: nearly_full)
     with pytest.raises(OSError, match=r"needs up to .* MB but its disk has"):
         pbj.sample(model, store=str(tmp_path / "run.zarr"), **KW)
 
