@@ -1,0 +1,179 @@
+"""Figures for the command line and the report, drawn with arviz-plots on matplotlib's Agg backend.
+
+Large posteriors would give unreadable figures (71 stacked traces, a 74 x 74 pair matrix), so every
+figure shows a bounded subset: the first variables and the first entries of each dimension. The
+subset is described in words (`Figure.note`) so that the report and the terminal can say so.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["FORMATS", "KINDS", "Figure", "draw", "select"]
+
+SAMPLE_DIMS = ("chain", "draw")
+
+# kind -> (most variables, most entries per variable, most entries in all): what stays readable.
+_LIMITS = {
+    "trace": (8, 5, 40),
+    "rank": (6, 3, 8),
+    "pair": (5, 3, 5),
+    "forest": (8, 20, 60),
+    "energy": (0, 0, 0),
+}
+KINDS = tuple(_LIMITS)
+FORMATS = ("png", "svg", "pdf")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A drawn figure as image bytes, with a sentence saying which part of the posterior it shows."""
+
+    kind: str
+    data: bytes
+    note: str
+    format: str = "png"
+
+    def save(self, path: str) -> None:
+        with open(path, "wb") as f:
+            f.write(self.data)
+
+
+def _per_dim_caps(posterior: xr.Dataset, per_var: int) -> dict[str, int]:
+    """How many entries to keep along each non-sample dimension, so no variable exceeds ``per_var``."""
+    caps: dict[str, int] = {}
+    for var in posterior.data_vars.values():
+        dims = [d for d in var.dims if d not in SAMPLE_DIMS]
+        if not dims:
+            continue
+        keep = max(1, math.floor(per_var ** (1 / len(dims))))
+        for d in dims:
+            caps[d] = min(caps.get(d, keep), keep)
+    return caps
+
+
+def _entries(var: xr.DataArray) -> int:
+    return int(np.prod([n for d, n in var.sizes.items() if d not in SAMPLE_DIMS], dtype=int))
+
+
+def select(posterior: xr.Dataset, kind: str, var_names: list[str] | None = None) -> tuple[xr.Dataset, str]:
+    """The readable subset of ``posterior`` for a figure of ``kind``, and a sentence describing it.
+
+    Args:
+        posterior: the ``posterior`` group, dims ``(chain, draw, ...)``.
+        kind: one of `KINDS`.
+        var_names: variables to show (all by default); unknown names raise ValueError.
+
+    Returns:
+        (subset, note); the note is empty when everything is shown.
+
+    Example:
+        >>> subset, note = select(tree["posterior"].to_dataset(), "trace")
+    """
+    max_vars, per_var, total = _LIMITS[kind]
+    names = list(var_names or posterior.data_vars)
+    unknown = [n for n in names if n not in posterior.data_vars]
+    if unknown:
+        raise ValueError(f"--var {unknown[0]!r} is not in the posterior; its variables are "
+                         f"{sorted(posterior.data_vars)}.")
+    notes = []
+    if len(names) > max_vars:
+        notes.append(f"the first {max_vars} of {len(names)} variables")
+        names = names[:max_vars]
+    subset = posterior[names]
+    caps = _per_dim_caps(subset, per_var)
+
+    def panels() -> int:
+        return sum(int(np.prod([min(n, caps.get(d, n)) for d, n in subset[v].sizes.items()
+                                if d not in SAMPLE_DIMS], dtype=int)) for v in names)
+
+    # Too many panels: first show fewer entries of the longest dimension, then drop trailing variables.
+    while panels() > total:
+        wide = [d for d in caps if min(caps[d], subset.sizes[d]) > 1]
+        if wide:
+            longest = max(wide, key=lambda d: min(caps[d], subset.sizes[d]))
+            caps[longest] = min(caps[longest], subset.sizes[longest]) - 1
+        elif len(names) > 1:
+            notes.append(f"{names.pop()} left out")
+            subset = subset[names]
+        else:
+            break
+    trimmed = {d: c for d, c in caps.items() if d in subset.dims and subset.sizes[d] > c}
+    if trimmed:
+        subset = subset.isel({d: slice(0, c) for d, c in trimmed.items()})
+        for name in names:
+            full, kept = _entries(posterior[name]), _entries(subset[name])
+            if kept < full:
+                notes.append(f"{name}: the first {kept} of {full} entries")
+    note = ("Showing " + "; ".join(notes) + ".") if notes else ""
+    return subset, note
+
+
+def _collection(tree: xr.DataTree, subset: xr.Dataset, kind: str):
+    import arviz_plots as ap
+
+    small = xr.DataTree.from_dict({"/posterior": subset, **(
+        {"/sample_stats": tree["sample_stats"].to_dataset()} if "sample_stats" in tree.children else {})})
+    if kind == "trace":
+        return ap.plot_trace_dist(small, backend="matplotlib")
+    if kind == "rank":
+        return ap.plot_rank(small, backend="matplotlib")
+    if kind == "pair":
+        return ap.plot_pair(small, backend="matplotlib")
+    if kind == "forest":
+        return ap.plot_forest(small, backend="matplotlib", combined=True)
+    return ap.plot_energy(small, backend="matplotlib")
+
+
+def draw(tree: xr.DataTree, kind: str, *, var_names: list[str] | None = None, fmt: str = "png",
+         dpi: int = 100) -> Figure:
+    """Draw one diagnostic figure of a sampling result.
+
+    Args:
+        tree: a result of ``pbj.sample`` (or one read back from ``results.zarr``).
+        kind: "trace" (marginal densities and traces), "rank", "pair", "forest" or "energy".
+        var_names: variables to show; by default all, trimmed to a readable subset.
+        fmt: image format, one of `FORMATS`.
+        dpi: resolution of raster images.
+
+    Returns:
+        A `Figure` holding the image bytes and a note on what was left out.
+
+    Raises:
+        ValueError: an unknown kind or variable, or an energy plot without sampler energies.
+
+    Example:
+        >>> draw(tree, "trace").save("trace.png")
+    """
+    import matplotlib
+
+    # The command line only ever writes files; a windowing backend would need a display.
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if kind not in _LIMITS:
+        raise ValueError(f"--kind {kind!r} is not known; use one of {list(KINDS)}.")
+    if "posterior" not in tree.children:
+        raise ValueError("the results hold no posterior group; nothing to plot.")
+    posterior = tree["posterior"].to_dataset()
+    if kind == "energy":
+        stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else xr.Dataset()
+        if "energy" not in stats:
+            raise ValueError("--kind energy needs the sampler's energies (sample_stats.energy), which this "
+                             "sampler does not record; use --kind trace or rank.")
+        subset, note = posterior, ""
+    else:
+        subset, note = select(posterior, kind, var_names)
+    collection = _collection(tree, subset, kind)
+    fig = collection.get_viz("figure")
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return Figure(kind=kind, data=buffer.getvalue(), note=note, format=fmt)

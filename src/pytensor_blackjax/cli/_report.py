@@ -1,0 +1,258 @@
+"""The summary table, plain-words diagnostics and the one-page HTML report of a sampling result."""
+
+from __future__ import annotations
+
+import base64
+import html
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = ["Check", "build_report", "checks", "flagged", "formatted", "summary_table"]
+
+RHAT_MAX = 1.01
+ESS_PER_CHAIN_MIN = 100
+EBFMI_MIN = 0.3
+TREE_DEPTH_HIT_MAX = 0.01
+MAX_TABLE_ROWS = 500
+
+
+def summary_table(tree: xr.DataTree) -> pd.DataFrame:
+    """ArviZ's summary of the posterior: mean, sd, interval, ESS, R-hat and MCSE per entry, unrounded.
+
+    Example:
+        >>> summary_table(tree).loc["alpha", "r_hat"]
+    """
+    import arviz_stats
+
+    with warnings.catch_warnings():
+        # Very short runs give NaN diagnostics with numpy warnings; the table shows them as nan.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return pd.DataFrame(arviz_stats.summary(tree, round_to="none")).apply(pd.to_numeric, errors="coerce")
+
+
+def _format(column: str, value: float) -> str:
+    if not np.isfinite(value):
+        return "nan"
+    if column.startswith("ess"):
+        return f"{value:.0f}"
+    if column == "r_hat":
+        return f"{value:.3f}"
+    return f"{value:.4g}"
+
+
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """The summary as display strings: ESS whole, R-hat to 3 decimals, the rest to 4 significant digits."""
+    return pd.DataFrame({c: [_format(c, v) for v in table[c]] for c in table.columns}, index=table.index)
+
+
+def flagged(table: pd.DataFrame) -> pd.Series:
+    """Rows whose R-hat is above the threshold."""
+    if "r_hat" not in table:
+        return pd.Series(False, index=table.index)
+    return table["r_hat"].fillna(0) > RHAT_MAX
+
+
+@dataclass(frozen=True)
+class Check:
+    """One diagnostic in plain words: its name, the measured value, whether it is fine, and why."""
+
+    name: str
+    value: str
+    ok: bool
+    words: str
+
+
+def _stat(tree: xr.DataTree, name: str) -> np.ndarray | None:
+    if "sample_stats" in tree.children and name in tree["sample_stats"].data_vars:
+        return np.asarray(tree["sample_stats"][name].values)
+    return None
+
+
+def _sampler_checks(tree: xr.DataTree) -> list[Check]:
+    out = []
+    diverging = _stat(tree, "diverging")
+    if diverging is not None:
+        n, total = int(diverging.sum()), diverging.size
+        out.append(Check("Divergences", f"{n} of {total}", n == 0,
+                         "No divergent transitions: the sampler explored the posterior without numerical "
+                         "trouble." if n == 0 else
+                         f"{n} transitions ({100 * n / total:.1f}%) diverged: the sampler met curvature it "
+                         "could not follow, so the draws may be biased. Raise target_accept or "
+                         "reparameterise (e.g. non-centered)."))
+    energy = _stat(tree, "energy")
+    if energy is not None and energy.shape[1] > 2:
+        ebfmi = np.mean(np.diff(energy, axis=1) ** 2, axis=1) / np.maximum(np.var(energy, axis=1), 1e-300)
+        low = [i for i, e in enumerate(ebfmi) if e < EBFMI_MIN]
+        out.append(Check("E-BFMI", ", ".join(f"{e:.2f}" for e in ebfmi), not low,
+                         f"Every chain is above {EBFMI_MIN}: momentum resampling explores the energy levels "
+                         "well." if not low else
+                         f"Chains {low} are below {EBFMI_MIN}: the sampler moves slowly between energy "
+                         "levels, typical of heavy tails or poor adaptation."))
+    depth, hit = _stat(tree, "tree_depth"), _stat(tree, "reached_max_treedepth")
+    if depth is not None:
+        frac = float(hit.mean()) if hit is not None else 0.0
+        out.append(Check("Tree depth", f"mean {depth.mean():.1f}, max {int(depth.max())}; "
+                         f"{100 * frac:.1f}% at the limit", frac <= TREE_DEPTH_HIT_MAX,
+                         "Trajectories ended on their own (U-turn) rather than at the depth limit." if
+                         frac <= TREE_DEPTH_HIT_MAX else
+                         "Many trajectories stopped at the maximum tree depth: sampling is inefficient; "
+                         "raise max_tree_depth or reparameterise."))
+    return out
+
+
+def checks(tree: xr.DataTree) -> list[Check]:
+    """The diagnostics of a result, each with a verdict in plain words.
+
+    Example:
+        >>> [c.name for c in checks(tree) if not c.ok]
+    """
+    posterior = tree["posterior"]
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    out = _sampler_checks(tree)
+    if chains >= 2 and draws >= 4:
+        table = summary_table(tree)
+        rhat = table["r_hat"]
+        worst = rhat.idxmax() if rhat.notna().any() else None
+        ok = worst is None or rhat[worst] <= RHAT_MAX
+        out.append(Check("R-hat", f"max {rhat.max():.3f} ({worst})", bool(ok),
+                         f"All chains agree (R-hat <= {RHAT_MAX})." if ok else
+                         f"Chains disagree about {worst} (R-hat above {RHAT_MAX}): run longer or look at the "
+                         "trace plot for stuck chains."))
+        need = ESS_PER_CHAIN_MIN * chains
+        for column, label in (("ess_bulk", "bulk"), ("ess_tail", "tail")):
+            ess = table[column]
+            low = ess.idxmin() if ess.notna().any() else None
+            ok = low is None or ess[low] >= need
+            out.append(Check(f"ESS ({label})", f"min {ess.min():.0f} ({low})", bool(ok),
+                             f"At least {need} effective draws ({ESS_PER_CHAIN_MIN} per chain) for every "
+                             f"quantity: {label} estimates are reliable." if ok else
+                             f"Only {ess.min():.0f} effective draws for {low} (want {need}): "
+                             f"{'means' if label == 'bulk' else 'intervals'} are noisy; run more draws."))
+    else:
+        out.append(Check("R-hat and ESS", "not computed", False,
+                         "Convergence diagnostics need at least 2 chains and 4 draws."))
+    return out
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:70rem;
+ color:#1d2330;padding:0 1rem;line-height:1.45}
+h1{margin-bottom:.2rem}h2{border-bottom:1px solid #d8dde6;padding-bottom:.2rem;margin-top:2rem}
+.sub{color:#5b6475;margin-top:0}
+table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}
+th,td{padding:.25rem .6rem;border-bottom:1px solid #e6e9ef;text-align:right}
+th:first-child,td:first-child{text-align:left}
+thead th{background:#f3f5f9;position:sticky;top:0}
+.checks td{text-align:left;vertical-align:top}
+.ok{color:#17803d;font-weight:600}.bad{color:#b42318;font-weight:600}
+.flag{background:#fde8e7}
+.settings td{text-align:left}
+figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #e6e9ef}
+figcaption{color:#5b6475;font-size:.9rem}
+.scroll{max-height:32rem;overflow:auto;display:inline-block}
+"""
+
+
+def _settings_rows(tree: xr.DataTree) -> str:
+    attrs = tree.attrs
+    keys = [("sampler", "Sampler"), ("sampler_config", "Configuration"), ("chains", "Chains"),
+            ("draws", "Draws per chain"), ("tune", "Warmup per chain"), ("thin", "Thinning"),
+            ("seed", "Seed"), ("chain_method", "Chain method"), ("warmup_time", "Warmup time (s)"),
+            ("sampling_time", "Sampling time (s)"), ("interrupted", "Interrupted"),
+            ("created_at", "Created")]
+    rows = []
+    for key, label in keys:
+        value = attrs.get(key, tree["posterior"].attrs.get(key))
+        if value is None:
+            continue
+        if isinstance(value, float | np.floating):
+            value = f"{value:.2f}"
+        rows.append(f"<tr><td>{label}</td><td>{html.escape(str(value))}</td></tr>")
+    versions = ", ".join(f"{k[len('version_'):]} {v}" for k, v in attrs.items() if k.startswith("version_"))
+    if versions:
+        rows.append(f"<tr><td>Versions</td><td>{html.escape(versions)}</td></tr>")
+    return "\n".join(rows)
+
+
+def _summary_html(tree: xr.DataTree) -> str:
+    table = summary_table(tree)
+    note = ""
+    if len(table) > MAX_TABLE_ROWS:
+        note = f"<p>The first {MAX_TABLE_ROWS} of {len(table)} rows; summary.csv holds them all.</p>"
+        table = table.iloc[:MAX_TABLE_ROWS]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["", *table.columns])
+    body = []
+    for (label, row), flag in zip(formatted(table).iterrows(), flagged(table), strict=True):
+        cells = "".join(f"<td>{html.escape(v)}</td>" for v in row.values)
+        css = ' class="flag"' if flag else ""
+        body.append(f"<tr{css}><td>{html.escape(str(label))}</td>{cells}</tr>")
+    return (f'<div class="scroll"><table class="summary"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>{note}")
+
+
+def _checks_html(found: list[Check]) -> str:
+    rows = [f'<tr><td class="{"ok" if c.ok else "bad"}">{"OK" if c.ok else "Check"}</td>'
+            f"<td>{html.escape(c.name)}</td><td>{html.escape(c.value)}</td><td>{html.escape(c.words)}</td></tr>"
+            for c in found]
+    return ('<table class="checks"><thead><tr><th></th><th>Diagnostic</th><th>Value</th><th>Meaning</th>'
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _figure_html(fig, title: str, caption: str) -> str:
+    data = base64.b64encode(fig.data).decode("ascii")
+    text = " ".join(t for t in (caption, fig.note) if t)
+    return (f'<figure id="{fig.kind}"><h3>{html.escape(title)}</h3>'
+            f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(text)}</figcaption></figure>")
+
+
+_CAPTIONS = {
+    "trace": ("Trace and marginal densities", "Left: the posterior density per chain; right: the draws in "
+              "order. Chains should overlap and look like stationary noise."),
+    "rank": ("Rank plots", "Distribution of each chain's ranks among all draws; well-mixed chains stay "
+             "inside the envelope."),
+    "pair": ("Pair plot", "Joint draws of pairs of quantities; divergences, if any, are marked."),
+}
+
+
+def build_report(tree: xr.DataTree, *, trace=None) -> str:
+    """One self-contained HTML page: settings, summary, diagnostics in words, trace/rank/pair plots.
+
+    Args:
+        tree: a sampling result.
+        trace: an already drawn trace `Figure` to reuse (it is drawn otherwise).
+
+    Returns:
+        The HTML text; images are inline PNGs, so the file can be mailed or archived alone.
+
+    Example:
+        >>> Path("report.html").write_text(build_report(tree))
+    """
+    from pytensor_blackjax.cli._plots import draw
+
+    found = checks(tree)
+    bad = [c for c in found if not c.ok]
+    verdict = ("All diagnostics look fine." if not bad else
+               "Look at: " + ", ".join(c.name for c in bad) + ".")
+    figures = [trace or draw(tree, "trace"), draw(tree, "rank"), draw(tree, "pair")]
+    figures_html = "\n".join(_figure_html(f, *_CAPTIONS[f.kind]) for f in figures)
+    name = html.escape(str(tree.attrs.get("model", "model")))
+    post = tree["posterior"]
+    sub = (f"{post.sizes['chain']} chains x {post.sizes['draw']} draws with "
+           f"{html.escape(str(tree.attrs.get('sampler', 'an unknown sampler')))}")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{name} - pytensor-blackjax report</title>
+<style>{_CSS}</style></head><body>
+<h1>{name}</h1><p class="sub">{sub}</p>
+<h2>Diagnostics</h2><p><strong>{html.escape(verdict)}</strong></p>
+{_checks_html(found)}
+<h2>Settings</h2><table class="settings"><tbody>{_settings_rows(tree)}</tbody></table>
+<h2>Summary</h2>{_summary_html(tree)}
+<h2>Figures</h2>{figures_html}
+<p class="sub">Made by pytensor-blackjax.</p>
+</body></html>
+"""
