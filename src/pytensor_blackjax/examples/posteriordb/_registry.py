@@ -1,0 +1,129 @@
+"""The posteriordb posteriors by name: how to build each model and how to sample it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytensor_blackjax.examples.posteriordb import _latent, _regressions, _schools, _timeseries
+from pytensor_blackjax.model import Model
+from pytensor_blackjax.samplers import NUTS
+
+__all__ = ["POSTERIORS", "Posterior", "load", "load_data", "model", "names", "spec"]
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """One posteriordb posterior as shipped with the package.
+
+    Attributes:
+        name: the posteriordb name, ``<data set>-<model>``, also the folder name.
+        build: data.json contents -> `Model`.
+        nuts: the NUTS settings recommended for it (the validation suite uses them).
+        expect_warn: a known hard case: its failures are reported as WARN, never hidden.
+        note: why the settings or the flag differ from the defaults.
+    """
+
+    name: str
+    build: Callable[[Mapping[str, Any]], Model]
+    nuts: NUTS = field(default_factory=NUTS)
+    expect_warn: bool = False
+    note: str = ""
+
+
+POSTERIORS: dict[str, Posterior] = {
+    p.name: p
+    for p in [
+        Posterior("eight_schools-eight_schools_noncentered", _schools.eight_schools_noncentered,
+                  NUTS(target_accept=0.95),
+                  note="target_accept 0.95: a few divergences at 0.8 near small tau"),
+        Posterior("eight_schools-eight_schools_centered", _schools.eight_schools_centered,
+                  NUTS(target_accept=0.95), expect_warn=True,
+                  note="funnel: divergences and a biased lower tail of tau are expected"),
+        Posterior("kidiq-kidscore_interaction", _regressions.kidiq_kidscore_interaction),
+        Posterior("earnings-logearn_interaction", _regressions.earnings_logearn_interaction),
+        Posterior("arK-arK", _timeseries.arK),
+        Posterior("arma-arma11", _timeseries.arma11),
+        Posterior("garch-garch11", _timeseries.garch11),
+        Posterior("low_dim_gauss_mix-low_dim_gauss_mix", _latent.low_dim_gauss_mix),
+        Posterior("gp_pois_regr-gp_pois_regr", _latent.gp_pois_regr, NUTS(target_accept=0.95),
+                  note="target_accept 0.95 (the reference used 0.99): the latent GP is stiff"),
+        Posterior("diamonds-diamonds", _regressions.diamonds),
+        Posterior("sblrc-blr", _regressions.sblrc_blr),
+        Posterior("mesquite-logmesquite_logvas", _regressions.mesquite_logmesquite_logvas),
+        Posterior("nes2000-nes", _regressions.nes2000_nes),
+        Posterior("kilpisjarvi_mod-kilpisjarvi", _regressions.kilpisjarvi),
+    ]
+}
+
+
+def names() -> tuple[str, ...]:
+    """The names of the shipped posteriors.
+
+    Example:
+        >>> from pytensor_blackjax.examples import posteriordb
+        >>> "arK-arK" in posteriordb.names()
+        True
+    """
+    return tuple(POSTERIORS)
+
+
+def spec(name: str) -> Posterior:
+    """The `Posterior` entry of ``name``.
+
+    Raises:
+        KeyError: an unknown name; the message lists the known ones.
+    """
+    try:
+        return POSTERIORS[name]
+    except KeyError:
+        known = sorted(POSTERIORS)
+        raise KeyError(f"posteriordb posterior {name!r} is not shipped; known: {known}.") from None
+
+
+def model(name: str, data: Mapping[str, Any]) -> Model:
+    """Build the model of posterior ``name`` from its data set (the contents of its data.json).
+
+    Args:
+        name: a posteriordb name such as ``"eight_schools-eight_schools_noncentered"``.
+        data: the data set, e.g. ``json.load(open(".../data.json"))``.
+
+    Returns:
+        A `Model` whose posterior uses the reference's names (``theta[1]`` is ``theta`` index 0).
+
+    Raises:
+        KeyError: an unknown name, or a data set without a field the model needs.
+
+    Example:
+        >>> from pytensor_blackjax.examples import posteriordb
+        >>> data = {"J": 8, "y": [28, 8, -3, 7, -1, 1, 18, 12], "sigma": [15, 10, 16, 11, 9, 11, 10, 18]}
+        >>> m = posteriordb.model("eight_schools-eight_schools_noncentered", data)
+    """
+    return spec(name).build(data)
+
+
+def load_data(folder: str | Path) -> dict[str, Any]:
+    """The data set of one posteriordb folder (its data.json).
+
+    Raises:
+        FileNotFoundError: the folder has no data.json.
+    """
+    path = Path(folder) / "data.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; give a posterior folder holding data.json.")
+    with path.open() as f:
+        return json.load(f)
+
+
+def load(folder: str | Path) -> Model:
+    """The model of a posteriordb folder, named like the posterior, with its data.json.
+
+    Example:
+        >>> from pytensor_blackjax.examples import posteriordb
+        >>> m = posteriordb.load("../shared/posteriordb/arK-arK")  # doctest: +SKIP
+    """
+    folder = Path(folder)
+    return model(folder.name, load_data(folder))
