@@ -1,0 +1,153 @@
+"""Every sampler on Gaussian targets with known answers.
+
+MCMC: |mean - truth| < 5 MCSE (MCSE from ArviZ's ESS) and sds within 15%. Approximations: stated
+tolerances (means within 0.15 sd, sds within 25%), and mean-field VI on a correlated target gives
+the known mean-field answer sd * sqrt(1 - rho**2). The fast runs use few draws; the full-size runs
+are marked slow.
+"""
+
+import numpy as np
+import pytensor.tensor as pt
+import pytest
+from conftest import mcse_z
+
+import pytensor_blackjax as pbj
+
+MU5 = np.array([1.0, -1.0, 0.0, 2.0, 0.5])
+SD5 = np.array([1.0, 2.0, 0.5, 3.0, 1.0])
+MU2 = np.array([0.5, -1.0])
+SD2 = np.array([1.0, 2.0])
+RHO = 0.9
+COV2 = np.array([[SD2[0] ** 2, RHO * SD2[0] * SD2[1]], [RHO * SD2[0] * SD2[1], SD2[1] ** 2]])
+
+MCMC = ["nuts", "hmc", "mala", "mclmc", "adjusted_mclmc", "chees", "meads", "smc"]
+APPROX = ["pathfinder", "meanfield_vi", "fullrank_vi"]
+CHAINS = {"chees": 32, "meads": 32}
+# draws per chain that keep bulk ESS above 100 per chain (no SamplingWarning) at these seeds
+FAST_DRAWS = {"mala": 600, "mclmc": 600, "meads": 1500}
+CORRELATED_DRAWS = {"mala": 1000, "mclmc": 2000, "adjusted_mclmc": 1500, "meads": 2000}
+TUNE = {"meanfield_vi": 1000, "fullrank_vi": 1000}  # stochastic optimisation needs its steps
+
+
+@pytest.fixture(scope="module")
+def scaled():
+    m = pbj.ModelBuilder()
+    x = m.param("x", shape=(5,))
+    m.add_logp(-0.5 * pt.sum(((x - MU5) / SD5) ** 2))
+    return pbj.compile(m.build())
+
+
+@pytest.fixture(scope="module")
+def correlated():
+    m = pbj.ModelBuilder()
+    x = m.param("x", shape=(2,))
+    d = x - MU2
+    m.add_logp(-0.5 * pt.dot(d, pt.dot(np.linalg.inv(COV2), d)))
+    return pbj.compile(m.build())
+
+
+def _sample(model, name, draws, seed):
+    return pbj.sample(model, sampler=name, draws=draws, tune=TUNE.get(name, draws),
+                      chains=CHAINS.get(name, 4), seed=seed, progressbar=False)
+
+
+def _draws(tree):
+    x = np.asarray(tree["posterior"]["x"].values)
+    return x.reshape(-1, x.shape[-1])
+
+
+def _check_layout(tree, name, draws):
+    chains = CHAINS.get(name, 4)
+    assert tree["posterior"]["x"].shape[:2] == (chains, draws)
+    lp = tree["sample_stats"]["lp"]
+    assert lp.shape == (chains, draws) and np.all(np.isfinite(lp.values))
+    assert tree.attrs["approximate"] == int(name in APPROX)
+    assert tree.attrs["sampler"] == name
+
+
+def _check_mcmc(tree, mu, sd):
+    z = mcse_z(tree, "x", mu)
+    assert z < 5, f"mean off by {z:.2f} MCSE"
+    rel = np.max(np.abs(_draws(tree).std(0) / sd - 1))
+    assert rel < 0.15, f"sds off by {rel:.3f}"
+
+
+def _check_approx(tree, mu, sd):
+    x = _draws(tree)
+    err = np.max(np.abs(x.mean(0) - mu) / sd)
+    assert err < 0.15, f"means off by {err:.3f} sd"
+    rel = np.max(np.abs(x.std(0) / sd - 1))
+    assert rel < 0.25, f"sds off by {rel:.3f}"
+
+
+@pytest.mark.parametrize("name", MCMC + APPROX)
+def test_badly_scaled_gaussian(scaled, name):
+    draws = FAST_DRAWS.get(name, 400)
+    tree = _sample(scaled, name, draws, seed=3)
+    _check_layout(tree, name, draws)
+    (_check_mcmc if name in MCMC else _check_approx)(tree, MU5, SD5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MCMC + ["pathfinder", "fullrank_vi"])
+def test_correlated_gaussian(correlated, name):
+    draws = CORRELATED_DRAWS.get(name, 400)
+    tree = _sample(correlated, name, draws, seed=4)
+    (_check_mcmc if name in MCMC else _check_approx)(tree, MU2, SD2)
+    corr = np.corrcoef(_draws(tree).T)[0, 1]
+    assert abs(corr - RHO) < 0.03, f"correlation {corr:.3f}, expected {RHO}"
+
+
+def test_meanfield_vi_gives_the_mean_field_answer_on_a_correlated_gaussian(correlated):
+    # the KL(q || p) optimum of a diagonal Gaussian has variances 1 / diag(precision)
+    tree = _sample(correlated, "meanfield_vi", 400, seed=5)
+    x = _draws(tree)
+    assert np.max(np.abs(x.mean(0) - MU2) / SD2) < 0.15
+    expected_sd = SD2 * np.sqrt(1 - RHO**2)
+    assert np.max(np.abs(x.std(0) / expected_sd - 1)) < 0.25
+    assert abs(np.corrcoef(x.T)[0, 1]) < 0.1
+
+
+def test_nuts_options_are_honoured(scaled):
+    nuts = pbj.samplers.NUTS(target_accept=0.95, max_tree_depth=3)
+    with pytest.warns(pbj.SamplingWarning, match="maximum tree depth"):
+        tree = pbj.sample(scaled, sampler=nuts, draws=200, tune=300, chains=2, seed=6, progressbar=False)
+    stats = tree["sample_stats"]
+    assert int(stats["tree_depth"].max()) <= 3
+    assert float(stats["acceptance_rate"].mean()) > 0.9
+
+
+# without jitter a fixed path length resonates on a well-adapted Gaussian: poor diagnostics are expected
+@pytest.mark.filterwarnings("ignore::pytensor_blackjax.SamplingWarning")
+def test_hmc_takes_the_number_of_steps_asked_for(scaled):
+    hmc = pbj.samplers.HMC(num_integration_steps=7, jitter=False)
+    tree = pbj.sample(scaled, sampler=hmc, draws=200, tune=200, chains=2, seed=7, progressbar=False)
+    assert np.all(tree["sample_stats"]["n_steps"].values == 7)
+
+
+def test_hmc_jitter_draws_steps_around_the_mean(correlated):
+    tree = _sample(correlated, "hmc", 400, seed=9)
+    steps = tree["sample_stats"]["n_steps"].values
+    assert steps.min() >= 1 and steps.max() <= 31
+    assert abs(steps.mean() - 16) < 1.0  # 1600 draws of uniform{1..31}: sd of the mean 0.22
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MCMC + APPROX)
+def test_badly_scaled_gaussian_full_size(scaled, name):
+    tree = _sample(scaled, name, 1000, seed=21)
+    _check_layout(tree, name, 1000)
+    (_check_mcmc if name in MCMC else _check_approx)(tree, MU5, SD5)
+
+
+@pytest.mark.slow
+def test_smc_weights_the_modes_of_a_bimodal_posterior():
+    # 0.3 N(-3, 0.5) + 0.7 N(3, 0.5) in the first coordinate, N(0, 1) in the second
+    m = pbj.ModelBuilder()
+    x = m.param("x", shape=(2,))
+    left = np.log(0.3) - 0.5 * ((x[0] + 3) / 0.5) ** 2
+    right = np.log(0.7) - 0.5 * ((x[0] - 3) / 0.5) ** 2
+    m.add_logp(pt.logaddexp(left, right) - 0.5 * x[1] ** 2)
+    tree = pbj.sample(m.build(), sampler="smc", draws=1000, tune=200, chains=4, seed=8, progressbar=False)
+    share = float((_draws(tree)[:, 0] > 0).mean())
+    assert abs(share - 0.7) < 0.05  # 4000 draws: binomial sd 0.007, plus SMC's own error
