@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import zarr
 
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model
@@ -18,6 +19,7 @@ from pytensor_blackjax.results import make_datatree
 from pytensor_blackjax.store._files import (
     FORMAT,
     SIDE_DIR,
+    RootRecord,
     check_free_space,
     check_writable,
     consolidate,
@@ -75,7 +77,8 @@ def open_new(store: str | Path, compiled: CompiledModel, sampler, settings, new_
             tree = make_datatree({}, dims=model.dims, coords=model.coords, **{kind: values})
             tree[group].to_dataset().to_zarr(str(path), group=group, mode="w", zarr_format=3,
                                              consolidated=False)
-    root.attrs.update({
+    del root  # its zarr.json exists now; the attributes go in with one write
+    RootRecord(path).update({
         "pbj_store_format": FORMAT,
         "status": "warmup",
         "num_draws_completed": 0,
@@ -114,11 +117,10 @@ class StoredRun:
 
     def read_draws(self, num_draws: int) -> dict[str, dict[str, np.ndarray]]:
         """Every committed draw, ``(chain, draw, ...)`` by group."""
-        root = open_root(self.path, mode="r")
         out = {}
         for group in DRAW_GROUPS:
-            if group in root.group_keys():
-                arrays = root[group]
+            if (self.path / group / "zarr.json").exists():
+                arrays = zarr.open_group(str(self.path), path=group, mode="r", use_consolidated=False)
                 out[group] = {name: np.asarray(arrays[name][:, :num_draws]) for name in arrays.array_keys()
                               if tuple(arrays[name].metadata.dimension_names or ())[:2] == ("chain", "draw")}
         return out
@@ -204,7 +206,7 @@ def _truncate(path: Path, num_draws: int, chunk: int) -> None:
                 for block in draw_blocks.iterdir():
                     if block.name.isdigit() and int(block.name) >= first_stale:
                         shutil.rmtree(block) if block.is_dir() else block.unlink()
-    if changed:
+    if changed or not num_draws:  # also when a crash came before the first consolidation
         consolidate(path)
 
 

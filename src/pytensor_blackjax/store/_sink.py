@@ -22,14 +22,7 @@ import xarray as xr
 import zarr
 
 from pytensor_blackjax.results import make_datatree
-from pytensor_blackjax.store._files import (
-    SIDE_DIR,
-    RootRecord,
-    consolidate,
-    json_safe,
-    open_root,
-    write_atomic,
-)
+from pytensor_blackjax.store._files import SIDE_DIR, RootRecord, consolidate, json_safe, write_atomic
 
 __all__ = ["DRAW_GROUPS", "StoreSink"]
 
@@ -114,10 +107,10 @@ class StoreSink:
 
     def _open_or_create(self, first: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
         """The ``(chain, draw, ...)`` arrays of every stored group, created from the first chunk's layout."""
-        root = open_root(self.path)
-        existing = set(root.group_keys())
-        if all(g in existing for g in self.groups if first.get(g)):
-            return {g: {k: root[g][k] for k in first[g]} for g in self.groups if first.get(g)}
+        wanted = [g for g in self.groups if first.get(g)]
+        if all((self.path / g / "zarr.json").exists() for g in wanted):  # a resumed run: arrays exist
+            return {g: {k: zarr.open_array(str(self.path), path=f"{g}/{k}", mode="r+") for k in first[g]}
+                    for g in wanted}
         s = self.settings
         template = make_datatree({g: first[g] for g in self.groups if first.get(g)},
                                  dims=self.model.dims, coords=self.model.coords)
