@@ -142,6 +142,7 @@ def run(
         loaded = load_model_file(model)
         tree = _sample(loaded, progress=progress, draws=draws, tune=tune, chains=chains, sampler=sampler,
                        seed=seed, store=store)
+        tree.attrs["model_file"] = model
         _finish(tree, out=out, max_rows=max_rows)
 
 
@@ -205,7 +206,10 @@ def report(
 def resume(
     ctx: typer.Context,
     store: Annotated[str, typer.Argument(metavar="STORE", help="The --store of an interrupted run.")],
+    model: Annotated[str | None, typer.Option(metavar="MODEL.py[:NAME]", help="The model file that started "
+                                              "the run; by default the copy kept in the store.")] = None,
     out: Out = None,
+    progress: ProgressFlag = True,
     max_rows: MaxRows = 25,
 ) -> None:
     """Finish an interrupted run from its Zarr store and print its summary.
@@ -221,9 +225,10 @@ def resume(
         if resume_fn is None:
             raise UserError("resuming is not available in this version of pytensor-blackjax "
                             "(pytensor_blackjax.resume is missing).")
+        loaded = load_model_file(model) if model is not None else None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            tree = resume_fn(store)
+            tree = resume_fn(store, model=loaded, progressbar=progress)
         for w in caught:
             print_warning(str(w.message))
         _finish(tree, out=out, max_rows=max_rows)

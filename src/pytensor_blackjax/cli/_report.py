@@ -147,7 +147,7 @@ table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}
 th,td{padding:.25rem .6rem;border-bottom:1px solid #e6e9ef;text-align:right}
 th:first-child,td:first-child{text-align:left}
 thead th{background:#f3f5f9;position:sticky;top:0}
-.checks td{text-align:left;vertical-align:top}
+.checks td,.checks th{text-align:left;vertical-align:top}
 .ok{color:#17803d;font-weight:600}.bad{color:#b42318;font-weight:600}
 .flag{background:#fde8e7}
 .settings td{text-align:left}
@@ -159,7 +159,8 @@ figcaption{color:#5b6475;font-size:.9rem}
 
 def _settings_rows(tree: xr.DataTree) -> str:
     attrs = tree.attrs
-    keys = [("sampler", "Sampler"), ("sampler_config", "Configuration"), ("chains", "Chains"),
+    keys = [("model_file", "Model file"), ("sampler", "Sampler"), ("sampler_config", "Configuration"),
+            ("chains", "Chains"),
             ("draws", "Draws per chain"), ("tune", "Warmup per chain"), ("thin", "Thinning"),
             ("seed", "Seed"), ("chain_method", "Chain method"), ("warmup_time", "Warmup time (s)"),
             ("sampling_time", "Sampling time (s)"), ("interrupted", "Interrupted"),
@@ -169,7 +170,9 @@ def _settings_rows(tree: xr.DataTree) -> str:
         value = attrs.get(key, tree["posterior"].attrs.get(key))
         if value is None:
             continue
-        if isinstance(value, float | np.floating):
+        if key == "interrupted":
+            value = "yes" if value else "no"
+        elif isinstance(value, float | np.floating):
             value = f"{value:.2f}"
         rows.append(f"<tr><td>{label}</td><td>{html.escape(str(value))}</td></tr>")
     versions = ", ".join(f"{k[len('version_'):]} {v}" for k, v in attrs.items() if k.startswith("version_"))

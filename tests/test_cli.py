@@ -1,0 +1,195 @@
+"""The command line in-process: run a model file, summary, plot, report, resume, validate, errors."""
+
+import re
+import sys
+import types
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import pytensor_blackjax as pbj
+from pytensor_blackjax.cli import app, main
+
+runner = CliRunner()
+
+# y_i ~ N(mu, 1) with a flat prior: mu | y ~ N(mean(y), 1/sqrt(n)); z ~ N(0, 2) independently.
+Y = [0.3, 1.9, 1.1, 0.4, 1.6, 0.8, 1.2, 0.7, 1.5, 1.0]
+MU_MEAN, MU_SD, Z_SD = sum(Y) / len(Y), len(Y) ** -0.5, 2.0
+
+MODEL_FILE = f"""
+import numpy as np
+import pytensor.tensor as pt
+import pytensor_blackjax as pbj
+
+m = pbj.ModelBuilder(name="normal_mean")
+mu = m.param("mu")
+z = m.param("z")
+y = m.data("y", np.array({Y}), observed=True)
+m.add_logp(-0.5 * pt.sum((y - mu) ** 2) - 0.5 * (z / {Z_SD}) ** 2)
+model = m.build()
+other = model
+"""
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "normal_model.py"
+    path.write_text(MODEL_FILE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_out(model_file):
+    out = model_file.parent / "out"
+    result = invoke("run", model_file, "--draws", 500, "--tune", 500, "--chains", 4, "--seed", 3,
+                    "--no-progress", "--out", out)
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_run_writes_every_output(run_out):
+    out, result = run_out
+    for name in ("results.zarr", "summary.csv", "trace.png", "report.html"):
+        assert (out / name).exists(), name
+    assert "r_hat" in result.stdout and "mu" in result.stdout and "seed: 3" in result.stdout
+
+
+def test_run_posterior_matches_the_known_answer(run_out):
+    table = pd.read_csv(run_out[0] / "summary.csv", index_col=0)
+    for name, mean, sd in (("mu", MU_MEAN, MU_SD), ("z", 0.0, Z_SD)):
+        row = table.loc[name]
+        assert abs(row["mean"] - mean) < 5 * row["mcse_mean"], (name, row["mean"], row["mcse_mean"])
+        assert abs(row["sd"] - sd) < 5 * row["mcse_sd"], (name, row["sd"], row["mcse_sd"])
+        assert row["r_hat"] < 1.02
+
+
+def test_summary_of_stored_results_keeps_the_model_order(run_out):
+    result = invoke("summary", run_out[0] / "results.zarr")
+    assert result.exit_code == 0
+    assert result.stdout.index("mu") < result.stdout.index(" z ")
+    assert "normal_mean" in result.stdout
+
+
+@pytest.mark.parametrize("kind", ["trace", "rank", "pair", "forest", "energy"])
+def test_plot_each_kind(run_out, kind, tmp_path):
+    target = tmp_path / f"{kind}.png"
+    result = invoke("plot", run_out[0] / "results.zarr", "--kind", kind, "-o", target)
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_svg_and_one_variable(run_out, tmp_path):
+    target = tmp_path / "mu.svg"
+    result = invoke("plot", run_out[0] / "results.zarr", "--var", "mu", "-o", target)
+    assert result.exit_code == 0, result.output
+    assert "<svg" in target.read_text()
+
+
+def test_report_command(run_out, tmp_path):
+    target = tmp_path / "again.html"
+    result = invoke("report", run_out[0] / "results.zarr", "-o", target)
+    assert result.exit_code == 0, result.output
+    page = target.read_text()
+    assert "normal_mean" in page and "<table" in page and page.count("<img") == 3
+    assert "normal_model.py" in page  # the model file is part of the recorded settings
+
+
+def test_run_takes_a_named_model(model_file, tmp_path):
+    result = invoke("run", f"{model_file}:other", "--draws", 50, "--tune", 50, "--chains", 2,
+                    "--seed", 1, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "mu" in result.stdout
+
+
+def test_demo_prints_progress_and_summary(monkeypatch, model_file):
+    # The wiring of `demo`, with a small model standing in for the rat-tumour one.
+    namespace = {}
+    exec(compile(MODEL_FILE, "model", "exec"), namespace)
+    monkeypatch.setattr(pbj.examples, "rat_tumors", lambda: namespace["model"])
+    result = invoke("demo", "--draws", 100, "--tune", 100, "--chains", 2, "--seed", 2)
+    assert result.exit_code == 0, result.output
+    assert "sampling" in result.output and "r_hat" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "spec", "match"),
+    [
+        (None, "missing.py", r"model file '.*missing\.py' does not exist"),
+        ("x = 1\n", "m.py", r"defines no variable named 'model'"),
+        (MODEL_FILE, "m.py:nothing", r"no variable named 'nothing'; it defines models named \['model'"),
+        ("model = 3\n", "m.py", r"'model' in '.*m\.py' is a int, not a model"),
+        ("import numpy\nmodel = undefined_name\n", "m.py", r"failed \(line 2\): NameError"),
+    ],
+)
+def test_model_file_mistakes_are_one_line(tmp_path, content, spec, match):
+    if content is not None:
+        (tmp_path / "m.py").write_text(content)
+    result = invoke("run", tmp_path / spec)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error:") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert re.search(match, result.stderr), result.stderr
+
+
+def test_bad_sampler_name_is_one_line(model_file):
+    result = invoke("run", model_file, "--sampler", "bogus", "--no-progress")
+    assert result.exit_code == 1
+    assert "sampler='bogus' is not known" in result.stderr
+
+
+def test_usage_errors_from_main_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "x.py", "--draws", "-3"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Invalid value for '--draws'") and err.count("\n") == 1
+    assert "pytensor-blackjax run --help" in err
+
+
+def test_results_mistakes(tmp_path, run_out):
+    result = invoke("summary", tmp_path / "none.zarr")
+    assert result.exit_code == 1 and "results '" in result.stderr and "do not exist" in result.stderr
+    result = invoke("plot", run_out[0] / "results.zarr", "-o", tmp_path / "x.gif")
+    assert result.exit_code == 1 and "unsupported extension" in result.stderr
+    result = invoke("plot", run_out[0] / "results.zarr", "--var", "nope", "-o", tmp_path / "x.png")
+    assert result.exit_code == 1 and "--var 'nope' is not in the posterior" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["demo", "run", "summary", "plot", "report", "resume", "validate"])
+def test_every_command_help_has_an_example(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert "Example: pytensor-blackjax " + command in result.stdout
+
+
+def test_resume_calls_the_public_resume(monkeypatch, run_out, tmp_path):
+    import xarray as xr
+
+    stored = xr.open_datatree(run_out[0] / "results.zarr", engine="zarr", consolidated=False).load()
+    calls = []
+    monkeypatch.setattr(pbj, "resume", lambda store, model, progressbar: calls.append(store) or stored)
+    result = invoke("resume", run_out[0], "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert calls == [str(run_out[0])] and "mu" in result.stdout
+    assert invoke("resume", tmp_path / "gone.zarr").exit_code == 1
+
+
+@pytest.mark.parametrize("passed", [True, False])
+def test_validate_exit_code_follows_the_result(monkeypatch, tmp_path, passed):
+    seen = {}
+
+    def run_validation(path, *, sampler, only):
+        seen.update(path=path, sampler=sampler, only=only)
+        return types.SimpleNamespace(passed=passed, table=lambda: "posterior | verdict\neight | ok")
+
+    monkeypatch.setitem(sys.modules, "pytensor_blackjax.validate",
+                        types.SimpleNamespace(run_validation=run_validation))
+    result = invoke("validate", tmp_path, "--sampler", "nuts", "--only", "eight", "--only", "rats")
+    assert result.exit_code == (0 if passed else 1)
+    assert "eight | ok" in result.stdout
+    assert seen == {"path": tmp_path, "sampler": "nuts", "only": ["eight", "rats"]}
