@@ -1,0 +1,26 @@
+"""Correctness evidence: comparison with posteriordb reference draws, simulation-based calibration.
+
+Example:
+    >>> from pytensor_blackjax.validate import run_validation
+    >>> report = run_validation("../shared/posteriordb", only=["arK-arK"])  # doctest: +SKIP
+    >>> report.passed  # doctest: +SKIP
+    True
+"""
+
+from pytensor_blackjax.validate._compare import KS_ALPHA, SD_TOL, Z_MAX, MarginalCheck, compare
+from pytensor_blackjax.validate._reference import load_reference, parse_name
+from pytensor_blackjax.validate._report import Row, ValidationReport
+from pytensor_blackjax.validate._run import run_validation
+
+__all__ = [
+    "KS_ALPHA",
+    "SD_TOL",
+    "Z_MAX",
+    "MarginalCheck",
+    "Row",
+    "ValidationReport",
+    "compare",
+    "load_reference",
+    "parse_name",
+    "run_validation",
+]
