@@ -188,8 +188,8 @@ def model_from_pymc(pm_model: Any) -> Model:
                                                                             *obs_names, *data]}
     dims = {name: given for name, given in named.items() if given}
     for name, expr in derived.items():
-        # an observation computed from other data: reported in observed_data with its value at build
-        # time; it follows swaps of the data it is computed from, but is not itself swappable
+        # an observation computed from other data: the log-density follows swaps of those data, but
+        # observed_data can only show the value at build time (the Model has no slot for an expression)
         value = np.asarray(expr.eval())
         data[name] = DataVar(name, pt.tensor(name=name, dtype=str(value.dtype), shape=value.shape), value,
                              "observed", dims.get(name))
