@@ -6,6 +6,8 @@ the known mean-field answer sd * sqrt(1 - rho**2). The fast runs use few draws; 
 are marked slow.
 """
 
+import warnings
+
 import numpy as np
 import pytensor.tensor as pt
 import pytest
@@ -151,3 +153,16 @@ def test_smc_weights_the_modes_of_a_bimodal_posterior():
     tree = pbj.sample(m.build(), sampler="smc", draws=1000, tune=200, chains=4, seed=8, progressbar=False)
     share = float((_draws(tree)[:, 0] > 0).mean())
     assert abs(share - 0.7) < 0.05  # 4000 draws: binomial sd 0.007, plus SMC's own error
+
+
+@pytest.mark.parametrize("name", ["meanfield_vi", pytest.param("adjusted_mclmc", marks=pytest.mark.slow)])
+def test_chunk_size_does_not_change_the_draws(correlated, name):
+    # per-step keys: chunk boundaries (and the one-call tuner's place in them) never change draws
+    def run(chunk_size):
+        tree = pbj.sample(correlated, sampler=name, draws=30, tune=100, chains=2, seed=10,
+                          chunk_size=chunk_size, progressbar=False)
+        return tree["posterior"]["x"].values
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pbj.SamplingWarning)  # 30 draws: diagnostics are not the point
+        np.testing.assert_array_equal(run(7), run(100))
