@@ -5,7 +5,7 @@ Example:
     >>> idata = pbj.sample(pbj.examples.rat_tumors(), seed=1, progressbar=False)
 """
 
-from pytensor_blackjax import examples, samplers
+from pytensor_blackjax import distributed, examples, samplers
 from pytensor_blackjax._resume import resume
 from pytensor_blackjax._sample import sample
 from pytensor_blackjax.compile import CompiledModel, compile
@@ -18,6 +18,7 @@ __all__ = [
     "ModelBuilder",
     "SamplingWarning",
     "compile",
+    "distributed",
     "examples",
     "resume",
     "sample",

@@ -34,6 +34,7 @@ def sample(
     chain_method: str = "auto",
     thin: int = 1,
     chunk_size: int = 100,
+    precision: str = "float64",
     log_likelihood: bool = False,
     store: str | None = None,
 ) -> xr.DataTree:
@@ -49,10 +50,13 @@ def sample(
         seed: non-negative integer; the same seed gives the same draws. None picks one (stored in attrs).
         data: new values for declared data, same shapes; no recompilation.
         progressbar: show a live progress bar.
-        chain_method: "auto" (one chain per CPU core, or sharded over accelerators), "vectorized"
-            (one vmapped program), or "parallel".
+        chain_method: "auto" (one chain per thread on a CPU, sharded over several devices, vmapped on
+            one accelerator), "vectorized" (one vmapped program) or "parallel" (sharded over several
+            devices, else one chain per thread). See docs/scale.md.
         thin: keep every ``thin``-th draw (``draws`` counts the kept ones).
         chunk_size: draws per compiled chunk; memory and Ctrl-C granularity, never the draws.
+        precision: "float64" or "float32": the dtype of positions, data, log-density and draws
+            ("float32" runs the sampler with 32-bit JAX; model constants are truncated to float32).
         log_likelihood: add a pointwise ``log_likelihood`` group (models that declare one).
         store: path of a Zarr store to stream draws to; see ``resume``.
 
@@ -75,6 +79,7 @@ def sample(
         thin=check_count("thin", thin),
         chunk_size=check_count("chunk_size", chunk_size),
         chain_method=_check_method(chain_method),
+        precision=_check_precision(precision),
     )
     sampler = resolve(sampler)
     compiled = model if isinstance(model, CompiledModel) else compile(model)
@@ -104,6 +109,12 @@ def _check_method(method: Any) -> str:
     return method
 
 
+def _check_precision(precision: Any) -> str:
+    if precision not in ("float64", "float32"):
+        raise ValueError(f"precision={precision!r} is not known; use 'float64' (the default) or 'float32'.")
+    return precision
+
+
 def build_result(compiled, sampler, settings, output, new_data, *, log_likelihood, elapsed) -> xr.DataTree:
     model = compiled.model
     groups = {"posterior": output.groups.get("posterior", {}),
@@ -124,6 +135,7 @@ def build_result(compiled, sampler, settings, output, new_data, *, log_likelihoo
         "chains": settings.chains,
         "thin": settings.thin,
         "chain_method": output.chain_method,
+        "precision": settings.precision,
         "num_draws_completed": output.num_draws,
         "interrupted": int(output.interrupted),
         "sampling_time": output.timings.get("sampling", np.nan),

@@ -18,7 +18,7 @@ from pytensor_blackjax.run._init import initial_points
 from pytensor_blackjax.run._keys import chain_keys, root_key
 from pytensor_blackjax.run._programs import programs_for
 from pytensor_blackjax.run._progress import make_progress
-from pytensor_blackjax.run._runners import Runner, available_cores
+from pytensor_blackjax.run._runners import Runner, available_cores, chain_mesh
 from pytensor_blackjax.samplers import Sampler, sized_for_run
 
 __all__ = ["RunOutput", "RunSettings", "Sink", "run"]
@@ -35,6 +35,7 @@ class RunSettings:
     thin: int = 1
     chunk_size: int = 100
     chain_method: str = "auto"
+    precision: str = "float64"
 
     @property
     def chunk(self) -> int:
@@ -64,16 +65,33 @@ class RunOutput:
 
 
 def choose_method(sampler: Sampler, chains: int, requested: str) -> str:
+    """The chain method that runs: "ensemble", "vectorized", "threaded" or "sharded".
+
+    "auto" and "parallel" shard chains over the devices when there are several (accelerators, forced
+    host devices, or several processes after ``pbj.distributed.initialize``). On one CPU device they
+    run one chain per thread: vmapped NUTS makes every chain wait for the longest trajectory, while
+    JAX releases the GIL so threads run chains on separate cores. "auto" vmaps chains on a single
+    accelerator, or when only one core is available.
+    """
     if sampler.ensemble:
         return "ensemble"
     if requested == "vectorized":
         return "vectorized"
-    if requested in ("auto", "parallel"):
-        # CPU: one single-chain program per core beats vmap, whose chains wait for each other.
-        if chains == 1 or available_cores() == 1 and requested == "auto":
-            return "vectorized" if chains > 1 else "threaded"
-        return "threaded"
-    raise ValueError(f"chain_method={requested!r}: use 'auto', 'vectorized' or 'parallel'.")
+    if requested not in ("auto", "parallel"):
+        raise ValueError(f"chain_method={requested!r}: use 'auto', 'vectorized' or 'parallel'.")
+    if jax.device_count() > 1 and (chains > 1 or jax.process_count() > 1):
+        return "sharded"
+    if chains > 1 and requested == "auto" and (jax.default_backend() != "cpu" or available_cores() == 1):
+        return "vectorized"
+    return "threaded"
+
+
+def _with_precision(data: tuple, precision: str) -> tuple:
+    """Data as host arrays of the run's precision (floats to float32, integers to int32)."""
+    if precision == "float64":
+        return data
+    small = {"f": np.float32, "i": np.int32, "u": np.uint32}
+    return tuple(np.asarray(d).astype(small.get(np.asarray(d).dtype.kind, np.asarray(d).dtype)) for d in data)
 
 
 class _Interrupt:
@@ -124,9 +142,12 @@ def run(
     chunk = settings.chunk
     sampler = sized_for_run(sampler, draws=settings.draws * settings.thin, tune=settings.tune,
                             chains=settings.chains)
-    programs = programs_for(compiled, sampler, chunk, settings.thin, method)
+    mesh = chain_mesh(settings.chains) if method == "sharded" else None
+    programs = programs_for(compiled, sampler, chunk, settings.thin, method, mesh=mesh,
+                            precision=settings.precision)
     keys = root_key(settings.seed) if method == "ensemble" else chain_keys(settings.seed, settings.chains)
-    runner = Runner(programs, method, keys, data)
+    data = _with_precision(data, settings.precision)
+    runner = Runner(programs, method, keys, data, mesh=mesh, precision=settings.precision)
     progress = make_progress(progressbar, settings.chains)
     groups: dict[str, dict[str, list]] = {"posterior": {}, "sample_stats": {}, "unconstrained": {}}
     done = resume["num_draws"] if resume else 0
@@ -136,6 +157,8 @@ def run(
             t0 = time.perf_counter()
             if resume is None or resume["phase"] == "warmup":
                 positions = initial_points(compiled, chain_keys(settings.seed, settings.chains), data)
+                if settings.precision == "float32":
+                    positions = positions.astype(np.float32)
                 runner.init(positions)
                 rows = sampler.schedule(settings.tune)
                 progress.start("warmup", settings.tune)

@@ -1,24 +1,30 @@
 """The compiled programs the driver runs: init, warmup chunk, sampling chunk, constrain.
 
-Each program is built once per (model, sampler, chunk length, chain method) and cached on the
-compiled model, so a second ``sample`` call - even with new data of the same shape - reuses it.
+Each program is built once per (model, sampler, chunk length, chain method, devices, precision) and
+cached on the compiled model, so a second ``sample`` call - even with new data of the same shape -
+reuses it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import warnings
 import weakref
-from functools import partial
+from functools import partial, wraps
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec
 
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.run._keys import SAMPLING, WARMUP, step_key
 from pytensor_blackjax.samplers import Sampler
 
-__all__ = ["Programs", "programs_for"]
+__all__ = ["CHAIN_AXIS", "Programs", "float32_scope", "programs_for"]
+
+CHAIN_AXIS = "chains"
 
 
 class Programs(NamedTuple):
@@ -97,10 +103,69 @@ _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def programs_for(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: int, method: str) -> Programs:
+def _sharded(base: Programs, mesh: Mesh) -> Programs:
+    """Chains split over the mesh's devices, the chains on one device vmapped together.
+
+    Keys travel as raw key data (uint32) so they can be laid out like any other array.
+    """
+    chains, rep = PartitionSpec(CHAIN_AXIS), PartitionSpec()
+    wrap = jax.random.wrap_key_data
+    v_init = jax.vmap(base.warmup_init, in_axes=(0, 0, None))
+    v_warmup = jax.vmap(base.warmup, in_axes=(0, 0, None, None, None, None))
+    v_sample = jax.vmap(base.sample, in_axes=(0, 0, 0, None, None, None))
+
+    def mapped(fn, *specs):
+        # no collectives inside: each device runs its chains alone, so replication checks are moot
+        # (and would reject the samplers' lax.cond branches that return fresh constants)
+        return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=chains, check_vma=False))
+
+    return Programs(
+        mapped(lambda kd, pos, data: v_init(wrap(kd), pos, data), chains, chains, rep),
+        mapped(lambda ws, kd, start, n, rows, data: v_warmup(ws, wrap(kd), start, n, rows, data),
+               chains, chains, rep, rep, rep, rep),
+        mapped(jax.vmap(base.finish), chains),
+        mapped(lambda st, params, kd, start, n, data: v_sample(st, params, wrap(kd), start, n, data),
+               chains, chains, chains, rep, rep, rep),
+        jax.jit(base.constrain),
+        jax.jit(base.log_likelihood),
+    )
+
+
+_TRUNCATION = "Explicitly requested dtype (float64|int64|uint64|complex128) "
+
+
+@contextlib.contextmanager
+def float32_scope():
+    """32-bit JAX for the current thread; PyTensor's 64-bit casts are truncated to 32 bits.
+
+    The truncation warnings come from tracing only. The warnings filter is process-wide state, so it
+    is changed from the main thread alone (which waits while worker threads trace).
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(jax.enable_x64(False))
+        if threading.current_thread() is threading.main_thread():
+            stack.enter_context(warnings.catch_warnings())
+            warnings.filterwarnings("ignore", message=_TRUNCATION, category=UserWarning)
+        yield
+
+
+def _in_float32(fn):
+    @wraps(fn)
+    def call(*args):
+        with float32_scope():
+            return fn(*args)
+
+    return call
+
+
+def programs_for(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: int, method: str,
+                 *, mesh: Mesh | None = None, precision: str = "float64") -> Programs:
     """Jitted programs for one chain method: "vectorized" (vmap over chains), "threaded" (one chain
-    per call) or "ensemble" (the sampler sees all chains). Cached per compiled model."""
-    key = (sampler, chunk, thin, method)
+    per call), "sharded" (chains split over ``mesh``, vmapped within a device) or "ensemble" (the
+    sampler sees all chains). ``precision="float32"`` traces and runs them with 32-bit JAX.
+    Cached per compiled model."""
+    devices = None if mesh is None else tuple(d.id for d in mesh.devices.flat)
+    key = (sampler, chunk, thin, method, devices, precision)
     with _LOCK:
         per_model = _CACHE.setdefault(compiled, {})
         if key in per_model:
@@ -115,10 +180,16 @@ def programs_for(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: in
             jax.jit(base.constrain),
             jax.jit(base.log_likelihood),
         )
+    elif method == "sharded":
+        if mesh is None:
+            raise ValueError("the sharded chain method needs a device mesh")
+        progs = _sharded(base, mesh)
     elif method in ("threaded", "ensemble"):
         progs = Programs(*(jax.jit(f) for f in base))
     else:
         raise ValueError(f"unknown chain method {method!r}")
+    if precision == "float32":
+        progs = Programs(*(_in_float32(f) for f in progs))
     with _LOCK:
         per_model[key] = progs
     return progs

@@ -4,21 +4,28 @@
   the longest trajectory at each step.
 * ``threaded``: one compiled single-chain program, called from one thread per core; JAX releases the
   GIL while it runs, so chains proceed independently and meet only at chunk boundaries.
+* ``sharded``: chains split over the devices of a mesh (every device of every process after
+  ``pbj.distributed.initialize``), the chains on one device vmapped together; the chain count is
+  padded to a multiple of the device count with copies of chain 0 that are dropped on the way out.
 * ``ensemble``: samplers that adapt across chains see them all at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from pytensor_blackjax.run._programs import Programs
+from pytensor_blackjax.run._programs import CHAIN_AXIS, Programs, float32_scope
 
-__all__ = ["Runner", "available_cores"]
+__all__ = ["Runner", "available_cores", "chain_mesh"]
 
 
 def available_cores() -> int:
@@ -40,19 +47,70 @@ def _index(tree, i):
     return jax.tree.map(lambda x: x[i], tree)
 
 
+def chain_mesh(chains: int) -> Mesh:
+    """The devices chains are sharded over: all global devices when several processes take part
+    (each must hold a share), else at most one device per chain."""
+    devices = jax.devices()
+    if jax.process_count() == 1:
+        devices = devices[: max(1, min(len(devices), chains))]
+    return Mesh(np.array(devices), (CHAIN_AXIS,))
+
+
+class _Layout:
+    """Host arrays <-> global arrays laid out over a mesh, chains padded to a multiple of its size."""
+
+    def __init__(self, mesh: Mesh, chains: int):
+        self.chains = chains
+        self.padded = math.ceil(chains / mesh.size) * mesh.size
+        self._split = NamedSharding(mesh, PartitionSpec(CHAIN_AXIS))
+        self._whole = NamedSharding(mesh, PartitionSpec())
+
+    def _put(self, x, sharding):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+    def chains_out(self, tree):
+        """Host tree with ``chains`` rows -> global arrays with ``padded`` rows, split over devices."""
+        def pad(x):
+            x = np.asarray(x)
+            extra = np.repeat(x[:1], self.padded - self.chains, axis=0)
+            return self._put(np.concatenate([x, extra]), self._split)
+
+        return jax.tree.map(pad, tree)
+
+    def replicated(self, tree):
+        return jax.tree.map(lambda x: self._put(x, self._whole), tree)
+
+    def to_host(self, tree):
+        """Global arrays -> host arrays of the real chains (every process receives all of them)."""
+        if jax.process_count() > 1:
+            tree = multihost_utils.process_allgather(tree, tiled=True)
+        return jax.tree.map(lambda x: np.asarray(x)[: self.chains], _host(tree))
+
+
 class Runner:
     """Runs the chunk programs for all chains; ``carry`` stays on the device between chunks."""
 
-    def __init__(self, programs: Programs, method: str, keys: jax.Array, data: tuple):
+    def __init__(self, programs: Programs, method: str, keys: jax.Array, data: tuple, *,
+                 mesh: Mesh | None = None, precision: str = "float64"):
         self.programs, self.method, self.keys, self.data = programs, method, keys, data
         self.chains = int(keys.shape[0]) if method != "ensemble" else None
         self.carry: Any = None
         self.params: Any = None
         self._pool = None
+        self._float32 = precision == "float32"
+        if method == "sharded":
+            self._layout = _Layout(mesh, self.chains)
+            self._key_data = self._layout.chains_out(np.asarray(jax.random.key_data(keys)))
+            self._global_data = self._layout.replicated(data)
         if method == "threaded":
             workers = min(int(keys.shape[0]), available_cores())
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pbj-chain")
             self._chain_keys = [keys[i] for i in range(keys.shape[0])]
+
+    def _scope(self):
+        # entered by the main thread around every phase; see `float32_scope`
+        return float32_scope() if self._float32 else contextlib.nullcontext()
 
     def close(self) -> None:
         if self._pool is not None:
@@ -60,15 +118,30 @@ class Runner:
 
     # -- phases ------------------------------------------------------------------------------
     def init(self, positions: np.ndarray) -> None:
+        with self._scope():
+            self._init(positions)
+
+    def _init(self, positions: np.ndarray) -> None:
         p = self.programs
-        if self.method == "threaded":
+        if self.method == "sharded":
+            self.carry = p.warmup_init(self._key_data, self._layout.chains_out(positions), self._global_data)
+        elif self.method == "threaded":
             self.carry = list(self._pool.map(
                 lambda i: p.warmup_init(self._chain_keys[i], positions[i], self.data), range(len(positions))))
         else:
             self.carry = p.warmup_init(self.keys, positions, self.data)
 
     def warmup(self, start: int, n_valid: int, rows: np.ndarray) -> dict:
+        with self._scope():
+            return self._warmup(start, n_valid, rows)
+
+    def _warmup(self, start: int, n_valid: int, rows: np.ndarray) -> dict:
         p = self.programs
+        if self.method == "sharded":
+            put = self._layout.replicated
+            self.carry, stats = p.warmup(self.carry, self._key_data, put(np.int32(start)),
+                                         put(np.int32(n_valid)), put(rows), self._global_data)
+            return self._layout.to_host(stats)
         if self.method == "threaded":
             def one(i):
                 carry, stats = p.warmup(self.carry[i], self._chain_keys[i], start, n_valid, rows, self.data)
@@ -81,6 +154,10 @@ class Runner:
         return self._chains_first(_host(stats))
 
     def finish_warmup(self) -> None:
+        with self._scope():
+            self._finish_warmup()
+
+    def _finish_warmup(self) -> None:
         p = self.programs
         if self.method == "threaded":
             out = [p.finish(c) for c in self.carry]
@@ -90,7 +167,16 @@ class Runner:
             self.carry, self.params = p.finish(self.carry)
 
     def sample(self, start: int, n_valid: int) -> tuple[np.ndarray, dict]:
+        with self._scope():
+            return self._sample(start, n_valid)
+
+    def _sample(self, start: int, n_valid: int) -> tuple[np.ndarray, dict]:
         p = self.programs
+        if self.method == "sharded":
+            put = self._layout.replicated
+            self.carry, out = p.sample(self.carry, self.params, self._key_data, put(np.int32(start)),
+                                       put(np.int32(n_valid)), self._global_data)
+            return self._layout.to_host(out)
         if self.method == "threaded":
             def one(i):
                 carry, (pos, stats) = p.sample(self.carry[i], self.params[i], self._chain_keys[i], start,
@@ -116,6 +202,9 @@ class Runner:
             carry = _stack([_host(c) for c in self.carry])
             params = None if self.params is None else _stack([_host(q) for q in self.params])
             return carry, params
+        if self.method == "sharded":
+            return self._layout.to_host(self.carry), None if self.params is None else self._layout.to_host(
+                self.params)
         return _host(self.carry), None if self.params is None else _host(self.params)
 
     def load(self, carry: Any, params: Any) -> None:
@@ -124,6 +213,9 @@ class Runner:
             n = len(self._chain_keys)
             self.carry = [jax.device_put(_index(carry, i)) for i in range(n)]
             self.params = None if params is None else [jax.device_put(_index(params, i)) for i in range(n)]
+        elif self.method == "sharded":
+            self.carry = self._layout.chains_out(carry)
+            self.params = None if params is None else self._layout.chains_out(params)
         else:
             self.carry = jax.device_put(carry)
             self.params = None if params is None else jax.device_put(params)
