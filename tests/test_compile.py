@@ -163,3 +163,22 @@ def test_compile_is_cached_per_model():
 def test_compile_rejects_other_objects():
     with pytest.raises(TypeError, match=r"compile\(model\): expected a pbj.Model, got str"):
         pbj.compile("rats")
+
+
+def test_position_keyed_by_constrained_names_is_refused():
+    compiled = pbj.compile(pbj.examples.rat_tumors())
+    with pytest.raises(KeyError, match=r"position lacks \['alpha_log__', .*unconstrained value names"):
+        compiled.logdensity_fn({"alpha": 1.0, "beta": 1.0, "theta": np.full(71, 0.1)})
+
+
+def test_other_data_is_checked():
+    compiled = pbj.compile(pbj.examples.rat_tumors())
+    position = compiled.initial_position(jax.random.key(7))
+    with pytest.raises(ValueError, match=r"data\['yy'\]: the model declares no data named 'yy'"):
+        compiled.constrain(position, data={"yy": np.zeros(71)})
+    with pytest.raises(ValueError, match=r"data\['y'\] has shape \(70,\)"):
+        compiled.logdensity_with({"y": np.zeros(70, dtype=int)})
+    # data may also be traced, e.g. to differentiate with respect to a covariate
+    no_tumours = jax.jit(lambda y: compiled.logdensity_with({"y": y})(position))(np.zeros(71, dtype=int))
+    assert np.isfinite(float(no_tumours))
+    assert float(no_tumours) != pytest.approx(float(compiled.logdensity_fn(position)))

@@ -155,3 +155,16 @@ def test_diagnostics_warning_fires_on_divergences():
     with pytest.warns(pbj.SamplingWarning, match=r"sampling diagnostics: \d+ divergent transitions"):
         tree = pbj.sample(m.build(), seed=3, **QUICK)
     assert int(tree["sample_stats"]["diverging"].values.sum()) > 0
+
+
+def test_starting_points_are_retried_until_finite():
+    from pytensor_blackjax.run._init import initial_points
+    from pytensor_blackjax.run._keys import chain_keys
+
+    # finite only on (1.5, 2) of the (-2, 2) starting box: most first tries fail
+    x = pt.scalar("x")
+    model = pbj.Model.from_logp(pt.switch(x > 1.5, -0.5 * x**2, -np.inf), inputs=[x])
+    compiled = pbj.compile(model)
+    points = initial_points(compiled, chain_keys(0, 8), compiled.data_tuple())
+    assert points.shape == (8, 1)
+    assert np.all(points > 1.5)

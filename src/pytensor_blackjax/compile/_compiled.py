@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pytensor_blackjax._validate import check_data
 from pytensor_blackjax.compile._jaxify import jaxify
 from pytensor_blackjax.model import Model
 
@@ -64,13 +65,20 @@ class CompiledModel:
 
     def ravel(self, position: Mapping[str, Any]) -> jax.Array:
         """Dict of unconstrained arrays -> flat vector (trailing batch axes not allowed)."""
-        return jnp.concatenate([jnp.reshape(jnp.asarray(position[b.name]), (-1,)) for b in self.blocks])
+        return jnp.concatenate([jnp.reshape(v, (-1,)) for v in self._values_of(position)])
 
     def unravel(self, flat: jax.Array) -> Position:
         """Flat vector -> dict of unconstrained arrays."""
         return {b.name: jnp.reshape(flat[b.start : b.start + b.size], b.shape) for b in self.blocks}
 
     def data_tuple(self, data: Mapping[str, Any] | None = None) -> tuple:
+        """The data arguments of the compiled functions: the model's own, replaced by ``data``.
+
+        Raises:
+            ValueError, TypeError: ``data`` names unknown data, or has another shape or kind.
+        """
+        if data and not any(isinstance(v, jax.core.Tracer) for v in data.values()):
+            data = check_data(self.default_data, data)
         data = {**self.default_data, **(data or {})}
         return tuple(jnp.asarray(data[name]) for name in self.default_data)
 
@@ -81,13 +89,24 @@ class CompiledModel:
         (out,) = self._logp(*values, *data)
         return out
 
+    def _values_of(self, position: Mapping[str, Any]) -> list[jax.Array]:
+        missing = [b.name for b in self.blocks if b.name not in position]
+        if missing:
+            raise KeyError(
+                f"position lacks {missing}: positions are keyed by the unconstrained value names "
+                f"{list(self.value_names)} (e.g. from initial_position), not by constrained parameter names."
+            )
+        return [jnp.asarray(position[b.name]) for b in self.blocks]
+
     def logdensity_fn(self, position: Mapping[str, Any]) -> jax.Array:
         """Log-density of a position keyed by value name, with the model's own data.
 
         Works under ``jax.jit``, ``jax.grad`` and ``jax.vmap``.
+
+        Raises:
+            KeyError: ``position`` lacks one of the value names.
         """
-        values = [jnp.asarray(position[b.name]) for b in self.blocks]
-        (out,) = self._logp(*values, *self.data_tuple())
+        (out,) = self._logp(*self._values_of(position), *self.data_tuple())
         return out
 
     def logdensity_with(self, data: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], jax.Array]:
@@ -95,7 +114,7 @@ class CompiledModel:
         data_args = self.data_tuple(data)
 
         def logdensity(position):
-            (out,) = self._logp(*[jnp.asarray(position[b.name]) for b in self.blocks], *data_args)
+            (out,) = self._logp(*self._values_of(position), *data_args)
             return out
 
         return logdensity
@@ -196,7 +215,8 @@ def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of t
             shapes = jax.eval_shape(
                 lambda flat, data, fn=fn: fn(*_split(compiled, flat), *data),
                 jax.ShapeDtypeStruct((compiled.num_dims,), jnp.float64), compiled.data_tuple())
-            object.__setattr__(compiled, attr, {k: tuple(o.shape) for k, o in zip(exprs, shapes, strict=True)})
+            found = {k: tuple(o.shape) for k, o in zip(exprs, shapes, strict=True)}
+            object.__setattr__(compiled, attr, found)
     _CACHE[model] = compiled
     return compiled
 
