@@ -3,6 +3,7 @@
 import re
 import sys
 import types
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 
 import pytensor_blackjax as pbj
 from pytensor_blackjax.cli import app, main
+from pytensor_blackjax.cli._io import load_model_file, split_model_spec
 
 runner = CliRunner()
 
@@ -99,11 +101,10 @@ def test_report_command(run_out, tmp_path):
     assert "normal_model.py" in page  # the model file is part of the recorded settings
 
 
-def test_run_takes_a_named_model(model_file, tmp_path):
-    result = invoke("run", f"{model_file}:other", "--draws", 50, "--tune", 50, "--chains", 2,
-                    "--seed", 1, "--no-progress")
-    assert result.exit_code == 0, result.output
-    assert "mu" in result.stdout
+def test_model_file_spec_takes_a_name(model_file):
+    assert load_model_file(f"{model_file}:other").name == "normal_mean"
+    assert split_model_spec("dir/m.py:my_model") == (Path("dir/m.py"), "my_model")
+    assert split_model_spec("C:/models/m.py") == (Path("C:/models/m.py"), None)
 
 
 def test_demo_prints_progress_and_summary(monkeypatch, model_file):
