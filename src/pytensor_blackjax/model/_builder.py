@@ -22,7 +22,9 @@ def _check_shape(shape: object, *, what: str) -> tuple[int, ...]:
     try:
         dims = tuple(shape)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(f"{what}: shape={shape!r} must be a tuple of non-negative integers, e.g. (3,).") from None
+        raise TypeError(
+            f"{what}: shape={shape!r} must be a tuple of non-negative integers, e.g. (3,)."
+        ) from None
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 0:
             raise ValueError(f"{what}: shape={shape!r} must hold non-negative integers; got {d!r}.")
@@ -59,7 +61,9 @@ class ModelBuilder:
         check_name(name, what=what)
         taken = {**self._params, **self._deterministics, **self._data}
         if name in taken or name in {v.name for v in self._values}:
-            raise ValueError(f"{what} name {name!r} is already used in this model; every name must be unique.")
+            raise ValueError(
+                f"{what} name {name!r} is already used in this model; every name must be unique."
+            )
         return name
 
     def param(
@@ -75,12 +79,17 @@ class ModelBuilder:
         Args:
             name: the parameter's name in the posterior.
             shape: its (constrained) shape; () for a scalar.
-            transform: None/"real", "positive", "unit", "simplex", "ordered", or an object such as
-                ``pbj.transforms.Interval(lower, upper)``.
+            transform: None/"real", "positive", "unit", "simplex" (shape ``(K,)``, K-1 free values),
+                "ordered", "cholesky_corr" (shape ``(n, n)``, n(n-1)/2 free values), or an object such
+                as ``pbj.transforms.Interval(lower, upper)``, ``LowerBound(l)``, ``UpperBound(u)``.
             dims: optional dimension names for the ArviZ result (see `coords`).
 
         Returns:
             The constrained parameter as a PyTensor expression, to use in `add_logp`.
+
+        Raises:
+            ValueError: a name already used, a shape with negative or non-integer lengths, an unknown
+                transform name, or a shape the transform cannot take.
         """
         self._claim(name, what="param")
         shape = _check_shape(shape, what=f"param {name!r}")
@@ -162,7 +171,9 @@ class ModelBuilder:
     def build(self) -> Model:
         """Freeze the description into a `Model`."""
         if not self._values:
-            raise ValueError("ModelBuilder.build: the model has no parameters; declare some with m.param(...).")
+            raise ValueError(
+                "ModelBuilder.build: the model has no parameters; declare some with m.param(...)."
+            )
         if not self._terms:
             raise ValueError("ModelBuilder.build: no log-density terms; add them with m.add_logp(...).")
         logp = pt.sum(pt.stack([pt.cast(t, "float64") for t in self._terms + self._jacobians]))

@@ -24,7 +24,9 @@ def check_name(name: object, *, what: str) -> str:
 
 def check_scalar_logp(logp: object, *, where: str) -> None:
     if not isinstance(logp, Variable) or not isinstance(logp, TensorVariable):
-        raise TypeError(f"{where}: the log-density must be a PyTensor tensor expression, got {type(logp).__name__}.")
+        raise TypeError(
+            f"{where}: the log-density must be a PyTensor tensor expression, got {type(logp).__name__}."
+        )
     if logp.type.ndim != 0:
         raise ValueError(
             f"{where}: the log-density must be a scalar, got ndim={logp.type.ndim} "
@@ -72,4 +74,6 @@ def check_from_logp(logp, inputs, deterministics) -> None:
                 f"deterministic {key!r} has the same name as an input; rename the deterministic."
             )
         if not isinstance(expr, TensorVariable):
-            raise TypeError(f"deterministic {key!r} must be a PyTensor expression, got {type(expr).__name__}.")
+            raise TypeError(
+                f"deterministic {key!r} must be a PyTensor expression, got {type(expr).__name__}."
+            )
