@@ -11,6 +11,7 @@ from pytensor_blackjax.validate._compare import KS_ALPHA, SD_TOL, Z_MAX, Margina
 from pytensor_blackjax.validate._reference import load_reference, parse_name
 from pytensor_blackjax.validate._report import Row, ValidationReport
 from pytensor_blackjax.validate._run import run_validation
+from pytensor_blackjax.validate._sbc import SBCResult, simulation_based_calibration
 
 __all__ = [
     "KS_ALPHA",
@@ -18,9 +19,11 @@ __all__ = [
     "Z_MAX",
     "MarginalCheck",
     "Row",
+    "SBCResult",
     "ValidationReport",
     "compare",
     "load_reference",
     "parse_name",
     "run_validation",
+    "simulation_based_calibration",
 ]

@@ -104,7 +104,7 @@ def _chosen(folders: list[Path], only: Sequence[str] | None, source: str) -> lis
 
 def _sampler_for(name: str, sampler: str | Sampler) -> Sampler:
     if isinstance(sampler, str) and sampler.lower() == "nuts" and name in posteriordb.POSTERIORS:
-        return posteriordb.spec(name).nuts
+        return posteriordb.spec(name).sampler()
     return resolve(sampler)
 
 

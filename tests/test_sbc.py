@@ -1,0 +1,103 @@
+"""Simulation-based calibration of NUTS on two small models: ranks of the truth must be uniform."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytensor.tensor as pt
+import pytest
+
+import pytensor_blackjax as pbj
+from pytensor_blackjax.validate import simulation_based_calibration
+
+NUM_SIMULATIONS = 256
+ALPHA = 1e-3  # family-wise, split over the quantities tested (Bonferroni)
+
+
+def normal_model(size: int = 10):
+    """mu ~ Normal(0, 1), sigma ~ half-Normal(0, 1), y ~ Normal(mu, sigma)."""
+    m = pbj.ModelBuilder(name="normal")
+    y = m.data("y", np.zeros(size), observed=True)
+    mu = m.param("mu")
+    sigma = m.param("sigma", transform="positive")
+    m.add_logp(-0.5 * mu**2 - 0.5 * sigma**2)
+    m.add_logp(pt.sum(-0.5 * ((y - mu) / sigma) ** 2 - pt.log(sigma)))
+    return m.build()
+
+
+def simulate_normal(key, size: int = 10):
+    k_mu, k_sigma, k_y = jax.random.split(key, 3)
+    mu = jax.random.normal(k_mu)
+    sigma = jnp.abs(jax.random.normal(k_sigma))
+    y = mu + sigma * jax.random.normal(k_y, (size,))
+    return {"mu": mu, "sigma": sigma}, {"y": y}
+
+
+def hierarchical_model(groups: int = 6):
+    """Non-centered: mu ~ N(0, 1), tau ~ half-N(0, 1), theta = mu + tau * z, y_j ~ N(theta_j, 1)."""
+    m = pbj.ModelBuilder(name="hierarchical")
+    y = m.data("y", np.zeros(groups), observed=True)
+    mu = m.param("mu")
+    tau = m.param("tau", transform="positive")
+    z = m.param("z", shape=(groups,))
+    theta = m.deterministic("theta", mu + tau * z)
+    m.add_logp(-0.5 * mu**2 - 0.5 * tau**2 - 0.5 * pt.sum(z**2))
+    m.add_logp(-0.5 * pt.sum((y - theta) ** 2))
+    return m.build()
+
+
+def simulate_hierarchical(key, groups: int = 6):
+    k_mu, k_tau, k_z, k_y = jax.random.split(key, 4)
+    mu = jax.random.normal(k_mu)
+    tau = jnp.abs(jax.random.normal(k_tau))
+    theta = mu + tau * jax.random.normal(k_z, (groups,))
+    y = theta + jax.random.normal(k_y, (groups,))
+    return {"mu": mu, "tau": tau, "theta": theta}, {"y": y}
+
+
+def assert_uniform(result):
+    pvalues = result.chi_square(bins=10)
+    tested = sum(p.size for p in pvalues.values())
+    for name, p in pvalues.items():
+        assert np.all(p > ALPHA / tested), f"{name}: ranks not uniform, chi-square p-values {p}"
+    assert np.mean(result.divergences > 0) < 0.05, "too many fits diverged"
+
+
+@pytest.mark.slow
+def test_sbc_normal_mean_and_scale():
+    result = simulation_based_calibration(pbj.compile(normal_model()), simulate_normal,
+                                          num_simulations=NUM_SIMULATIONS, seed=11)
+    assert result.ranks["mu"].shape == (NUM_SIMULATIONS,)
+    assert result.ranks["mu"].max() <= result.num_draws
+    assert_uniform(result)
+
+
+@pytest.mark.slow
+def test_sbc_hierarchical_noncentered():
+    result = simulation_based_calibration(pbj.compile(hierarchical_model()), simulate_hierarchical,
+                                          num_simulations=NUM_SIMULATIONS, seed=12,
+                                          sampler=pbj.samplers.NUTS(target_accept=0.9))
+    assert result.ranks["theta"].shape == (NUM_SIMULATIONS, 6)
+    assert_uniform(result)
+
+
+def test_sbc_detects_a_wrong_model():
+    """A model whose likelihood scale is off by 2 must fail calibration: the test has power."""
+    m = pbj.ModelBuilder(name="wrong")
+    y = m.data("y", np.zeros(10), observed=True)
+    mu = m.param("mu")
+    m.add_logp(-0.5 * mu**2 + pt.sum(-0.5 * ((y - mu) / 0.5) ** 2))
+
+    def simulate(key):
+        k_mu, k_y = jax.random.split(key)
+        mu = jax.random.normal(k_mu)
+        return {"mu": mu}, {"y": mu + jax.random.normal(k_y, (10,))}
+
+    result = simulation_based_calibration(pbj.compile(m.build()), simulate, num_simulations=128,
+                                          num_draws=49, thin=1, tune=150, seed=3, batch_size=128)
+    assert result.chi_square(bins=10)["mu"] < 1e-4
+
+
+def test_sbc_rejects_unknown_names():
+    with pytest.raises(ValueError, match="not reported by the model"):
+        simulation_based_calibration(pbj.compile(normal_model()),
+                                     lambda key: ({"nope": jnp.zeros(())}, {"y": jnp.zeros(10)}))
