@@ -14,8 +14,10 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import jax
+import jax.extend.backend
 
 __all__ = ["initialize", "is_initialized", "process_count", "process_index"]
 
@@ -36,6 +38,8 @@ def initialize(
     Wraps ``jax.distributed.initialize``. Process 0 starts the coordinator service at
     ``coordinator_address``; the others connect to it. On CPU, arrays cross processes through the
     ``cpu_collectives`` implementation, which is selected here, before JAX's CPU backend starts.
+    Call it before creating JAX arrays of your own: if JAX's backend is already running (importing
+    Blackjax starts it) it is restarted, and arrays made earlier stay process-local.
 
     Args:
         coordinator_address: ``"host:port"`` of process 0, the same in every process (e.g.
@@ -48,8 +52,7 @@ def initialize(
 
     Raises:
         ValueError: an argument is out of range, with the value and the fix.
-        RuntimeError: JAX already started its backends (e.g. an array was created) or this process
-            is already initialised.
+        RuntimeError: this process is already initialised.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -71,21 +74,21 @@ def initialize(
         raise ValueError(f"cpu_collectives={cpu_collectives!r}: use one of {list(_CPU_COLLECTIVES)}.")
     if is_initialized():
         raise RuntimeError("pbj.distributed.initialize was already called in this process; call it once.")
-    # only takes effect before the CPU backend starts, which is also when initialize must run
+    # read when the CPU backend starts, which the join below (re)does
     jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
+    join = partial(jax.distributed.initialize, coordinator_address=coordinator_address,
+                   num_processes=num_processes, process_id=process_id, local_device_ids=local_device_ids,
+                   initialization_timeout=initialization_timeout)
     try:
-        jax.distributed.initialize(
-            coordinator_address=coordinator_address,
-            num_processes=num_processes,
-            process_id=process_id,
-            local_device_ids=local_device_ids,
-            initialization_timeout=initialization_timeout,
-        )
+        join()
     except RuntimeError as err:
-        raise RuntimeError(
-            f"{err}. Call pbj.distributed.initialize at the very start of the program, before any model "
-            "is compiled or sampled and before any JAX array is created."
-        ) from err
+        if "must be called before" not in str(err):
+            raise
+        # Importing Blackjax evaluates a few jnp constants, which starts JAX's process-local backend
+        # before anyone can call initialize. It is dropped and started again, now with every
+        # process's devices; arrays made before this call stay on the old, process-local backend.
+        jax.extend.backend.clear_backends()
+        join()
 
 
 def is_initialized() -> bool:
