@@ -117,6 +117,15 @@ def test_deterministics_equal_their_expressions():
     np.testing.assert_allclose(out["theta"], theta, rtol=1e-12)
 
 
+def test_from_logp_reports_inputs_then_deterministics():
+    logp, inputs, dets = rats_seed_graph()
+    compiled = pbj.compile(pbj.Model.from_logp(logp, inputs=inputs, deterministics=dets))
+    position = compiled.initial_position(jax.random.key(8))
+    out = compiled.constrain(position)
+    assert list(out) == ["log_a", "log_b", "logit_theta", "alpha", "beta", "theta"]
+    np.testing.assert_array_equal(out["logit_theta"], position["logit_theta"])
+
+
 def test_constrain_reports_constrained_parameters_then_deterministics():
     model = every_transform_model()
     compiled = pbj.compile(model)

@@ -37,6 +37,17 @@ def test_non_root_input():
         pbj.Model.from_logp(-x**2, inputs=[pt.exp(x)])
 
 
+def test_constant_or_shared_input():
+    import pytensor
+
+    shared = pytensor.shared(np.ones(3), name="w")
+    with pytest.raises(ValueError, match=r"inputs\[0\] \(w\) is a shared variable, which the sampler cannot"):
+        pbj.Model.from_logp(-pt.sum(shared**2), inputs=[shared])
+    const = pt.constant(np.ones(3), name="c")
+    with pytest.raises(ValueError, match=r"inputs\[0\] .* is a constant, which the sampler cannot move"):
+        pbj.Model.from_logp(-pt.sum(const**2), inputs=[const])
+
+
 def test_integer_input():
     k = pt.iscalar("k")
     with pytest.raises(TypeError, match=r"inputs\[0\] 'k' has dtype int32: integer \(discrete\) parameters"):

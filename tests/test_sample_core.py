@@ -173,3 +173,11 @@ def test_starting_points_are_retried_until_finite():
     points = initial_points(compiled, chain_keys(0, 8), compiled.data_tuple())
     assert points.shape == (8, 1)
     assert np.all(points > 1.5)
+
+
+def test_a_hand_written_model_without_deterministics_reports_its_inputs():
+    x = pt.vector("x", shape=(2,))
+    model = pbj.Model.from_logp(-0.5 * pt.sum((x - np.array([3.0, -3.0])) ** 2), inputs=[x])
+    tree = pbj.sample(model, seed=9, **QUICK)
+    assert tree["posterior"]["x"].shape == (2, 300, 2)
+    assert mcse_z(tree, "x", [3.0, -3.0]) < 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keyword
 import re
 
+from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Constant, Variable
 from pytensor.tensor.variable import TensorVariable
 
@@ -40,7 +41,13 @@ def _check_input(var: object, index: int) -> TensorVariable:
     label = f"inputs[{index}]"
     if not isinstance(var, TensorVariable):
         raise TypeError(f"{label} must be a PyTensor tensor variable, got {type(var).__name__}.")
-    if var.owner is not None or isinstance(var, Constant):
+    if isinstance(var, Constant | SharedVariable):
+        raise ValueError(
+            f"{label} ({var}) is a {'constant' if isinstance(var, Constant) else 'shared variable'}, "
+            "which the sampler cannot move; pass a free variable such as pt.vector('theta', shape=(3,)) "
+            "(to swap data at sample time, declare it with ModelBuilder.data)."
+        )
+    if var.owner is not None:
         raise ValueError(
             f"{label} ({var}) is not a root input: it is computed from other variables. Pass the free "
             "variables the log-density is written in (e.g. pt.scalar('log_a')), not expressions of them."

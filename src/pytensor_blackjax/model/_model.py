@@ -97,7 +97,8 @@ class Model:
             name: label for reports.
 
         Returns:
-            A `Model` whose positions are keyed by the input names.
+            A `Model` whose positions are keyed by the input names; the posterior reports the inputs
+            and then the deterministics.
 
         Raises:
             ValueError: non-scalar ``logp``, an input that is not a root variable, an integer input,
@@ -114,7 +115,9 @@ class Model:
         check_from_logp(logp, inputs, deterministics)
         fixed, replaced = fix_input_shapes(list(inputs), [logp, *deterministics.values()], dict(shapes or {}))
         logp_new, *det_new = replaced
-        outputs = dict(zip(deterministics, det_new, strict=True))
+        # the inputs are the parameters the user wrote the model in: report them, then the deterministics
+        outputs = {v.name: v for v in fixed}
+        outputs.update(zip(deterministics, det_new, strict=True))
         return cls(values=tuple(fixed), logp=logp_new, outputs=outputs, name=name)
 
     @classmethod

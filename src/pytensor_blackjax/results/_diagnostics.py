@@ -29,6 +29,8 @@ def diagnose(tree: xr.DataTree, *, max_tree_depth: int | None = None) -> list[st
     import arviz_stats
 
     problems = []
+    if "posterior" not in tree.children:
+        return problems
     stats = tree["sample_stats"] if "sample_stats" in tree.children else None
     chains, draws = tree["posterior"].sizes["chain"], tree["posterior"].sizes["draw"]
     if stats is not None and "diverging" in stats.data_vars:
