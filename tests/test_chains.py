@@ -1,0 +1,108 @@
+"""Chain methods on one device: which one runs, bitwise reproducibility, thinning, float32."""
+
+import jax
+import numpy as np
+import pytensor.tensor as pt
+import pytest
+from conftest import mcse_z
+
+import pytensor_blackjax as pbj
+from pytensor_blackjax.run._driver import choose_method
+from pytensor_blackjax.samplers import NUTS
+
+MU = np.array([0.0, 1.0, -2.0])
+SIGMA = np.array([1.0, 2.0, 0.5])
+
+
+@pytest.fixture(scope="module")
+def gaussian():
+    builder = pbj.ModelBuilder(name="gaussian")
+    mu = builder.data("mu", MU)
+    sigma = builder.data("sigma", SIGMA)
+    x = builder.param("x", shape=(3,))
+    builder.add_logp(-0.5 * pt.sum(((x - mu) / sigma) ** 2))
+    return builder.build()
+
+
+def draws_of(model, **kw):
+    settings = dict(draws=500, tune=300, chains=4, seed=11, progressbar=False, chunk_size=100)
+    return pbj.sample(model, **{**settings, **kw})
+
+
+# -- which method runs ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("requested", "devices", "cores", "chains", "expected"),
+    [
+        ("auto", 1, 2, 4, "threaded"),
+        ("parallel", 1, 2, 4, "threaded"),
+        ("auto", 1, 1, 4, "vectorized"),
+        ("parallel", 1, 1, 4, "threaded"),
+        ("auto", 4, 2, 4, "sharded"),
+        ("parallel", 4, 2, 3, "sharded"),
+        ("auto", 4, 2, 1, "threaded"),
+        ("vectorized", 4, 2, 4, "vectorized"),
+    ],
+)
+def test_choose_method(monkeypatch, requested, devices, cores, chains, expected):
+    monkeypatch.setattr(jax, "device_count", lambda: devices)
+    monkeypatch.setattr("pytensor_blackjax.run._driver.available_cores", lambda: cores)
+    assert choose_method(NUTS(), chains, requested) == expected
+
+
+def test_unknown_chain_method_and_precision_are_named(gaussian):
+    with pytest.raises(ValueError, match="chain_method='pmap'.*'auto'"):
+        draws_of(gaussian, chain_method="pmap")
+    with pytest.raises(ValueError, match="precision='float16'.*'float32'"):
+        draws_of(gaussian, precision="float16")
+
+
+# -- reproducibility -----------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["auto", "vectorized"])
+def test_same_seed_same_bits_whatever_the_chunk_size(gaussian, method):
+    a = draws_of(gaussian, chain_method=method)
+    b = draws_of(gaussian, chain_method=method)
+    c = draws_of(gaussian, chain_method=method, chunk_size=37)
+    x = a["posterior"]["x"].values
+    assert a.attrs["chain_method"] == ("threaded" if method == "auto" else "vectorized")
+    assert np.array_equal(x, b["posterior"]["x"].values)
+    assert np.array_equal(x, c["posterior"]["x"].values)
+    assert np.array_equal(a["sample_stats"]["lp"].values, c["sample_stats"]["lp"].values)
+    assert not np.array_equal(x, draws_of(gaussian, chain_method=method, seed=12)["posterior"]["x"].values)
+
+
+# -- thinning ------------------------------------------------------------------------------------
+def test_thin_keeps_every_kth_step(gaussian):
+    full = draws_of(gaussian, draws=600)
+    thinned = draws_of(gaussian, draws=200, thin=3)
+    x_full, x_thin = full["posterior"]["x"].values, thinned["posterior"]["x"].values
+    assert x_thin.shape == (4, 200, 3)
+    assert thinned.attrs["thin"] == 3
+    # the kept draw i is step 3 i + 2 of the same chain: same keys, same trajectory
+    np.testing.assert_allclose(x_thin, x_full[:, 2::3], rtol=1e-9, atol=1e-12)
+
+
+def test_thinned_draws_are_right(gaussian):
+    tree = draws_of(gaussian, thin=2)
+    assert tree["posterior"]["x"].shape == (4, 500, 3)
+    assert mcse_z(tree, "x", MU) < 4.5
+
+
+# -- float32 -------------------------------------------------------------------------------------
+def test_float32_draws_are_float32_and_right(gaussian):
+    tree = draws_of(gaussian, precision="float32", draws=800)
+    x = tree["posterior"]["x"]
+    assert x.dtype == np.float32
+    assert tree["sample_stats"]["lp"].dtype == np.float32
+    assert tree.attrs["precision"] == "float32"
+    assert mcse_z(tree, "x", MU) < 4.5
+    sd = x.values.reshape(-1, 3).std(0)
+    np.testing.assert_allclose(sd, SIGMA, rtol=0.15)
+    # precision is scoped to the run: JAX's global setting is untouched
+    assert jax.config.jax_enable_x64
+
+
+def test_float32_is_reproducible_and_vectorized_agrees(gaussian):
+    a = draws_of(gaussian, precision="float32")
+    b = draws_of(gaussian, precision="float32", chunk_size=64)
+    assert np.array_equal(a["posterior"]["x"].values, b["posterior"]["x"].values)
+    assert a["posterior"]["x"].dtype == np.float32
