@@ -84,6 +84,27 @@ def test_vector_length_is_inferred_from_constants():
     assert model.value_shapes == {"log_a": (), "log_b": (), "logit_theta": (71,)}
 
 
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda b: pt.dot(np.ones((3, 4)), b), (4,)),
+        (lambda b: np.ones((3, 4)) @ b, (4,)),
+        (lambda b: pt.dot(b, np.ones((4, 3))), (4,)),
+        (lambda b: pt.dot(b, pt.dot(np.eye(6), b)), (6,)),
+        (lambda b: b[:, None] * np.ones((5, 2)), (5,)),
+    ],
+)
+def test_vector_length_is_inferred_through_products_and_dimshuffles(make, expected):
+    b = pt.vector("b")
+    assert pbj.Model.from_logp(pt.sum(make(b)), inputs=[b]).value_shapes == {"b": expected}
+
+
+def test_matrix_shape_is_inferred_through_a_matrix_product():
+    w = pt.matrix("w")
+    logp = pt.sum((pt.dot(w, np.ones((4, 2))) - np.ones((3, 2))) ** 2)
+    assert pbj.Model.from_logp(logp, inputs=[w]).value_shapes == {"w": (3, 4)}
+
+
 def test_shapes_argument_fixes_what_cannot_be_inferred():
     x = pt.vector("x")
     model = pbj.Model.from_logp(-0.5 * pt.sum(x**2), inputs=[x], shapes={"x": (5,)})

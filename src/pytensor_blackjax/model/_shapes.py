@@ -1,8 +1,9 @@
 """Static shapes for inputs declared without them (``pt.vector``): inferred from the graph, or given.
 
 PyTensor does not broadcast at run time, so an elementwise operation between an input of unknown
-length and a tensor of known, non-broadcastable length fixes the input's length. We propagate known
-lengths through elementwise nodes (forwards and backwards) until nothing changes.
+length and a tensor of known, non-broadcastable length fixes the input's length; so do the contracted
+and kept axes of a matrix product, and the axes a dimshuffle (``x[:, None]``, squeeze, transpose) moves.
+We propagate known lengths through such nodes (forwards and backwards) until nothing changes.
 """
 
 from __future__ import annotations
@@ -12,10 +13,29 @@ from collections.abc import Mapping, Sequence
 import pytensor
 import pytensor.tensor as pt
 from pytensor.graph.replace import graph_replace
-from pytensor.tensor.elemwise import Elemwise
+from pytensor.tensor.blockwise import Blockwise
+from pytensor.tensor.elemwise import DimShuffle, Elemwise
+from pytensor.tensor.math import Dot
 from pytensor.tensor.variable import TensorVariable
 
 __all__ = ["fix_input_shapes"]
+
+
+def _ties(node) -> list[tuple[tuple, tuple]]:
+    """Pairs ``((var, axis), (var, axis))`` whose lengths ``node`` forces to be equal."""
+    op = node.op
+    if isinstance(op, DimShuffle):
+        (x,), (out,) = node.inputs, node.outputs
+        return [((x, src), (out, dst)) for dst, src in enumerate(op.new_order) if src != "x"]
+    if isinstance(op, Dot) and all(v.type.ndim == 2 for v in (*node.inputs, *node.outputs)):
+        (a, b), (out,) = node.inputs, node.outputs
+        return [((a, 1), (b, 0)), ((a, 0), (out, 0)), ((b, 1), (out, 1))]
+    if isinstance(op, Blockwise) and isinstance(op.core_op, Dot) and len(node.inputs) == 2:
+        (a, b), (out,) = node.inputs, node.outputs
+        if min(a.type.ndim, b.type.ndim) >= 2:
+            na, nb, no = a.type.ndim, b.type.ndim, out.type.ndim
+            return [((a, na - 1), (b, nb - 2)), ((a, na - 2), (out, no - 2)), ((b, nb - 1), (out, no - 1))]
+    return []
 
 
 def _infer_lengths(outputs: Sequence[TensorVariable]) -> dict[TensorVariable, list[int | None]]:
@@ -30,6 +50,12 @@ def _infer_lengths(outputs: Sequence[TensorVariable]) -> dict[TensorVariable, li
     while changed:
         changed = False
         for node in nodes:
+            for (v1, ax1), (v2, ax2) in _ties(node):
+                s1, s2 = shape_of(v1), shape_of(v2)
+                if s1[ax1] is None and s2[ax2] is not None:
+                    s1[ax1], changed = s2[ax2], True
+                elif s2[ax2] is None and s1[ax1] is not None:
+                    s2[ax2], changed = s1[ax1], True
             if not isinstance(node.op, Elemwise):
                 continue
             members = [v for v in (*node.inputs, *node.outputs) if hasattr(v.type, "shape")]
