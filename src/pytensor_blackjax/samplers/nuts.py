@@ -1,8 +1,15 @@
 """No-U-Turn Sampler with Stan-style windowed warmup (step size by dual averaging, mass matrix).
 
+The mass matrix is diagonal, dense, or low-rank plus diagonal (estimated from draws and gradients
+by minimising the Fisher divergence, as nutpie does). Optionally the chains start from a Pathfinder
+draw instead of the driver's random point.
+
 References:
     Hoffman & Gelman (2014), The No-U-Turn Sampler. JMLR 15.
     Stan Reference Manual, "HMC algorithm parameters" (warmup windows).
+    Seyboldt, Carlson & Carpenter (2026), Preconditioning Hamiltonian Monte Carlo by minimizing
+    Fisher divergence (low-rank adaptation).
+    Zhang, Carpenter, Gelman & Vehtari (2022), Pathfinder: parallel quasi-Newton variational inference.
 """
 
 from __future__ import annotations
@@ -17,23 +24,36 @@ import numpy as np
 from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 from blackjax.adaptation.window_adaptation import build_schedule
+from blackjax.mcmc.metrics import LowRankInverseMassMatrix
 
 from pytensor_blackjax.samplers._base import Kernel, rename_info
+from pytensor_blackjax.samplers._metric import (
+    DenseFactors,
+    dense_factors,
+    dense_metric,
+    low_rank_buffer_init,
+    low_rank_buffer_push,
+    low_rank_estimate,
+)
+from pytensor_blackjax.samplers._options import check_choice, check_int, check_probability
 
 __all__ = ["NUTS"]
 
 DENSE_MAX_DIMS = 200  # "auto" uses a dense mass matrix up to this many unconstrained dimensions
+LOW_RANK_BUFFER_FLOATS = 2**22  # memory cap of the low-rank draw/gradient buffers (rows * dims)
+PATHFINDER_DRAWS = 50  # Monte Carlo draws per Pathfinder ELBO estimate
 
 
 class HMCParams(NamedTuple):
     step_size: jax.Array
-    inverse_mass_matrix: jax.Array
+    inverse_mass_matrix: Any  # (d,) diagonal, (d, d) dense, or LowRankInverseMassMatrix
+    factors: Any = ()  # dense: DenseFactors, computed when the matrix changes; else ()
 
 
 class WindowState(NamedTuple):
     chain: Any  # blackjax HMCState
     step_size_state: Any
-    mass_matrix_state: Any
+    mass_matrix_state: Any  # Welford state, or LowRankBuffer
     params: HMCParams
 
 
@@ -44,39 +64,108 @@ def window_schedule(tune: int) -> np.ndarray:
     return np.asarray(build_schedule(tune), dtype=np.int32).reshape(tune, 2)
 
 
-def windowed_hmc_kernel(
-    kernel_fn, logdensity_fn, num_dims: int, *, target_accept: float, dense: bool, stats_fn
-) -> Kernel:
-    """Warmup and step for any kernel with the signature ``(key, state, logdensity, step_size, imm)``.
+class _Estimator(NamedTuple):
+    init: Any  # () -> (state, HMCParams-less inverse mass matrix, factors)
+    update: Any  # (state, chain) -> state
+    final: Any  # state -> (state, inverse mass matrix, factors)
 
-    ``stats_fn(state, info, params)`` gives the per-draw stats dict.
-    """
+
+def _estimator(kind: str, num_dims: int, dtype, max_rank: int) -> _Estimator:
+    if kind == "low_rank":
+        capacity = int(max(32, min(512, LOW_RANK_BUFFER_FLOATS // max(num_dims, 1))))
+        rank = min(max_rank, num_dims)
+
+        def lr_init():
+            imm = LowRankInverseMassMatrix(jnp.ones(num_dims, dtype), jnp.zeros((num_dims, rank), dtype),
+                                           jnp.ones(rank, dtype))
+            return low_rank_buffer_init(capacity, num_dims, dtype), imm, ()
+
+        def lr_final(buffer):
+            imm = low_rank_estimate(buffer, max_rank)
+            return low_rank_buffer_init(capacity, num_dims, dtype), imm, ()
+
+        return _Estimator(lr_init, lambda s, c: low_rank_buffer_push(s, c.position, c.logdensity_grad),
+                          lr_final)
+    dense = kind == "dense"
     mm_init, mm_update, mm_final = mass_matrix_adaptation(is_diagonal_matrix=not dense)
+
+    def factors_of(imm):
+        return dense_factors(imm) if dense else ()
+
+    def mm_start():
+        state = mm_init(num_dims)
+        imm = state.inverse_mass_matrix.astype(dtype)
+        return state, imm, factors_of(imm)
+
+    def mm_end(state):
+        count = state.wc_state.sample_size
+        state = mm_final(state)
+        imm = state.inverse_mass_matrix
+        if dense:
+            # a short window estimates d*d entries from few draws: shrink towards the diagonal, or the
+            # next window's trajectories run to the maximum tree depth
+            weight = count / (count + num_dims)
+            imm = weight * imm + (1.0 - weight) * jnp.diag(jnp.diag(imm))
+        return state, imm, factors_of(imm)
+
+    return _Estimator(mm_start, lambda s, c: mm_update(s, c.position), mm_end)
+
+
+def _metric(params: HMCParams):
+    """What Blackjax kernels take as ``inverse_mass_matrix``."""
+    if isinstance(params.factors, DenseFactors):
+        return dense_metric(params.inverse_mass_matrix, params.factors)
+    return params.inverse_mass_matrix
+
+
+def _pathfinder_start(key, position, logdensity_fn):
+    """One draw from a Pathfinder approximation started at ``position``; ``position`` if it fails."""
+    fit_key, draw_key = jax.random.split(key)
+    state, _ = blackjax.vi.pathfinder.approximate(fit_key, logdensity_fn, position,
+                                                  num_samples=PATHFINDER_DRAWS)
+    draw, _ = blackjax.vi.pathfinder.sample(draw_key, state)
+    ok = jnp.all(jnp.isfinite(draw)) & jnp.isfinite(logdensity_fn(draw))
+    return jnp.where(ok, draw, position)
+
+
+def windowed_hmc_kernel(
+    kernel_fn, logdensity_fn, num_dims: int, *, target_accept: float, dense: bool, stats_fn,
+    adaptation: str | None = None, max_rank: int = 10, pathfinder: bool = False,
+) -> Kernel:
+    """Warmup and step for any kernel with the signature ``(key, state, logdensity, step_size, metric)``.
+
+    ``stats_fn(state, info, params)`` gives the per-draw stats dict. ``adaptation`` ("diag", "dense"
+    or "low_rank") overrides ``dense``.
+    """
+    kind = adaptation or ("dense" if dense else "diag")
     da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
 
     def warmup_init(key, position):
-        del key
-        mm_state = mm_init(num_dims)
+        if pathfinder:
+            position = _pathfinder_start(key, position, logdensity_fn)
+        est = _estimator(kind, num_dims, position.dtype, max_rank)
+        mm_state, imm, factors = est.init()
         return WindowState(
             blackjax.nuts.init(position, logdensity_fn),
             da_init(1.0),
             mm_state,
-            HMCParams(jnp.asarray(1.0, position.dtype), mm_state.inverse_mass_matrix),
+            HMCParams(jnp.asarray(1.0, position.dtype), imm, factors),
         )
 
     def warmup_step(key, ws, row):
-        chain, info = kernel_fn(key, ws.chain, logdensity_fn, ws.params.step_size, ws.params.inverse_mass_matrix)
+        est = _estimator(kind, num_dims, ws.chain.position.dtype, max_rank)
+        chain, info = kernel_fn(key, ws.chain, logdensity_fn, ws.params.step_size, _metric(ws.params))
         accept = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
         da_state = da_update(ws.step_size_state, accept)
-        mm_state = jax.lax.cond(row[0] == 1, lambda s: mm_update(s, chain.position), lambda s: s,
+        mm_state = jax.lax.cond(row[0] == 1, lambda s: est.update(s, chain), lambda s: s,
                                 ws.mass_matrix_state)
-        params = HMCParams(jnp.exp(da_state.log_step_size), ws.params.inverse_mass_matrix)
+        params = ws.params._replace(step_size=jnp.exp(da_state.log_step_size))
 
         def window_end(args):
             da_state, mm_state, params = args
-            mm_state = mm_final(mm_state)
+            mm_state, imm, factors = est.final(mm_state)
             da_state = da_init(da_final(da_state))
-            return da_state, mm_state, HMCParams(jnp.exp(da_state.log_step_size), mm_state.inverse_mass_matrix)
+            return da_state, mm_state, HMCParams(jnp.exp(da_state.log_step_size), imm, factors)
 
         da_state, mm_state, params = jax.lax.cond(row[1] == 1, window_end, lambda a: a,
                                                   (da_state, mm_state, params))
@@ -84,11 +173,10 @@ def windowed_hmc_kernel(
         return WindowState(chain, da_state, mm_state, params), stats
 
     def warmup_finish(ws):
-        step_size = jnp.exp(ws.step_size_state.log_step_size_avg)
-        return ws.chain, HMCParams(step_size, ws.params.inverse_mass_matrix)
+        return ws.chain, ws.params._replace(step_size=jnp.exp(ws.step_size_state.log_step_size_avg))
 
     def step(key, chain, params):
-        chain, info = kernel_fn(key, chain, logdensity_fn, params.step_size, params.inverse_mass_matrix)
+        chain, info = kernel_fn(key, chain, logdensity_fn, params.step_size, _metric(params))
         return chain, stats_fn(chain, info, params)
 
     return Kernel(warmup_init, warmup_step, warmup_finish, step, lambda chain: chain.position)
@@ -101,32 +189,34 @@ class NUTS:
     Args:
         target_accept: the average acceptance probability the step size is tuned to (0 < x < 1).
         max_tree_depth: at most 2**max_tree_depth leapfrog steps per draw.
-        adaptation: mass matrix: "diag", "dense", or "auto" (dense up to 200 dimensions, else diag).
-        init: "random" (uniform(-2, 2) in unconstrained space).
+        adaptation: mass matrix: "auto" (dense up to 200 unconstrained dimensions, else low-rank),
+            "diag", "dense", or "low_rank" (diagonal plus a rank-``max_rank`` correction estimated
+            from warmup draws and their gradients).
+        init: "random" (the driver's uniform(-2, 2) point in unconstrained space) or "pathfinder"
+            (a draw from a Pathfinder fit started at that point).
+        max_rank: the rank of the low-rank correction (used by "low_rank" and by "auto" above 200
+            dimensions).
 
     Example:
         >>> import pytensor_blackjax as pbj
-        >>> sampler = pbj.samplers.NUTS(target_accept=0.9, max_tree_depth=8)
+        >>> sampler = pbj.samplers.NUTS(target_accept=0.9, adaptation="low_rank", init="pathfinder")
     """
 
     target_accept: float = 0.8
     max_tree_depth: int = 10
-    adaptation: Literal["auto", "diag", "dense"] = "auto"
-    init: Literal["random"] = "random"
+    adaptation: Literal["auto", "diag", "dense", "low_rank"] = "auto"
+    init: Literal["random", "pathfinder"] = "random"
+    max_rank: int = 10
     name = "nuts"
     ensemble = False
     approximate = False
 
     def __post_init__(self):
-        if not 0.0 < float(self.target_accept) < 1.0:
-            raise ValueError(f"NUTS(target_accept={self.target_accept!r}): give a number strictly between 0 and 1.")
-        if isinstance(self.max_tree_depth, bool) or not isinstance(self.max_tree_depth, int) \
-                or not 1 <= self.max_tree_depth <= 20:
-            raise ValueError(f"NUTS(max_tree_depth={self.max_tree_depth!r}): give an integer from 1 to 20.")
-        if self.adaptation not in ("auto", "diag", "dense"):
-            raise ValueError(f"NUTS(adaptation={self.adaptation!r}): use 'auto', 'diag' or 'dense'.")
-        if self.init not in ("random",):
-            raise ValueError(f"NUTS(init={self.init!r}): use 'random'.")
+        check_probability("NUTS", "target_accept", self.target_accept)
+        check_int("NUTS", "max_tree_depth", self.max_tree_depth, 1, 20)
+        check_choice("NUTS", "adaptation", self.adaptation, ("auto", "diag", "dense", "low_rank"))
+        check_choice("NUTS", "init", self.init, ("random", "pathfinder"))
+        check_int("NUTS", "max_rank", self.max_rank, 1)
 
     def schedule(self, tune: int) -> np.ndarray:
         return window_schedule(tune)
@@ -135,14 +225,20 @@ class NUTS:
         return None
 
     def dense(self, num_dims: int) -> bool:
-        return self.adaptation == "dense" or (self.adaptation == "auto" and num_dims <= DENSE_MAX_DIMS)
+        return self.metric_kind(num_dims) == "dense"
+
+    def metric_kind(self, num_dims: int) -> str:
+        """The mass matrix this config uses for a model of ``num_dims`` unconstrained dimensions."""
+        if self.adaptation == "auto":
+            return "dense" if num_dims <= DENSE_MAX_DIMS else "low_rank"
+        return self.adaptation
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
         base = blackjax.nuts.build_kernel()
         max_depth = self.max_tree_depth
 
-        def kernel_fn(key, state, logdensity, step_size, imm):
-            return base(key, state, logdensity, step_size, imm, max_num_doublings=max_depth)
+        def kernel_fn(key, state, logdensity, step_size, metric):
+            return base(key, state, logdensity, step_size, metric, max_num_doublings=max_depth)
 
         def stats_fn(state, info, params):
             depth = info.num_trajectory_expansions
@@ -154,4 +250,5 @@ class NUTS:
             )
 
         return windowed_hmc_kernel(kernel_fn, logdensity_fn, num_dims, target_accept=self.target_accept,
-                                   dense=self.dense(num_dims), stats_fn=stats_fn)
+                                   dense=False, stats_fn=stats_fn, adaptation=self.metric_kind(num_dims),
+                                   max_rank=self.max_rank, pathfinder=self.init == "pathfinder")

@@ -1,0 +1,129 @@
+"""Mass matrices for the HMC family: a dense metric whose factors are computed once per adaptation
+window (not once per draw), and the low-rank-plus-diagonal estimate from draws and gradients.
+
+References:
+    Seyboldt, Carlson & Carpenter (2026), Preconditioning Hamiltonian Monte Carlo by minimizing
+    Fisher divergence (the low-rank estimate; the algorithm nutpie uses).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from blackjax.mcmc.metrics import LowRankInverseMassMatrix, Metric
+from jax.scipy.linalg import solve_triangular
+
+__all__ = ["DenseFactors", "LowRankBuffer", "dense_factors", "dense_metric", "low_rank_estimate",
+           "low_rank_buffer_init", "low_rank_buffer_push"]
+
+
+class DenseFactors(NamedTuple):
+    """``chol`` is the Cholesky factor L of the inverse mass matrix; ``mass_sqrt`` is L^-T, so that
+    ``mass_sqrt @ mass_sqrt.T`` is the mass matrix."""
+
+    chol: jax.Array
+    mass_sqrt: jax.Array
+
+
+def dense_factors(inverse_mass_matrix: jax.Array) -> DenseFactors:
+    chol = jnp.linalg.cholesky(inverse_mass_matrix)
+    eye = jnp.eye(inverse_mass_matrix.shape[0], dtype=inverse_mass_matrix.dtype)
+    return DenseFactors(chol, solve_triangular(chol, eye, lower=True).T)
+
+
+def dense_metric(inverse_mass_matrix: jax.Array, factors: DenseFactors) -> Metric:
+    """A Gaussian Euclidean metric over flat positions from precomputed factors.
+
+    Blackjax builds its dense metric inside every transition, which factorises the matrix each draw;
+    with the factors carried in the parameters a transition only does matrix-vector products.
+    """
+    imm = inverse_mass_matrix
+
+    def sample_momentum(key, position):
+        return factors.mass_sqrt @ jax.random.normal(key, position.shape, position.dtype)
+
+    def kinetic_energy(momentum, position=None):
+        del position
+        return 0.5 * jnp.dot(momentum, imm @ momentum)
+
+    def check_turning(momentum_left, momentum_right, momentum_sum, position_left=None, position_right=None):
+        del position_left, position_right
+        rho = momentum_sum - (momentum_right + momentum_left) / 2
+        return (jnp.dot(imm @ momentum_left, rho) <= 0) | (jnp.dot(imm @ momentum_right, rho) <= 0)
+
+    def scale(position, element, *, inv, trans):
+        del position
+        # M^(1/2) = L^-T and M^(-1/2) = L^T
+        matrix = factors.chol.T if inv else factors.mass_sqrt
+        return (matrix.T if trans else matrix) @ element
+
+    return Metric(sample_momentum, kinetic_energy, check_turning, scale)
+
+
+class LowRankBuffer(NamedTuple):
+    """The last ``capacity`` draws of the current window and their log-density gradients (a ring)."""
+
+    draws: jax.Array
+    grads: jax.Array
+    count: jax.Array  # draws pushed since the window started (may exceed capacity)
+
+
+def low_rank_buffer_init(capacity: int, num_dims: int, dtype) -> LowRankBuffer:
+    zeros = jnp.zeros((capacity, num_dims), dtype)
+    return LowRankBuffer(zeros, zeros, jnp.asarray(0, jnp.int32))
+
+
+def low_rank_buffer_push(buffer: LowRankBuffer, position: jax.Array, grad: jax.Array) -> LowRankBuffer:
+    i = buffer.count % buffer.draws.shape[0]
+    return LowRankBuffer(buffer.draws.at[i].set(position), buffer.grads.at[i].set(grad), buffer.count + 1)
+
+
+def _sqrtm(matrix):
+    vals, vecs = jnp.linalg.eigh(matrix)
+    root = jnp.sqrt(jnp.maximum(vals, 1e-300))
+    return (vecs * root) @ vecs.T, (vecs / root) @ vecs.T
+
+
+def _geometric_mean(a, b):
+    """The SPD geometric mean a # b = a^1/2 (a^-1/2 b a^-1/2)^1/2 a^1/2."""
+    a_half, a_inv_half = _sqrtm(a)
+    middle, _ = _sqrtm(a_inv_half @ b @ a_inv_half)
+    return a_half @ middle @ a_half
+
+
+def low_rank_estimate(buffer: LowRankBuffer, max_rank: int, *, gamma: float = 1e-5,
+                      cutoff: float = 2.0) -> LowRankInverseMassMatrix:
+    """Low-rank-plus-diagonal inverse mass matrix minimising the sample Fisher divergence.
+
+    The diagonal is ``(Var[x] / Var[grad])^(1/4)``; in the coordinates it scales, the correction lives
+    in the span of the leading singular vectors of the draws and of the gradients, where the
+    covariance is the geometric mean of the draw covariance and the inverse gradient covariance.
+    Eigenvalues within ``[1/cutoff, cutoff]`` are left at one. Rows past ``count`` are ignored.
+    """
+    capacity, num_dims = buffer.draws.shape
+    n = jnp.minimum(buffer.count, capacity)
+    valid = (jnp.arange(capacity) < n)[:, None]
+    weight = valid / jnp.maximum(n, 1)
+    mean_x, mean_g = jnp.sum(weight * buffer.draws, 0), jnp.sum(weight * buffer.grads, 0)
+    dx = jnp.where(valid, buffer.draws - mean_x, 0.0)
+    dg = jnp.where(valid, buffer.grads - mean_g, 0.0)
+    var_x, var_g = jnp.sum(weight * dx**2, 0), jnp.sum(weight * dg**2, 0)
+    sigma = jnp.clip((var_x / jnp.maximum(var_g, 1e-10)) ** 0.25, 1e-20, 1e20)
+    sigma = jnp.where(var_x > 0, sigma, 1.0)
+    x, a = dx / sigma, dg * sigma
+    # zero rows (unused buffer slots) change neither the right singular vectors nor the covariances
+    rank = min(max_rank, num_dims)
+    vx = jnp.linalg.svd(x, full_matrices=False)[2][:rank].T
+    va = jnp.linalg.svd(a, full_matrices=False)[2][:rank].T
+    basis, _ = jnp.linalg.qr(jnp.concatenate([vx, va], axis=1))
+    px, pa = x @ basis, a @ basis
+    eye = jnp.eye(basis.shape[1], dtype=x.dtype)
+    cov_x, cov_a = px.T @ px / gamma + eye, pa.T @ pa / gamma + eye
+    vals, vecs = jnp.linalg.eigh(_geometric_mean(cov_x, jnp.linalg.inv(cov_a)))
+    vals = jnp.maximum(vals, 1e-10 * jnp.max(vals))
+    order = jnp.argsort(-jnp.abs(jnp.log(vals)))[:rank]
+    vals, vecs = vals[order], basis @ vecs[:, order]
+    informative = (vals > cutoff) | (vals < 1.0 / cutoff)
+    return LowRankInverseMassMatrix(sigma, vecs, jnp.where(informative, vals, 1.0))
