@@ -1,0 +1,92 @@
+"""NUTS mass-matrix adaptations and starts: each recovers a correlated Gaussian with known moments."""
+
+import numpy as np
+import pytensor.tensor as pt
+import pytest
+from arviz_stats import ess
+
+import pytensor_blackjax as pbj
+from pytensor_blackjax.samplers._metric import (
+    dense_factors,
+    dense_metric,
+    low_rank_buffer_init,
+    low_rank_buffer_push,
+    low_rank_estimate,
+)
+
+DIMS = 6
+SCALES = np.array([0.1, 0.5, 1.0, 2.0, 5.0, 10.0])
+CORR = 0.9 * np.ones((DIMS, DIMS)) + 0.1 * np.eye(DIMS)
+COV = CORR * np.outer(SCALES, SCALES)
+MEAN = np.arange(DIMS, dtype=float)
+
+
+def gaussian_model():
+    m = pbj.ModelBuilder(name="correlated_gaussian")
+    x = m.param("x", shape=(DIMS,))
+    precision = m.data("precision", np.linalg.inv(COV))
+    d = x - MEAN
+    m.add_logp(-0.5 * pt.dot(d, pt.dot(precision, d)))
+    return m.build()
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return pbj.compile(gaussian_model())
+
+
+@pytest.mark.parametrize("sampler", [
+    pbj.samplers.NUTS(adaptation="dense"),
+    pbj.samplers.NUTS(adaptation="low_rank", max_rank=3),
+    pbj.samplers.NUTS(adaptation="dense", init="pathfinder"),
+], ids=["dense", "low_rank", "dense-pathfinder"])
+def test_recovers_correlated_gaussian(compiled, sampler):
+    tree = pbj.sample(compiled, draws=500, tune=500, chains=4, seed=3, sampler=sampler, progressbar=False)
+    draws = tree["posterior"]["x"].values.reshape(-1, DIMS)
+    n_eff = np.asarray(ess(tree["posterior"].to_dataset(), method="mean")["x"].values)
+    mcse = SCALES / np.sqrt(n_eff)
+    assert np.all(np.abs(draws.mean(0) - MEAN) < 5 * mcse)
+    assert np.allclose(draws.std(0), SCALES, rtol=0.2)
+
+
+def test_dense_metric_factors_give_the_mass_matrix():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(5, 5))
+    imm = a @ a.T + 5 * np.eye(5)
+    factors = dense_factors(imm)
+    np.testing.assert_allclose(factors.mass_sqrt @ factors.mass_sqrt.T, np.linalg.inv(imm), rtol=1e-8)
+    metric = dense_metric(imm, factors)
+    p = rng.normal(size=5)
+    np.testing.assert_allclose(metric.kinetic_energy(p), 0.5 * p @ imm @ p, rtol=1e-10)
+
+
+def test_low_rank_estimate_finds_the_correlated_direction():
+    # draws from N(0, COV): the exact gradient is -COV^-1 x; the estimate must whiten the target
+    rng = np.random.default_rng(1)
+    x = rng.multivariate_normal(np.zeros(DIMS), COV, size=400)
+    grads = -x @ np.linalg.inv(COV)
+    buffer = low_rank_buffer_init(512, DIMS, np.float64)
+    for xi, gi in zip(x, grads, strict=True):
+        buffer = low_rank_buffer_push(buffer, xi, gi)
+    est = low_rank_estimate(buffer, max_rank=DIMS, cutoff=1.0)
+    u = np.asarray(est.U)
+    sigma = np.diag(np.asarray(est.sigma))
+    imm = sigma @ (np.eye(DIMS) + u @ np.diag(np.asarray(est.lam) - 1) @ u.T) @ sigma
+    # the inverse mass matrix recovers the covariance (condition number of the whitened target near 1)
+    whitened = np.linalg.solve(np.linalg.cholesky(imm), np.linalg.cholesky(COV))
+    assert np.linalg.cond(whitened @ whitened.T) < 1.5
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"adaptation": "full"}, r"adaptation='full'.*'low_rank'"),
+    ({"init": "map"}, r"init='map'.*'pathfinder'"),
+    ({"max_rank": 0}, r"max_rank=0"),
+])
+def test_bad_options_name_the_fix(bad, match):
+    with pytest.raises(ValueError, match=match):
+        pbj.samplers.NUTS(**bad)
+
+
+def test_auto_picks_dense_for_small_and_low_rank_for_large_models():
+    nuts = pbj.samplers.NUTS()
+    assert nuts.metric_kind(20) == "dense" and nuts.metric_kind(1000) == "low_rank"
