@@ -181,3 +181,12 @@ def test_a_hand_written_model_without_deterministics_reports_its_inputs():
     tree = pbj.sample(model, seed=9, **QUICK)
     assert tree["posterior"]["x"].shape == (2, 300, 2)
     assert mcse_z(tree, "x", [3.0, -3.0]) < 5
+
+
+def test_a_zero_length_parameter_is_carried_through():
+    m = pbj.ModelBuilder()
+    a = m.param("a")
+    empty = m.param("empty", shape=(0,))
+    m.add_logp(-0.5 * a**2 + pt.sum(empty))
+    tree = pbj.sample(m.build(), seed=10, **QUICK)
+    assert tree["posterior"]["empty"].shape == (2, 300, 0)

@@ -50,6 +50,7 @@ def diagnose(tree: xr.DataTree, *, max_tree_depth: int | None = None) -> list[st
                             "or poorly adapted")
     if chains >= 2 and draws >= 4:
         post = tree["posterior"].to_dataset()
+        post = post[[name for name in post.data_vars if post[name].size > 0]]  # zero-length: nothing to judge
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             rhat = arviz_stats.rhat(post)
