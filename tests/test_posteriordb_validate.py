@@ -100,3 +100,22 @@ def test_fast_subset_passes():
     for row in report.rows:
         assert row.grad_evals > 0 and row.min_ess > 400
         assert row.checks and not row.missing
+
+
+@needs_data
+@pytest.mark.slow
+def test_full_suite_passes():
+    report = run_validation(ROOT, progress=False)
+    assert len(report.rows) == 14
+    assert report.passed, report.table()
+    centered = next(r for r in report.rows if r.name == "eight_schools-eight_schools_centered")
+    assert centered.expect_warn and centered.divergences > 0  # the diagnostics see the funnel
+
+
+@needs_data
+@pytest.mark.slow
+def test_pymc_versions_pass():
+    pytest.importorskip("pymc")
+    report = run_validation(ROOT, source="pymc", progress=False)
+    assert len(report.rows) == 3
+    assert report.passed, report.table()
