@@ -69,7 +69,7 @@ class _Layout:
         x = np.asarray(x)
         return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
-    def chains_out(self, tree):
+    def spread(self, tree):
         """Host tree with ``chains`` rows -> global arrays with ``padded`` rows, split over devices."""
         def pad(x):
             x = np.asarray(x)
@@ -81,7 +81,7 @@ class _Layout:
     def replicated(self, tree):
         return jax.tree.map(lambda x: self._put(x, self._whole), tree)
 
-    def to_host(self, tree):
+    def gather(self, tree):
         """Global arrays -> host arrays of the real chains (every process receives all of them)."""
         if jax.process_count() > 1:
             tree = multihost_utils.process_allgather(tree, tiled=True)
@@ -101,7 +101,7 @@ class Runner:
         self._float32 = precision == "float32"
         if method == "sharded":
             self._layout = _Layout(mesh, self.chains)
-            self._key_data = self._layout.chains_out(np.asarray(jax.random.key_data(keys)))
+            self._key_data = self._layout.spread(np.asarray(jax.random.key_data(keys)))
             self._global_data = self._layout.replicated(data)
         if method == "threaded":
             workers = min(int(keys.shape[0]), available_cores())
@@ -124,7 +124,7 @@ class Runner:
     def _init(self, positions: np.ndarray) -> None:
         p = self.programs
         if self.method == "sharded":
-            self.carry = p.warmup_init(self._key_data, self._layout.chains_out(positions), self._global_data)
+            self.carry = p.warmup_init(self._key_data, self._layout.spread(positions), self._global_data)
         elif self.method == "threaded":
             self.carry = list(self._pool.map(
                 lambda i: p.warmup_init(self._chain_keys[i], positions[i], self.data), range(len(positions))))
@@ -141,7 +141,7 @@ class Runner:
             put = self._layout.replicated
             self.carry, stats = p.warmup(self.carry, self._key_data, put(np.int32(start)),
                                          put(np.int32(n_valid)), put(rows), self._global_data)
-            return self._layout.to_host(stats)
+            return self._layout.gather(stats)
         if self.method == "threaded":
             def one(i):
                 carry, stats = p.warmup(self.carry[i], self._chain_keys[i], start, n_valid, rows, self.data)
@@ -176,7 +176,7 @@ class Runner:
             put = self._layout.replicated
             self.carry, out = p.sample(self.carry, self.params, self._key_data, put(np.int32(start)),
                                        put(np.int32(n_valid)), self._global_data)
-            return self._layout.to_host(out)
+            return self._layout.gather(out)
         if self.method == "threaded":
             def one(i):
                 carry, (pos, stats) = p.sample(self.carry[i], self.params[i], self._chain_keys[i], start,
@@ -203,7 +203,7 @@ class Runner:
             params = None if self.params is None else _stack([_host(q) for q in self.params])
             return carry, params
         if self.method == "sharded":
-            return self._layout.to_host(self.carry), None if self.params is None else self._layout.to_host(
+            return self._layout.gather(self.carry), None if self.params is None else self._layout.gather(
                 self.params)
         return _host(self.carry), None if self.params is None else _host(self.params)
 
@@ -214,8 +214,8 @@ class Runner:
             self.carry = [jax.device_put(_index(carry, i)) for i in range(n)]
             self.params = None if params is None else [jax.device_put(_index(params, i)) for i in range(n)]
         elif self.method == "sharded":
-            self.carry = self._layout.chains_out(carry)
-            self.params = None if params is None else self._layout.chains_out(params)
+            self.carry = self._layout.spread(carry)
+            self.params = None if params is None else self._layout.spread(params)
         else:
             self.carry = jax.device_put(carry)
             self.params = None if params is None else jax.device_put(params)
