@@ -114,6 +114,8 @@ def numpyro_model(name):
         def model():
             la, lb = numpyro.sample("la", flat), numpyro.sample("lb", flat)
             a, b = jnp.exp(la), jnp.exp(lb)
+            numpyro.deterministic("alpha", a)
+            numpyro.deterministic("beta", b)
             numpyro.factor("prior", -2.5 * jnp.log(a + b) + la + lb)
             th = numpyro.sample("theta", dist.Beta(a, b).expand([71]))
             numpyro.sample("y", dist.Binomial(RATS_N, th), obs=RATS_Y)
@@ -160,6 +162,8 @@ def pymc_model(name):
         if name == "rats":
             ab = pm.HalfFlat("ab", shape=2)
             pm.Potential("p", -2.5 * pt.log(ab.sum()))
+            pm.Deterministic("alpha", ab[0])
+            pm.Deterministic("beta", ab[1])
             th = pm.Beta("theta", ab[0], ab[1], shape=71)
             pm.Binomial("y", n=RATS_N, p=th, observed=RATS_Y)
         elif name == "eight_schools":
