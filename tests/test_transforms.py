@@ -17,6 +17,9 @@ CASES = [
     (transforms.LowerBound(-1.5), (3,)),
     (transforms.UpperBound(2.0), (3,)),
     (transforms.Interval(-2.0, 5.0), (3,)),
+    (transforms.Interval([-2.0, 0.0, 1.0], [5.0, 0.5, 1.1]), (2, 3)),
+    (transforms.LowerBound([0.0, -3.0]), (2,)),
+    (transforms.UpperBound([1.0, 2.0, 3.0]), (3,)),
     (transforms.Unit(), (2, 2)),
     (transforms.Simplex(), (4,)),
     (transforms.Simplex(), (2, 3)),
@@ -120,6 +123,14 @@ def test_log_jacobian_is_finite_far_out():
         assert np.isfinite(float(log_jac)), transform
 
 
+def test_per_entry_bounds_are_respected():
+    transform = transforms.Interval([-2.0, 0.0, 1.0], [5.0, 0.5, 1.1])
+    forward, _ = _jax_functions(transform, (3,))
+    y, _ = forward(jnp.asarray([30.0, -30.0, 0.0]))
+    np.testing.assert_allclose(np.asarray(y), [5.0, 0.0, 1.05], atol=1e-10)
+    assert hash(transform) == hash(transforms.Interval((-2, 0, 1), (5, 0.5, 1.1)))
+
+
 def test_named_transforms_resolve():
     assert isinstance(transforms.resolve(None, param="a"), transforms.Real)
     assert isinstance(transforms.resolve("cholesky_corr", param="a"), transforms.CholeskyCorr)
@@ -131,6 +142,12 @@ def test_named_transforms_resolve():
     [
         (lambda: transforms.Interval(1.0, 1.0), r"Interval\(lower=1.0, upper=1.0\).*lower < upper"),
         (lambda: transforms.Interval(0.0, np.inf), r"both ends must be finite"),
+        (lambda: transforms.Interval([0.0, 2.0], [1.0, 1.0]), r"both ends must be finite with lower < upper"),
+        (lambda: transforms.LowerBound(np.nan), r"LowerBound\(lower\)=nan must be a finite number"),
+        (lambda: transforms.UpperBound("a"), r"UpperBound\(upper\)='a' must be a number"),
+        (lambda: transforms.LowerBound([[0.0]]), r"or a 1-d sequence of finite numbers"),
+        (lambda: transforms.LowerBound([0.0, 1.0]).value_shape((3,)), r"has 2 bounds but the parameter"),
+        (lambda: transforms.Interval(0.0, [1.0, 2.0]).value_shape(()), r"has 2 bounds but the parameter"),
         (lambda: transforms.Simplex().value_shape((1,)), r"transform='simplex'.*at least 2"),
         (lambda: transforms.Ordered().value_shape(()), r"transform='ordered' needs a vector"),
         (lambda: transforms.CholeskyCorr().value_shape((3,)), r"CholeskyCorr\(\) needs a square shape"),

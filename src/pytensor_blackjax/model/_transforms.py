@@ -63,6 +63,31 @@ class Real:
         return shape
 
 
+Bound = float | tuple[float, ...]
+
+
+def _bound(value, *, what: str) -> Bound:
+    """A finite number, or a 1-d sequence of them (one bound per entry of the last axis)."""
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what}={value!r} must be a number or a 1-d sequence of numbers.") from None
+    if array.ndim > 1 or not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"{what}={value!r} must be a finite number or a 1-d sequence of finite numbers (one per entry "
+            "of the parameter's last axis)."
+        )
+    return float(array) if array.ndim == 0 else tuple(float(v) for v in array)
+
+
+def _fits(bound: Bound, shape: tuple[int, ...], *, what: str) -> None:
+    if isinstance(bound, tuple) and (len(shape) == 0 or shape[-1] != len(bound)):
+        raise ValueError(
+            f"{what} has {len(bound)} bounds but the parameter's shape is {shape}; give one bound per entry "
+            "of the last axis, or a single number."
+        )
+
+
 @dataclass(frozen=True)
 class Positive:
     """``y = exp(x)`` onto (0, inf); log-Jacobian ``sum(x)``."""
@@ -86,19 +111,23 @@ class Positive:
 class LowerBound:
     """``y = lower + exp(x)`` onto (lower, inf)."""
 
-    lower: float
+    lower: Bound
     suffix: str = "lowerbound"
 
+    def __post_init__(self):
+        object.__setattr__(self, "lower", _bound(self.lower, what="LowerBound(lower)"))
+
     def forward(self, x):
-        return self.lower + pt.exp(x)
+        return np.asarray(self.lower) + pt.exp(x)
 
     def backward(self, y):
-        return pt.log(y - self.lower)
+        return pt.log(y - np.asarray(self.lower))
 
     def log_jacobian(self, x):
         return pt.sum(x)
 
     def value_shape(self, shape):
+        _fits(self.lower, shape, what=f"LowerBound(lower={self.lower})")
         return shape
 
 
@@ -106,19 +135,23 @@ class LowerBound:
 class UpperBound:
     """``y = upper - exp(x)`` onto (-inf, upper)."""
 
-    upper: float
+    upper: Bound
     suffix: str = "upperbound"
 
+    def __post_init__(self):
+        object.__setattr__(self, "upper", _bound(self.upper, what="UpperBound(upper)"))
+
     def forward(self, x):
-        return self.upper - pt.exp(x)
+        return np.asarray(self.upper) - pt.exp(x)
 
     def backward(self, y):
-        return pt.log(self.upper - y)
+        return pt.log(np.asarray(self.upper) - y)
 
     def log_jacobian(self, x):
         return pt.sum(x)
 
     def value_shape(self, shape):
+        _fits(self.upper, shape, what=f"UpperBound(upper={self.upper})")
         return shape
 
 
@@ -131,36 +164,51 @@ class Interval:
     """``y = lower + (upper - lower) * sigmoid(x)`` onto (lower, upper).
 
     Args:
-        lower: the lower end, finite.
-        upper: the upper end, finite and greater than ``lower``.
+        lower: the lower end, finite; a number or one per entry of the parameter's last axis.
+        upper: the upper end, finite and greater than ``lower``; same form.
+
+    Raises:
+        ValueError: an end that is not finite, or ``lower >= upper``.
 
     Example:
         >>> from pytensor_blackjax import transforms
         >>> t = transforms.Interval(-1.0, 1.0)
+        >>> per_entry = transforms.Interval([0.0, -1.0], [1.0, 5.0])
     """
 
-    lower: float
-    upper: float
+    lower: Bound
+    upper: Bound
     suffix: str = "interval"
 
     def __post_init__(self):
-        lower, upper = float(self.lower), float(self.upper)
-        if not (np.isfinite(lower) and np.isfinite(upper) and lower < upper):
+        what = f"Interval(lower={self.lower!r}, upper={self.upper!r})"
+        try:
+            lower, upper = _bound(self.lower, what="lower"), _bound(self.upper, what="upper")
+            ok = bool(np.all(np.asarray(lower) < np.asarray(upper)))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
             raise ValueError(
-                f"Interval(lower={self.lower!r}, upper={self.upper!r}): both ends must be finite with "
-                "lower < upper; for a one-sided bound use LowerBound or UpperBound (or 'positive')."
+                f"{what}: both ends must be finite with lower < upper; for a one-sided bound use "
+                "LowerBound or UpperBound (or 'positive')."
             )
+        object.__setattr__(self, "lower", lower)
+        object.__setattr__(self, "upper", upper)
 
     def forward(self, x):
-        return self.lower + (self.upper - self.lower) * pt.sigmoid(x)
+        lower, upper = np.asarray(self.lower), np.asarray(self.upper)
+        return lower + (upper - lower) * pt.sigmoid(x)
 
     def backward(self, y):
-        return pt.log(y - self.lower) - pt.log(self.upper - y)
+        return pt.log(y - np.asarray(self.lower)) - pt.log(np.asarray(self.upper) - y)
 
     def log_jacobian(self, x):
-        return pt.sum(np.log(self.upper - self.lower) + _log_sigmoid(x) + _log_sigmoid(-x))
+        width = np.asarray(self.upper) - np.asarray(self.lower)
+        return pt.sum(np.log(width) + _log_sigmoid(x) + _log_sigmoid(-x))
 
     def value_shape(self, shape):
+        _fits(self.lower, shape, what=f"Interval(lower={self.lower})")
+        _fits(self.upper, shape, what=f"Interval(upper={self.upper})")
         return shape
 
 
