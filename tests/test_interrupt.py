@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytensor.tensor as pt
@@ -14,7 +15,7 @@ import pytest
 import pytensor_blackjax as pbj
 from pytensor_blackjax.store._sink import StoreSink
 
-KW = dict(draws=300, tune=200, chains=2, seed=5, chunk_size=50, progressbar=False)
+KW = dict(draws=600, tune=500, chains=2, seed=5, chunk_size=50, progressbar=False)
 
 MODEL = """
 import pytensor.tensor as pt
@@ -45,8 +46,11 @@ def test_ctrl_c_keeps_draws_and_store_resumes_to_the_same_draws(tmp_path, monkey
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(StoreSink, "chunk", press_ctrl_c_after_100)
-    with pytest.warns(RuntimeWarning, match=r"interrupted: returning the 150 draws per chain .*of 300"):
-        partial = pbj.sample(model, store=str(path), **KW)
+    with pytest.warns(RuntimeWarning, match=r"interrupted: returning the 150 draws per chain .*of 600"):
+        with warnings.catch_warnings():
+            # 150 draws may be too few for the R-hat/ESS thresholds; not what this test is about
+            warnings.filterwarnings("ignore", category=pbj.SamplingWarning)
+            partial = pbj.sample(model, store=str(path), **KW)
     monkeypatch.undo()
     assert partial["posterior"]["x"].shape == (2, 150, 3) and partial.attrs["interrupted"] == 1
     first = reference["posterior"]["x"].values[:, :150]
