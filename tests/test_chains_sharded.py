@@ -30,9 +30,9 @@ SCRIPT = textwrap.dedent("""
     method, a = run()
     _, b = run()
     _, c = run(chunk_size=64)
-    method3, three = run(chains=3)   # not a multiple of the device count: padded, then cut
-    np.savez(sys.argv[1], a=a, b=b, c=c, three=three, devices=len(jax.devices()), method=method,
-             method3=method3)
+    method6, six = run(chains=6, draws=100)   # 2 per device, padded to 8, then cut
+    np.savez(sys.argv[1], a=a, b=b, c=c, six=six, devices=len(jax.devices()), method=method,
+             method6=method6)
 """)
 
 
@@ -44,8 +44,9 @@ def test_four_devices_shard_chains_reproducibly(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     r = np.load(out)
     assert int(r["devices"]) == 4
-    assert str(r["method"]) == "sharded" and str(r["method3"]) == "sharded"
-    assert r["a"].shape == (4, 400, 3) and r["three"].shape == (3, 400, 3)
+    assert str(r["method"]) == "sharded" and str(r["method6"]) == "sharded"
+    assert r["a"].shape == (4, 400, 3) and r["six"].shape == (6, 100, 3)
+    assert len({r["six"][i].tobytes() for i in range(6)}) == 6
     assert np.array_equal(r["a"], r["b"])
     assert np.array_equal(r["a"], r["c"])  # chunk size never changes the draws
     assert len({r["a"][i].tobytes() for i in range(4)}) == 4  # chains are independent
