@@ -153,11 +153,12 @@ def test_resume_missing_store_names_the_path(tmp_path):
         pbj.resume(str(tmp_path / "nowhere.zarr"))
 
 
-def test_resume_complete_store_is_refused(tmp_path, model):
+def test_resume_complete_store_returns_its_draws_with_a_warning(tmp_path, model, reference):
     path = tmp_path / "run.zarr"
     pbj.sample(model, store=str(path), **KW)
-    with pytest.raises(StoreError, match=r"run\.zarr.*already complete"):
-        pbj.resume(str(path))
+    with pytest.warns(RuntimeWarning, match=r"run\.zarr' is already complete: nothing was left to sample"):
+        tree = pbj.resume(str(path))
+    assert_same_draws(tree, reference)
 
 
 @pytest.fixture

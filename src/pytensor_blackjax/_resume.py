@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 
 import xarray as xr
@@ -11,7 +12,7 @@ import xarray as xr
 from pytensor_blackjax._sample import build_result
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.model import Model
-from pytensor_blackjax.run import run
+from pytensor_blackjax.run import RunOutput, run
 from pytensor_blackjax.store import open_stored
 
 __all__ = ["resume"]
@@ -29,6 +30,9 @@ def resume(
     seed and settings, so the draws equal those of an uninterrupted run with the same seed. A run
     stopped during warmup repeats its warmup from the start (warmup is deterministic too).
 
+    A store that is already complete (e.g. the process died after the last commit) is read back with a
+    ``RuntimeWarning`` saying that nothing was left to sample.
+
     Args:
         store: the path given as ``store=`` to ``sample``.
         model: the model that started the run; by default the copy kept in the store. Either way its
@@ -41,8 +45,7 @@ def resume(
 
     Raises:
         FileNotFoundError: nothing at ``store``.
-        pytensor_blackjax.store.StoreError: the store is complete, corrupt, or was written by a
-            different model.
+        pytensor_blackjax.store.StoreError: the store is corrupt or was written by a different model.
         OSError: the store is no longer writable.
 
     Example:
@@ -53,6 +56,8 @@ def resume(
         >>> idata = pbj.resume("rats.zarr")  # doctest: +SKIP
     """
     stored = open_stored(store, model)
+    if stored.complete:
+        return _complete_result(stored)
     sink = stored.sink()
     compiled = stored.compiled
     t0 = time.perf_counter()
@@ -62,3 +67,16 @@ def resume(
     output = dataclasses.replace(output, groups=stored.read_draws(output.num_draws))
     return build_result(compiled, stored.sampler, stored.settings, output, stored.new_data,
                         log_likelihood=stored.log_likelihood, elapsed=time.perf_counter() - t0)
+
+
+def _complete_result(stored) -> xr.DataTree:
+    draws = stored.settings.draws
+    warnings.warn(
+        f"store {str(stored.path)!r} is already complete: nothing was left to sample; returning its {draws} "
+        "draws per chain.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    output = RunOutput(stored.read_draws(draws), draws, False, {}, stored.chain_method_used)
+    return build_result(stored.compiled, stored.sampler, stored.settings, output, stored.new_data,
+                        log_likelihood=stored.log_likelihood, elapsed=0.0)

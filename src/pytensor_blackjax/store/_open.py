@@ -96,7 +96,7 @@ def open_new(store: str | Path, compiled: CompiledModel, sampler, settings, new_
 
 
 class StoreError(ValueError):
-    """A store that cannot be resumed: corrupt, complete, or written by another model."""
+    """A store that cannot be resumed: corrupt, or written by another model."""
 
 
 @dataclass
@@ -110,6 +110,8 @@ class StoredRun:
     new_data: dict
     log_likelihood: bool
     resume_point: dict | None  # None: warmup starts again from the beginning
+    complete: bool = False  # every draw is in: nothing to sample, only to read back
+    chain_method_used: str = ""
 
     def sink(self) -> StoreSink:
         groups = DRAW_GROUPS if self.log_likelihood else DRAW_GROUPS[:2]
@@ -215,18 +217,17 @@ def open_stored(store: str | Path, model: Model | CompiledModel | None = None) -
 
     Raises:
         FileNotFoundError: nothing at ``store``.
-        StoreError: complete, corrupt, or written by a different model.
+        StoreError: corrupt, or written by a different model.
     """
     path = Path(store).expanduser()
     attrs = _root_attrs(path)
-    if attrs.get("status") == "complete":
-        raise StoreError(
-            f"store {str(path)!r} is already complete ({attrs.get('draws')} draws per chain); there is "
-            f"nothing to resume. Open it with xarray.open_datatree({str(path)!r}, engine='zarr')."
-        )
     run = _read_side(path, "run.pkl")
     compiled = _model_for(path, attrs, model)
     settings = run["settings"]
+    if attrs.get("status") == "complete":
+        # e.g. killed after the last commit but before sample() returned: the draws are all there
+        return StoredRun(path, compiled, run["sampler"], settings, run["new_data"], run["log_likelihood"],
+                         None, complete=True, chain_method_used=str(attrs.get("chain_method_used", "")))
     num_draws = int(attrs.get("num_draws_completed", 0))
     resume_point = None
     if attrs.get("status") == "sampling":
