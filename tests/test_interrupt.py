@@ -101,3 +101,24 @@ print("WARNING", [str(w.message) for w in caught if w.category is RuntimeWarning
 
     stored = open_stored(str(path))
     assert stored.resume_point["num_draws"] == draws
+
+
+def test_ctrl_c_during_warmup_without_store_still_returns_one_chunk(monkeypatch):
+    from pytensor_blackjax.run._runners import Runner
+
+    model = make_model()
+    warmup = Runner.warmup
+
+    def press_ctrl_c_in_first_warmup_chunk(self, start, n_valid, rows):
+        out = warmup(self, start, n_valid, rows)
+        if start == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Runner, "warmup", press_ctrl_c_in_first_warmup_chunk)
+    with pytest.warns(RuntimeWarning, match=r"returning the 50 draws per chain .*Warmup was cut short"):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=pbj.SamplingWarning)  # 50 draws: not the point here
+            tree = pbj.sample(model, **KW)
+    assert tree["posterior"]["x"].shape == (2, 50, 3)
+    assert np.isfinite(tree["posterior"]["x"].values).all() and tree.attrs["interrupted"] == 1

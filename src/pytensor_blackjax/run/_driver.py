@@ -149,7 +149,7 @@ def run(
     data = _with_precision(data, settings.precision)
     runner = Runner(programs, method, keys, data, mesh=mesh, precision=settings.precision)
     progress = make_progress(progressbar, settings.chains)
-    groups: dict[str, dict[str, list]] = {"posterior": {}, "sample_stats": {}, "unconstrained": {}}
+    groups: dict[str, dict[str, list]] = {"posterior": {}, "sample_stats": {}}
     done = resume["num_draws"] if resume else 0
     warmup_divergences = 0
     try:
@@ -179,10 +179,18 @@ def run(
                 runner.load(resume["carry"], resume["params"])
             timings["warmup"] = time.perf_counter() - t0
             t1 = time.perf_counter()
+            # Ctrl-C during warmup without a store: adaptation ends where it is and one chunk of draws
+            # is made, so the caller still gets a posterior of the usual layout. With a store, stop at
+            # once: the store stays resumable and a resume repeats the (deterministic) warmup.
+            last = settings.draws
+            warmup_cut = interrupt.hit and sink is None
+            if warmup_cut:
+                interrupt.hit = False
+                last = min(chunk, settings.draws)
             if not interrupt.hit:
                 progress.start("sampling", settings.draws)
                 progress.advance(done)
-            while done < settings.draws and not interrupt.hit:
+            while done < last and not interrupt.hit:
                 positions, stats = runner.sample(done, min(chunk, settings.draws - done))
                 n_valid = min(chunk, settings.draws - done)
                 arrays = _chunk_groups(compiled, programs, data, positions, stats, n_valid)
@@ -196,14 +204,15 @@ def run(
                 progress.advance(n_valid, divergences=int(np.sum(arrays["sample_stats"].get("diverging", 0))),
                                  step_size=None if step is None else float(np.mean(step[..., 0])))
             timings["sampling"] = time.perf_counter() - t1
-            interrupted = interrupt.hit
+            interrupted = interrupt.hit or warmup_cut
     finally:
         progress.stop()
         runner.close()
     if interrupted:
+        cut = " Warmup was cut short, so these draws may not be from the posterior." if warmup_cut else ""
         warnings.warn(
             f"sampling interrupted: returning the {done} draws per chain made so far "
-            f"(of {settings.draws} asked for).",
+            f"(of {settings.draws} asked for).{cut}",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -225,8 +234,7 @@ def _chunk_groups(compiled, programs, data, positions, stats, n_valid) -> dict[s
         if v.ndim == 1:  # shared across chains (ensemble samplers)
             v = np.broadcast_to(v[None], (chains, *v.shape))
         sample_stats[k] = v[:, :n_valid]
-    out = {"posterior": posterior, "sample_stats": sample_stats,
-           "unconstrained": {"__flat__": positions[:, :n_valid]}}
+    out = {"posterior": posterior, "sample_stats": sample_stats}
     if compiled.loglik_shapes:
         ll = jax.device_get(programs.log_likelihood(flat, data))
         out["log_likelihood"] = {k: np.asarray(v).reshape(chains, chunk, *np.shape(v)[1:])[:, :n_valid]
