@@ -11,7 +11,11 @@ INIT, WARMUP, SAMPLING = 0, 1, 2
 
 
 def root_key(seed: int) -> jax.Array:
-    return jax.random.key(np.uint32(seed % 2**32))
+    """The run's key; seeds up to 2**64 - 1 give distinct keys (the high word is folded in)."""
+    key = jax.random.key(np.uint32(seed % 2**32))
+    if seed >= 2**32:
+        key = jax.random.fold_in(key, np.uint32((seed >> 32) % 2**32))
+    return key
 
 
 def chain_keys(seed: int, chains: int) -> jax.Array:
