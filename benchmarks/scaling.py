@@ -137,8 +137,9 @@ def main() -> None:
         *four_devices(draws, repeats), "",
         "## Data size (logistic regression, 20 coefficients)", "",
         *data_size(sizes), "",
-        f"Load average after: {os.getloadavg()[0]:.1f}. Other processes on the machine share the cores, "
-        "so ratios above 1 per core can come from them.",
+        f"Load average after: {os.getloadavg()[0]:.1f}. With other busy processes, chains x cores ratios "
+        "mean little: Linux shares CPU time per session (autogroup) when the cores are contended, so the "
+        "threads of one process then split that process's share instead of using a core each.",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(sections) + "\n")
