@@ -87,6 +87,6 @@ def test_bad_options_name_the_fix(bad, match):
         pbj.samplers.NUTS(**bad)
 
 
-def test_auto_picks_dense_for_small_and_low_rank_for_large_models():
+def test_auto_picks_dense_for_small_and_diagonal_for_large_models():
     nuts = pbj.samplers.NUTS()
-    assert nuts.metric_kind(20) == "dense" and nuts.metric_kind(1000) == "low_rank"
+    assert nuts.metric_kind(20) == "dense" and nuts.metric_kind(1000) == "diag"

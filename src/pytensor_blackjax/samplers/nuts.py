@@ -189,13 +189,12 @@ class NUTS:
     Args:
         target_accept: the average acceptance probability the step size is tuned to (0 < x < 1).
         max_tree_depth: at most 2**max_tree_depth leapfrog steps per draw.
-        adaptation: mass matrix: "auto" (dense up to 200 unconstrained dimensions, else low-rank),
+        adaptation: mass matrix: "auto" (dense up to 200 unconstrained dimensions, else diagonal),
             "diag", "dense", or "low_rank" (diagonal plus a rank-``max_rank`` correction estimated
             from warmup draws and their gradients).
         init: "random" (the driver's uniform(-2, 2) point in unconstrained space) or "pathfinder"
             (a draw from a Pathfinder fit started at that point).
-        max_rank: the rank of the low-rank correction (used by "low_rank" and by "auto" above 200
-            dimensions).
+        max_rank: the rank of the low-rank correction (used by "low_rank").
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -230,7 +229,8 @@ class NUTS:
     def metric_kind(self, num_dims: int) -> str:
         """The mass matrix this config uses for a model of ``num_dims`` unconstrained dimensions."""
         if self.adaptation == "auto":
-            return "dense" if num_dims <= DENSE_MAX_DIMS else "low_rank"
+            # low-rank above 200 dimensions measured slower end to end (its warmup); see docs/performance.md
+            return "dense" if num_dims <= DENSE_MAX_DIMS else "diag"
         return self.adaptation
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
