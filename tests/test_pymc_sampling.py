@@ -52,8 +52,10 @@ def eight_schools():
         theta_tilde = pm.Normal("theta_tilde", 0, 1, dims="school")
         theta = pm.Deterministic("theta", mu + tau * theta_tilde, dims="school")
         pm.Normal("y", theta, sigma, observed=np.asarray(data["y"], dtype=float), dims="school")
+    # target_accept 0.9: at 0.8 the funnel's neck gives a few divergences for some seeds, and the
+    # diagnostics warning (an error under pytest) is not what these tests are about
     result = pbj.sample(pbj.Model.from_pymc(pm_model), draws=1000, tune=1000, chains=4, seed=11,
-                        progressbar=False, log_likelihood=True)
+                        sampler=pbj.samplers.NUTS(target_accept=0.9), progressbar=False, log_likelihood=True)
     return pm_model, result, ref
 
 
@@ -76,6 +78,9 @@ def test_eight_schools_result_layout(eight_schools):
     assert result["log_likelihood"]["y"].dims == ("chain", "draw", "school")
 
 
+# eight schools is the textbook case of influential observations: a Pareto k above 0.7 for one school
+# depends on the draws and is ArviZ's statistical advice, not a fault of the result
+@pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto distribution:UserWarning")
 def test_eight_schools_loo_and_posterior_predictive(eight_schools):
     pm_model, result, _ = eight_schools
     loo = arviz_stats.loo(result)
