@@ -14,6 +14,7 @@ from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model
 from pytensor_blackjax.results import library_versions, make_datatree, warn_on_problems
 from pytensor_blackjax.run import RunSettings, run
+from pytensor_blackjax.run._cache import enable_compilation_cache
 from pytensor_blackjax.samplers import Sampler, resolve
 
 __all__ = ["build_result", "sample"]
@@ -71,6 +72,7 @@ def sample(
         >>> import pytensor_blackjax as pbj
         >>> idata = pbj.sample(pbj.examples.rat_tumors(), draws=500, chains=2, seed=1, progressbar=False)
     """
+    enable_compilation_cache()
     settings = RunSettings(
         draws=check_count("draws", draws),
         tune=check_count("tune", tune, minimum=0),
@@ -96,7 +98,8 @@ def sample(
 
         sink = open_new(store, compiled, sampler, settings, new_data, log_likelihood=log_likelihood)
     t0 = time.perf_counter()
-    output = run(compiled, sampler, settings, compiled.data_tuple(new_data), progressbar=progressbar, sink=sink)
+    output = run(compiled, sampler, settings, compiled.data_tuple(new_data), progressbar=progressbar,
+                 sink=sink)
     if sink is not None:
         sink.close(output)
     return build_result(compiled, sampler, settings, output, new_data,

@@ -7,6 +7,8 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from pytensor_blackjax.results._convergence import bulk_ess, rank_rhat
+
 __all__ = ["SamplingWarning", "diagnose", "warn_on_problems"]
 
 RHAT_MAX = 1.01
@@ -26,8 +28,6 @@ def _ebfmi(energy: np.ndarray) -> np.ndarray:
 
 def diagnose(tree: xr.DataTree, *, max_tree_depth: int | None = None) -> list[str]:
     """Plain-words problems of a result; empty when all is well."""
-    import arviz_stats
-
     problems = []
     if "posterior" not in tree.children:
         return problems
@@ -49,14 +49,17 @@ def diagnose(tree: xr.DataTree, *, max_tree_depth: int | None = None) -> list[st
             problems.append(f"E-BFMI below {EBFMI_MIN} in chains {low}: the posterior may be heavy-tailed "
                             "or poorly adapted")
     if chains >= 2 and draws >= 4:
-        post = tree["posterior"].to_dataset()
-        post = post[[name for name in post.data_vars if post[name].size > 0]]  # zero-length: nothing to judge
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            rhat = arviz_stats.rhat(post)
-            ess = arviz_stats.ess(post, method="bulk")
-        worst_rhat = max((float(np.nanmax(rhat[v].values)) for v in rhat.data_vars), default=1.0)
-        worst_ess = min((float(np.nanmin(ess[v].values)) for v in ess.data_vars), default=np.inf)
+        post = tree["posterior"]
+        columns = [np.asarray(post[name].values, dtype=float).reshape(chains, draws, -1)
+                   for name in post.data_vars if post[name].size > 0]  # zero-length: nothing to judge
+        worst_rhat, worst_ess = 1.0, np.inf
+        if columns:
+            x = np.concatenate(columns, axis=2)
+            x = x[:, :, np.all(np.isfinite(x), axis=(0, 1)) & (np.ptp(x, axis=(0, 1)) > 0)]  # constants: skip
+            if x.shape[2]:
+                with np.errstate(all="ignore"):
+                    worst_rhat = float(np.nanmax(rank_rhat(x)))
+                    worst_ess = float(np.nanmin(bulk_ess(x)))
         if worst_rhat > RHAT_MAX:
             problems.append(f"R-hat up to {worst_rhat:.3f} (> {RHAT_MAX}): chains disagree; run longer")
         if worst_ess < ESS_PER_CHAIN_MIN * chains:

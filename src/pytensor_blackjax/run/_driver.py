@@ -169,7 +169,8 @@ def run(
                     warmup_divergences += div
                     step = stats.get("step_size")
                     progress.advance(n_valid, divergences=div,
-                                     step_size=None if step is None else float(np.mean(step[..., n_valid - 1])))
+                                     step_size=None if step is None
+                                     else float(np.mean(step[..., n_valid - 1])))
                     if interrupt.hit:
                         break
                 runner.finish_warmup()

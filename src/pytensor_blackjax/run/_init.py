@@ -1,4 +1,5 @@
-"""Starting points: uniform(-2, 2) in unconstrained space, retried until log-density and gradient are finite."""
+"""Starting points: uniform(-2, 2) in unconstrained space, retried until log-density and gradient are
+finite."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def initial_points(compiled: CompiledModel, keys: jax.Array, data: tuple) -> np.
         raise ValueError(
             f"the log-density or its gradient is not finite at any of {MAX_TRIES} random starting points "
             f"(uniform(-2, 2) in unconstrained space) for chain {bad}; e.g. log-density = "
-            f"{float(np.asarray(lp0)[bad])}. Check the model's support (a -inf everywhere means an impossible "
-            "constraint; NaN usually means log of a negative number) and the data."
+            f"{float(np.asarray(lp0)[bad])}. Check the model's support (a -inf everywhere means an "
+            "impossible constraint; NaN usually means log of a negative number) and the data."
         )
     return np.asarray(xs)

@@ -20,8 +20,14 @@ class Progress:
     """Rich progress bar for all chains together (chunks advance every chain in lock step)."""
 
     def __init__(self, chains: int):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as RichProgress
 
         self.chains = chains
         self._bar = RichProgress(
