@@ -1,0 +1,37 @@
+"""The post-sampling R-hat and bulk ESS agree with ArviZ's; the compilation cache honours its switch."""
+
+import numpy as np
+import xarray as xr
+
+from pytensor_blackjax.results._convergence import bulk_ess, rank_rhat
+from pytensor_blackjax.run import _cache
+
+
+def ar1(rho, chains=4, draws=1000, shift=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((chains, draws, 1))
+    for t in range(1, draws):
+        x[:, t] = rho * x[:, t - 1] + rng.normal(size=(chains, 1))
+    x[0] += shift
+    return x
+
+
+def test_rhat_and_ess_match_arviz():
+    import arviz_stats
+
+    for x in (ar1(0.9), ar1(0.2, seed=1), ar1(0.5, shift=3.0, seed=2)):
+        ds = xr.Dataset({"a": (("chain", "draw"), x[..., 0])})
+        np.testing.assert_allclose(rank_rhat(x)[0], float(arviz_stats.rhat(ds)["a"]), rtol=1e-6)
+        np.testing.assert_allclose(bulk_ess(x)[0], float(arviz_stats.ess(ds, method="bulk")["a"]), rtol=0.02)
+
+
+def test_rhat_flags_a_shifted_chain():
+    assert rank_rhat(ar1(0.5, shift=3.0))[0] > 1.1
+    assert rank_rhat(ar1(0.5))[0] < 1.01
+
+
+def test_compilation_cache_switch(monkeypatch, tmp_path):
+    monkeypatch.setenv(_cache.ENV, "off")
+    assert _cache.cache_dir() is None
+    monkeypatch.setenv(_cache.ENV, str(tmp_path / "c"))
+    assert _cache.cache_dir() == tmp_path / "c"
