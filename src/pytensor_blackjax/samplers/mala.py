@@ -67,9 +67,8 @@ class MALA:
             return base(key, state, logdensity, step_size, imm, 1)
 
         def stats_fn(state, info, params):
-            stats = rename_info(info, lp=state.logdensity, step_size=params.step_size)
-            stats.pop("n_steps", None)  # always one
-            return stats
+            # n_steps is always one; kept so gradient counts add up like every other sampler's
+            return rename_info(info, lp=state.logdensity, step_size=params.step_size)
 
         dense = self.adaptation == "dense" or (self.adaptation == "auto" and num_dims <= DENSE_MAX_DIMS)
         return windowed_hmc_kernel(kernel_fn, logdensity_fn, num_dims, target_accept=self.target_accept,
