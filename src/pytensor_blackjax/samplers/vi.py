@@ -156,7 +156,36 @@ def _averaging_schedule(tune: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class MeanFieldVI:
+class _GaussianVI:
+    """Gaussian VI fitted by stochastic ELBO ascent with Adam during warmup; the subclass picks the family."""
+
+    learning_rate: float = 0.02
+    num_elbo_draws: int = 10
+    chains: int = field(default=0, repr=False)  # set by the driver
+    ensemble = True
+    approximate = True
+    _family = None  # the Blackjax VI module, set by each subclass (a class attribute, not a field)
+
+    def __post_init__(self):
+        owner = type(self).__name__
+        check_positive(owner, "learning_rate", self.learning_rate)
+        check_int(owner, "num_elbo_draws", self.num_elbo_draws, 1)
+
+    def sized(self, *, draws: int, tune: int, chains: int):
+        return replace(self, chains=chains)
+
+    def schedule(self, tune: int) -> np.ndarray:
+        return _averaging_schedule(tune)
+
+    def check(self, *, chains: int, tune: int, num_dims: int) -> None:
+        _check_tune(type(self).__name__, tune, 100)
+
+    def build(self, logdensity_fn, num_dims: int) -> Kernel:
+        return _gaussian_vi(self._family, self.learning_rate, self.num_elbo_draws, logdensity_fn, self.chains)
+
+
+@dataclass(frozen=True)
+class MeanFieldVI(_GaussianVI):
     """Mean-field (diagonal) Gaussian VI fitted by stochastic ELBO ascent with Adam during warmup.
 
     Ignores correlations and underestimates variances when the posterior is correlated; use
@@ -171,33 +200,12 @@ class MeanFieldVI:
         >>> sampler = pbj.samplers.MeanFieldVI(learning_rate=0.02)
     """
 
-    learning_rate: float = 0.02
-    num_elbo_draws: int = 10
-    chains: int = field(default=0, repr=False)  # set by the driver
     name = "meanfield_vi"
-    ensemble = True
-    approximate = True
-
-    def __post_init__(self):
-        check_positive("MeanFieldVI", "learning_rate", self.learning_rate)
-        check_int("MeanFieldVI", "num_elbo_draws", self.num_elbo_draws, 1)
-
-    def sized(self, *, draws: int, tune: int, chains: int) -> MeanFieldVI:
-        return replace(self, chains=chains)
-
-    def schedule(self, tune: int) -> np.ndarray:
-        return _averaging_schedule(tune)
-
-    def check(self, *, chains: int, tune: int, num_dims: int) -> None:
-        _check_tune("MeanFieldVI", tune, 100)
-
-    def build(self, logdensity_fn, num_dims: int) -> Kernel:
-        return _gaussian_vi(meanfield_vi, self.learning_rate, self.num_elbo_draws,
-                            logdensity_fn, self.chains)
+    _family = meanfield_vi
 
 
 @dataclass(frozen=True)
-class FullRankVI:
+class FullRankVI(_GaussianVI):
     """Full-rank Gaussian VI (Cholesky-parameterised covariance) fitted with Adam during warmup.
 
     Captures linear correlations; costs O(dims**2) parameters, so it suits up to a few hundred
@@ -212,26 +220,5 @@ class FullRankVI:
         >>> sampler = pbj.samplers.FullRankVI(learning_rate=0.01)
     """
 
-    learning_rate: float = 0.02
-    num_elbo_draws: int = 10
-    chains: int = field(default=0, repr=False)  # set by the driver
     name = "fullrank_vi"
-    ensemble = True
-    approximate = True
-
-    def __post_init__(self):
-        check_positive("FullRankVI", "learning_rate", self.learning_rate)
-        check_int("FullRankVI", "num_elbo_draws", self.num_elbo_draws, 1)
-
-    def sized(self, *, draws: int, tune: int, chains: int) -> FullRankVI:
-        return replace(self, chains=chains)
-
-    def schedule(self, tune: int) -> np.ndarray:
-        return _averaging_schedule(tune)
-
-    def check(self, *, chains: int, tune: int, num_dims: int) -> None:
-        _check_tune("FullRankVI", tune, 100)
-
-    def build(self, logdensity_fn, num_dims: int) -> Kernel:
-        return _gaussian_vi(fullrank_vi, self.learning_rate, self.num_elbo_draws,
-                            logdensity_fn, self.chains)
+    _family = fullrank_vi
