@@ -15,7 +15,7 @@ import numpy as np
 
 from pytensor_blackjax.samplers._base import Kernel, rename_info
 from pytensor_blackjax.samplers._options import check_choice, check_int, check_probability
-from pytensor_blackjax.samplers.nuts import DENSE_MAX_DIMS, window_schedule, windowed_hmc_kernel
+from pytensor_blackjax.samplers.nuts import metric_kind, window_schedule, windowed_hmc_kernel
 
 __all__ = ["HMC"]
 
@@ -77,6 +77,6 @@ class HMC:
         def stats_fn(state, info, params):
             return rename_info(info, lp=state.logdensity, step_size=params.step_size)
 
-        dense = self.adaptation == "dense" or (self.adaptation == "auto" and num_dims <= DENSE_MAX_DIMS)
         return windowed_hmc_kernel(kernel_fn, logdensity_fn, num_dims, target_accept=self.target_accept,
-                                   dense=dense, stats_fn=stats_fn)
+                                   dense=False, adaptation=metric_kind(self.adaptation, num_dims),
+                                   stats_fn=stats_fn)

@@ -57,6 +57,16 @@ class WindowState(NamedTuple):
     params: HMCParams
 
 
+def metric_kind(adaptation: str, num_dims: int) -> str:
+    """Resolve ``adaptation="auto"``: dense up to `DENSE_MAX_DIMS` dimensions, diagonal above.
+
+    Low-rank above 200 dimensions measured slower end to end (its warmup); see docs/performance.md.
+    """
+    if adaptation == "auto":
+        return "dense" if num_dims <= DENSE_MAX_DIMS else "diag"
+    return adaptation
+
+
 def window_schedule(tune: int) -> np.ndarray:
     """Stan's warmup schedule as rows ``(stage, is_window_end)``: stage 0 fast, 1 slow."""
     if tune == 0:
@@ -228,10 +238,7 @@ class NUTS:
 
     def metric_kind(self, num_dims: int) -> str:
         """The mass matrix this config uses for a model of ``num_dims`` unconstrained dimensions."""
-        if self.adaptation == "auto":
-            # low-rank above 200 dimensions measured slower end to end (its warmup); see docs/performance.md
-            return "dense" if num_dims <= DENSE_MAX_DIMS else "diag"
-        return self.adaptation
+        return metric_kind(self.adaptation, num_dims)
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
         base = blackjax.nuts.build_kernel()
