@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,7 +141,9 @@ class CompiledModel:
         return self.flat_constrain(self.ravel(position), self.data_tuple(data))
 
 
-_CACHE: weakref.WeakKeyDictionary[Model, CompiledModel] = weakref.WeakKeyDictionary()
+# The compiled model is kept on the model itself (``_compiled``): a model <-> compiled-model cycle that the
+# garbage collector frees together, where a weak-keyed cache whose values refer to their keys never would.
+_SLOT = "_compiled"
 
 
 def _shapes_of(fn, exprs, num_dims, data_vars) -> dict[str, tuple[int, ...]]:
@@ -178,7 +179,7 @@ def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of t
             f"compile(model): expected a pbj.Model, got {type(model).__name__}; build one with "
             "pbj.Model.from_logp, pbj.ModelBuilder or pbj.Model.from_pymc."
         )
-    cached = _CACHE.get(model)
+    cached = model.__dict__.get(_SLOT)
     if cached is not None:
         return cached
     stray = model.free_graph_inputs()
@@ -217,7 +218,7 @@ def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of t
                 jax.ShapeDtypeStruct((compiled.num_dims,), jnp.float64), compiled.data_tuple())
             found = {k: tuple(o.shape) for k, o in zip(exprs, shapes, strict=True)}
             object.__setattr__(compiled, attr, found)
-    _CACHE[model] = compiled
+    object.__setattr__(model, _SLOT, compiled)
     return compiled
 
 

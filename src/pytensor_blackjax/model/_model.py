@@ -65,6 +65,12 @@ class Model:
         for attr in ("outputs", "data", "log_likelihood", "coords", "dims"):
             object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
 
+    def __getstate__(self) -> dict:
+        # the compiled JAX functions that `compile` caches on the model are rebuilt, never pickled
+        state = dict(self.__dict__)
+        state.pop("_compiled", None)
+        return state
+
     @property
     def value_names(self) -> tuple[str, ...]:
         return tuple(v.name for v in self.values)

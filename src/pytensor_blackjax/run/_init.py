@@ -3,6 +3,8 @@ finite."""
 
 from __future__ import annotations
 
+import weakref
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,7 +29,7 @@ def _candidates(compiled: CompiledModel, chain_key, data):
     return xs[first], ok[first], lps[0]
 
 
-_PROGRAMS: dict = {}
+_PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def initial_points(compiled: CompiledModel, keys: jax.Array, data: tuple) -> np.ndarray:
@@ -36,11 +38,12 @@ def initial_points(compiled: CompiledModel, keys: jax.Array, data: tuple) -> np.
     Raises:
         ValueError: no finite point in ``MAX_TRIES`` draws for some chain; says what the log-density was.
     """
-    program = _PROGRAMS.get(id(compiled))
-    if program is None or program[0] is not compiled:
-        program = (compiled, jax.jit(jax.vmap(lambda k, d: _candidates(compiled, k, d), in_axes=(0, None))))
-        _PROGRAMS[id(compiled)] = program
-    xs, ok, lp0 = program[1](keys, data)
+    program = _PROGRAMS.get(compiled)
+    if program is None:
+        proxy = weakref.proxy(compiled)  # the cached program must not keep its model alive
+        program = jax.jit(jax.vmap(lambda k, d: _candidates(proxy, k, d), in_axes=(0, None)))
+        _PROGRAMS[compiled] = program
+    xs, ok, lp0 = program(keys, data)
     ok = np.asarray(ok)
     if not ok.all():
         bad = int(np.flatnonzero(~ok)[0])

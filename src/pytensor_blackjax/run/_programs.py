@@ -51,6 +51,9 @@ def _skip_or(step, i, n_valid, carry, *args):
 
 
 def build_programs(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: int) -> Programs:
+    # The programs are cached under the compiled model (weakly); closing over a proxy keeps that cache
+    # from holding the model alive.
+    compiled = weakref.proxy(compiled)
     def kernel(data):
         return sampler.build(partial(compiled.flat_logdensity, data=data), compiled.num_dims)
 
