@@ -35,3 +35,20 @@ def test_compilation_cache_switch(monkeypatch, tmp_path):
     assert _cache.cache_dir() is None
     monkeypatch.setenv(_cache.ENV, str(tmp_path / "c"))
     assert _cache.cache_dir() == tmp_path / "c"
+
+
+def test_enabling_the_cache_keeps_short_compilations(monkeypatch, tmp_path):
+    import jax
+
+    monkeypatch.setenv(_cache.ENV, str(tmp_path / "c"))
+    before = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        assert _cache.enable_compilation_cache() == str(tmp_path / "c")
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == _cache.MIN_COMPILE_SECONDS
+        # a user's own choice of directory is left alone
+        assert _cache.enable_compilation_cache() == str(tmp_path / "c")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
