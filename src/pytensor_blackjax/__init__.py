@@ -3,14 +3,18 @@
 Example:
     >>> import pytensor_blackjax as pbj
     >>> idata = pbj.sample(pbj.examples.rat_tumors(), seed=1, progressbar=False)
+
+What sampling needs (JAX, Blackjax, PyTensor) is imported with the package; the results side
+(xarray, pandas, Zarr), the examples and the multi-host helpers load on first use, and ``sample``
+starts loading the results side in the background while its programs compile.
 """
 
-from pytensor_blackjax import distributed, examples, samplers
-from pytensor_blackjax._resume import resume
+from importlib import import_module
+
+from pytensor_blackjax import samplers
 from pytensor_blackjax._sample import sample
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model, ModelBuilder, transforms
-from pytensor_blackjax.results import SamplingWarning
 
 __all__ = [
     "CompiledModel",
@@ -25,3 +29,26 @@ __all__ = [
     "samplers",
     "transforms",
 ]
+
+# public name -> (module, attribute or None for the module itself), loaded on first access
+_LAZY = {
+    "SamplingWarning": ("pytensor_blackjax.results", "SamplingWarning"),
+    "distributed": ("pytensor_blackjax.distributed", None),
+    "examples": ("pytensor_blackjax.examples", None),
+    "resume": ("pytensor_blackjax._resume", "resume"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'pytensor_blackjax' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
+from pytensor_blackjax._preload import preload, results
 from pytensor_blackjax._validate import check_count, check_data, check_seed
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model
-from pytensor_blackjax.results import library_versions, make_datatree, warn_on_problems
 from pytensor_blackjax.run import RunSettings, run
 from pytensor_blackjax.run._cache import enable_compilation_cache
 from pytensor_blackjax.samplers import Sampler, resolve
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["build_result", "sample"]
 
@@ -72,6 +74,7 @@ def sample(
         >>> import pytensor_blackjax as pbj
         >>> idata = pbj.sample(pbj.examples.rat_tumors(), draws=500, chains=2, seed=1, progressbar=False)
     """
+    preload()
     enable_compilation_cache()
     settings = RunSettings(
         draws=check_count("draws", draws),
@@ -119,6 +122,7 @@ def _check_precision(precision: Any) -> str:
 
 
 def build_result(compiled, sampler, settings, output, new_data, *, log_likelihood, elapsed) -> xr.DataTree:
+    res = results()
     model = compiled.model
     groups = {"posterior": output.groups.get("posterior", {}),
               "sample_stats": output.groups.get("sample_stats", {})}
@@ -145,10 +149,10 @@ def build_result(compiled, sampler, settings, output, new_data, *, log_likelihoo
         "warmup_time": output.timings.get("warmup", np.nan),
         "total_time": elapsed,
         "warmup_divergences": output.warmup_divergences,
-        **{f"version_{k}": v for k, v in library_versions().items()},
+        **{f"version_{k}": v for k, v in res.library_versions().items()},
     }
-    tree = make_datatree(groups, dims=model.dims, coords=model.coords, observed=observed, constant=constant,
-                         attrs=attrs)
+    tree = res.make_datatree(groups, dims=model.dims, coords=model.coords, observed=observed,
+                             constant=constant, attrs=attrs)
     if output.num_draws > 0:
-        warn_on_problems(tree)
+        res.warn_on_problems(tree)
     return tree

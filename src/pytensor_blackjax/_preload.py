@@ -1,0 +1,44 @@
+"""Loading the results side (xarray, pandas) in the background while a run compiles and samples.
+
+Sampling itself needs JAX, Blackjax and PyTensor only; the DataTree at the end needs xarray and pandas,
+whose import costs about a second. ``sample`` calls `preload` first: a daemon thread imports them while
+the main thread waits on XLA (compilation and the chains release the GIL), and `results` returns the
+module once it is there. Python's per-module import locks make the two threads agree on one import.
+"""
+
+from __future__ import annotations
+
+import threading
+from importlib import import_module
+from types import ModuleType
+
+__all__ = ["RESULTS", "preload", "results"]
+
+RESULTS = "pytensor_blackjax.results"
+_LOCK = threading.Lock()
+_THREAD: threading.Thread | None = None
+
+
+def _load() -> None:
+    try:
+        import_module(RESULTS)
+    except Exception:  # noqa: BLE001 - the main thread's own import reports the error
+        pass
+
+
+def preload() -> None:
+    """Start importing the results side in a background thread (once per process)."""
+    global _THREAD
+    with _LOCK:
+        if _THREAD is None:
+            _THREAD = threading.Thread(target=_load, name="pbj-preload", daemon=True)
+            _THREAD.start()
+
+
+def results() -> ModuleType:
+    """The results module, waiting for a background import that is under way."""
+    with _LOCK:
+        thread = _THREAD
+    if thread is not None:
+        thread.join()
+    return import_module(RESULTS)
