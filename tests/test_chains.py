@@ -106,3 +106,17 @@ def test_float32_is_reproducible_and_vectorized_agrees(gaussian):
     b = draws_of(gaussian, precision="float32", chunk_size=64)
     assert np.array_equal(a["posterior"]["x"].values, b["posterior"]["x"].values)
     assert a["posterior"]["x"].dtype == np.float32
+
+
+@pytest.mark.parametrize("chain_method", ["auto", "vectorized"])
+def test_sampling_programs_compile_once_ahead(gaussian, chain_method):
+    """The programs compiled in the background during warmup are the ones the sampling phase calls:
+    each is compiled exactly once (a mismatch would show as a second entry in its cache)."""
+    from pytensor_blackjax.run._programs import _CACHE
+
+    compiled = pbj.compile(gaussian)
+    draws_of(compiled, draws=500, tune=300, chain_method=chain_method)
+    method = "threaded" if chain_method == "auto" else chain_method
+    (programs,) = [progs for key, progs in _CACHE[compiled].items() if key[3] == method]
+    for name in ("finish", "sample", "constrain"):
+        assert getattr(programs, name)._cache_size() == 1, name

@@ -62,7 +62,8 @@ def resume(
     compiled = stored.compiled
     t0 = time.perf_counter()
     output = run(compiled, stored.sampler, stored.settings, compiled.data_tuple(stored.new_data),
-                 progressbar=progressbar, sink=sink, resume=stored.resume_point)
+                 progressbar=progressbar, sink=sink, resume=stored.resume_point,
+                 log_likelihood=stored.log_likelihood)
     sink.close(output)
     output = dataclasses.replace(output, groups=stored.read_draws(output.num_draws))
     return build_result(compiled, stored.sampler, stored.settings, output, stored.new_data,

@@ -102,7 +102,7 @@ def sample(
         sink = open_new(store, compiled, sampler, settings, new_data, log_likelihood=log_likelihood)
     t0 = time.perf_counter()
     output = run(compiled, sampler, settings, compiled.data_tuple(new_data), progressbar=progressbar,
-                 sink=sink)
+                 sink=sink, log_likelihood=log_likelihood)
     if sink is not None:
         sink.close(output)
     return build_result(compiled, sampler, settings, output, new_data,

@@ -135,8 +135,10 @@ def run(
     progressbar: bool = True,
     sink: Sink | None = None,
     resume: dict | None = None,
+    log_likelihood: bool = False,
 ) -> RunOutput:
-    """Sample ``compiled`` with ``sampler``; ``resume`` continues from a stored state."""
+    """Sample ``compiled`` with ``sampler``; ``resume`` continues from a stored state.
+    ``log_likelihood`` adds the pointwise log-likelihood of every draw (models that declare one)."""
     timings: dict[str, float] = {}
     method = choose_method(sampler, settings.chains, settings.chain_method)
     chunk = settings.chunk
@@ -160,6 +162,8 @@ def run(
                 if settings.precision == "float32":
                     positions = positions.astype(np.float32)
                 runner.init(positions)
+                # the sampling programs compile in the background while warmup runs
+                runner.prepare_sampling(chunk, with_log_likelihood=log_likelihood)
                 rows = sampler.schedule(settings.tune)
                 progress.start("warmup", settings.tune)
                 for start in range(0, settings.tune, chunk):
@@ -194,7 +198,7 @@ def run(
             while done < last and not interrupt.hit:
                 positions, stats = runner.sample(done, min(chunk, settings.draws - done))
                 n_valid = min(chunk, settings.draws - done)
-                arrays = _chunk_groups(compiled, programs, data, positions, stats, n_valid)
+                arrays = _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood)
                 if sink is not None:
                     sink.chunk(done, arrays, runner)
                 for group, values in arrays.items():
@@ -222,7 +226,7 @@ def run(
                      warmup_divergences=warmup_divergences)
 
 
-def _chunk_groups(compiled, programs, data, positions, stats, n_valid) -> dict[str, dict[str, np.ndarray]]:
+def _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood) -> dict[str, dict]:
     """One chunk's arrays by ArviZ group: constrained draws, sample stats, unconstrained draws."""
     chains, chunk = positions.shape[:2]
     flat = positions.reshape(chains * chunk, -1)
@@ -236,7 +240,7 @@ def _chunk_groups(compiled, programs, data, positions, stats, n_valid) -> dict[s
             v = np.broadcast_to(v[None], (chains, *v.shape))
         sample_stats[k] = v[:, :n_valid]
     out = {"posterior": posterior, "sample_stats": sample_stats}
-    if compiled.loglik_shapes:
+    if log_likelihood:
         ll = jax.device_get(programs.log_likelihood(flat, data))
         out["log_likelihood"] = {k: np.asarray(v).reshape(chains, chunk, *np.shape(v)[1:])[:, :n_valid]
                                  for k, v in ll.items()}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -98,6 +99,7 @@ class Runner:
         self.carry: Any = None
         self.params: Any = None
         self._pool = None
+        self._prepared: threading.Thread | None = None
         self._float32 = precision == "float32"
         if method == "sharded":
             self._layout = _Layout(mesh, self.chains)
@@ -113,8 +115,41 @@ class Runner:
         return float32_scope() if self._float32 else contextlib.nullcontext()
 
     def close(self) -> None:
+        self._await_prepared()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+    # -- compiling ahead -----------------------------------------------------------------------
+    def prepare_sampling(self, chunk: int, *, with_log_likelihood: bool = False) -> None:
+        """Compile the sampling, finish and constrain programs in a background thread (call after
+        `init`). Warmup runs meanwhile: XLA releases the GIL while it compiles and while chains run,
+        so the compilation (or the load from the persistent cache) overlaps the warmup. The programs
+        land in JAX's own caches; the phases that need them wait for the thread. Runs that cannot be
+        described ahead (sharded, float32) compile on first call as before."""
+        if self.method == "sharded" or self._float32 or self._prepared is not None:
+            return
+        p = self.programs
+        carry = self.carry[0] if self.method == "threaded" else self.carry
+        key = self._chain_keys[0] if self.method == "threaded" else self.keys
+        chains, dims = self._start_shape
+        # one chunk of draws, flattened over chains, as `constrain` receives it
+        flat = jax.ShapeDtypeStruct((chains * chunk, dims), np.float64)
+
+        def compile_ahead():
+            with contextlib.suppress(Exception):  # a failure here resurfaces in the phase's own call
+                state, params = jax.eval_shape(p.finish, carry)
+                p.finish.lower(carry).compile()
+                p.sample.lower(state, params, key, 0, chunk, self.data).compile()
+                p.constrain.lower(flat, self.data).compile()
+                if with_log_likelihood:
+                    p.log_likelihood.lower(flat, self.data).compile()
+
+        self._prepared = threading.Thread(target=compile_ahead, name="pbj-compile", daemon=True)
+        self._prepared.start()
+
+    def _await_prepared(self) -> None:
+        if self._prepared is not None:
+            self._prepared.join()
 
     # -- phases ------------------------------------------------------------------------------
     def init(self, positions: np.ndarray) -> None:
@@ -122,6 +157,7 @@ class Runner:
             self._init(positions)
 
     def _init(self, positions: np.ndarray) -> None:
+        self._start_shape = positions.shape
         p = self.programs
         if self.method == "sharded":
             self.carry = p.warmup_init(self._key_data, self._layout.spread(positions), self._global_data)
@@ -154,6 +190,7 @@ class Runner:
         return self._chains_first(_host(stats))
 
     def finish_warmup(self) -> None:
+        self._await_prepared()
         with self._scope():
             self._finish_warmup()
 
@@ -167,6 +204,7 @@ class Runner:
             self.carry, self.params = p.finish(self.carry)
 
     def sample(self, start: int, n_valid: int) -> tuple[np.ndarray, dict]:
+        self._await_prepared()
         with self._scope():
             return self._sample(start, n_valid)
 
