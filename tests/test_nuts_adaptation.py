@@ -90,3 +90,12 @@ def test_bad_options_name_the_fix(bad, match):
 def test_auto_picks_dense_for_small_and_diagonal_for_large_models():
     nuts = pbj.samplers.NUTS()
     assert nuts.metric_kind(20) == "dense" and nuts.metric_kind(1000) == "diag"
+
+
+def test_start_variances_shrink_only_steep_coordinates():
+    import jax.numpy as jnp
+
+    from pytensor_blackjax.samplers.nuts import start_variances
+
+    var = np.asarray(start_variances(jnp.array([1e4, -100.0, 0.5, 0.0, jnp.nan, -jnp.inf])))
+    np.testing.assert_allclose(var, [1e-2, 0.1, 1.0, 1.0, 1.0, 1.0])

@@ -121,6 +121,36 @@ def _estimator(kind: str, num_dims: int, dtype, max_rank: int) -> _Estimator:
     return _Estimator(mm_start, lambda s, c: mm_update(s, c.position), mm_end)
 
 
+def start_variances(grad: jax.Array) -> jax.Array:
+    """Diagonal of the inverse mass matrix used until the first window's estimate: ``1 / sqrt(|g|)``
+    for gradient components ``|g| > 1`` at the starting point, 1 elsewhere.
+
+    With the identity metric one tightly identified parameter forces a tiny step on all the others
+    and the early trajectories run to the maximum tree depth: on a 503-parameter hierarchical model
+    the first 100 warmup steps cost more gradients than the remaining 900. A large gradient at the
+    start marks such a coordinate. The full ``1 / |g|`` guess (nutpie's) over-trusts one gradient on
+    correlated posteriors; its square root (half-way, on the log scale, to the identity) never shrinks
+    a coordinate whose gradient is small. Measured warmup gradients per chain, identity -> this:
+    hierarchical-503 40k -> 21k, rat tumors 22k -> 20k, logistic 5000x20 11k -> 11k.
+    """
+    scale = jnp.abs(grad)
+    scale = jnp.where(jnp.isfinite(scale), scale, 1.0)
+    return (1.0 / jnp.sqrt(jnp.clip(scale, 1.0, 1e10))).astype(grad.dtype)
+
+
+def _start_metric(kind: str, grad: jax.Array, max_rank: int):
+    """(inverse mass matrix, factors) used before the first window's estimate."""
+    var = start_variances(grad)
+    if kind == "dense":
+        imm = jnp.diag(var)
+        return imm, dense_factors(imm)
+    if kind == "low_rank":
+        rank = min(max_rank, var.shape[0])
+        return LowRankInverseMassMatrix(jnp.sqrt(var), jnp.zeros((var.shape[0], rank), var.dtype),
+                                        jnp.ones(rank, var.dtype)), ()
+    return var, ()
+
+
 def _metric(params: HMCParams):
     """What Blackjax kernels take as ``inverse_mass_matrix``."""
     if isinstance(params.factors, DenseFactors):
@@ -154,13 +184,11 @@ def windowed_hmc_kernel(
         if pathfinder:
             position = _pathfinder_start(key, position, logdensity_fn)
         est = _estimator(kind, num_dims, position.dtype, max_rank)
-        mm_state, imm, factors = est.init()
-        return WindowState(
-            blackjax.nuts.init(position, logdensity_fn),
-            da_init(1.0),
-            mm_state,
-            HMCParams(jnp.asarray(1.0, position.dtype), imm, factors),
-        )
+        mm_state, _, _ = est.init()
+        chain = blackjax.nuts.init(position, logdensity_fn)
+        imm, factors = _start_metric(kind, chain.logdensity_grad, max_rank)
+        params = HMCParams(jnp.asarray(1.0, position.dtype), imm, factors)
+        return WindowState(chain, da_init(1.0), mm_state, params)
 
     def warmup_step(key, ws, row):
         est = _estimator(kind, num_dims, ws.chain.position.dtype, max_rank)
