@@ -46,7 +46,10 @@ def dense_metric(inverse_mass_matrix: jax.Array, factors: DenseFactors) -> Metri
 
     def kinetic_energy(momentum, position=None):
         del position
-        return 0.5 * jnp.dot(momentum, imm @ momentum)
+        # 0.5 p' M^-1 p as a sum of squares, 0.5 |L' p|^2: never negative. Far out in the tails the
+        # momentum overflows, and the quadratic form's terms of both signs can sum to -inf, which
+        # makes the total energy -inf and an impossible proposal certain to be accepted.
+        return 0.5 * jnp.sum(jnp.square(factors.chol.T @ momentum))
 
     def check_turning(momentum_left, momentum_right, momentum_sum, position_left=None, position_right=None):
         del position_left, position_right
