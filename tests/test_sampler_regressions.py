@@ -10,6 +10,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytensor.tensor as pt
 import pytest
 from conftest import mcse_z
 
@@ -54,3 +55,20 @@ def test_mala_mixes_on_noncentered_eight_schools(seed):
     for name, truth in EIGHT_SCHOOLS_MEANS.items():
         z = mcse_z(tree, name, truth)
         assert z < Z_MAX, f"{name}: |mean - truth| = {z:.2f} MCSE"
+
+
+@pytest.mark.parametrize("name", ["mala", "mclmc", "smc"])
+def test_every_mcmc_sampler_reports_its_integration_steps(name):
+    m = pbj.ModelBuilder()
+    x = m.param("x", shape=(2,))
+    m.add_logp(-0.5 * pt.sum(x**2))
+    tree = _sample(pbj.compile(m.build()), name, seed=3, draws=100, tune=100)
+    steps = np.asarray(tree["sample_stats"]["n_steps"].values)
+    assert steps.shape == (4, 100)
+    if name == "smc":
+        # each draw is a particle; it carries the leapfrog steps of the whole tempering run
+        sampler = pbj.samplers.SMC()
+        per_move = sampler.num_mcmc_steps * sampler.num_integration_steps
+        assert np.all(steps == steps.flat[0]) and steps.flat[0] % per_move == 0 and steps.flat[0] > 0
+    else:
+        assert np.all(steps == 1)

@@ -114,8 +114,10 @@ class MCLMC:
         def step(key, state, params):
             state, info = kernel(key, state, logdensity_fn, inverse_mass_matrix=params.inverse_mass_matrix,
                                  L=params.L, step_size=params.step_size)
+            # one integration step per draw (two gradient evaluations with the McLachlan integrator)
             return state, rename_info(info, lp=state.logdensity, step_size=params.step_size,
-                                      diverging=jnp.logical_not(info.nonans))
+                                      diverging=jnp.logical_not(info.nonans),
+                                      n_steps=jnp.ones((), jnp.int32))
 
         return one_call_kernel(init=init, tune=tune, step=step, position=lambda s: s.position)
 

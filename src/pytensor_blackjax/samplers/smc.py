@@ -41,12 +41,14 @@ class SMCWarmup(NamedTuple):
     smc: Any  # blackjax TemperedSMCState over all particles
     log_step_size: jax.Array
     moves_at_posterior: jax.Array  # resample-and-move steps taken at temperature 1
+    moves: jax.Array  # resample-and-move steps taken in all
     key: jax.Array
 
 
 class SMCDraws(NamedTuple):
     particles: jax.Array  # (num_particles, dims), equally weighted, shuffled
     next_draw: jax.Array
+    leapfrog_steps: jax.Array  # leapfrog steps every particle took during tempering
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,8 @@ class SMC:
             init_key, key = jax.random.split(key)
             particles = sd * jax.random.normal(init_key, (num_particles, num_dims))
             step0 = jnp.log(0.5 * num_dims ** -0.25)
-            return SMCWarmup(tempered.init(particles), jnp.asarray(step0), jnp.asarray(0), key)
+            return SMCWarmup(tempered.init(particles), jnp.asarray(step0), jnp.asarray(0), jnp.asarray(0),
+                             key)
 
         def move(key, ws, row):
             state = ws.smc
@@ -141,7 +144,7 @@ class SMC:
             log_step = ws.log_step_size + (accept - MUTATION_ACCEPT)
             new = new._replace(tempering_param=jnp.asarray(jnp.minimum(new.tempering_param, 1.0), lam.dtype))
             return ws._replace(smc=new, log_step_size=log_step,
-                               moves_at_posterior=ws.moves_at_posterior + (lam >= 1.0))
+                               moves_at_posterior=ws.moves_at_posterior + (lam >= 1.0), moves=ws.moves + 1)
 
         def warmup_step(key, ws, row):
             busy = (ws.smc.tempering_param < 1.0) | (ws.moves_at_posterior < 1)
@@ -153,12 +156,17 @@ class SMC:
             # equal weights after the move at temperature 1; resample in case tune ran out before it
             idx = resampling.systematic(resample_key, ws.smc.weights, num_particles)
             idx = jax.random.permutation(order_key, idx)
-            return SMCDraws(ws.smc.particles[idx], jnp.asarray(0)), jnp.exp(ws.log_step_size)
+            steps = ws.moves * self.num_mcmc_steps * self.num_integration_steps
+            return SMCDraws(ws.smc.particles[idx], jnp.asarray(0), steps), jnp.exp(ws.log_step_size)
 
         def step(key, draws, params):
             del key, params
             x = draws.particles[_slot(draws.next_draw, chains, num_particles)]
-            return draws._replace(next_draw=draws.next_draw + 1), {"lp": jax.vmap(logdensity_fn)(x)}
+            # every draw is one particle; its cost is the leapfrog steps it took while tempering, so
+            # n_steps summed over the draws is the run's gradient evaluations
+            n_steps = jnp.full((chains,), draws.leapfrog_steps, jnp.int32)
+            return draws._replace(next_draw=draws.next_draw + 1), {"lp": jax.vmap(logdensity_fn)(x),
+                                                                   "n_steps": n_steps}
 
         def position(draws):
             return draws.particles[_slot(draws.next_draw - 1, chains, num_particles)]
