@@ -4,8 +4,11 @@ Each (system, model) run is a fresh process (``worker.py``); systems alternate w
 so that changes in machine load hit all of them alike; the table reports medians over repetitions.
 Writes ``benchmarks/results/latest.md``, ``latest.json`` and ``latest.png``. No network access.
 
+Then, per model, time to first draw: process start until one draw after the 1000 warmup steps is in
+hand (``PBJ_BENCH_DRAWS=1``), ours on a second run (warm compilation cache) against NumPyro.
+
 Options: ``--reps N`` (default 3), ``--models a,b`` and ``--systems a,b`` (default: all),
-``--timeout SECONDS`` per run (default 900).
+``--timeout SECONDS`` per run (default 900), ``--no-first-draw``.
 """
 
 from __future__ import annotations
@@ -29,8 +32,12 @@ from worker import SYSTEMS  # noqa: E402
 METRICS = ("wall", "compile", "warmup", "sampling", "ess_min", "ess_per_s", "grads_per_ess", "peak_mb")
 
 
-def run_one(script, *args, timeout):
-    env = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
+FIRST_DRAW_SYSTEMS = ("ours", "numpyro")
+
+
+def run_one(script, *args, timeout, extra_env=None):
+    env = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           **(extra_env or {})}
     try:
         out = subprocess.run([sys.executable, os.path.join(HERE, script), *args], capture_output=True,
                              text=True, timeout=timeout, env=env)
@@ -59,7 +66,20 @@ def machine():
             f"{platform.python_version()}, load average at start {load:.1f}")
 
 
-def write_markdown(table, micro, args, started):
+def first_draw_lines(first):
+    if not first:
+        return []
+    lines = ["", "Time to first draw (process start to one draw after 1000 warmup steps, 4 chains; ours on a "
+             "second run, warm compilation cache): median seconds.", "",
+             "| model | ours s | numpyro s | ours / numpyro |", "|---|---|---|---|"]
+    for model, per in first.items():
+        o, n = (float(np.nanmedian([r.get("wall", np.nan) for r in per.get(s, [])] or [np.nan]))
+                for s in FIRST_DRAW_SYSTEMS)
+        lines.append(f"| {model} | {fmt(o, 2)} | {fmt(n, 2)} | {fmt(o / n, 2)} |")
+    return lines
+
+
+def write_markdown(table, micro, args, started, first=None):
     lines = [f"# Benchmark results ({started:%Y-%m-%d %H:%M})", "",
              f"Machine: {machine()}. 4 chains x 1000 warmup + 1000 draws; medians of {args.reps} "
              "repetition(s), each run in a fresh process, systems alternating.", "",
@@ -83,6 +103,7 @@ def write_markdown(table, micro, args, started):
                   f"{micro['logp_grad_hand_us']:.2f} us (ratio {micro['logp_grad_ratio']:.2f}); "
                   f"NUTS time per gradient {micro['nuts_per_grad_us']:.2f} us "
                   f"= {micro['nuts_overhead_ratio']:.2f}x the bare gradient."]
+    lines += first_draw_lines(first)
     lines += ["", "Times are wall-clock on a shared machine: compare rows of one table, not across tables.",
               "Compile = model build + compile step where the system separates it; JIT compilation of "
               "sampler programs is inside warmup (ours, NumPyro) or sampling (nutpie, PyMC: no split)."]
@@ -117,6 +138,7 @@ def main(argv=None):
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument("--no-first-draw", action="store_true")
     args = parser.parse_args(argv)
     models = args.models.split(",")
     systems = args.systems.split(",")
@@ -127,6 +149,10 @@ def main(argv=None):
     os.makedirs(RESULTS, exist_ok=True)
     started = datetime.datetime.now()
     runs = {m: {s: [] for s in systems} for m in models}
+    if "ours" in systems or not args.no_first_draw:
+        for model in models:  # "ours" is a second run: fill the compilation cache first (not recorded)
+            run_one("worker.py", "ours", model, "0", timeout=args.timeout,
+                    extra_env={"PBJ_BENCH_DRAWS": "100"})
     for rep in range(args.reps):
         for model in models:
             order = systems if rep % 2 == 0 else systems[::-1]
@@ -137,13 +163,23 @@ def main(argv=None):
                     r["error"] if "error" in r else
                     f"wall {r['wall']:.1f}s  min-ESS {r['ess_min']:.0f}  ESS/s {r['ess_per_s']:.1f}"),
                     flush=True)
+    first = {}
+    if not args.no_first_draw:
+        for rep in range(args.reps):
+            for model in models:
+                for system in FIRST_DRAW_SYSTEMS:
+                    r = run_one("worker.py", system, model, str(rep + 1), timeout=args.timeout,
+                                extra_env={"PBJ_BENCH_DRAWS": "1"})
+                    first.setdefault(model, {}).setdefault(system, []).append(r)
+                    print(f"first draw rep {rep + 1} {model:14s} {system:8s} "
+                          + (r["error"] if "error" in r else f"{r['wall']:.2f}s"), flush=True)
     micro = run_one("micro.py", timeout=args.timeout)
     print("micro:", micro)
     table = {m: {s: medians(v) for s, v in per.items()} for m, per in runs.items()}
     with open(os.path.join(RESULTS, "latest.json"), "w") as f:
-        json.dump({"started": started.isoformat(), "machine": machine(), "runs": runs, "micro": micro}, f,
-                  indent=1)
-    write_markdown(table, micro, args, started)
+        json.dump({"started": started.isoformat(), "machine": machine(), "runs": runs, "micro": micro,
+                   "first_draw": first}, f, indent=1)
+    write_markdown(table, micro, args, started, first)
     plot(table)
     print(open(os.path.join(RESULTS, "latest.md")).read())
 

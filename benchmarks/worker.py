@@ -3,6 +3,10 @@
 Times: ``wall`` from process start to draws in hand; ``compile`` the model build/compile step;
 ``warmup`` and ``sampling`` as each system reports them (JIT compilation of the sampler programs falls
 in the first phase that runs them). Gradient evaluations count the sampling phase only.
+
+``ours`` runs as a user's second run of a model does: JAX's persistent compilation cache (switched on
+by ``sample``) already holds the programs. ``ours_cold`` points that cache at an empty directory, as
+on the very first run. ``PBJ_BENCH_DRAWS=1`` turns a run into a time-to-first-draw measurement.
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ import time
 T0 = time.perf_counter()
 
 import json  # noqa: E402
+import os  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import warnings  # noqa: E402
 
 import models  # noqa: E402
 import numpy as np  # noqa: E402
 
-DRAWS, TUNE, CHAINS = 1000, 1000, 4
+DRAWS, TUNE, CHAINS = int(os.environ.get("PBJ_BENCH_DRAWS", "1000")), 1000, 4
 
 
 def run_ours(name, seed, sampler="nuts"):
@@ -84,8 +90,15 @@ def run_pymc(name, seed):
                                                                  "sampling": t1 - t}
 
 
+def run_ours_cold(name, seed):
+    with tempfile.TemporaryDirectory() as empty:
+        os.environ["PBJ_COMPILATION_CACHE"] = empty
+        return run_ours(name, seed)
+
+
 SYSTEMS = {
     "ours": run_ours,
+    "ours_cold": run_ours_cold,
     "ours_low_rank": lambda name, seed: run_ours(name, seed, sampler=_low_rank()),
     "numpyro": run_numpyro,
     "nutpie": run_nutpie,
@@ -113,7 +126,7 @@ if __name__ == "__main__":
     system, name, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     post, grads, times = SYSTEMS[system](name, seed)
     wall = time.perf_counter() - T0
-    ess = min_bulk_ess(post)
+    ess = min_bulk_ess(post) if DRAWS >= 100 else float("nan")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"system": system, "model": name, "seed": seed, "wall": wall, "ess_min": ess,
                       "ess_per_s": ess / wall, "grads_per_ess": grads / max(ess, 1e-9), "peak_mb": peak_mb,
