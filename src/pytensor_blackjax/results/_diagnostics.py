@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from pytensor_blackjax.results._convergence import bulk_ess, rank_rhat
+from pytensor_blackjax.results._convergence import rhat_and_ess
 
 __all__ = ["SamplingWarning", "diagnose", "warn_on_problems"]
 
@@ -58,8 +58,8 @@ def diagnose(tree: xr.DataTree, *, max_tree_depth: int | None = None) -> list[st
             x = x[:, :, np.all(np.isfinite(x), axis=(0, 1)) & (np.ptp(x, axis=(0, 1)) > 0)]  # constants: skip
             if x.shape[2]:
                 with np.errstate(all="ignore"):
-                    worst_rhat = float(np.nanmax(rank_rhat(x)))
-                    worst_ess = float(np.nanmin(bulk_ess(x)))
+                    rhat, ess = rhat_and_ess(x)
+                    worst_rhat, worst_ess = float(np.nanmax(rhat)), float(np.nanmin(ess))
         if worst_rhat > RHAT_MAX:
             problems.append(f"R-hat up to {worst_rhat:.3f} (> {RHAT_MAX}): chains disagree; run longer")
         if worst_ess < ESS_PER_CHAIN_MIN * chains:
