@@ -39,12 +39,21 @@ class Programs(NamedTuple):
 
 
 def _skip_or(step, i, n_valid, carry, *args):
-    """Run ``step`` for the first ``n_valid`` indices of a chunk; afterwards carry through unchanged."""
+    """Run ``step`` for the first ``n_valid`` indices of a chunk; afterwards carry through unchanged.
+
+    The skip branch needs the shapes of ``step``'s outputs. ``lax.cond`` traces the branches in order,
+    so ``run`` records them as it is traced and ``skip`` reuses them; should the order ever differ,
+    ``skip`` traces ``step`` itself (tracing a sampler step is the costly part of building a program).
+    """
+    seen = []
+
     def run(c):
-        return step(c, *args)
+        result = step(c, *args)
+        seen.append(jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), result[1]))
+        return result
 
     def skip(c):
-        new, out = jax.eval_shape(run, c)
+        out = seen[-1] if seen else jax.eval_shape(lambda c2: step(c2, *args), c)[1]
         return c, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out)
 
     return jax.lax.cond(i < n_valid, run, skip, carry)
