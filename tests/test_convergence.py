@@ -52,3 +52,12 @@ def test_enabling_the_cache_keeps_short_compilations(monkeypatch, tmp_path):
     finally:
         jax.config.update("jax_compilation_cache_dir", before[0])
         jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
+
+
+def test_blocks_of_columns_give_the_same_answer():
+    from pytensor_blackjax.results._convergence import rhat_and_ess
+
+    x = np.concatenate([ar1(0.5, seed=s) for s in range(7)], axis=2)
+    whole, blocked = rhat_and_ess(x, block=100), rhat_and_ess(x, block=3)
+    np.testing.assert_allclose(whole[0], blocked[0])
+    np.testing.assert_allclose(whole[1], blocked[1])
