@@ -16,8 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from pytensor_blackjax.samplers._base import Kernel
+from pytensor_blackjax.samplers.nuts import _pathfinder_start
 
-__all__ = ["TunedState", "one_call_kernel", "one_call_schedule"]
+__all__ = ["TunedState", "ensemble_start", "one_call_kernel", "one_call_schedule"]
 
 
 class TunedState(NamedTuple):
@@ -31,6 +32,19 @@ def one_call_schedule(tune: int) -> np.ndarray:
     if tune:
         rows[0, 0] = 1
     return rows
+
+
+def ensemble_start(key, positions, logdensity_fn, init: str):
+    """The chains' starting points: the driver's (``init="random"``), or one draw per chain from a
+    Pathfinder fit started at each of them (``"pathfinder"``; a chain keeps its point if its fit fails).
+
+    Ensemble tuners pool statistics over all chains, so a few chains that start far out, where every
+    proposal is rejected, drag every chain's parameters; Pathfinder puts the chains near the bulk.
+    """
+    if init != "pathfinder":
+        return positions
+    keys = jax.random.split(key, positions.shape[0])
+    return jax.vmap(lambda k, x: _pathfinder_start(k, x, logdensity_fn))(keys, positions)
 
 
 def one_call_kernel(

@@ -20,7 +20,7 @@ from blackjax.mcmc import dynamic_hmc
 
 from pytensor_blackjax.samplers._base import Kernel, rename_info
 from pytensor_blackjax.samplers._options import check_choice, check_int, check_positive, check_probability
-from pytensor_blackjax.samplers._tuned import one_call_kernel, one_call_schedule
+from pytensor_blackjax.samplers._tuned import ensemble_start, one_call_kernel, one_call_schedule
 
 __all__ = ["ChEES"]
 
@@ -49,6 +49,10 @@ class ChEES:
             half of warmup; "identity" keeps the unit metric.
         max_leapfrog_steps: cap on the leapfrog steps per draw.
         min_chains: fewest chains accepted.
+        init: "pathfinder" (default: each chain starts from a draw of a Pathfinder fit started at the
+            driver's point) or "random" (the driver's uniform(-2, 2) point in unconstrained space).
+            The tuner pools all chains' statistics, so chains left far out, where every proposal is
+            rejected, spoil everyone's step size and mass matrix; Pathfinder starts them in the bulk.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -60,6 +64,7 @@ class ChEES:
     mass_matrix: Literal["diag", "identity"] = "diag"
     max_leapfrog_steps: int = 1000
     min_chains: int = 16
+    init: Literal["random", "pathfinder"] = "pathfinder"
     # (draws, tune, chains), set by the driver
     sizes: tuple[int, int, int] = field(default=(0, 0, 0), repr=False)
     name = "chees"
@@ -72,6 +77,7 @@ class ChEES:
         check_choice("ChEES", "mass_matrix", self.mass_matrix, ("diag", "identity"))
         check_int("ChEES", "max_leapfrog_steps", self.max_leapfrog_steps, 1)
         check_int("ChEES", "min_chains", self.min_chains, 2)
+        check_choice("ChEES", "init", self.init, ("random", "pathfinder"))
 
     def sized(self, *, draws: int, tune: int, chains: int) -> ChEES:
         return replace(self, sizes=(draws, tune, chains))
@@ -110,7 +116,7 @@ class ChEES:
         )
 
         def init(key, positions):
-            del key
+            positions = ensemble_start(key, positions, logdensity_fn, self.init)
             return jax.vmap(lambda p: dynamic_hmc.init(p, logdensity_fn, jnp.asarray(0)))(positions)
 
         def tune(key, states):

@@ -7,7 +7,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import blackjax
 import jax
@@ -17,8 +17,8 @@ from blackjax.adaptation.base import get_filter_adapt_info_fn
 from blackjax.mcmc import ghmc
 
 from pytensor_blackjax.samplers._base import Kernel, rename_info
-from pytensor_blackjax.samplers._options import check_int
-from pytensor_blackjax.samplers._tuned import one_call_kernel, one_call_schedule
+from pytensor_blackjax.samplers._options import check_choice, check_int
+from pytensor_blackjax.samplers._tuned import ensemble_start, one_call_kernel, one_call_schedule
 
 __all__ = ["MEADS"]
 
@@ -44,6 +44,12 @@ class MEADS:
 
     Args:
         num_folds: folds of chains (the paper's default is 4).
+        init: "pathfinder" (default: each chain starts from a draw of a Pathfinder fit started at the
+            driver's point) or "random" (the driver's uniform(-2, 2) point in unconstrained space).
+            The folds' scales and step sizes come from their chains' spread and gradients, so chains
+            left far out shrink the step size and inflate the scales of every chain; from a cold start
+            the warmup can then blow up (chains flung out, step size 0). Pathfinder starts them in
+            the bulk.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -51,6 +57,7 @@ class MEADS:
     """
 
     num_folds: int = 4
+    init: Literal["random", "pathfinder"] = "pathfinder"
     # (draws, tune, chains), set by the driver
     sizes: tuple[int, int, int] = field(default=(0, 0, 0), repr=False)
     name = "meads"
@@ -59,6 +66,7 @@ class MEADS:
 
     def __post_init__(self):
         check_int("MEADS", "num_folds", self.num_folds, 1, 64)
+        check_choice("MEADS", "init", self.init, ("random", "pathfinder"))
 
     def sized(self, *, draws: int, tune: int, chains: int) -> MEADS:
         return replace(self, sizes=(draws, tune, chains))
@@ -86,6 +94,8 @@ class MEADS:
                                            adaptation_info_fn=get_filter_adapt_info_fn())
 
         def init(key, positions):
+            key, start_key = jax.random.split(key)
+            positions = ensemble_start(start_key, positions, logdensity_fn, self.init)
             keys = jax.random.split(key, chains)
             return jax.vmap(lambda p, k: ghmc.init(p, logdensity_fn, k))(positions, keys)
 
