@@ -123,3 +123,11 @@ def test_sampling_programs_compile_once_ahead(chain_method):
     (programs,) = _CACHE[compiled].values()
     for name in ("finish", "sample", "constrain"):
         assert getattr(programs, name)._cache_size() == 1, name
+
+
+def test_threaded_chains_leave_blas_threads_as_they_were(gaussian):
+    from threadpoolctl import threadpool_info
+
+    before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
+    draws_of(gaussian)
+    assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before
