@@ -148,8 +148,9 @@ class Runner:
 
         def compile_ahead():
             with contextlib.suppress(Exception):  # a failure here resurfaces in the phase's own call
-                state, params = jax.eval_shape(p.finish, carry)
-                p.finish.lower(carry).compile()
+                finish = p.finish.lower(carry)
+                state, params = finish.out_info
+                finish.compile()
                 p.sample.lower(state, params, key, 0, chunk, self.data).compile()
                 p.constrain.lower(flat, self.data).compile()
                 if with_log_likelihood:

@@ -77,7 +77,7 @@ def window_schedule(tune: int) -> np.ndarray:
 
 
 class _Estimator(NamedTuple):
-    init: Any  # () -> (state, HMCParams-less inverse mass matrix, factors)
+    init: Any  # grad at the start -> (state, first inverse mass matrix, factors); see `start_variances`
     update: Any  # (state, chain) -> state
     final: Any  # state -> (state, inverse mass matrix, factors)
 
@@ -87,9 +87,9 @@ def _estimator(kind: str, num_dims: int, dtype, max_rank: int) -> _Estimator:
         capacity = int(max(32, min(512, LOW_RANK_BUFFER_FLOATS // max(num_dims, 1))))
         rank = min(max_rank, num_dims)
 
-        def lr_init():
-            imm = LowRankInverseMassMatrix(jnp.ones(num_dims, dtype), jnp.zeros((num_dims, rank), dtype),
-                                           jnp.ones(rank, dtype))
+        def lr_init(grad):
+            scale = jnp.sqrt(start_variances(grad))
+            imm = LowRankInverseMassMatrix(scale, jnp.zeros((num_dims, rank), dtype), jnp.ones(rank, dtype))
             return low_rank_buffer_init(capacity, num_dims, dtype), imm, ()
 
         def lr_final(buffer):
@@ -104,10 +104,10 @@ def _estimator(kind: str, num_dims: int, dtype, max_rank: int) -> _Estimator:
     def factors_of(imm):
         return dense_factors(imm) if dense else ()
 
-    def mm_start():
-        state = mm_init(num_dims)
-        imm = state.inverse_mass_matrix.astype(dtype)
-        return state, imm, factors_of(imm)
+    def mm_start(grad):
+        var = start_variances(grad)
+        imm = jnp.diag(var) if dense else var
+        return mm_init(num_dims), imm, factors_of(imm)
 
     def mm_end(state):
         count = state.wc_state.sample_size
@@ -143,19 +143,6 @@ def start_variances(grad: jax.Array) -> jax.Array:
     return (1.0 / jnp.sqrt(jnp.clip(scale, 1.0, 1e10))).astype(grad.dtype)
 
 
-def _start_metric(kind: str, grad: jax.Array, max_rank: int):
-    """(inverse mass matrix, factors) used before the first window's estimate."""
-    var = start_variances(grad)
-    if kind == "dense":
-        imm = jnp.diag(var)
-        return imm, dense_factors(imm)
-    if kind == "low_rank":
-        rank = min(max_rank, var.shape[0])
-        return LowRankInverseMassMatrix(jnp.sqrt(var), jnp.zeros((var.shape[0], rank), var.dtype),
-                                        jnp.ones(rank, var.dtype)), ()
-    return var, ()
-
-
 def _metric(params: HMCParams):
     """What Blackjax kernels take as ``inverse_mass_matrix``."""
     if isinstance(params.factors, DenseFactors):
@@ -189,9 +176,8 @@ def windowed_hmc_kernel(
         if pathfinder:
             position = _pathfinder_start(key, position, logdensity_fn)
         est = _estimator(kind, num_dims, position.dtype, max_rank)
-        mm_state, _, _ = est.init()
         chain = blackjax.nuts.init(position, logdensity_fn)
-        imm, factors = _start_metric(kind, chain.logdensity_grad, max_rank)
+        mm_state, imm, factors = est.init(chain.logdensity_grad)
         params = HMCParams(jnp.asarray(1.0, position.dtype), imm, factors)
         return WindowState(chain, da_init(1.0), mm_state, params)
 
