@@ -125,6 +125,19 @@ def test_sampling_programs_compile_once_ahead(chain_method):
         assert getattr(programs, name)._cache_size() == 1, name
 
 
+def test_finish_outputs_are_strongly_typed(gaussian):
+    """The sampling program is compiled ahead from the finish program's output types; a weak-typed
+    output (a step size that started as a Python float) made the real call a second compilation."""
+    from pytensor_blackjax.run._programs import programs_for
+
+    compiled = pbj.compile(gaussian)
+    programs = programs_for(compiled, NUTS(), 10, 1, "threaded")
+    wstate = programs.warmup_init(jax.random.key(0), np.zeros(compiled.num_dims), compiled.data_tuple())
+    weak = [path for path, leaf in jax.tree_util.tree_leaves_with_path(programs.finish(wstate))
+            if getattr(leaf, "weak_type", False)]
+    assert weak == []
+
+
 def test_threaded_chains_leave_blas_threads_as_they_were(gaussian):
     from threadpoolctl import threadpool_info
 

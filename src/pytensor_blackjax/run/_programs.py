@@ -84,7 +84,10 @@ def build_programs(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: 
 
     def finish(wstate):
         # the finish step needs no log-density: build with a placeholder that is never called
-        return sampler.build(lambda x: jnp.sum(x), compiled.num_dims).warmup_finish(wstate)
+        out = sampler.build(lambda x: jnp.sum(x), compiled.num_dims).warmup_finish(wstate)
+        # strongly typed outputs: the sampling program compiled ahead from this program's output types
+        # must be the one the sampling phase calls (a weak-typed step size made it compile twice)
+        return jax.tree.map(lambda a: jax.lax.convert_element_type(a, jnp.result_type(a)), out)
 
     def sample(state, params, key, start, n_valid, data):
         k = kernel(data)
