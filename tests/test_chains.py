@@ -122,7 +122,7 @@ def test_sampling_programs_compile_once_ahead(chain_method):
     draws_of(compiled, draws=500, tune=300, chain_method=chain_method)
     (programs,) = _CACHE[compiled].values()
     for name in ("finish", "sample", "constrain"):
-        assert getattr(programs, name)._cache_size() == 1, name
+        assert getattr(programs, name).compiled_count() == 1, name
 
 
 def test_finish_outputs_are_strongly_typed(gaussian):

@@ -1,10 +1,9 @@
-"""The post-sampling R-hat and bulk ESS agree with ArviZ's; the compilation cache honours its switch."""
+"""The post-sampling R-hat and bulk ESS agree with ArviZ's."""
 
 import numpy as np
 import xarray as xr
 
 from pytensor_blackjax.results._convergence import bulk_ess, rank_rhat
-from pytensor_blackjax.run import _cache
 
 
 def ar1(rho, chains=4, draws=1000, shift=0.0, seed=0):
@@ -28,30 +27,6 @@ def test_rhat_and_ess_match_arviz():
 def test_rhat_flags_a_shifted_chain():
     assert rank_rhat(ar1(0.5, shift=3.0))[0] > 1.1
     assert rank_rhat(ar1(0.5))[0] < 1.01
-
-
-def test_compilation_cache_switch(monkeypatch, tmp_path):
-    monkeypatch.setenv(_cache.ENV, "off")
-    assert _cache.cache_dir() is None
-    monkeypatch.setenv(_cache.ENV, str(tmp_path / "c"))
-    assert _cache.cache_dir() == tmp_path / "c"
-
-
-def test_enabling_the_cache_keeps_short_compilations(monkeypatch, tmp_path):
-    import jax
-
-    monkeypatch.setenv(_cache.ENV, str(tmp_path / "c"))
-    before = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
-    try:
-        jax.config.update("jax_compilation_cache_dir", None)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-        assert _cache.enable_compilation_cache() == str(tmp_path / "c")
-        assert jax.config.jax_persistent_cache_min_compile_time_secs == _cache.MIN_COMPILE_SECONDS
-        # a user's own choice of directory is left alone
-        assert _cache.enable_compilation_cache() == str(tmp_path / "c")
-    finally:
-        jax.config.update("jax_compilation_cache_dir", before[0])
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
 
 
 def test_blocks_of_columns_give_the_same_answer():

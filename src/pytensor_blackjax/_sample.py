@@ -13,7 +13,6 @@ from pytensor_blackjax._validate import check_count, check_data, check_seed
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model
 from pytensor_blackjax.run import RunSettings, run
-from pytensor_blackjax.run._cache import enable_compilation_cache
 from pytensor_blackjax.samplers import Sampler, resolve
 
 if TYPE_CHECKING:
@@ -75,7 +74,6 @@ def sample(
         >>> idata = pbj.sample(pbj.examples.rat_tumors(), draws=500, chains=2, seed=1, progressbar=False)
     """
     preload()
-    enable_compilation_cache()
     settings = RunSettings(
         draws=check_count("draws", draws),
         tune=check_count("tune", tune, minimum=0),

@@ -16,6 +16,7 @@ import numpy as np
 
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.run._keys import INIT
+from pytensor_blackjax.run._stored import StoredProgram, digest_of
 
 __all__ = ["MAX_TRIES", "initial_points"]
 
@@ -36,7 +37,8 @@ def _program(compiled: CompiledModel):
     program = _PROGRAMS.get(compiled)
     if program is None:
         proxy = weakref.proxy(compiled)  # the cached program must not keep its model alive
-        program = jax.jit(jax.vmap(lambda k, a, d: _attempt(proxy, k, a, d), in_axes=(0, None, None)))
+        attempts = jax.vmap(lambda k, a, d: _attempt(proxy, k, a, d), in_axes=(0, None, None))
+        program = StoredProgram(jax.jit(attempts), "initial_points", digest_of(compiled), data_arg=2)
         _PROGRAMS[compiled] = program
     return program
 

@@ -20,6 +20,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.run._keys import SAMPLING, WARMUP, step_key
+from pytensor_blackjax.run._stored import StoredProgram, config_identity, digest_of
 from pytensor_blackjax.samplers import Sampler
 
 __all__ = ["CHAIN_AXIS", "Programs", "float32_scope", "programs_for"]
@@ -146,6 +147,19 @@ def _sharded(base: Programs, mesh: Mesh) -> Programs:
     )
 
 
+# where each program takes the data tuple (None: the program does not evaluate the model)
+_DATA_ARG = Programs(warmup_init=2, warmup=5, finish=None, sample=5, constrain=1, log_likelihood=1)
+
+
+def _stored(progs: Programs, compiled: CompiledModel, identity: str | None) -> Programs:
+    """The programs looked up in, or saved to, the program store (see `_stored`); None: never stored."""
+    model = digest_of(compiled)
+    return Programs(*(
+        StoredProgram(fn, None if identity is None else f"{name}|{identity}",
+                      None if arg is None else model, arg)
+        for name, fn, arg in zip(Programs._fields, progs, _DATA_ARG, strict=True)))
+
+
 _TRUNCATION = "Explicitly requested dtype (float64|int64|uint64|complex128) "
 
 
@@ -175,7 +189,7 @@ def _in_float32(fn):
 
 def programs_for(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: int, method: str,
                  *, mesh: Mesh | None = None, precision: str = "float64") -> Programs:
-    """Jitted programs for one chain method: "vectorized" (vmap over chains), "threaded" (one chain
+    """Compiled programs for one chain method: "vectorized" (vmap over chains), "threaded" (one chain
     per call), "sharded" (chains split over ``mesh``, vmapped within a device) or "ensemble" (the
     sampler sees all chains). ``precision="float32"`` traces and runs them with 32-bit JAX.
     Cached per compiled model."""
@@ -203,6 +217,10 @@ def programs_for(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: in
         progs = Programs(*(jax.jit(f) for f in base))
     else:
         raise ValueError(f"unknown chain method {method!r}")
+    if method != "sharded":
+        identity = config_identity(sampler)
+        progs = _stored(progs, compiled, None if identity is None
+                        else f"{identity}|{chunk}|{thin}|{method}|{precision}")
     if precision == "float32":
         progs = Programs(*(_in_float32(f) for f in progs))
     with _LOCK:

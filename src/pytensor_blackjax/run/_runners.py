@@ -148,13 +148,11 @@ class Runner:
 
         def compile_ahead():
             with contextlib.suppress(Exception):  # a failure here resurfaces in the phase's own call
-                finish = p.finish.lower(carry)
-                state, params = finish.out_info
-                finish.compile()
-                p.sample.lower(state, params, key, 0, chunk, self.data).compile()
-                p.constrain.lower(flat, self.data).compile()
+                state, params = p.finish.compiled(carry).out_info
+                p.sample.compiled(state, params, key, 0, chunk, self.data)
+                p.constrain.compiled(flat, self.data)
                 if with_log_likelihood:
-                    p.log_likelihood.lower(flat, self.data).compile()
+                    p.log_likelihood.compiled(flat, self.data)
 
         self._prepared = threading.Thread(target=compile_ahead, name="pbj-compile", daemon=True)
         self._prepared.start()

@@ -1,0 +1,392 @@
+"""Compiled programs kept on disk, so a later process sampling the same model skips tracing, lowering
+and compiling them.
+
+JAX's persistent compilation cache skips only XLA's compilation: every process still traces each
+sampler program and lowers it to StableHLO to compute that cache's key, ~0.3-0.5 s per NUTS program on
+small models - most of what was left of a second run's start-up. Here a program is looked up before it
+is traced, under a key built from everything the traced program depends on:
+
+* the model, as JAX sees it: the jaxprs of its log-density with gradient, its constrain function and its
+  pointwise log-likelihood at the data's shapes, with the bytes of every constant they close over;
+* the program: its name, every field of the sampler config (this package's own dataclasses of plain
+  values only), chunk length, thinning, chain method and precision;
+* the argument types (tree structure, shapes, dtypes, weak types);
+* the code and the machine: this package's source files, the versions of JAX, jaxlib, Blackjax and
+  PyTensor, JAX's configuration, ``XLA_FLAGS``, the device and the CPU's instruction-set flags.
+
+What cannot be keyed reliably (a user-defined sampler, a config holding an array) or stored safely (a
+program with host callbacks, an executable JAX's own cache loaded: it serialises without its code) is
+compiled the ordinary way and not stored. A file that fails to load is removed and the program compiled
+again. The store lives in `cache_dir` and keeps at most `MAX_STORE_BYTES`, dropping the least recently
+used programs.
+
+Executables are (de)serialised with ``jax.experimental.serialize_executable``, its one use in this
+package; tests/test_stored.py checks a round trip through a fresh process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import hashlib
+import importlib.metadata
+import os
+import pickle
+import platform
+import re
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import serialize_executable
+
+from pytensor_blackjax.run._cache import cache_dir
+
+__all__ = ["MAX_STORE_BYTES", "STATS", "StoredProgram", "config_identity", "digest_of", "model_digest",
+           "signature", "store_dir"]
+
+MAX_STORE_BYTES = 512 * 2**20
+# programs this process loaded from the store, compiled, and saved to it
+STATS = {"loaded": 0, "compiled": 0, "saved": 0}
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+# configuration that cannot change what a program computes (logging, caches, dumps, diagnostics)
+_NEUTRAL_CONFIG = re.compile(
+    r"log|cache|dump|explain|pprint|traceback|transfer_guard|timeout|mtls|distributed")
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def store_dir() -> Path | None:
+    """Where compiled programs are stored, or None when the store is off."""
+    return cache_dir()
+
+
+def config_identity(config: Any) -> str | None:
+    """Every field of a sampler config, nested configs included, or None when the config cannot be
+    keyed: a class from outside this package (its code is not part of the key) or a value other than
+    None, bool, int, float, str or tuples of them (an array's ``repr`` elides its values)."""
+    def plain(value: Any) -> Any:
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, (tuple, list)):
+            return tuple(plain(v) for v in value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            cls = type(value)
+            if not cls.__module__.startswith(_PACKAGE.name + "."):
+                raise TypeError(cls)
+            return cls.__qualname__, tuple((f.name, plain(getattr(value, f.name)))
+                                           for f in dataclasses.fields(value))
+        raise TypeError(type(value))
+
+    try:
+        return repr(plain(config))
+    except TypeError:
+        return None
+
+
+@cache
+def _code_digest() -> bytes:
+    """This package's source and the versions of the libraries its programs are built from."""
+    h = hashlib.sha256()
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        h.update(str(path.relative_to(_PACKAGE)).encode())
+        h.update(path.read_bytes())
+    for dist in ("jax", "jaxlib", "blackjax", "pytensor"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            h.update(f"{dist}={importlib.metadata.version(dist)};".encode())
+    return h.digest()
+
+
+@cache
+def _machine_digest() -> bytes:
+    h = hashlib.sha256()
+    h.update(f"{platform.machine()};{platform.system()};{os.environ.get('XLA_FLAGS', '')};".encode())
+    device = jax.devices()[0]
+    h.update(f"{device.platform};{device.device_kind};{device.client.platform_version};".encode())
+    h.update(f"{jax.device_count()};{jax.process_count()};".encode())
+    with contextlib.suppress(OSError):  # XLA compiles for the host CPU's instruction set
+        flags = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")]
+        h.update(flags[0].encode() if flags else b"")
+    return h.digest()
+
+
+def _config_digest() -> bytes:
+    """JAX's configuration as the current thread sees it (x64 may be switched per thread)."""
+    items = sorted((k, repr(getattr(jax.config, k, v))) for k, v in jax.config.values.items()
+                   if not _NEUTRAL_CONFIG.search(k))
+    items.append(("float", str(jnp.result_type(float))))
+    return hashlib.sha256(repr(items).encode()).digest()
+
+
+def _leaf_type(x: Any) -> tuple:
+    if isinstance(x, jax.ShapeDtypeStruct):
+        return tuple(x.shape), str(x.dtype), bool(x.weak_type)
+    aval = jax.typeof(x)
+    return tuple(aval.shape), str(aval.dtype), bool(getattr(aval, "weak_type", False))
+
+
+def signature(args: tuple) -> tuple:
+    """The argument types a program is compiled for."""
+    leaves, tree = jax.tree.flatten(args)
+    return str(tree), tuple(_leaf_type(x) for x in leaves)
+
+
+def _jaxpr_digest(h, fn: Callable, *args) -> None:
+    closed = jax.make_jaxpr(fn)(*args)
+    h.update(_ADDRESS.sub("", str(closed.jaxpr)).encode())
+    for const in closed.consts:
+        value = np.asarray(const)
+        h.update(f"{value.shape}{value.dtype}".encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+
+
+_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_DIGEST_LOCK = threading.Lock()
+
+
+def model_digest(compiled: Any, data: tuple) -> bytes:
+    """What a compiled model computes at these data shapes (log-density and gradient, constrain and
+    pointwise log-likelihood), as JAX traces it. Cached per model, data types and precision."""
+    types = (signature(data), str(jnp.result_type(float)))
+    with _DIGEST_LOCK:
+        known = _DIGESTS.setdefault(compiled, {}).get(types)
+    if known is not None:
+        return known
+    avals = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), data)
+    x = jax.ShapeDtypeStruct((compiled.num_dims,), jnp.result_type(float))
+    h = hashlib.sha256()
+    _jaxpr_digest(h, jax.value_and_grad(compiled.flat_logdensity), x, avals)
+    _jaxpr_digest(h, compiled.flat_constrain, x, avals)
+    _jaxpr_digest(h, compiled.flat_log_likelihood, x, avals)
+    with _DIGEST_LOCK:
+        _DIGESTS.setdefault(compiled, {})[types] = h.digest()
+    return h.digest()
+
+
+def digest_of(compiled: Any) -> Callable[[tuple], bytes]:
+    """``data -> model_digest(compiled, data)`` without keeping ``compiled`` alive."""
+    ref = weakref.ref(compiled)
+    return lambda data: model_digest(ref(), data)
+
+
+class StoredProgram:
+    """A jitted program compiled once per argument types, from the store when it has it.
+
+    Args:
+        jitted: the ``jax.jit`` program.
+        identity: what the program is, apart from the model and argument types (name, sampler config,
+            chunk, method, ...); None keeps the program out of the store.
+        model: ``data -> digest`` of the model the program runs, or None if it runs none.
+        data_arg: position of the data tuple in the program's arguments.
+    """
+
+    def __init__(self, jitted: Any, identity: str | None, model: Callable[[tuple], bytes] | None = None,
+                 data_arg: int | None = None):
+        self._jitted, self._identity, self._model, self._data_arg = jitted, identity, model, data_arg
+        self._compiled: dict[tuple, jax.stages.Compiled] = {}
+        self._unproven: dict[tuple, Path] = {}  # loaded from the store, not yet run here
+        self._lock = threading.Lock()
+
+    def __call__(self, *args):
+        sig = signature(args)
+        program = self._compiled.get(sig) or self._get(args, sig)
+        path = self._unproven.get(sig)
+        if path is None:
+            return program(*args)
+        out = jax.block_until_ready(program(*args))
+        _proven(path)
+        self._unproven.pop(sig, None)
+        return out
+
+    def compiled(self, *args) -> jax.stages.Compiled:
+        """The executable for these arguments (arrays or ``jax.ShapeDtypeStruct``), compiled or loaded
+        on first use."""
+        sig = signature(args)
+        return self._compiled.get(sig) or self._get(args, sig)
+
+    def compiled_count(self) -> int:
+        return len(self._compiled)
+
+    def _get(self, args: tuple, sig: tuple) -> jax.stages.Compiled:
+        with self._lock:
+            program = self._compiled.get(sig)
+            if program is None:
+                program = self._load_or_compile(args, sig)
+                self._compiled[sig] = program
+            return program
+
+    def _key(self, args: tuple, sig: tuple) -> str | None:
+        if self._identity is None:
+            return None
+        h = hashlib.sha256(_code_digest() + _machine_digest() + _config_digest())
+        h.update(repr((self._identity, sig)).encode())
+        if self._model is not None:
+            h.update(self._model(args[self._data_arg]))
+        return h.hexdigest()
+
+    def _load_or_compile(self, args: tuple, sig: tuple) -> jax.stages.Compiled:
+        # several processes (pbj.distributed) compile together: no process may skip that
+        folder = store_dir() if jax.process_count() == 1 else None
+        key = self._key(args, sig) if folder is not None else None
+        path = None if key is None else folder / f"{key}.bin"
+        if path is not None and path.exists() and not _crashed_before(path):
+            loaded = _load(path)
+            if loaded is not None:
+                self._unproven[sig] = path
+                STATS["loaded"] += 1
+                return loaded
+        lowered = self._jitted.lower(*args)
+        with _served_from_jax_cache() as served:
+            program = lowered.compile()
+        STATS["compiled"] += 1
+        # an executable JAX loaded from its own cache serialises without its code: store only fresh ones
+        if (path is not None and not served() and not _bad(path).exists()
+                and not _HOST_CALLBACK.search(lowered.as_text())):
+            _save(path, program)
+        return program
+
+
+_HOST_CALLBACK = re.compile(r"custom_call @\S*callback")
+_HITS = threading.local()
+_LISTENING = threading.Lock()
+_listener_registered = False
+
+
+def _on_event(event: str, **_) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+        _HITS.count = getattr(_HITS, "count", 0) + 1
+
+
+@contextlib.contextmanager
+def _served_from_jax_cache():
+    """Yields ``() -> bool``: did JAX's persistent cache serve a compilation in this thread meanwhile."""
+    global _listener_registered
+    with _LISTENING:
+        if not _listener_registered:
+            jax.monitoring.register_event_listener(_on_event)
+            _listener_registered = True
+    before = getattr(_HITS, "count", 0)
+    yield lambda: getattr(_HITS, "count", 0) > before
+
+
+# -- a stored program that ever brings its process down is never loaded again --------------------------
+# Loading one leaves a marker naming this process until the program has run once to completion (or the
+# process exits normally). A marker of a process that no longer runs means that process died with it.
+
+def _marker(path: Path, pid: int) -> Path:
+    return path.with_name(f"{path.stem}.{pid}.running")
+
+
+def _bad(path: Path) -> Path:
+    return path.with_suffix(".bad")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _crashed_before(path: Path) -> bool:
+    if _bad(path).exists():
+        return True
+    for marker in path.parent.glob(f"{path.stem}.*.running"):
+        pid = marker.name.split(".")[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                _bad(path).touch()
+                path.unlink()
+                marker.unlink()
+            return True
+    return False
+
+
+_MARKERS: set[Path] = set()
+
+
+def _proven(path: Path) -> None:
+    marker = _marker(path, os.getpid())
+    _MARKERS.discard(marker)
+    with contextlib.suppress(OSError):
+        marker.unlink()
+
+
+@atexit.register
+def _clear_markers() -> None:
+    for marker in list(_MARKERS):
+        with contextlib.suppress(OSError):
+            marker.unlink()
+
+
+@cache
+def _lapack_ready() -> None:
+    """XLA's CPU LAPACK kernels are bound when JAX first lowers a linear-algebra operation; a program
+    loaded without being lowered would call unbound kernels. Lowering one small one binds them."""
+    jax.jit(jnp.linalg.cholesky).lower(jax.ShapeDtypeStruct((2, 2), jnp.float32))
+
+
+def _load(path: Path) -> jax.stages.Compiled | None:
+    _lapack_ready()
+    marker = _marker(path, os.getpid())
+    with contextlib.suppress(OSError):  # a read-only store is still read
+        marker.touch()
+        _MARKERS.add(marker)
+    try:
+        with open(path, "rb") as f:
+            device_ids, payload, in_tree, out_tree = pickle.load(f)
+        by_id = {d.id: d for d in jax.devices()}
+        program = serialize_executable.deserialize_and_load(
+            payload, in_tree, out_tree, execution_devices=[by_id[i] for i in device_ids])
+    except Exception:  # a damaged or foreign file: compile again and replace it
+        for done in (path, marker):
+            with contextlib.suppress(OSError):
+                done.unlink()
+        _MARKERS.discard(marker)
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: kept longest when the store is trimmed
+    return program
+
+
+def _save(path: Path, program: jax.stages.Compiled) -> None:
+    devices = {d for sharding in jax.tree.leaves(program.input_shardings) for d in sharding.device_set}
+    if len(devices) != 1:
+        return  # the store keeps single-device programs (sharded runs compile as usual)
+    try:
+        payload = pickle.dumps(([d.id for d in devices], *serialize_executable.serialize(program)),
+                               protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # e.g. programs with captured constants: not serialisable, simply not stored
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
+    except OSError:
+        return  # an unwritable store must never stop sampling
+    STATS["saved"] += 1
+    _trim(path.parent)
+
+
+def _trim(folder: Path, limit: int = MAX_STORE_BYTES) -> None:
+    with contextlib.suppress(OSError):
+        files = [(p.stat().st_mtime, p.stat().st_size, p) for p in folder.glob("*.bin")]
+        total = sum(size for _, size, _ in files)
+        for _, size, p in sorted(files):
+            if total <= limit:
+                break
+            with contextlib.suppress(OSError):
+                p.unlink()
+                total -= size

@@ -1,0 +1,165 @@
+"""The program store: a later process loads the compiled programs instead of tracing them, draws the
+same bits, and never loads anything it cannot trust (other model, other config, damaged file, a program
+that crashed a process, an executable JAX's own cache served)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytensor.tensor as pt
+import pytest
+
+import pytensor_blackjax as pbj
+from pytensor_blackjax.run import _cache, _stored
+from pytensor_blackjax.samplers import MCLMC, NUTS
+
+# these runs compare bits between processes, not posteriors: short runs, their diagnostics not checked
+pytestmark = pytest.mark.filterwarnings("ignore::pytensor_blackjax.SamplingWarning")
+
+# A correlated Gaussian: the dense metric ("auto" below 200 dimensions) factorises its estimate with
+# LAPACK at every window end, so a loaded program that calls unbound LAPACK kernels would crash here.
+SCRIPT = textwrap.dedent("""
+    import hashlib, json, sys
+    import numpy as np, pytensor.tensor as pt
+    import pytensor_blackjax as pbj
+    from pytensor_blackjax.run import _stored
+
+    if len(sys.argv) > 1:  # the user's own JAX persistent cache, keeping every program
+        import jax
+        jax.config.update("jax_compilation_cache_dir", sys.argv[1])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    b = pbj.ModelBuilder(name="corr")
+    x = b.param("x", shape=(2,))
+    b.add_logp(-0.5 * (x[0] ** 2 + (x[1] - 0.9 * x[0]) ** 2 / 0.19))
+    tree = pbj.sample(b.build(), draws=100, tune=200, chains=2, seed=3, progressbar=False)
+    bits = hashlib.sha256(np.ascontiguousarray(tree["posterior"]["x"].values).tobytes()).hexdigest()
+    print(json.dumps({"bits": bits, **_stored.STATS}))
+""")
+
+
+def run_script(store, *args, env_extra=None):
+    env = {**os.environ, _cache.ENV: str(store), **(env_extra or {})}
+    out = subprocess.run([sys.executable, "-c", SCRIPT, *map(str, args)], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_second_process_loads_every_program_and_draws_the_same_bits(tmp_path):
+    first = run_script(tmp_path / "store")
+    assert first["loaded"] == 0 and first["saved"] == first["compiled"] >= 5
+    second = run_script(tmp_path / "store")
+    assert second["compiled"] == 0 and second["loaded"] == first["saved"]
+    assert second["bits"] == first["bits"]
+    assert not list((tmp_path / "store").glob("*.running"))  # no process left a marker behind
+
+
+def test_executables_served_by_jax_own_cache_are_not_stored(tmp_path):
+    """JAX re-serialises an executable it loaded from its own cache without the code: such a file
+    would crash the process that loads it. They are run, never stored."""
+    fill = run_script(tmp_path / "unused", tmp_path / "jax", env_extra={_cache.ENV: "off"})
+    served = run_script(tmp_path / "store", tmp_path / "jax")
+    assert served["saved"] == 0 and served["bits"] == fill["bits"]
+    again = run_script(tmp_path / "store", tmp_path / "jax")
+    assert again["bits"] == fill["bits"]
+
+
+def gaussian(mu=0.0, n=3):
+    b = pbj.ModelBuilder(name="g")
+    y = b.data("y", np.zeros(n))
+    x = b.param("x")
+    b.add_logp(-0.5 * pt.sum((y - x - mu) ** 2))
+    return pbj.compile(b.build())
+
+
+def test_the_model_digest_follows_what_the_model_computes():
+    def digest(compiled, data=None):
+        return _stored.model_digest(compiled, compiled.data_tuple(data))
+
+    assert digest(gaussian()) == digest(gaussian())  # rebuilt: same program
+    assert digest(gaussian()) != digest(gaussian(mu=1.0))  # another constant
+    assert digest(gaussian()) != digest(gaussian(n=4))  # other data shapes
+    same = gaussian()
+    assert digest(same, {"y": np.ones(3)}) == digest(same)  # data values are arguments, not the program
+
+
+def test_the_config_identity_covers_every_field_or_refuses():
+    assert _stored.config_identity(NUTS()) == _stored.config_identity(NUTS())
+    assert _stored.config_identity(NUTS()) != _stored.config_identity(NUTS(target_accept=0.9))
+    # fields hidden from repr still count
+    assert _stored.config_identity(MCLMC(tune_steps=10)) != _stored.config_identity(MCLMC(tune_steps=20))
+
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Outside:
+        step: float = 0.1
+
+    assert _stored.config_identity(Outside()) is None  # its code is not part of any key
+    odd = NUTS()
+    object.__setattr__(odd, "max_tree_depth", np.array([5]))
+    assert _stored.config_identity(odd) is None  # an array's repr may elide its values
+
+
+def draws(compiled, **kw):
+    tree = pbj.sample(compiled, draws=300, tune=200, chains=2, seed=5, progressbar=False, **kw)
+    return np.asarray(tree["posterior"]["x"].values)
+
+
+def test_a_damaged_file_is_compiled_again_and_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+    before = draws(gaussian(mu=0.25))
+    files = sorted(tmp_path.glob("*.bin"))
+    assert files
+    for f in files:
+        f.write_bytes(b"not a program")
+    loaded = _stored.STATS["loaded"]
+    again = draws(gaussian(mu=0.25))  # a new compiled model: its programs come from the store
+    assert _stored.STATS["loaded"] == loaded
+    np.testing.assert_array_equal(again, before)
+    assert all(f.read_bytes() != b"not a program" for f in files)
+    third = draws(gaussian(mu=0.25))
+    assert _stored.STATS["loaded"] >= loaded + len(files)
+    np.testing.assert_array_equal(third, before)
+
+
+def test_a_program_whose_process_died_is_never_loaded_again(tmp_path, monkeypatch):
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+    before = draws(gaussian(mu=0.5))
+    victim = sorted(tmp_path.glob("*.bin"))[0]
+    dead = victim.with_name(f"{victim.stem}.{2**22 + 12345}.running")  # beyond any pid_max
+    dead.touch()
+    np.testing.assert_array_equal(draws(gaussian(mu=0.5)), before)
+    assert victim.with_suffix(".bad").exists() and not victim.exists() and not dead.exists()
+    draws(gaussian(mu=0.5))
+    assert not victim.exists()  # compiled, not stored again
+
+
+def test_the_store_can_be_switched_off(tmp_path, monkeypatch):
+    monkeypatch.setenv(_cache.ENV, "off")
+    assert _stored.store_dir() is None
+    monkeypatch.setenv(_cache.ENV, str(tmp_path / "c"))
+    assert _stored.store_dir() == tmp_path / "c"
+
+
+def test_trimming_drops_the_least_recently_used(tmp_path):
+    for i in range(5):
+        f = tmp_path / f"{i}.bin"
+        f.write_bytes(b"x" * 100)
+        os.utime(f, (1000 + i, 1000 + i))
+    _stored._trim(tmp_path, limit=250)
+    assert sorted(p.name for p in tmp_path.glob("*.bin")) == ["3.bin", "4.bin"]
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_float32_and_float64_programs_do_not_mix(tmp_path, monkeypatch, precision):
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+    other = "float32" if precision == "float64" else "float64"
+    draws(gaussian(mu=0.75), precision=other)
+    x = draws(gaussian(mu=0.75), precision=precision)
+    assert x.dtype == np.dtype(precision)
+    assert jax.config.jax_enable_x64
