@@ -127,16 +127,37 @@ def test_a_damaged_file_is_compiled_again_and_replaced(tmp_path, monkeypatch):
     np.testing.assert_array_equal(third, before)
 
 
-def test_a_program_whose_process_died_is_never_loaded_again(tmp_path, monkeypatch):
+def crash_while_loading(victim):
+    """What a process that died while loading or first running ``victim`` leaves behind."""
+    dead = victim.with_name(f"{victim.stem}.{2**22 + 12345}.running")  # beyond any pid_max
+    dead.touch()
+    return dead
+
+
+def test_a_program_whose_process_died_twice_is_never_stored_again(tmp_path, monkeypatch):
     monkeypatch.setenv(_cache.ENV, str(tmp_path))
     before = draws(gaussian(mu=0.5))
     victim = sorted(tmp_path.glob("*.bin"))[0]
-    dead = victim.with_name(f"{victim.stem}.{2**22 + 12345}.running")  # beyond any pid_max
-    dead.touch()
+    dead = crash_while_loading(victim)
     np.testing.assert_array_equal(draws(gaussian(mu=0.5)), before)
-    assert victim.with_suffix(".bad").exists() and not victim.exists() and not dead.exists()
+    # first strike: deleted, compiled again and stored again (the process may have been killed)
+    assert victim.with_suffix(".bad").read_text() == "1" and not dead.exists()
+    assert victim.exists()
+    crash_while_loading(victim)
+    np.testing.assert_array_equal(draws(gaussian(mu=0.5)), before)
+    assert victim.with_suffix(".bad").read_text() == "2" and not victim.exists()
     draws(gaussian(mu=0.5))
-    assert not victim.exists()  # compiled, not stored again
+    assert not victim.exists()  # compiled, never stored again
+
+
+def test_a_marker_is_held_only_while_a_loaded_program_first_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+    draws(gaussian(mu=0.625))
+    loaded = _stored.STATS["loaded"]
+    draws(gaussian(mu=0.625))
+    assert _stored.STATS["loaded"] > loaded
+    assert not list(tmp_path.glob("*.running"))  # a kill from now on condemns nothing
+    assert not _stored._MARKERS
 
 
 def test_the_store_can_be_switched_off(tmp_path, monkeypatch):

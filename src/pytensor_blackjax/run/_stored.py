@@ -200,8 +200,8 @@ class StoredProgram:
         path = self._unproven.get(sig)
         if path is None:
             return program(*args)
-        out = jax.block_until_ready(program(*args))
-        _proven(path)
+        with _watch(path):  # a loaded program's first run: a crash here condemns it
+            out = jax.block_until_ready(program(*args))
         self._unproven.pop(sig, None)
         return out
 
@@ -247,7 +247,7 @@ class StoredProgram:
             program = lowered.compile()
         STATS["compiled"] += 1
         # an executable JAX loaded from its own cache serialises without its code: store only fresh ones
-        if (path is not None and not served() and not _bad(path).exists()
+        if (path is not None and not served() and _strikes(path) < MAX_STRIKES
                 and not _HOST_CALLBACK.search(lowered.as_text())):
             _save(path, program)
         return program
@@ -276,9 +276,15 @@ def _served_from_jax_cache():
     yield lambda: getattr(_HITS, "count", 0) > before
 
 
-# -- a stored program that ever brings its process down is never loaded again --------------------------
-# Loading one leaves a marker naming this process until the program has run once to completion (or the
-# process exits normally). A marker of a process that no longer runs means that process died with it.
+# -- a stored program that brings its process down is not trusted -----------------------------------
+# While a loaded program is deserialised and while it runs for the first time, a marker names this
+# process; a marker whose process no longer runs means that process died there. That costs the program
+# a strike: it is deleted, compiled again and stored again; at MAX_STRIKES it is never stored again.
+# One strike is forgiven because a process killed from outside (SIGKILL, a scheduler's time limit)
+# during a first chunk looks the same as one that crashed.
+
+MAX_STRIKES = 2
+
 
 def _marker(path: Path, pid: int) -> Path:
     return path.with_name(f"{path.stem}.{pid}.running")
@@ -286,6 +292,13 @@ def _marker(path: Path, pid: int) -> Path:
 
 def _bad(path: Path) -> Path:
     return path.with_suffix(".bad")
+
+
+def _strikes(path: Path) -> int:
+    try:
+        return int(_bad(path).read_text() or 1)
+    except (OSError, ValueError):
+        return 1 if _bad(path).exists() else 0
 
 
 def _alive(pid: int) -> bool:
@@ -299,13 +312,11 @@ def _alive(pid: int) -> bool:
 
 
 def _crashed_before(path: Path) -> bool:
-    if _bad(path).exists():
-        return True
     for marker in path.parent.glob(f"{path.stem}.*.running"):
         pid = marker.name.split(".")[1]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             with contextlib.suppress(OSError):
-                _bad(path).touch()
+                _bad(path).write_text(str(_strikes(path) + 1))
                 path.unlink()
                 marker.unlink()
             return True
@@ -315,11 +326,18 @@ def _crashed_before(path: Path) -> bool:
 _MARKERS: set[Path] = set()
 
 
-def _proven(path: Path) -> None:
+@contextlib.contextmanager
+def _watch(path: Path):
     marker = _marker(path, os.getpid())
-    _MARKERS.discard(marker)
-    with contextlib.suppress(OSError):
-        marker.unlink()
+    with contextlib.suppress(OSError):  # a read-only store is still read
+        marker.touch()
+        _MARKERS.add(marker)
+    try:
+        yield
+    finally:  # an exception is not a crash: the process lives on
+        _MARKERS.discard(marker)
+        with contextlib.suppress(OSError):
+            marker.unlink()
 
 
 @atexit.register
@@ -338,21 +356,16 @@ def _lapack_ready() -> None:
 
 def _load(path: Path) -> jax.stages.Compiled | None:
     _lapack_ready()
-    marker = _marker(path, os.getpid())
-    with contextlib.suppress(OSError):  # a read-only store is still read
-        marker.touch()
-        _MARKERS.add(marker)
     try:
         with open(path, "rb") as f:
             device_ids, payload, in_tree, out_tree = pickle.load(f)
         by_id = {d.id: d for d in jax.devices()}
-        program = serialize_executable.deserialize_and_load(
-            payload, in_tree, out_tree, execution_devices=[by_id[i] for i in device_ids])
+        with _watch(path):
+            program = serialize_executable.deserialize_and_load(
+                payload, in_tree, out_tree, execution_devices=[by_id[i] for i in device_ids])
     except Exception:  # a damaged or foreign file: compile again and replace it
-        for done in (path, marker):
-            with contextlib.suppress(OSError):
-                done.unlink()
-        _MARKERS.discard(marker)
+        with contextlib.suppress(OSError):
+            path.unlink()
         return None
     with contextlib.suppress(OSError):
         os.utime(path)  # recently used: kept longest when the store is trimmed
