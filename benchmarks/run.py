@@ -2,13 +2,14 @@
 
 Each (system, model) run is a fresh process (``worker.py``); systems alternate within each repetition
 so that changes in machine load hit all of them alike; the table reports medians over repetitions.
-Writes ``benchmarks/results/latest.md``, ``latest.json`` and ``latest.png``. No network access.
+Writes ``benchmarks/results/latest.md``, ``latest.json`` and ``latest.png`` (``--out NAME``: ``NAME.*``).
+No network access.
 
 Then, per model, time to first draw: process start until one draw after the 1000 warmup steps is in
-hand (``PBJ_BENCH_DRAWS=1``), ours on a second run (warm compilation cache) against NumPyro.
+hand (``PBJ_BENCH_DRAWS=1``), ours on a second run (program store filled) against NumPyro.
 
 Options: ``--reps N`` (default 3), ``--models a,b`` and ``--systems a,b`` (default: all),
-``--timeout SECONDS`` per run (default 900), ``--no-first-draw``.
+``--timeout SECONDS`` per run (default 900), ``--no-first-draw``, ``--out NAME`` (default latest).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def first_draw_lines(first):
     if not first:
         return []
     lines = ["", "Time to first draw (process start to one draw after 1000 warmup steps, 4 chains; ours on a "
-             "second run, warm compilation cache): median seconds.", "",
+             "second run, program store filled): median seconds.", "",
              "| model | ours s | numpyro s | ours / numpyro |", "|---|---|---|---|"]
     for model, per in first.items():
         o, n = (float(np.nanmedian([r.get("wall", np.nan) for r in per.get(s, [])] or [np.nan]))
@@ -112,11 +113,11 @@ def write_markdown(table, micro, args, started, first=None):
     lines += ["", "Times are wall-clock on a shared machine: compare rows of one table, not across tables.",
               "Compile = model build + compile step where the system separates it; JIT compilation of "
               "sampler programs is inside warmup (ours, NumPyro) or sampling (nutpie, PyMC: no split)."]
-    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+    with open(os.path.join(RESULTS, f"{args.out}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
-def plot(table):
+def plot(table, out="latest"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,7 +135,7 @@ def plot(table):
     ax.set_yscale("log")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(RESULTS, "latest.png"), dpi=110)
+    fig.savefig(os.path.join(RESULTS, f"{out}.png"), dpi=110)
 
 
 def main(argv=None):
@@ -144,6 +145,7 @@ def main(argv=None):
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--timeout", type=int, default=900)
     parser.add_argument("--no-first-draw", action="store_true")
+    parser.add_argument("--out", default="latest", help="results file name, without extension")
     args = parser.parse_args(argv)
     models = args.models.split(",")
     systems = args.systems.split(",")
@@ -181,12 +183,12 @@ def main(argv=None):
     micro = run_one("micro.py", timeout=args.timeout)
     print("micro:", micro)
     table = {m: {s: medians(v) for s, v in per.items()} for m, per in runs.items()}
-    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+    with open(os.path.join(RESULTS, f"{args.out}.json"), "w") as f:
         json.dump({"started": started.isoformat(), "machine": machine(), "runs": runs, "micro": micro,
                    "first_draw": first}, f, indent=1)
     write_markdown(table, micro, args, started, first)
-    plot(table)
-    print(open(os.path.join(RESULTS, "latest.md")).read())
+    plot(table, args.out)
+    print(open(os.path.join(RESULTS, f"{args.out}.md")).read())
 
 
 if __name__ == "__main__":

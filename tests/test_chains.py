@@ -75,6 +75,8 @@ def test_same_seed_same_bits_whatever_the_chunk_size(gaussian, method):
 
 
 # -- thinning ------------------------------------------------------------------------------------
+# compares bits with an unthinned run; 200 kept draws may show R-hat a hair above 1.01 by chance
+@pytest.mark.filterwarnings("ignore::pytensor_blackjax.SamplingWarning")
 def test_thin_keeps_every_kth_step(gaussian):
     full = draws_of(gaussian, draws=600)
     thinned = draws_of(gaussian, draws=200, thin=3)

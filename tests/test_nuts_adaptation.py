@@ -1,5 +1,7 @@
 """NUTS mass-matrix adaptations and starts: each recovers a correlated Gaussian with known moments."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytensor.tensor as pt
 import pytest
@@ -99,3 +101,40 @@ def test_start_variances_shrink_only_steep_coordinates():
 
     var = np.asarray(start_variances(jnp.array([1e4, -100.0, 0.5, 0.0, jnp.nan, -jnp.inf])))
     np.testing.assert_allclose(var, [1e-2, 0.1, 1.0, 1.0, 1.0, 1.0])
+
+
+def window_estimate(draws, cov):
+    """The dense estimator's inverse mass matrix after one window of ``draws`` from N(0, cov)."""
+    import jax.numpy as jnp
+
+    from pytensor_blackjax.samplers.nuts import _estimator
+
+    dims = cov.shape[0]
+    est = _estimator("dense", dims, jnp.float64, max_rank=10)
+    grads = -draws @ np.linalg.inv(cov)
+    state, _, _ = est.init(jnp.asarray(grads[0]))
+    for x, g in zip(draws, grads, strict=True):
+        state = est.update(state, SimpleNamespace(position=jnp.asarray(x), logdensity_grad=jnp.asarray(g)))
+    return np.asarray(est.final(state)[1])
+
+
+def whitened_condition(imm, cov):
+    whitened = np.linalg.solve(np.linalg.cholesky(imm), np.linalg.cholesky(cov))
+    return np.linalg.cond(whitened @ whitened.T)
+
+
+def test_a_short_dense_window_uses_the_draws_gradients():
+    # 26 dimensions, scales over 3 decades, correlation 0.99: 25 draws cannot estimate 351 covariances,
+    # but with their gradients they pin down the scales and the correlated direction
+    dims = 26
+    scales = np.geomspace(0.01, 10.0, dims)
+    cov = (0.99 * np.ones((dims, dims)) + 0.01 * np.eye(dims)) * np.outer(scales, scales)
+    draws = np.random.default_rng(2).multivariate_normal(np.zeros(dims), cov, size=25)
+    assert whitened_condition(np.diag(np.diag(cov)), cov) > 1000  # even the exact diagonal is poor
+    # the sample covariance shrunk half-way to its diagonal (the estimate before) gave 486
+    assert whitened_condition(window_estimate(draws, cov), cov) < 20
+
+
+def test_a_long_dense_window_keeps_its_sample_covariance():
+    draws = np.random.default_rng(3).multivariate_normal(MEAN, COV, size=400)
+    np.testing.assert_allclose(window_estimate(draws, COV), np.cov(draws.T), rtol=0.05, atol=1e-3)

@@ -134,9 +134,9 @@ class Runner:
     def prepare_sampling(self, chunk: int, *, with_log_likelihood: bool = False) -> None:
         """Compile the sampling, finish and constrain programs in a background thread (call after
         `init`). Warmup runs meanwhile: XLA releases the GIL while it compiles and while chains run,
-        so the compilation (or the load from the persistent cache) overlaps the warmup. The programs
-        land in JAX's own caches; the phases that need them wait for the thread. Runs that cannot be
-        described ahead (sharded, float32) compile on first call as before."""
+        so the compilation (or the load from the program store) overlaps the warmup. The programs
+        are kept by their `StoredProgram`; the phases that need them wait for the thread. Runs that
+        cannot be described ahead (sharded, float32) compile on first call as before."""
         if self.method == "sharded" or self._float32 or self._prepared is not None:
             return
         p = self.programs
