@@ -5,7 +5,8 @@ Times: ``wall`` from process start to draws in hand; ``compile`` the model build
 in the first phase that runs them). Gradient evaluations count the sampling phase only.
 
 ``ours`` runs as a user's second run of a model does: the program store already holds the compiled
-sampler programs. ``ours_cold`` points the store at an empty directory, as on the very first run. ``PBJ_BENCH_DRAWS=1`` turns a run into a time-to-first-draw measurement.
+sampler programs. ``ours_cold`` points the store at an empty directory, as on the very first run.
+``PBJ_BENCH_DRAWS=1`` turns a run into a time-to-first-draw measurement.
 """
 
 from __future__ import annotations

@@ -114,9 +114,8 @@ def _dense_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
     """Sample covariance of a long window; a short one (fewer than `SHORT_WINDOW_PER_DIM` draws per
     dimension, or `SHORT_WINDOW_MIN`) cannot estimate d*d entries from its draws, but with their
     gradients the Fisher-divergence estimate (`low_rank_estimate`, low rank plus diagonal) pins down
-    the scales and the strongly correlated directions; it is used there, as a dense matrix. Before,
-    short windows shrank the sample covariance towards its diagonal: on diamonds (26 dims, correlations
-    near 1) the early windows then ran to the maximum tree depth, warmup 24 s -> 4 s with this."""
+    the scales and the strongly correlated directions; it is used there, as a dense matrix (see
+    docs/performance.md, "Dense windows": diamonds warmup 24 s -> 4 s against a shrunk covariance)."""
     mm_init, mm_update, mm_final = mass_matrix_adaptation(is_diagonal_matrix=False)
     short = max(SHORT_WINDOW_PER_DIM * num_dims, SHORT_WINDOW_MIN)
     capacity = int(max(32, min(short, LOW_RANK_BUFFER_FLOATS // max(num_dims, 1))))
