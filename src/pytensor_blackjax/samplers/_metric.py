@@ -16,7 +16,7 @@ from blackjax.mcmc.metrics import LowRankInverseMassMatrix, Metric
 from jax.scipy.linalg import solve_triangular
 
 __all__ = ["DenseFactors", "LowRankBuffer", "dense_factors", "dense_metric", "low_rank_estimate",
-           "low_rank_buffer_init", "low_rank_buffer_push"]
+           "low_rank_matrix", "low_rank_buffer_init", "low_rank_buffer_push"]
 
 
 class DenseFactors(NamedTuple):
@@ -144,3 +144,9 @@ def low_rank_estimate(buffer: LowRankBuffer, max_rank: int, *, gamma: float = 1e
     vals, vecs = vals[order], basis @ vecs[:, order]
     informative = (vals > cutoff) | (vals < 1.0 / cutoff)
     return LowRankInverseMassMatrix(sigma, vecs, jnp.where(informative, vals, 1.0))
+
+
+def low_rank_matrix(imm: LowRankInverseMassMatrix) -> jax.Array:
+    """The dense d x d matrix ``diag(sigma) (I + U (diag(lam) - I) U^T) diag(sigma)``."""
+    scaled = jnp.eye(imm.sigma.shape[0], dtype=imm.sigma.dtype) + (imm.U * (imm.lam - 1.0)) @ imm.U.T
+    return imm.sigma[:, None] * scaled * imm.sigma[None, :]

@@ -34,6 +34,7 @@ from pytensor_blackjax.samplers._metric import (
     low_rank_buffer_init,
     low_rank_buffer_push,
     low_rank_estimate,
+    low_rank_matrix,
 )
 from pytensor_blackjax.samplers._options import check_choice, check_int, check_probability
 
@@ -82,9 +83,14 @@ class _Estimator(NamedTuple):
     final: Any  # state -> (state, inverse mass matrix, factors)
 
 
+def _buffer_rows(rows: int, num_dims: int) -> int:
+    """Rows of a draw/gradient buffer: ``rows``, within [32, LOW_RANK_BUFFER_FLOATS / num_dims]."""
+    return int(max(32, min(rows, LOW_RANK_BUFFER_FLOATS // max(num_dims, 1))))
+
+
 def _estimator(kind: str, num_dims: int, dtype, max_rank: int) -> _Estimator:
     if kind == "low_rank":
-        capacity = int(max(32, min(512, LOW_RANK_BUFFER_FLOATS // max(num_dims, 1))))
+        capacity = _buffer_rows(512, num_dims)
         rank = min(max_rank, num_dims)
 
         def lr_init(grad):
@@ -118,9 +124,8 @@ def _dense_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
     docs/performance.md, "Dense windows": diamonds warmup 24 s -> 4 s against a shrunk covariance)."""
     mm_init, mm_update, mm_final = mass_matrix_adaptation(is_diagonal_matrix=False)
     short = max(SHORT_WINDOW_PER_DIM * num_dims, SHORT_WINDOW_MIN)
-    capacity = int(max(32, min(short, LOW_RANK_BUFFER_FLOATS // max(num_dims, 1))))
+    capacity = _buffer_rows(short, num_dims)
     rank = min(max_rank, num_dims)
-    eye = jnp.eye(num_dims, dtype=dtype)
 
     def start(grad):
         imm = jnp.diag(start_variances(grad))
@@ -136,9 +141,8 @@ def _dense_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
         welford, buffer = state
         count = welford.wc_state.sample_size
         welford = mm_final(welford)
-        lr = low_rank_estimate(buffer, rank)
-        fisher = lr.sigma[:, None] * (eye + (lr.U * (lr.lam - 1.0)) @ lr.U.T) * lr.sigma[None, :]
-        imm = jnp.where(count < short, fisher, welford.inverse_mass_matrix)
+        imm = jax.lax.cond(count < short, lambda: low_rank_matrix(low_rank_estimate(buffer, rank)),
+                           lambda: welford.inverse_mass_matrix)
         return (welford, low_rank_buffer_init(capacity, num_dims, dtype)), imm, dense_factors(imm)
 
     return _Estimator(start, update, end)
