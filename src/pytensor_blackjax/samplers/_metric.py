@@ -8,12 +8,14 @@ References:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from blackjax.mcmc.metrics import LowRankInverseMassMatrix, Metric
 from jax.scipy.linalg import solve_triangular
+
+if TYPE_CHECKING:
+    from blackjax.mcmc.metrics import LowRankInverseMassMatrix, Metric
 
 __all__ = ["DenseFactors", "LowRankBuffer", "dense_factors", "dense_metric", "low_rank_estimate",
            "low_rank_matrix", "low_rank_buffer_init", "low_rank_buffer_push"]
@@ -39,6 +41,8 @@ def dense_metric(inverse_mass_matrix: jax.Array, factors: DenseFactors) -> Metri
     Blackjax builds its dense metric inside every transition, which factorises the matrix each draw;
     with the factors carried in the parameters a transition only does matrix-vector products.
     """
+    from blackjax.mcmc.metrics import Metric
+
     imm = inverse_mass_matrix
 
     def sample_momentum(key, position):
@@ -119,6 +123,8 @@ def low_rank_estimate(buffer: LowRankBuffer, max_rank: int, *, gamma: float = 1e
     covariance is the geometric mean of the draw covariance and the inverse gradient covariance.
     Eigenvalues within ``[1/cutoff, cutoff]`` are left at one. Rows past ``count`` are ignored.
     """
+    from blackjax.mcmc.metrics import LowRankInverseMassMatrix
+
     capacity, num_dims = buffer.draws.shape
     n = jnp.minimum(buffer.count, capacity)
     valid = (jnp.arange(capacity) < n)[:, None]

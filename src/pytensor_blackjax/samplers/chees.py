@@ -10,13 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from blackjax.adaptation.base import get_filter_adapt_info_fn
-from blackjax.mcmc import dynamic_hmc
 
 from pytensor_blackjax.samplers._base import Kernel, rename_info
 from pytensor_blackjax.samplers._options import check_choice, check_int, check_positive, check_probability
@@ -97,6 +93,11 @@ class ChEES:
                              "give tune >= 200 (the default 1000 is a good start).")
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
+        import blackjax
+        import optax
+        from blackjax.adaptation.base import get_filter_adapt_info_fn
+        from blackjax.mcmc import dynamic_hmc
+
         draws, num_tune, chains = self.sizes
         # the same jittered trajectory lengths as Blackjax's tuner: a Halton sequence over all steps
         max_bits = int(np.ceil(np.log2(max(2, num_tune + draws))))

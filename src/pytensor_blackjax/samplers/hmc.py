@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import blackjax
 import jax
 import numpy as np
 
+from pytensor_blackjax.samplers._adaptation import window_schedule
 from pytensor_blackjax.samplers._base import Kernel, rename_info
 from pytensor_blackjax.samplers._options import check_choice, check_int, check_probability
-from pytensor_blackjax.samplers.nuts import metric_kind, window_schedule, windowed_hmc_kernel
+from pytensor_blackjax.samplers.nuts import metric_kind, windowed_hmc_kernel
 
 __all__ = ["HMC"]
 
@@ -63,6 +63,8 @@ class HMC:
         return None
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
+        import blackjax
+
         base = blackjax.hmc.build_kernel()
         steps, jitter = self.num_integration_steps, self.jitter
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import blackjax
 import numpy as np
 
+from pytensor_blackjax.samplers._adaptation import window_schedule
 from pytensor_blackjax.samplers._base import Kernel, rename_info
 from pytensor_blackjax.samplers._options import check_choice, check_probability
-from pytensor_blackjax.samplers.nuts import metric_kind, window_schedule, windowed_hmc_kernel
+from pytensor_blackjax.samplers.nuts import metric_kind, windowed_hmc_kernel
 
 __all__ = ["MALA"]
 
@@ -61,6 +61,8 @@ class MALA:
         return None
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
+        import blackjax
+
         base = blackjax.hmc.build_kernel()
 
         def kernel_fn(key, state, logdensity, step_size, imm):

@@ -12,13 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.mcmc import adjusted_mclmc_dynamic
-from blackjax.mcmc import mclmc as mclmc_kernel
-from blackjax.mcmc.integrators import isokinetic_mclachlan
 
 from pytensor_blackjax.samplers._base import Kernel, rename_info
 from pytensor_blackjax.samplers._options import check_int, check_positive, check_probability
@@ -93,6 +89,10 @@ class MCLMC:
         _check_mclmc("MCLMC", tune, num_dims)
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
+        import blackjax
+        from blackjax.mcmc import mclmc as mclmc_kernel
+        from blackjax.mcmc.integrators import isokinetic_mclachlan
+
         kernel = mclmc_kernel.build_kernel(integrator=isokinetic_mclachlan,
                                            desired_energy_var=self.desired_energy_var)
         # Blackjax's default phases take 0.1, 0.1 (+1/3 of it with preconditioning) and 0.1 of num_steps
@@ -161,6 +161,10 @@ class AdjustedMCLMC:
         _check_mclmc("AdjustedMCLMC", tune, num_dims)
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
+        import blackjax
+        from blackjax.mcmc import adjusted_mclmc_dynamic
+        from blackjax.mcmc.integrators import isokinetic_mclachlan
+
         kernel = adjusted_mclmc_dynamic.build_kernel(
             integration_steps_fn=adjusted_mclmc_dynamic.make_random_trajectory_length_fn(True),
             integrator=isokinetic_mclachlan,

@@ -9,12 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.adaptation.base import get_filter_adapt_info_fn
-from blackjax.mcmc import ghmc
 
 from pytensor_blackjax.samplers._base import Kernel, rename_info
 from pytensor_blackjax.samplers._options import check_choice, check_int
@@ -88,6 +85,10 @@ class MEADS:
                              "(the default 1000 is a good start).")
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
+        import blackjax
+        from blackjax.adaptation.base import get_filter_adapt_info_fn
+        from blackjax.mcmc import ghmc
+
         _, num_tune, chains = self.sizes
         kernel = ghmc.build_kernel()
         warmup = blackjax.meads_adaptation(logdensity_fn, chains, num_folds=self.num_folds,

@@ -17,15 +17,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
-from blackjax.adaptation.step_size import dual_averaging_adaptation
-from blackjax.adaptation.window_adaptation import build_schedule
-from blackjax.mcmc.metrics import LowRankInverseMassMatrix
 
+from pytensor_blackjax.samplers._adaptation import (
+    ChainState,
+    chain_init,
+    dual_averaging_init,
+    dual_averaging_update,
+    welford_covariance,
+    welford_init,
+    welford_update,
+    window_schedule,
+)
 from pytensor_blackjax.samplers._base import Kernel, rename_info
 from pytensor_blackjax.samplers._metric import (
     DenseFactors,
@@ -54,9 +59,9 @@ class HMCParams(NamedTuple):
 
 
 class WindowState(NamedTuple):
-    chain: Any  # blackjax HMCState
-    step_size_state: Any
-    mass_matrix_state: Any  # Welford state, or LowRankBuffer
+    chain: ChainState
+    step_size_state: Any  # DualAveraging
+    mass_matrix_state: Any  # Welford, LowRankBuffer, or both (dense)
     params: HMCParams
 
 
@@ -68,13 +73,6 @@ def metric_kind(adaptation: str, num_dims: int) -> str:
     if adaptation == "auto":
         return "dense" if num_dims <= DENSE_MAX_DIMS else "diag"
     return adaptation
-
-
-def window_schedule(tune: int) -> np.ndarray:
-    """Stan's warmup schedule as rows ``(stage, is_window_end)``: stage 0 fast, 1 slow."""
-    if tune == 0:
-        return np.zeros((0, 2), dtype=np.int32)
-    return np.asarray(build_schedule(tune), dtype=np.int32).reshape(tune, 2)
 
 
 class _Estimator(NamedTuple):
@@ -94,6 +92,8 @@ def _estimator(kind: str, num_dims: int, dtype, max_rank: int) -> _Estimator:
         rank = min(max_rank, num_dims)
 
         def lr_init(grad):
+            from blackjax.mcmc.metrics import LowRankInverseMassMatrix
+
             scale = jnp.sqrt(start_variances(grad))
             imm = LowRankInverseMassMatrix(scale, jnp.zeros((num_dims, rank), dtype), jnp.ones(rank, dtype))
             return low_rank_buffer_init(capacity, num_dims, dtype), imm, ()
@@ -106,14 +106,12 @@ def _estimator(kind: str, num_dims: int, dtype, max_rank: int) -> _Estimator:
                           lr_final)
     if kind == "dense":
         return _dense_estimator(num_dims, dtype, max_rank)
-    mm_init, mm_update, mm_final = mass_matrix_adaptation(is_diagonal_matrix=True)
 
     def diag_end(state):
-        state = mm_final(state)
-        return state, state.inverse_mass_matrix, ()
+        return welford_init(num_dims, False, dtype), welford_covariance(state), ()
 
-    return _Estimator(lambda grad: (mm_init(num_dims), start_variances(grad), ()),
-                      lambda s, c: mm_update(s, c.position), diag_end)
+    return _Estimator(lambda grad: (welford_init(num_dims, False, dtype), start_variances(grad), ()),
+                      lambda s, c: welford_update(s, c.position), diag_end)
 
 
 def _dense_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
@@ -122,28 +120,26 @@ def _dense_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
     gradients the Fisher-divergence estimate (`low_rank_estimate`, low rank plus diagonal) pins down
     the scales and the strongly correlated directions; it is used there, as a dense matrix (see
     docs/performance.md, "Dense windows": diamonds warmup 24 s -> 4 s against a shrunk covariance)."""
-    mm_init, mm_update, mm_final = mass_matrix_adaptation(is_diagonal_matrix=False)
     short = max(SHORT_WINDOW_PER_DIM * num_dims, SHORT_WINDOW_MIN)
     capacity = _buffer_rows(short, num_dims)
     rank = min(max_rank, num_dims)
 
     def start(grad):
         imm = jnp.diag(start_variances(grad))
-        state = (mm_init(num_dims), low_rank_buffer_init(capacity, num_dims, dtype))
+        state = (welford_init(num_dims, True, dtype), low_rank_buffer_init(capacity, num_dims, dtype))
         return state, imm, dense_factors(imm)
 
     def update(state, chain):
         welford, buffer = state
-        return (mm_update(welford, chain.position),
+        return (welford_update(welford, chain.position),
                 low_rank_buffer_push(buffer, chain.position, chain.logdensity_grad))
 
     def end(state):
         welford, buffer = state
-        count = welford.wc_state.sample_size
-        welford = mm_final(welford)
-        imm = jax.lax.cond(count < short, lambda: low_rank_matrix(low_rank_estimate(buffer, rank)),
-                           lambda: welford.inverse_mass_matrix)
-        return (welford, low_rank_buffer_init(capacity, num_dims, dtype)), imm, dense_factors(imm)
+        imm = jax.lax.cond(welford.count < short, lambda: low_rank_matrix(low_rank_estimate(buffer, rank)),
+                           lambda: welford_covariance(welford))
+        fresh = (welford_init(num_dims, True, dtype), low_rank_buffer_init(capacity, num_dims, dtype))
+        return fresh, imm, dense_factors(imm)
 
     return _Estimator(start, update, end)
 
@@ -174,6 +170,8 @@ def _metric(params: HMCParams):
 
 def _pathfinder_start(key, position, logdensity_fn):
     """One draw from a Pathfinder approximation started at ``position``; ``position`` if it fails."""
+    import blackjax
+
     fit_key, draw_key = jax.random.split(key)
     state, _ = blackjax.vi.pathfinder.approximate(fit_key, logdensity_fn, position,
                                                   num_samples=PATHFINDER_DRAWS)
@@ -186,28 +184,35 @@ def windowed_hmc_kernel(
     kernel_fn, logdensity_fn, num_dims: int, *, target_accept: float, dense: bool, stats_fn,
     adaptation: str | None = None, max_rank: int = 10, pathfinder: bool = False,
 ) -> Kernel:
-    """Warmup and step for any kernel with the signature ``(key, state, logdensity, step_size, metric)``.
+    """Warmup and step for any Blackjax kernel with the signature ``(key, state, logdensity, step_size,
+    metric)`` over its ``HMCState``; between steps the chain is a `ChainState`.
 
     ``stats_fn(state, info, params)`` gives the per-draw stats dict. ``adaptation`` ("diag", "dense"
     or "low_rank") overrides ``dense``.
     """
+    from blackjax.mcmc.hmc import HMCState
+
     kind = adaptation or ("dense" if dense else "diag")
-    da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
+
+    def transition(key, chain, params):
+        state, info = kernel_fn(key, HMCState(*chain), logdensity_fn, params.step_size, _metric(params))
+        return ChainState(*state), info
 
     def warmup_init(key, position):
         if pathfinder:
             position = _pathfinder_start(key, position, logdensity_fn)
         est = _estimator(kind, num_dims, position.dtype, max_rank)
-        chain = blackjax.nuts.init(position, logdensity_fn)
+        chain = chain_init(position, logdensity_fn)
         mm_state, imm, factors = est.init(chain.logdensity_grad)
-        params = HMCParams(jnp.asarray(1.0, position.dtype), imm, factors)
-        return WindowState(chain, da_init(1.0), mm_state, params)
+        step_size = jnp.asarray(1.0, position.dtype)
+        params = HMCParams(step_size, imm, factors)
+        return WindowState(chain, dual_averaging_init(step_size), mm_state, params)
 
     def warmup_step(key, ws, row):
         est = _estimator(kind, num_dims, ws.chain.position.dtype, max_rank)
-        chain, info = kernel_fn(key, ws.chain, logdensity_fn, ws.params.step_size, _metric(ws.params))
+        chain, info = transition(key, ws.chain, ws.params)
         accept = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
-        da_state = da_update(ws.step_size_state, accept)
+        da_state = dual_averaging_update(ws.step_size_state, accept, target_accept)
         mm_state = jax.lax.cond(row[0] == 1, lambda s: est.update(s, chain), lambda s: s,
                                 ws.mass_matrix_state)
         params = ws.params._replace(step_size=jnp.exp(da_state.log_step_size))
@@ -215,7 +220,7 @@ def windowed_hmc_kernel(
         def window_end(args):
             da_state, mm_state, params = args
             mm_state, imm, factors = est.final(mm_state)
-            da_state = da_init(da_final(da_state))
+            da_state = dual_averaging_init(jnp.exp(da_state.log_step_size_avg))
             return da_state, mm_state, HMCParams(jnp.exp(da_state.log_step_size), imm, factors)
 
         da_state, mm_state, params = jax.lax.cond(row[1] == 1, window_end, lambda a: a,
@@ -227,7 +232,7 @@ def windowed_hmc_kernel(
         return ws.chain, ws.params._replace(step_size=jnp.exp(ws.step_size_state.log_step_size_avg))
 
     def step(key, chain, params):
-        chain, info = kernel_fn(key, chain, logdensity_fn, params.step_size, _metric(params))
+        chain, info = transition(key, chain, params)
         return chain, stats_fn(chain, info, params)
 
     return Kernel(warmup_init, warmup_step, warmup_finish, step, lambda chain: chain.position)
@@ -282,6 +287,8 @@ class NUTS:
         return metric_kind(self.adaptation, num_dims)
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
+        import blackjax
+
         base = blackjax.nuts.build_kernel()
         max_depth = self.max_tree_depth
 

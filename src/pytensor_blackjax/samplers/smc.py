@@ -22,11 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.smc import ess, resampling, solver, tempered
 
 from pytensor_blackjax.samplers._base import Kernel
 from pytensor_blackjax.samplers._options import check_int, check_positive, check_probability
@@ -102,6 +100,9 @@ class SMC:
                              f"tempering steps; give tune >= {MIN_TUNE} (unused steps cost nothing).")
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
+        import blackjax
+        from blackjax.smc import ess, resampling, solver, tempered
+
         draws, chains = self.sizes
         num_particles, sd = draws * chains, self.reference_sd
 

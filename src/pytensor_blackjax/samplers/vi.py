@@ -13,14 +13,13 @@ References:
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from blackjax.vi import fullrank_vi, meanfield_vi, pathfinder
 
 from pytensor_blackjax.samplers._base import Kernel, rename_info
 from pytensor_blackjax.samplers._options import check_int, check_positive
@@ -89,6 +88,8 @@ class Pathfinder:
         _check_tune("Pathfinder", tune, 1)
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
+        from blackjax.vi import pathfinder
+
         chains = self.chains
 
         def fit_one(key, start):
@@ -121,6 +122,8 @@ class _Optimised(NamedTuple):
 
 
 def _gaussian_vi(module, learning_rate: float, num_elbo_draws: int, logdensity_fn, chains):
+    import optax
+
     optimizer = optax.adam(learning_rate)
 
     def params_of(fit):
@@ -181,7 +184,8 @@ class _GaussianVI:
         _check_tune(type(self).__name__, tune, 100)
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
-        return _gaussian_vi(self._family, self.learning_rate, self.num_elbo_draws, logdensity_fn, self.chains)
+        module = importlib.import_module(f"blackjax.vi.{self._family}")
+        return _gaussian_vi(module, self.learning_rate, self.num_elbo_draws, logdensity_fn, self.chains)
 
 
 @dataclass(frozen=True)
@@ -201,7 +205,7 @@ class MeanFieldVI(_GaussianVI):
     """
 
     name = "meanfield_vi"
-    _family = meanfield_vi
+    _family = "meanfield_vi"
 
 
 @dataclass(frozen=True)
@@ -221,4 +225,4 @@ class FullRankVI(_GaussianVI):
     """
 
     name = "fullrank_vi"
-    _family = fullrank_vi
+    _family = "fullrank_vi"
