@@ -1,0 +1,39 @@
+"""PyTensor's JAX dispatch is imported without NumPyro, which then stays available to the random
+variables that need it (`compile._jaxify._import_dispatch`, which relies on a PyTensor internal)."""
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np, pytensor, pytensor.tensor as pt
+    import pytensor_blackjax as pbj
+
+    b = pbj.ModelBuilder(name="normal")
+    x = b.param("x", shape=(3,))
+    b.add_logp(-0.5 * pt.sum(x ** 2))
+    compiled = pbj.compile(b.build())
+    assert float(compiled.logdensity_fn({"x": np.ones(3)})) == -1.5
+    print("numpyro" in sys.modules)
+    from pytensor.link.jax.dispatch import random
+    print(random.numpyro_available)
+    if random.numpyro_available:  # a von Mises sampler, which imports NumPyro when it is built
+        draw = pt.random.vonmises(0.0, 2.0, size=(4000,), rng=pytensor.shared(np.random.default_rng(1)))
+        values = pytensor.function([], draw, mode="JAX")()
+        # von Mises(0, 2): on (-pi, pi], mean 0, sd of the mean ~0.01
+        print(bool(np.abs(values).max() <= np.pi and abs(values.mean()) < 0.05) and "numpyro" in sys.modules)
+""")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numpyro") is None, reason="NumPyro is not installed")
+def test_compiling_a_model_leaves_numpyro_unimported_but_available():
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    imported, available, sampled_ok = out.stdout.split()
+    assert imported == "False"  # compiling the model did not import it ...
+    assert available == "True"  # ... but PyTensor knows it is there ...
+    assert sampled_ok == "True"  # ... and samples a von Mises variable with it
