@@ -79,7 +79,8 @@ class CompiledModel:
         if data and not any(isinstance(v, jax.core.Tracer) for v in data.values()):
             data = check_data(self.default_data, data)
         data = {**self.default_data, **(data or {})}
-        return tuple(jnp.asarray(data[name]) for name in self.default_data)
+        # device_put, not jnp.asarray: the latter compiles a small program per shape in every process
+        return tuple(_as_array(data[name]) for name in self.default_data)
 
     # -- densities --------------------------------------------------------------------------
     def flat_logdensity(self, flat: jax.Array, data: tuple) -> jax.Array:
@@ -220,6 +221,12 @@ def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of t
             object.__setattr__(compiled, attr, found)
     object.__setattr__(model, _SLOT, compiled)
     return compiled
+
+
+def _as_array(value: Any) -> jax.Array:
+    if isinstance(value, jax.Array):  # a JAX array, or a tracer when data are traced
+        return value
+    return jax.device_put(np.asarray(value))
 
 
 def _split(compiled: CompiledModel, flat):

@@ -25,6 +25,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from threadpoolctl import threadpool_limits
 
+from pytensor_blackjax.run._keys import split_chains
 from pytensor_blackjax.run._programs import CHAIN_AXIS, Programs, float32_scope
 
 __all__ = ["Runner", "available_cores", "chain_mesh"]
@@ -110,7 +111,7 @@ class Runner:
         if method == "threaded":
             workers = min(int(keys.shape[0]), available_cores())
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pbj-chain")
-            self._chain_keys = [keys[i] for i in range(keys.shape[0])]
+            self._chain_keys = split_chains(keys)
             if workers > 1:
                 # XLA's CPU linear algebra (Cholesky, eigh, SVD at window ends) calls the BLAS/LAPACK
                 # that SciPy loads, whose own threads then fight the chain threads for the cores:
