@@ -147,7 +147,8 @@ def run(
     mesh = chain_mesh(settings.chains) if method == "sharded" else None
     programs = programs_for(compiled, sampler, chunk, settings.thin, method, mesh=mesh,
                             precision=settings.precision)
-    keys = root_key(settings.seed) if method == "ensemble" else chain_keys(settings.seed, settings.chains)
+    per_chain = chain_keys(settings.seed, settings.chains)
+    keys = root_key(settings.seed) if method == "ensemble" else per_chain
     data = _with_precision(data, settings.precision)
     runner = Runner(programs, method, keys, data, mesh=mesh, precision=settings.precision)
     progress = make_progress(progressbar, settings.chains)
@@ -158,7 +159,7 @@ def run(
         with _Interrupt() as interrupt:
             t0 = time.perf_counter()
             if resume is None or resume["phase"] == "warmup":
-                positions = initial_points(compiled, chain_keys(settings.seed, settings.chains), data)
+                positions = initial_points(compiled, per_chain, data)
                 if settings.precision == "float32":
                     positions = positions.astype(np.float32)
                 runner.init(positions)

@@ -80,5 +80,5 @@ class HMC:
             return rename_info(info, lp=state.logdensity, step_size=params.step_size)
 
         return windowed_hmc_kernel(kernel_fn, logdensity_fn, num_dims, target_accept=self.target_accept,
-                                   dense=False, adaptation=metric_kind(self.adaptation, num_dims),
+                                   adaptation=metric_kind(self.adaptation, num_dims),
                                    stats_fn=stats_fn)

@@ -181,18 +181,16 @@ def _pathfinder_start(key, position, logdensity_fn):
 
 
 def windowed_hmc_kernel(
-    kernel_fn, logdensity_fn, num_dims: int, *, target_accept: float, dense: bool, stats_fn,
-    adaptation: str | None = None, max_rank: int = 10, pathfinder: bool = False,
+    kernel_fn, logdensity_fn, num_dims: int, *, target_accept: float, stats_fn, adaptation: str,
+    max_rank: int = 10, pathfinder: bool = False,
 ) -> Kernel:
     """Warmup and step for any Blackjax kernel with the signature ``(key, state, logdensity, step_size,
     metric)`` over its ``HMCState``; between steps the chain is a `ChainState`.
 
-    ``stats_fn(state, info, params)`` gives the per-draw stats dict. ``adaptation`` ("diag", "dense"
-    or "low_rank") overrides ``dense``.
+    ``stats_fn(state, info, params)`` gives the per-draw stats dict; ``adaptation`` is the mass matrix:
+    "diag", "dense" or "low_rank".
     """
     from blackjax.mcmc.hmc import HMCState
-
-    kind = adaptation or ("dense" if dense else "diag")
 
     def transition(key, chain, params):
         state, info = kernel_fn(key, HMCState(*chain), logdensity_fn, params.step_size, _metric(params))
@@ -201,7 +199,7 @@ def windowed_hmc_kernel(
     def warmup_init(key, position):
         if pathfinder:
             position = _pathfinder_start(key, position, logdensity_fn)
-        est = _estimator(kind, num_dims, position.dtype, max_rank)
+        est = _estimator(adaptation, num_dims, position.dtype, max_rank)
         chain = chain_init(position, logdensity_fn)
         mm_state, imm, factors = est.init(chain.logdensity_grad)
         step_size = jnp.asarray(1.0, position.dtype)
@@ -209,7 +207,7 @@ def windowed_hmc_kernel(
         return WindowState(chain, dual_averaging_init(step_size), mm_state, params)
 
     def warmup_step(key, ws, row):
-        est = _estimator(kind, num_dims, ws.chain.position.dtype, max_rank)
+        est = _estimator(adaptation, num_dims, ws.chain.position.dtype, max_rank)
         chain, info = transition(key, ws.chain, ws.params)
         accept = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
         da_state = dual_averaging_update(ws.step_size_state, accept, target_accept)
@@ -305,5 +303,5 @@ class NUTS:
             )
 
         return windowed_hmc_kernel(kernel_fn, logdensity_fn, num_dims, target_accept=self.target_accept,
-                                   dense=False, stats_fn=stats_fn, adaptation=self.metric_kind(num_dims),
+                                   stats_fn=stats_fn, adaptation=self.metric_kind(num_dims),
                                    max_rank=self.max_rank, pathfinder=self.init == "pathfinder")
