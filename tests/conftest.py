@@ -17,10 +17,16 @@ def rats_seed_graph(*, static_length: bool = False):
     log_a, log_b = pt.scalar("log_a"), pt.scalar("log_b")
     logit_theta = pt.vector("logit_theta", shape=(len(y),) if static_length else (None,))
     a, b, theta = pt.exp(log_a), pt.exp(log_b), pt.sigmoid(logit_theta)
-    logp = (-2.5 * pt.log(a + b) + log_a + log_b + pt.sum(pt.log(theta) + pt.log(1 - theta))
-            + pt.sum(gammaln(a + b) - gammaln(a) - gammaln(b) + (a - 1) * pt.log(theta)
-                     + (b - 1) * pt.log(1 - theta))
-            + pt.sum(y * pt.log(theta) + (n - y) * pt.log(1 - theta)))
+    logp = (
+        -2.5 * pt.log(a + b)
+        + log_a
+        + log_b
+        + pt.sum(pt.log(theta) + pt.log(1 - theta))
+        + pt.sum(
+            gammaln(a + b) - gammaln(a) - gammaln(b) + (a - 1) * pt.log(theta) + (b - 1) * pt.log(1 - theta)
+        )
+        + pt.sum(y * pt.log(theta) + (n - y) * pt.log(1 - theta))
+    )
     return logp, [log_a, log_b, logit_theta], {"alpha": a, "beta": b, "theta": theta}
 
 

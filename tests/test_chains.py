@@ -135,8 +135,11 @@ def test_finish_outputs_are_strongly_typed(gaussian):
     compiled = pbj.compile(gaussian)
     programs = programs_for(compiled, NUTS(), 10, 1, "threaded")
     wstate = programs.warmup_init(jax.random.key(0), np.zeros(compiled.num_dims), compiled.data_tuple())
-    weak = [path for path, leaf in jax.tree_util.tree_leaves_with_path(programs.finish(wstate))
-            if getattr(leaf, "weak_type", False)]
+    weak = [
+        path
+        for path, leaf in jax.tree_util.tree_leaves_with_path(programs.finish(wstate))
+        if getattr(leaf, "weak_type", False)
+    ]
     assert weak == []
 
 

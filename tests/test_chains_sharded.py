@@ -39,8 +39,9 @@ SCRIPT = textwrap.dedent("""
 def test_four_devices_shard_chains_reproducibly(tmp_path):
     out = tmp_path / "sharded.npz"
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(out)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     r = np.load(out)
     assert int(r["devices"]) == 4

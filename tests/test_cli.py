@@ -48,8 +48,21 @@ def model_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run_out(model_file):
     out = model_file.parent / "out"
-    result = invoke("run", model_file, "--draws", 500, "--tune", 500, "--chains", 4, "--seed", 3,
-                    "--no-progress", "--out", out)
+    result = invoke(
+        "run",
+        model_file,
+        "--draws",
+        500,
+        "--tune",
+        500,
+        "--chains",
+        4,
+        "--seed",
+        3,
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     return out, result
 
@@ -188,8 +201,9 @@ def test_validate_exit_code_follows_the_result(monkeypatch, tmp_path, passed):
         seen.update(path=path, sampler=sampler, only=only)
         return types.SimpleNamespace(passed=passed, table=lambda: "posterior | verdict\neight | ok")
 
-    monkeypatch.setitem(sys.modules, "pytensor_blackjax.validate",
-                        types.SimpleNamespace(run_validation=run_validation))
+    monkeypatch.setitem(
+        sys.modules, "pytensor_blackjax.validate", types.SimpleNamespace(run_validation=run_validation)
+    )
     result = invoke("validate", tmp_path, "--sampler", "nuts", "--only", "eight", "--only", "rats")
     assert result.exit_code == (0 if passed else 1)
     assert "eight | ok" in result.stdout

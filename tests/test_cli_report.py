@@ -21,14 +21,24 @@ def fake_result(*, divergences=0, stuck_chain=False, seed=0, draws=DRAWS):
     diverging = np.zeros(shape, dtype=bool)
     diverging.flat[:divergences] = True
     groups = {
-        "posterior": {"alpha": alpha, "beta": rng.normal(10, 2, shape),
-                      "theta": rng.beta(2, 20, (*shape, GROUPS))},
-        "sample_stats": {"diverging": diverging, "energy": rng.normal(100, 5, shape),
-                         "tree_depth": np.full(shape, 3),
-                         "reached_max_treedepth": np.zeros(shape, dtype=bool)},
+        "posterior": {
+            "alpha": alpha,
+            "beta": rng.normal(10, 2, shape),
+            "theta": rng.beta(2, 20, (*shape, GROUPS)),
+        },
+        "sample_stats": {
+            "diverging": diverging,
+            "energy": rng.normal(100, 5, shape),
+            "tree_depth": np.full(shape, 3),
+            "reached_max_treedepth": np.zeros(shape, dtype=bool),
+        },
     }
-    return make_datatree(groups, dims={"theta": ("group",)}, coords={"group": list(range(GROUPS))},
-                         attrs={"model": "fake_rats", "sampler": "nuts", "draws": draws, "chains": CHAINS})
+    return make_datatree(
+        groups,
+        dims={"theta": ("group",)},
+        coords={"group": list(range(GROUPS))},
+        attrs={"model": "fake_rats", "sampler": "nuts", "draws": draws, "chains": CHAINS},
+    )
 
 
 def png_size(data):

@@ -34,8 +34,21 @@ def cli(*args, cwd=None):
 def workdir(tmp_path_factory):
     work = tmp_path_factory.mktemp("cli")
     (work / "my_model.py").write_text(MODEL_FILE)
-    result = cli("run", "my_model.py", "--draws", 300, "--tune", 300, "--chains", 2, "--seed", 1,
-                 "--out", "run_out", cwd=work)
+    result = cli(
+        "run",
+        "my_model.py",
+        "--draws",
+        300,
+        "--tune",
+        300,
+        "--chains",
+        2,
+        "--seed",
+        1,
+        "--out",
+        "run_out",
+        cwd=work,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return work, result
 
@@ -58,16 +71,26 @@ def test_run_then_summary(workdir):
     assert summary.returncode == 0 and "mu" in summary.stdout and "sd" in summary.stdout
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                    "(apt-get install -y chromium) to render the report")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium) to render the report",
+)
 def test_report_renders_in_headless_chromium(workdir, tmp_path):
     import matplotlib.image
 
     report = workdir[0] / "run_out" / "report.html"
     shot = tmp_path / "report.png"
     # --no-sandbox: CI containers run as root, where Chromium's sandbox cannot start.
-    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-               "--window-size=1280,4000", f"--screenshot={shot}", report.as_uri()]
+    command = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--window-size=1280,4000",
+        f"--screenshot={shot}",
+        report.as_uri(),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert shot.exists(), result.stderr[-2000:]
     pixels = matplotlib.image.imread(shot)[..., :3]

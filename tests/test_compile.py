@@ -60,8 +60,10 @@ def test_logdensity_and_gradient_equal_pytensor(name):
     value_and_grad = jax.jit(jax.value_and_grad(compiled.logdensity_fn))
     rng = np.random.default_rng(0)
     for _ in range(5):
-        position = {v.name: rng.uniform(-2, 2, size=shape) for v, shape in
-                    zip(model.values, model.value_shapes.values(), strict=True)}
+        position = {
+            v.name: rng.uniform(-2, 2, size=shape)
+            for v, shape in zip(model.values, model.value_shapes.values(), strict=True)
+        }
         lp_ref, *grad_ref = reference(*position.values(), *data)
         lp, grad = value_and_grad({k: jnp.asarray(v) for k, v in position.items()})
         np.testing.assert_allclose(float(lp), float(lp_ref), rtol=1e-10)
@@ -171,16 +173,27 @@ def test_initial_position_is_uniform_minus_two_two():
     flat = np.asarray(compiled.ravel(position))
     assert flat.dtype == np.float64 and flat.shape == (compiled.num_dims,)
     assert np.all((flat >= -2) & (flat <= 2))
-    many = np.asarray(jax.vmap(lambda k: compiled.ravel(compiled.initial_position(k)))(
-        jax.random.split(jax.random.key(6), 400)))
+    many = np.asarray(
+        jax.vmap(lambda k: compiled.ravel(compiled.initial_position(k)))(
+            jax.random.split(jax.random.key(6), 400)
+        )
+    )
     assert abs(many.mean()) < 0.05 and many.std() == pytest.approx(4 / np.sqrt(12), rel=0.05)
 
 
 def test_value_names_follow_transform_suffixes():
     model = every_transform_model()
-    assert model.value_names == ("mu", "sigma_log__", "low_lowerbound__", "high_upperbound__",
-                                 "rho_interval__", "p_logodds__", "w_simplex__", "cuts_ordered__",
-                                 "chol_cholcorr__")
+    assert model.value_names == (
+        "mu",
+        "sigma_log__",
+        "low_lowerbound__",
+        "high_upperbound__",
+        "rho_interval__",
+        "p_logodds__",
+        "w_simplex__",
+        "cuts_ordered__",
+        "chol_cholcorr__",
+    )
     assert model.value_shapes["w_simplex__"] == (3,)
     assert model.value_shapes["chol_cholcorr__"] == (3,)
 

@@ -44,8 +44,16 @@ def test_two_processes_gather_every_chain(tmp_path):
     port = _free_port()
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     outs = [tmp_path / f"p{i}.npz" for i in range(2)]
-    procs = [subprocess.Popen([sys.executable, "-c", SCRIPT, str(port), str(i), str(outs[i])], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, str(port), str(i), str(outs[i])],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     errors = []
     for p in procs:
         try:
@@ -68,12 +76,16 @@ def test_two_processes_gather_every_chain(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(coordinator_address="localhost", num_processes=2, process_id=0),
-         "coordinator_address='localhost'"),
+        (
+            dict(coordinator_address="localhost", num_processes=2, process_id=0),
+            "coordinator_address='localhost'",
+        ),
         (dict(coordinator_address="127.0.0.1:1", num_processes=0, process_id=0), "num_processes=0"),
         (dict(coordinator_address="127.0.0.1:1", num_processes=2, process_id=2), "process_id=2.*0 to 1"),
-        (dict(coordinator_address="127.0.0.1:1", num_processes=2, process_id=0, cpu_collectives="nccl"),
-         "cpu_collectives='nccl'"),
+        (
+            dict(coordinator_address="127.0.0.1:1", num_processes=2, process_id=0, cpu_collectives="nccl"),
+            "cpu_collectives='nccl'",
+        ),
     ],
 )
 def test_initialize_names_bad_arguments(kwargs, match):

@@ -10,9 +10,11 @@ from pytensor_blackjax import _preload
 
 
 def test_import_leaves_the_results_side_unloaded():
-    code = ("import sys, pytensor_blackjax\n"
-            "heavy = ('xarray', 'pandas', 'zarr', 'pymc', 'arviz_base')\n"
-            "print(sorted(m for m in heavy if m in sys.modules))")
+    code = (
+        "import sys, pytensor_blackjax\n"
+        "heavy = ('xarray', 'pandas', 'zarr', 'pymc', 'arviz_base')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -72,7 +72,9 @@ def _status(path):
 
 def test_sigint_from_outside_returns_draws_and_leaves_store_resumable(tmp_path):
     path = tmp_path / "run.zarr"
-    code = MODEL + f"""
+    code = (
+        MODEL
+        + f"""
 import warnings
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -81,11 +83,14 @@ with warnings.catch_warnings(record=True) as caught:
 print("DRAWS", tree["posterior"]["x"].shape[1])
 print("WARNING", [str(w.message) for w in caught if w.category is RuntimeWarning])
 """
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 240
-    while (time.time() < deadline and proc.poll() is None
-           and _status(path).get("num_draws_completed", 0) < 100):
+    while (
+        time.time() < deadline and proc.poll() is None and _status(path).get("num_draws_completed", 0) < 100
+    ):
         time.sleep(0.1)
     assert proc.poll() is None, proc.communicate()[1][-2000:]
     proc.send_signal(signal.SIGINT)

@@ -34,7 +34,7 @@ def test_logp_that_is_not_a_tensor():
 def test_non_root_input():
     x = pt.scalar("x")
     with pytest.raises(ValueError, match=r"inputs\[0\] .* is not a root input.*pt.scalar\('log_a'\)"):
-        pbj.Model.from_logp(-x**2, inputs=[pt.exp(x)])
+        pbj.Model.from_logp(-(x**2), inputs=[pt.exp(x)])
 
 
 def test_constant_or_shared_input():
@@ -51,19 +51,19 @@ def test_constant_or_shared_input():
 def test_integer_input():
     k = pt.iscalar("k")
     with pytest.raises(TypeError, match=r"inputs\[0\] 'k' has dtype int32: integer \(discrete\) parameters"):
-        pbj.Model.from_logp(-pt.cast(k, "float64") ** 2, inputs=[k])
+        pbj.Model.from_logp(-(pt.cast(k, "float64") ** 2), inputs=[k])
 
 
 def test_unnamed_input():
     x = pt.scalar()
     with pytest.raises(ValueError, match=r"inputs\[0\] has no name; create it with a name"):
-        pbj.Model.from_logp(-x**2, inputs=[x])
+        pbj.Model.from_logp(-(x**2), inputs=[x])
 
 
 def test_inputs_not_a_list():
     x = pt.scalar("x")
     with pytest.raises(TypeError, match=r"inputs must be a list of variables, e.g. inputs=\[log_a, log_b\]"):
-        pbj.Model.from_logp(-x**2, inputs=x)
+        pbj.Model.from_logp(-(x**2), inputs=x)
 
 
 def test_duplicate_input_names():
@@ -187,10 +187,14 @@ def test_transform_arguments():
         ({"sampler": "nutz"}, r"sampler='nutz' is not known; use one of \[.*'nuts'"),
         ({"sampler": 3}, r"sampler=3 must be a name such as 'nuts'"),
         ({"chain_method": "gpu"}, r"chain_method='gpu' is not known"),
-        ({"data": {"x": [1.0, 2.0]}},
-         r"data\['x'\]: the model declares no data named 'x'; its data are \['y'\]\."),
-        ({"data": {"y": [1.0, 2.0, 3.0]}},
-         r"data\['y'\] has shape \(3,\) but the model was built with shape"),
+        (
+            {"data": {"x": [1.0, 2.0]}},
+            r"data\['x'\]: the model declares no data named 'x'; its data are \['y'\]\.",
+        ),
+        (
+            {"data": {"y": [1.0, 2.0, 3.0]}},
+            r"data\['y'\] has shape \(3,\) but the model was built with shape",
+        ),
         ({"data": {"y": [1.0, np.nan]}}, r"data\['y'\] contains NaN or inf"),
         ({"data": {"y": ["a", "b"]}}, r"data\['y'\] must be numeric"),
         ({"data": [1.0, 2.0]}, r"data must be a dict of name -> array, got list"),

@@ -37,11 +37,15 @@ def compiled():
     return pbj.compile(gaussian_model())
 
 
-@pytest.mark.parametrize("sampler", [
-    pbj.samplers.NUTS(adaptation="dense"),
-    pbj.samplers.NUTS(adaptation="low_rank", max_rank=3),
-    pbj.samplers.NUTS(adaptation="dense", init="pathfinder"),
-], ids=["dense", "low_rank", "dense-pathfinder"])
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        pbj.samplers.NUTS(adaptation="dense"),
+        pbj.samplers.NUTS(adaptation="low_rank", max_rank=3),
+        pbj.samplers.NUTS(adaptation="dense", init="pathfinder"),
+    ],
+    ids=["dense", "low_rank", "dense-pathfinder"],
+)
 def test_recovers_correlated_gaussian(compiled, sampler):
     tree = pbj.sample(compiled, draws=500, tune=500, chains=4, seed=3, sampler=sampler, progressbar=False)
     draws = tree["posterior"]["x"].values.reshape(-1, DIMS)
@@ -79,11 +83,14 @@ def test_low_rank_estimate_finds_the_correlated_direction():
     assert np.linalg.cond(whitened @ whitened.T) < 1.5
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"adaptation": "full"}, r"adaptation='full'.*'low_rank'"),
-    ({"init": "map"}, r"init='map'.*'pathfinder'"),
-    ({"max_rank": 0}, r"max_rank=0"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"adaptation": "full"}, r"adaptation='full'.*'low_rank'"),
+        ({"init": "map"}, r"init='map'.*'pathfinder'"),
+        ({"max_rank": 0}, r"max_rank=0"),
+    ],
+)
 def test_bad_options_name_the_fix(bad, match):
     with pytest.raises(ValueError, match=match):
         pbj.samplers.NUTS(**bad)

@@ -68,9 +68,9 @@ def unconstrained(name: str, ref: dict[str, np.ndarray], data: dict) -> dict[str
             out[value] = (ref["theta"] - ref["mu"][:, None]) / ref["tau"][:, None]
         elif value == "f_tilde":
             x = np.asarray(data["x"], dtype=float)
-            cov = (ref["alpha"][:, None, None] ** 2
-                   * np.exp(-((x[:, None] - x[None, :]) ** 2) / (2 * ref["rho"][:, None, None] ** 2))
-                   + 1e-10 * np.eye(x.size))
+            cov = ref["alpha"][:, None, None] ** 2 * np.exp(
+                -((x[:, None] - x[None, :]) ** 2) / (2 * ref["rho"][:, None, None] ** 2)
+            ) + 1e-10 * np.eye(x.size)
             out[value] = np.linalg.solve(np.linalg.cholesky(cov), ref["f"][..., None])[..., 0]
         else:
             raise AssertionError(f"{name}: no inverse for value {value!r}")
@@ -84,10 +84,12 @@ def test_mean_score_is_zero_at_reference_draws(name):
     data = posteriordb.load_data(folder)
     compiled = pbj.compile(posteriordb.model(name, data))
     position = unconstrained(name, constrained_reference(folder), data)
-    flat = jnp.concatenate([jnp.reshape(jnp.asarray(position[b.name]), (SCORE_DRAWS, -1))
-                            for b in compiled.blocks], axis=1)
-    grads = np.asarray(jax.jit(jax.vmap(jax.grad(
-        lambda x: compiled.flat_logdensity(x, compiled.data_tuple()))))(flat))
+    flat = jnp.concatenate(
+        [jnp.reshape(jnp.asarray(position[b.name]), (SCORE_DRAWS, -1)) for b in compiled.blocks], axis=1
+    )
+    grads = np.asarray(
+        jax.jit(jax.vmap(jax.grad(lambda x: compiled.flat_logdensity(x, compiled.data_tuple()))))(flat)
+    )
     assert np.all(np.isfinite(grads))
     z = grads.mean(0) / (grads.std(0, ddof=1) / np.sqrt(SCORE_DRAWS))
     assert np.max(np.abs(z)) < SCORE_Z, f"mean score z-values {np.round(z, 1)}"

@@ -52,8 +52,9 @@ def test_potential_is_in_the_log_density():
     compiled = pbj.compile(pbj.Model.from_pymc(pm_model))
     point = {"mu": np.array(1.0), "tau_log__": np.array(0.7), "z": np.linspace(-1, 1, 8)}
     with_potential = float(compiled.logdensity_fn(point))
-    no_potential = float(pm_model.compile_logp(vars=pm_model.free_RVs + pm_model.observed_RVs,
-                                               mode="FAST_COMPILE")(point))
+    no_potential = float(
+        pm_model.compile_logp(vars=pm_model.free_RVs + pm_model.observed_RVs, mode="FAST_COMPILE")(point)
+    )
     np.testing.assert_allclose(with_potential - no_potential, -0.01 * np.exp(0.7), rtol=1e-10)
 
 
@@ -165,8 +166,9 @@ def test_check_bounds_false_drops_the_checks_like_pymc():
         pm.Normal("y", mu, 2.0, observed=Y)
     compiled = pbj.compile(pbj.Model.from_pymc(pm_model))
     point = {"mu": np.array(0.3)}
-    np.testing.assert_allclose(float(compiled.logdensity_fn(point)),
-                               pm_model.compile_logp(mode="FAST_COMPILE")(point), rtol=1e-10)
+    np.testing.assert_allclose(
+        float(compiled.logdensity_fn(point)), pm_model.compile_logp(mode="FAST_COMPILE")(point), rtol=1e-10
+    )
 
 
 def test_assertions_are_dropped_under_jax():
@@ -175,5 +177,6 @@ def test_assertions_are_dropped_under_jax():
         pm.Potential("guard", Assert("mu must be below 5")(0.0 * mu, mu < 5))
     compiled = pbj.compile(pbj.Model.from_pymc(pm_model))
     # PyMC's C backend would raise here; JAX cannot, so the check is gone (documented in docs/pymc.md)
-    np.testing.assert_allclose(float(compiled.logdensity_fn({"mu": np.array(6.0)})),
-                               -18.0 - 0.5 * np.log(2 * np.pi), rtol=1e-12)
+    np.testing.assert_allclose(
+        float(compiled.logdensity_fn({"mu": np.array(6.0)})), -18.0 - 0.5 * np.log(2 * np.pi), rtol=1e-12
+    )

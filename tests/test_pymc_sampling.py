@@ -54,8 +54,16 @@ def eight_schools():
         pm.Normal("y", theta, sigma, observed=np.asarray(data["y"], dtype=float), dims="school")
     # target_accept 0.9: at 0.8 the funnel's neck gives a few divergences for some seeds, and the
     # diagnostics warning (an error under pytest) is not what these tests are about
-    result = pbj.sample(pbj.Model.from_pymc(pm_model), draws=1000, tune=1000, chains=4, seed=11,
-                        sampler=pbj.samplers.NUTS(target_accept=0.9), progressbar=False, log_likelihood=True)
+    result = pbj.sample(
+        pbj.Model.from_pymc(pm_model),
+        draws=1000,
+        tune=1000,
+        chains=4,
+        seed=11,
+        sampler=pbj.samplers.NUTS(target_accept=0.9),
+        progressbar=False,
+        log_likelihood=True,
+    )
     return pm_model, result, ref
 
 
@@ -104,8 +112,9 @@ def test_data_swap_moves_a_conjugate_posterior():
         pm.Normal("y", mu, 1.0, observed=y_data)
     model = pbj.Model.from_pymc(pm_model)
     for y in (y_old, y_new):
-        result = pbj.sample(model, draws=1000, tune=500, chains=4, seed=5, progressbar=False,
-                            data={"y_data": y})
+        result = pbj.sample(
+            model, draws=1000, tune=500, chains=4, seed=5, progressbar=False, data={"y_data": y}
+        )
         draws = result["posterior"]["mu"]
         ess = float(arviz_stats.ess(draws.to_dataset(), method="mean")["mu"])
         truth = y.sum() / (len(y) + 0.01)
@@ -117,19 +126,30 @@ def test_data_swap_moves_a_conjugate_posterior():
 def test_mesquite_regression_matches_posteriordb():
     ref, data = reference("mesquite-logmesquite_logvas")
     d = {k: np.asarray(v, dtype=float) for k, v in data.items() if k != "N"}
-    predictors = np.column_stack([
-        np.log(d["diam1"] * d["diam2"] * d["canopy_height"]), np.log(d["diam1"] * d["diam2"]),
-        np.log(d["diam1"] / d["diam2"]), np.log(d["total_height"]), np.log(d["density"]), d["group"]])
+    predictors = np.column_stack(
+        [
+            np.log(d["diam1"] * d["diam2"] * d["canopy_height"]),
+            np.log(d["diam1"] * d["diam2"]),
+            np.log(d["diam1"] / d["diam2"]),
+            np.log(d["total_height"]),
+            np.log(d["density"]),
+            d["group"],
+        ]
+    )
     with pm.Model(coords={"coef": ["lv", "la", "ls", "lh", "ld", "group"]}) as pm_model:
         x = pm.Data("x", predictors, dims=("obs", "coef"))
         intercept = pm.Flat("intercept")
         slopes = pm.Flat("slopes", dims="coef")
         sigma = pm.HalfFlat("sigma")
         pm.Normal("log_weight", intercept + x @ slopes, sigma, observed=np.log(d["weight"]), dims="obs")
-    result = pbj.sample(pbj.Model.from_pymc(pm_model), draws=2000, tune=1000, chains=4, seed=3,
-                        progressbar=False)
-    ref_named = {"intercept": ref["beta[1]"], "sigma": ref["sigma"],
-                 **{f"slopes[{j}]": ref[f"beta[{j + 1}]"] for j in range(1, 7)}}
+    result = pbj.sample(
+        pbj.Model.from_pymc(pm_model), draws=2000, tune=1000, chains=4, seed=3, progressbar=False
+    )
+    ref_named = {
+        "intercept": ref["beta[1]"],
+        "sigma": ref["sigma"],
+        **{f"slopes[{j}]": ref[f"beta[{j + 1}]"] for j in range(1, 7)},
+    }
     assert_matches_reference(result, ref_named, "intercept")
     assert_matches_reference(result, ref_named, "sigma")
     for j in range(6):
@@ -146,8 +166,15 @@ def test_eight_schools_long_run_matches_posteriordb_sd():
         pm.Deterministic("theta", mu + tau * z)
         pm.Normal("y", mu + tau * z, np.asarray(data["sigma"], float), observed=np.asarray(data["y"], float))
     # posteriordb's reference run used adapt_delta=0.95 too; 0.8 leaves a few divergences in 20,000 draws
-    result = pbj.sample(pbj.Model.from_pymc(pm_model), draws=5000, tune=1000, chains=4, seed=2,
-                        progressbar=False, sampler=pbj.samplers.NUTS(target_accept=0.95))
+    result = pbj.sample(
+        pbj.Model.from_pymc(pm_model),
+        draws=5000,
+        tune=1000,
+        chains=4,
+        seed=2,
+        progressbar=False,
+        sampler=pbj.samplers.NUTS(target_accept=0.95),
+    )
     for name in ("mu", "tau"):
         assert_matches_reference(result, ref, name)
         sd = float(result["posterior"][name].std())

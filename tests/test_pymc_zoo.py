@@ -99,8 +99,9 @@ def gaussian_random_walk():
 
 def ordered_logistic():
     with pm.Model() as m:
-        cut = pm.Normal("cut", 0, 5, shape=3, transform=pm.distributions.transforms.ordered,
-                        initval=[-1.0, 0.0, 1.0])
+        cut = pm.Normal(
+            "cut", 0, 5, shape=3, transform=pm.distributions.transforms.ordered, initval=[-1.0, 0.0, 1.0]
+        )
         eta = pm.Normal("eta", 0, 1)
         pm.OrderedLogistic("y", eta=eta, cutpoints=cut, observed=[0, 1, 3, 2, 2, 1, 0, 3])
     return m
@@ -160,8 +161,9 @@ def logistic_potential():
 def normal_mixture():
     with pm.Model() as m:
         w = pm.Dirichlet("w", a=np.ones(2))
-        means = pm.Normal("means", 0, 5, shape=2, transform=pm.distributions.transforms.ordered,
-                          initval=[-1.0, 1.0])
+        means = pm.Normal(
+            "means", 0, 5, shape=2, transform=pm.distributions.transforms.ordered, initval=[-1.0, 1.0]
+        )
         sd = pm.LogNormal("sd", 0, 1)
         pm.NormalMixture("y", w=w, mu=means, sigma=sd, observed=Y)
     return m
@@ -171,15 +173,32 @@ def censored_lognormal():
     with pm.Model() as m:
         mu = pm.Normal("mu", 0, 2)
         sigma = pm.HalfStudentT("sigma", nu=4, sigma=1)
-        pm.Censored("y", pm.LogNormal.dist(mu, sigma), lower=None, upper=3.0,
-                    observed=np.minimum(np.exp(Y / 3), 3.0))
+        pm.Censored(
+            "y", pm.LogNormal.dist(mu, sigma), lower=None, upper=3.0, observed=np.minimum(np.exp(Y / 3), 3.0)
+        )
     return m
 
 
-ZOO = [normal_halfnormal, halfcauchy_studentt, exponential_gamma, beta_binomial, dirichlet_multinomial,
-       lkj_mvnormal, poisson_regression, negative_binomial, zero_inflated_poisson, gaussian_random_walk,
-       ordered_logistic, interval_uniform, truncated_normal_interval, eight_schools_noncentered,
-       hierarchical_regression, logistic_potential, normal_mixture, censored_lognormal]
+ZOO = [
+    normal_halfnormal,
+    halfcauchy_studentt,
+    exponential_gamma,
+    beta_binomial,
+    dirichlet_multinomial,
+    lkj_mvnormal,
+    poisson_regression,
+    negative_binomial,
+    zero_inflated_poisson,
+    gaussian_random_walk,
+    ordered_logistic,
+    interval_uniform,
+    truncated_normal_interval,
+    eight_schools_noncentered,
+    hierarchical_regression,
+    logistic_potential,
+    normal_mixture,
+    censored_lognormal,
+]
 
 
 def random_points(pm_model, count, seed):
@@ -208,14 +227,16 @@ def test_logp_and_gradient_equal_pymc(make):
         np.testing.assert_allclose(ours_grad, pymc_dlogp(point), rtol=1e-7, atol=1e-8)
 
 
-@pytest.mark.parametrize("make", [eight_schools_noncentered, hierarchical_regression, lkj_mvnormal],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "make", [eight_schools_noncentered, hierarchical_regression, lkj_mvnormal], ids=lambda f: f.__name__
+)
 def test_constrained_outputs_equal_pymc(make):
     pm_model = make()
     model = pbj.Model.from_pymc(pm_model)
     compiled = pbj.compile(model)
-    outputs = pm_model.compile_fn(pm_model.unobserved_value_vars, inputs=pm_model.value_vars,
-                                  on_unused_input="ignore")
+    outputs = pm_model.compile_fn(
+        pm_model.unobserved_value_vars, inputs=pm_model.value_vars, on_unused_input="ignore"
+    )
     names = [v.name for v in pm_model.unobserved_value_vars]
     point = random_points(pm_model, 1, seed=3)[0]
     theirs = dict(zip(names, outputs(point), strict=True))

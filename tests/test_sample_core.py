@@ -13,8 +13,16 @@ from conftest import RATS_REF, mcse_z  # noqa: E402
 import pytensor_blackjax as pbj  # noqa: E402
 from pytensor_blackjax.compile import CompiledModel  # noqa: E402
 
-STATS = ("lp", "diverging", "energy", "tree_depth", "n_steps", "acceptance_rate", "step_size",
-         "reached_max_treedepth")
+STATS = (
+    "lp",
+    "diverging",
+    "energy",
+    "tree_depth",
+    "n_steps",
+    "acceptance_rate",
+    "step_size",
+    "reached_max_treedepth",
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +77,9 @@ def test_chunk_size_does_not_change_the_draws(gaussian):
     small = pbj.sample(model, seed=7, chunk_size=7, **QUICK)
     large = pbj.sample(model, seed=7, chunk_size=100, **QUICK)
     np.testing.assert_array_equal(small["posterior"]["x"].values, large["posterior"]["x"].values)
-    np.testing.assert_array_equal(small["sample_stats"]["step_size"].values,
-                                  large["sample_stats"]["step_size"].values)
+    np.testing.assert_array_equal(
+        small["sample_stats"]["step_size"].values, large["sample_stats"]["step_size"].values
+    )
 
 
 def test_new_data_of_the_same_shape_does_not_retrace(monkeypatch):
@@ -88,8 +97,10 @@ def test_new_data_of_the_same_shape_does_not_retrace(monkeypatch):
     assert traced > 0
     moved = pbj.sample(model, seed=8, data={"center": np.array([10.0, 20.0])}, **QUICK)
     assert len(traces) == traced, "sampling with new data of the same shape retraced the log-density"
-    shift = moved["posterior"]["x"].mean(("chain", "draw")).values - first["posterior"]["x"].mean(
-        ("chain", "draw")).values
+    shift = (
+        moved["posterior"]["x"].mean(("chain", "draw")).values
+        - first["posterior"]["x"].mean(("chain", "draw")).values
+    )
     np.testing.assert_allclose(shift, [9.0, 21.0], atol=0.5)
     np.testing.assert_array_equal(moved["constant_data"]["center"].values, [10.0, 20.0])
 

@@ -28,8 +28,9 @@ EIGHT_SCHOOLS_MEANS = {"mu": 4.411, "tau": 3.602}
 def _sample(model, sampler, *, seed, chains=4, draws=1000, tune=1000):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pbj.sample(model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
-                          progressbar=False)
+        return pbj.sample(
+            model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=False
+        )
 
 
 def test_dense_kinetic_energy_is_never_negative_when_the_momentum_overflows():

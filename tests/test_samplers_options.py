@@ -7,8 +7,19 @@ import pytest
 import pytensor_blackjax as pbj
 from pytensor_blackjax.samplers import INFO_TO_STATS, SAMPLERS, resolve, sized_for_run
 
-NAMES = ["nuts", "hmc", "mala", "mclmc", "adjusted_mclmc", "chees", "meads", "smc",
-         "pathfinder", "meanfield_vi", "fullrank_vi"]
+NAMES = [
+    "nuts",
+    "hmc",
+    "mala",
+    "mclmc",
+    "adjusted_mclmc",
+    "chees",
+    "meads",
+    "smc",
+    "pathfinder",
+    "meanfield_vi",
+    "fullrank_vi",
+]
 
 
 @pytest.fixture(scope="module")

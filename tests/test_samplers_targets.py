@@ -49,8 +49,15 @@ def correlated():
 
 
 def _sample(model, name, draws, seed):
-    return pbj.sample(model, sampler=name, draws=draws, tune=TUNE.get(name, draws),
-                      chains=CHAINS.get(name, 4), seed=seed, progressbar=False)
+    return pbj.sample(
+        model,
+        sampler=name,
+        draws=draws,
+        tune=TUNE.get(name, draws),
+        chains=CHAINS.get(name, 4),
+        seed=seed,
+        progressbar=False,
+    )
 
 
 def _draws(tree):
@@ -159,8 +166,16 @@ def test_smc_weights_the_modes_of_a_bimodal_posterior():
 def test_chunk_size_does_not_change_the_draws(correlated, name):
     # per-step keys: chunk boundaries (and the one-call tuner's place in them) never change draws
     def run(chunk_size):
-        tree = pbj.sample(correlated, sampler=name, draws=30, tune=100, chains=2, seed=10,
-                          chunk_size=chunk_size, progressbar=False)
+        tree = pbj.sample(
+            correlated,
+            sampler=name,
+            draws=30,
+            tune=100,
+            chains=2,
+            seed=10,
+            chunk_size=chunk_size,
+            progressbar=False,
+        )
         return tree["posterior"]["x"].values
 
     with warnings.catch_warnings():

@@ -64,8 +64,9 @@ def assert_uniform(result):
 
 @pytest.mark.slow
 def test_sbc_normal_mean_and_scale():
-    result = simulation_based_calibration(pbj.compile(normal_model()), simulate_normal,
-                                          num_simulations=NUM_SIMULATIONS, seed=11)
+    result = simulation_based_calibration(
+        pbj.compile(normal_model()), simulate_normal, num_simulations=NUM_SIMULATIONS, seed=11
+    )
     assert result.ranks["mu"].shape == (NUM_SIMULATIONS,)
     assert result.ranks["mu"].max() <= result.num_draws
     assert_uniform(result)
@@ -73,9 +74,13 @@ def test_sbc_normal_mean_and_scale():
 
 @pytest.mark.slow
 def test_sbc_hierarchical_noncentered():
-    result = simulation_based_calibration(pbj.compile(hierarchical_model()), simulate_hierarchical,
-                                          num_simulations=NUM_SIMULATIONS, seed=12,
-                                          sampler=pbj.samplers.NUTS(target_accept=0.9))
+    result = simulation_based_calibration(
+        pbj.compile(hierarchical_model()),
+        simulate_hierarchical,
+        num_simulations=NUM_SIMULATIONS,
+        seed=12,
+        sampler=pbj.samplers.NUTS(target_accept=0.9),
+    )
     assert result.ranks["theta"].shape == (NUM_SIMULATIONS, 6)
     assert_uniform(result)
 
@@ -92,12 +97,21 @@ def test_sbc_detects_a_wrong_model():
         mu = jax.random.normal(k_mu)
         return {"mu": mu}, {"y": mu + jax.random.normal(k_y, (10,))}
 
-    result = simulation_based_calibration(pbj.compile(m.build()), simulate, num_simulations=128,
-                                          num_draws=49, thin=1, tune=150, seed=3, batch_size=128)
+    result = simulation_based_calibration(
+        pbj.compile(m.build()),
+        simulate,
+        num_simulations=128,
+        num_draws=49,
+        thin=1,
+        tune=150,
+        seed=3,
+        batch_size=128,
+    )
     assert result.chi_square(bins=10)["mu"] < 1e-4
 
 
 def test_sbc_rejects_unknown_names():
     with pytest.raises(ValueError, match="not reported by the model"):
-        simulation_based_calibration(pbj.compile(normal_model()),
-                                     lambda key: ({"nope": jnp.zeros(())}, {"y": jnp.zeros(10)}))
+        simulation_based_calibration(
+            pbj.compile(normal_model()), lambda key: ({"nope": jnp.zeros(())}, {"y": jnp.zeros(10)})
+        )

@@ -40,8 +40,9 @@ def reference(model):
 def assert_same_draws(a, b):
     for group in ("posterior", "sample_stats"):
         for name in a[group].data_vars:
-            np.testing.assert_array_equal(a[group][name].values, b[group][name].values,
-                                          err_msg=f"{group}/{name}")
+            np.testing.assert_array_equal(
+                a[group][name].values, b[group][name].values, err_msg=f"{group}/{name}"
+            )
 
 
 def open_store(path):

@@ -71,8 +71,9 @@ def assert_resumes_to(path, reference):
     resumed = pbj.resume(str(path), progressbar=False)
     for group in ("posterior", "sample_stats"):
         for name in reference[group].data_vars:
-            np.testing.assert_array_equal(resumed[group][name].values, reference[group][name].values,
-                                          err_msg=f"{group}/{name}")
+            np.testing.assert_array_equal(
+                resumed[group][name].values, reference[group][name].values, err_msg=f"{group}/{name}"
+            )
 
 
 @pytest.mark.parametrize("phase", ["warmup", "sampling"])

@@ -43,8 +43,9 @@ SCRIPT = textwrap.dedent("""
 
 def run_script(store, *args, env_extra=None):
     env = {**os.environ, _cache.ENV: str(store), **(env_extra or {})}
-    out = subprocess.run([sys.executable, "-c", SCRIPT, *map(str, args)], env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, *map(str, args)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -115,8 +115,12 @@ def test_cholesky_corr_gives_a_correlation_matrix():
 
 def test_log_jacobian_is_finite_far_out():
     # saturating sigmoids and tanh must not give log(0)
-    for transform, shape in [(transforms.Unit(), (2,)), (transforms.Interval(0.0, 1.0), (2,)),
-                             (transforms.Simplex(), (3,)), (transforms.CholeskyCorr(), (3, 3))]:
+    for transform, shape in [
+        (transforms.Unit(), (2,)),
+        (transforms.Interval(0.0, 1.0), (2,)),
+        (transforms.Simplex(), (3,)),
+        (transforms.CholeskyCorr(), (3, 3)),
+    ]:
         forward, _ = _jax_functions(transform, shape)
         x = jnp.full(transform.value_shape(shape), 40.0)
         _, log_jac = forward(x)
