@@ -23,9 +23,14 @@ def hand_written(flat):
     a, b = jnp.exp(la), jnp.exp(lb)
     lth, l1th = jax.nn.log_sigmoid(lt), jax.nn.log_sigmoid(-lt)
     y, n = jnp.asarray(models.RATS_Y, float), jnp.asarray(models.RATS_N, float)
-    return (-2.5 * jnp.log(a + b) + la + lb + jnp.sum(lth + l1th)
-            + jnp.sum(gammaln(a + b) - gammaln(a) - gammaln(b) + (a - 1) * lth + (b - 1) * l1th)
-            + jnp.sum(y * lth + (n - y) * l1th))
+    return (
+        -2.5 * jnp.log(a + b)
+        + la
+        + lb
+        + jnp.sum(lth + l1th)
+        + jnp.sum(gammaln(a + b) - gammaln(a) - gammaln(b) + (a - 1) * lth + (b - 1) * l1th)
+        + jnp.sum(y * lth + (n - y) * l1th)
+    )
 
 
 def per_gradient_loop(fn, x, reps=20000):
@@ -51,6 +56,7 @@ def per_gradient_loop(fn, x, reps=20000):
 def adapted(kernel, rows, x):
     """The chain state and parameters after the default warmup (typical set, tuned step and metric):
     timing NUTS at the untuned start would measure one-leapfrog trajectories, i.e. per-draw cost."""
+
     @jax.jit
     def warm(key):
         def body(ws, xs):
@@ -80,6 +86,7 @@ def nuts_overhead(name):
         def body(c, k):
             c, stats = kernel.step(k, c, params)
             return c, stats["n_steps"]
+
         return jax.lax.scan(body, chain, jax.random.split(key, 1000))
 
     jax.block_until_ready(draws(jax.random.key(1), chain))
@@ -104,19 +111,30 @@ def main():
         ours_t.append(o)
         hand_t.append(h)
         ratios.append(o / h)
-    out = {"logp_grad_ours_us": float(np.median(ours_t)) * 1e6,
-           "logp_grad_hand_us": float(np.median(hand_t)) * 1e6,
-           "logp_grad_ratio": float(np.median(ratios)), "blackjax": blackjax.__version__, "nuts": {}}
+    out = {
+        "logp_grad_ours_us": float(np.median(ours_t)) * 1e6,
+        "logp_grad_hand_us": float(np.median(hand_t)) * 1e6,
+        "logp_grad_ratio": float(np.median(ratios)),
+        "blackjax": blackjax.__version__,
+        "nuts": {},
+    }
     for name in os.environ.get("PBJ_MICRO_MODELS", ",".join(models.MODELS)).split(","):
         if name == "diamonds" and not os.path.exists(models.DIAMONDS):
             continue
         per_grad, bare, steps = nuts_overhead(name)
-        out["nuts"][name] = {"per_grad_us": per_grad * 1e6, "bare_grad_us": bare * 1e6,
-                             "ratio": per_grad / bare, "grads_per_draw": steps}
+        out["nuts"][name] = {
+            "per_grad_us": per_grad * 1e6,
+            "bare_grad_us": bare * 1e6,
+            "ratio": per_grad / bare,
+            "grads_per_draw": steps,
+        }
     rats = out["nuts"].get("rats")
     if rats:  # the headline figures, as before
-        out.update(nuts_per_grad_us=rats["per_grad_us"], nuts_overhead_ratio=rats["ratio"],
-                   nuts_grads_per_draw=rats["grads_per_draw"])
+        out.update(
+            nuts_per_grad_us=rats["per_grad_us"],
+            nuts_overhead_ratio=rats["ratio"],
+            nuts_grads_per_draw=rats["grads_per_draw"],
+        )
     print(json.dumps(out))
 
 

@@ -13,19 +13,163 @@ import os
 import numpy as np
 
 MODELS = ("rats", "eight_schools", "logistic", "diamonds", "hierarchical")
-DIAMONDS = os.environ.get("PBJ_DIAMONDS", os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                                                         "posteriordb", "diamonds-diamonds", "data.json"))
+DIAMONDS = os.environ.get(
+    "PBJ_DIAMONDS",
+    os.path.join(
+        os.path.dirname(__file__), "..", "..", "shared", "posteriordb", "diamonds-diamonds", "data.json"
+    ),
+)
 
-RATS_N = np.array([
-    20, 20, 20, 20, 20, 20, 20, 19, 19, 19, 19, 18, 18, 17, 20, 20, 20, 20, 19, 19, 18, 18, 25, 24,
-    23, 20, 20, 20, 20, 20, 20, 10, 49, 19, 46, 27, 17, 49, 47, 20, 20, 13, 48, 50, 20, 20, 20, 20,
-    20, 20, 20, 48, 19, 19, 19, 22, 46, 49, 20, 20, 23, 19, 22, 20, 20, 20, 52, 46, 47, 24, 14
-])
-RATS_Y = np.array([
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1,
-    5, 2, 5, 3, 2, 7, 7, 3, 3, 2, 9, 10, 4, 4, 4, 4, 4, 4, 4, 10, 4, 4, 4, 5, 11, 12, 5, 5, 6, 5,
-    6, 6, 6, 6, 16, 15, 15, 9, 4
-])
+RATS_N = np.array(
+    [
+        20,
+        20,
+        20,
+        20,
+        20,
+        20,
+        20,
+        19,
+        19,
+        19,
+        19,
+        18,
+        18,
+        17,
+        20,
+        20,
+        20,
+        20,
+        19,
+        19,
+        18,
+        18,
+        25,
+        24,
+        23,
+        20,
+        20,
+        20,
+        20,
+        20,
+        20,
+        10,
+        49,
+        19,
+        46,
+        27,
+        17,
+        49,
+        47,
+        20,
+        20,
+        13,
+        48,
+        50,
+        20,
+        20,
+        20,
+        20,
+        20,
+        20,
+        20,
+        48,
+        19,
+        19,
+        19,
+        22,
+        46,
+        49,
+        20,
+        20,
+        23,
+        19,
+        22,
+        20,
+        20,
+        20,
+        52,
+        46,
+        47,
+        24,
+        14,
+    ]
+)
+RATS_Y = np.array(
+    [
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        3,
+        2,
+        2,
+        2,
+        2,
+        2,
+        2,
+        2,
+        2,
+        1,
+        5,
+        2,
+        5,
+        3,
+        2,
+        7,
+        7,
+        3,
+        3,
+        2,
+        9,
+        10,
+        4,
+        4,
+        4,
+        4,
+        4,
+        4,
+        4,
+        10,
+        4,
+        4,
+        4,
+        5,
+        11,
+        12,
+        5,
+        5,
+        6,
+        5,
+        6,
+        6,
+        6,
+        6,
+        16,
+        15,
+        15,
+        9,
+        4,
+    ]
+)
 SCHOOLS_Y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
 SCHOOLS_SIGMA = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
 
@@ -69,8 +213,9 @@ def ours(name):
         th = m.param("theta", shape=(71,), transform="unit")
         y, n = m.data("y", RATS_Y), m.data("n", RATS_N)
         m.add_logp(-2.5 * pt.log(a + b))
-        m.add_logp(pt.sum(gammaln(a + b) - gammaln(a) - gammaln(b) + (a - 1) * pt.log(th)
-                          + (b - 1) * pt.log1p(-th)))
+        m.add_logp(
+            pt.sum(gammaln(a + b) - gammaln(a) - gammaln(b) + (a - 1) * pt.log(th) + (b - 1) * pt.log1p(-th))
+        )
         m.add_logp(pt.sum(y * pt.log(th) + (n - y) * pt.log1p(-th)))
     elif name == "eight_schools":
         mu, tau = m.param("mu"), m.param("tau", transform="positive")
@@ -111,6 +256,7 @@ def numpyro_model(name):
 
     flat = dist.ImproperUniform(dist.constraints.real, (), ())
     if name == "rats":
+
         def model():
             la, lb = numpyro.sample("la", flat), numpyro.sample("lb", flat)
             a, b = jnp.exp(la), jnp.exp(lb)
@@ -120,6 +266,7 @@ def numpyro_model(name):
             th = numpyro.sample("theta", dist.Beta(a, b).expand([71]))
             numpyro.sample("y", dist.Binomial(RATS_N, th), obs=RATS_Y)
     elif name == "eight_schools":
+
         def model():
             mu = numpyro.sample("mu", dist.Normal(0, 5))
             tau = numpyro.sample("tau", dist.HalfCauchy(5))

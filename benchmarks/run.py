@@ -37,11 +37,19 @@ FIRST_DRAW_SYSTEMS = ("ours", "numpyro")
 
 
 def run_one(script, *args, timeout, extra_env=None):
-    env = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           **(extra_env or {})}
+    env = {
+        **os.environ,
+        "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        **(extra_env or {}),
+    }
     try:
-        out = subprocess.run([sys.executable, os.path.join(HERE, script), *args], capture_output=True,
-                             text=True, timeout=timeout, env=env)
+        out = subprocess.run(
+            [sys.executable, os.path.join(HERE, script), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout}s"}
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
@@ -63,29 +71,43 @@ def fmt(x, digits=1):
 
 def machine():
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
-            f"{platform.python_version()}, load average at start {load:.1f}")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, load average at start {load:.1f}"
+    )
 
 
 def first_draw_lines(first):
     if not first:
         return []
-    lines = ["", "Time to first draw (process start to one draw after 1000 warmup steps, 4 chains; ours on a "
-             "second run, program store filled): median seconds.", "",
-             "| model | ours s | numpyro s | ours / numpyro |", "|---|---|---|---|"]
+    lines = [
+        "",
+        "Time to first draw (process start to one draw after 1000 warmup steps, 4 chains; ours on a "
+        "second run, program store filled): median seconds.",
+        "",
+        "| model | ours s | numpyro s | ours / numpyro |",
+        "|---|---|---|---|",
+    ]
     for model, per in first.items():
-        o, n = (float(np.nanmedian([r.get("wall", np.nan) for r in per.get(s, [])] or [np.nan]))
-                for s in FIRST_DRAW_SYSTEMS)
+        o, n = (
+            float(np.nanmedian([r.get("wall", np.nan) for r in per.get(s, [])] or [np.nan]))
+            for s in FIRST_DRAW_SYSTEMS
+        )
         lines.append(f"| {model} | {fmt(o, 2)} | {fmt(n, 2)} | {fmt(o / n, 2)} |")
     return lines
 
 
 def write_markdown(table, micro, args, started, first=None):
-    lines = [f"# Benchmark results ({started:%Y-%m-%d %H:%M})", "",
-             f"Machine: {machine()}. 4 chains x 1000 warmup + 1000 draws; medians of {args.reps} "
-             "repetition(s), each run in a fresh process, systems alternating.", "",
-             "| model | system | wall s | compile s | warmup s | sampling s | min bulk ESS | ESS/s | "
-             "grads/ESS | peak MB | ESS/s vs best peer |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Benchmark results ({started:%Y-%m-%d %H:%M})",
+        "",
+        f"Machine: {machine()}. 4 chains x 1000 warmup + 1000 draws; medians of {args.reps} "
+        "repetition(s), each run in a fresh process, systems alternating.",
+        "",
+        "| model | system | wall s | compile s | warmup s | sampling s | min bulk ESS | ESS/s | "
+        "grads/ESS | peak MB | ESS/s vs best peer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for model, per_system in table.items():
         peers = [v["ess_per_s"] for s, v in per_system.items() if not s.startswith("ours") and v.get("n")]
         best = max(peers) if peers else float("nan")
@@ -94,25 +116,37 @@ def write_markdown(table, micro, args, started, first=None):
                 lines.append(f"| {model} | {system} | failed: {v.get('error')} |||||||||")
                 continue
             ratio = v["ess_per_s"] / best if system.startswith("ours") and best == best else float("nan")
-            lines.append(f"| {model} | {system} | {fmt(v['wall'])} | {fmt(v['compile'])} | "
-                         f"{fmt(v['warmup'])} | "
-                         f"{fmt(v['sampling'])} | {fmt(v['ess_min'], 0)} | {fmt(v['ess_per_s'])} | "
-                         f"{fmt(v['grads_per_ess'])} | {fmt(v['peak_mb'], 0)} | {fmt(ratio, 2)} |")
+            lines.append(
+                f"| {model} | {system} | {fmt(v['wall'])} | {fmt(v['compile'])} | "
+                f"{fmt(v['warmup'])} | "
+                f"{fmt(v['sampling'])} | {fmt(v['ess_min'], 0)} | {fmt(v['ess_per_s'])} | "
+                f"{fmt(v['grads_per_ess'])} | {fmt(v['peak_mb'], 0)} | {fmt(ratio, 2)} |"
+            )
     if micro and "error" not in micro:
-        lines += ["", "Per-gradient cost (rat tumors, log-density and gradient in one compiled loop): ours "
-                  f"{micro['logp_grad_ours_us']:.2f} us vs hand-written JAX "
-                  f"{micro['logp_grad_hand_us']:.2f} us (ratio {micro['logp_grad_ratio']:.2f}).", "",
-                  "NUTS overhead (default settings after the default warmup, one chain): time per gradient "
-                  "inside NUTS against the bare log-density and gradient.", "",
-                  "| model | bare us | inside NUTS us | ratio | gradients per draw |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Per-gradient cost (rat tumors, log-density and gradient in one compiled loop): ours "
+            f"{micro['logp_grad_ours_us']:.2f} us vs hand-written JAX "
+            f"{micro['logp_grad_hand_us']:.2f} us (ratio {micro['logp_grad_ratio']:.2f}).",
+            "",
+            "NUTS overhead (default settings after the default warmup, one chain): time per gradient "
+            "inside NUTS against the bare log-density and gradient.",
+            "",
+            "| model | bare us | inside NUTS us | ratio | gradients per draw |",
+            "|---|---|---|---|---|",
+        ]
         for name, v in micro.get("nuts", {}).items():
-            lines.append(f"| {name} | {v['bare_grad_us']:.2f} | {v['per_grad_us']:.2f} | {v['ratio']:.2f} | "
-                         f"{v['grads_per_draw']:.1f} |")
+            lines.append(
+                f"| {name} | {v['bare_grad_us']:.2f} | {v['per_grad_us']:.2f} | {v['ratio']:.2f} | "
+                f"{v['grads_per_draw']:.1f} |"
+            )
     lines += first_draw_lines(first)
-    lines += ["", "Times are wall-clock on a shared machine: compare rows of one table, not across tables.",
-              "Compile = model build + compile step where the system separates it; JIT compilation of "
-              "sampler programs is inside warmup (ours, NumPyro) or sampling (nutpie, PyMC: no split)."]
+    lines += [
+        "",
+        "Times are wall-clock on a shared machine: compare rows of one table, not across tables.",
+        "Compile = model build + compile step where the system separates it; JIT compilation of "
+        "sampler programs is inside warmup (ours, NumPyro) or sampling (nutpie, PyMC: no split).",
+    ]
     with open(os.path.join(RESULTS, f"{args.out}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -158,34 +192,58 @@ def main(argv=None):
     runs = {m: {s: [] for s in systems} for m in models}
     if "ours" in systems or not args.no_first_draw:
         for model in models:  # "ours" is a second run: fill the compilation cache first (not recorded)
-            run_one("worker.py", "ours", model, "0", timeout=args.timeout,
-                    extra_env={"PBJ_BENCH_DRAWS": "100"})
+            run_one(
+                "worker.py", "ours", model, "0", timeout=args.timeout, extra_env={"PBJ_BENCH_DRAWS": "100"}
+            )
     for rep in range(args.reps):
         for model in models:
             order = systems if rep % 2 == 0 else systems[::-1]
             for system in order:
                 r = run_one("worker.py", system, model, str(rep + 1), timeout=args.timeout)
                 runs[model][system].append(r)
-                print(f"rep {rep + 1} {model:14s} {system:14s} " + (
-                    r["error"] if "error" in r else
-                    f"wall {r['wall']:.1f}s  min-ESS {r['ess_min']:.0f}  ESS/s {r['ess_per_s']:.1f}"),
-                    flush=True)
+                print(
+                    f"rep {rep + 1} {model:14s} {system:14s} "
+                    + (
+                        r["error"]
+                        if "error" in r
+                        else f"wall {r['wall']:.1f}s  min-ESS {r['ess_min']:.0f}  ESS/s {r['ess_per_s']:.1f}"
+                    ),
+                    flush=True,
+                )
     first = {}
     if not args.no_first_draw:
         for rep in range(args.reps):
             for model in models:
                 for system in FIRST_DRAW_SYSTEMS:
-                    r = run_one("worker.py", system, model, str(rep + 1), timeout=args.timeout,
-                                extra_env={"PBJ_BENCH_DRAWS": "1"})
+                    r = run_one(
+                        "worker.py",
+                        system,
+                        model,
+                        str(rep + 1),
+                        timeout=args.timeout,
+                        extra_env={"PBJ_BENCH_DRAWS": "1"},
+                    )
                     first.setdefault(model, {}).setdefault(system, []).append(r)
-                    print(f"first draw rep {rep + 1} {model:14s} {system:8s} "
-                          + (r["error"] if "error" in r else f"{r['wall']:.2f}s"), flush=True)
+                    print(
+                        f"first draw rep {rep + 1} {model:14s} {system:8s} "
+                        + (r["error"] if "error" in r else f"{r['wall']:.2f}s"),
+                        flush=True,
+                    )
     micro = run_one("micro.py", timeout=args.timeout)
     print("micro:", micro)
     table = {m: {s: medians(v) for s, v in per.items()} for m, per in runs.items()}
     with open(os.path.join(RESULTS, f"{args.out}.json"), "w") as f:
-        json.dump({"started": started.isoformat(), "machine": machine(), "runs": runs, "micro": micro,
-                   "first_draw": first}, f, indent=1)
+        json.dump(
+            {
+                "started": started.isoformat(),
+                "machine": machine(),
+                "runs": runs,
+                "micro": micro,
+                "first_draw": first,
+            },
+            f,
+            indent=1,
+        )
     write_markdown(table, micro, args, started, first)
     plot(table, args.out)
     print(open(os.path.join(RESULTS, f"{args.out}.md")).read())

@@ -25,10 +25,22 @@ import numpy as np
 
 from pytensor_blackjax.validate import run_validation
 
-SAMPLERS = {"nuts": 4, "hmc": 4, "mala": 4, "mclmc": 4, "adjusted_mclmc": 4, "chees": 32, "meads": 32,
-            "smc": 4}
-DEFAULT_POSTERIORS = ["eight_schools-eight_schools_noncentered", "kidiq-kidscore_interaction", "arK-arK",
-                      "sblrc-blr"]
+SAMPLERS = {
+    "nuts": 4,
+    "hmc": 4,
+    "mala": 4,
+    "mclmc": 4,
+    "adjusted_mclmc": 4,
+    "chees": 32,
+    "meads": 32,
+    "smc": 4,
+}
+DEFAULT_POSTERIORS = [
+    "eight_schools-eight_schools_noncentered",
+    "kidiq-kidscore_interaction",
+    "arK-arK",
+    "sblrc-blr",
+]
 GRADIENTS_PER_STEP = {"mclmc": 2, "adjusted_mclmc": 2}  # isokinetic McLachlan: two per step
 OUT = Path(__file__).parent / "results" / "samplers.md"
 
@@ -43,16 +55,21 @@ def main() -> None:
         for sampler, chains in SAMPLERS.items():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the table reports the verdict; warnings would repeat it
-                report = run_validation(args.path, sampler=sampler, only=[posterior], chains=chains,
-                                        progress=False)
+                report = run_validation(
+                    args.path, sampler=sampler, only=[posterior], chains=chains, progress=False
+                )
             (row,) = report.rows
             ess = row.min_ess
             grads = row.grad_evals * GRADIENTS_PER_STEP.get(sampler, 1) if row.grad_evals else None
             per_grad = 1000 * ess / grads if grads else np.nan
-            rows.append((posterior, sampler, chains, ess, per_grad, ess / row.seconds, row.seconds,
-                         row.status))
-            print(f"{posterior:45s} {sampler:15s} ESS={ess:8.0f} ESS/1000grad={per_grad:7.1f} "
-                  f"ESS/s={ess / row.seconds:8.1f} {row.status}", flush=True)
+            rows.append(
+                (posterior, sampler, chains, ess, per_grad, ess / row.seconds, row.seconds, row.status)
+            )
+            print(
+                f"{posterior:45s} {sampler:15s} ESS={ess:8.0f} ESS/1000grad={per_grad:7.1f} "
+                f"ESS/s={ess / row.seconds:8.1f} {row.status}",
+                flush=True,
+            )
     lines = [
         f"# Samplers on posteriordb posteriors ({time.strftime('%Y-%m-%d %H:%M')})",
         "",
@@ -65,8 +82,10 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for posterior, sampler, chains, ess, per_grad, per_s, secs, status in rows:
-        lines.append(f"| {posterior} | {sampler} | {chains} | {ess:.0f} | {per_grad:.1f} | {per_s:.1f} | "
-                     f"{secs:.1f} | {status} |")
+        lines.append(
+            f"| {posterior} | {sampler} | {chains} | {ess:.0f} | {per_grad:.1f} | {per_s:.1f} | "
+            f"{secs:.1f} | {status} |"
+        )
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT}")
 

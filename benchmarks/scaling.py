@@ -45,7 +45,9 @@ def logistic(rows, cols=20, seed=0):
     return m.build()
 """
 
-CHAINS = MODEL + """
+CHAINS = (
+    MODEL
+    + """
 args = json.loads(sys.argv[1])
 model = logistic(20000)
 kw = dict(draws=args["draws"], tune=args["draws"], seed=5, progressbar=False)
@@ -62,8 +64,11 @@ for chains in args["chains"]:
 import jax
 print(json.dumps({"devices": len(jax.devices()), "runs": out}))
 """
+)
 
-GRADIENT = MODEL + """
+GRADIENT = (
+    MODEL
+    + """
 import jax
 rows = int(sys.argv[1])
 compiled = pbj.compile(logistic(rows))
@@ -77,11 +82,17 @@ while time.perf_counter() - start < 2.0 or calls < 5:
     calls += 1
 print(json.dumps({"rows": rows, "seconds": (time.perf_counter() - start) / calls}))
 """
+)
 
 
 def _python(code: str, *args: str, env: dict | None = None) -> dict:
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=3600)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=3600,
+    )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
@@ -100,11 +111,19 @@ def chains_by_cores(draws: int, repeats: int) -> list[str]:
 
 
 def four_devices(draws: int, repeats: int) -> list[str]:
-    r = _python(CHAINS, json.dumps({"chains": [4], "methods": ["parallel", "vectorized"], "draws": draws,
-                                    "repeats": repeats}),
-                env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
-    lines = [f"{r['devices']} forced host devices, 4 chains:", "",
-             "| chain_method | method used | wall time (s) |", "|---|---|---:|"]
+    r = _python(
+        CHAINS,
+        json.dumps(
+            {"chains": [4], "methods": ["parallel", "vectorized"], "draws": draws, "repeats": repeats}
+        ),
+        env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
+    )
+    lines = [
+        f"{r['devices']} forced host devices, 4 chains:",
+        "",
+        "| chain_method | method used | wall time (s) |",
+        "|---|---|---:|",
+    ]
     for method in ("parallel", "vectorized"):
         run = r["runs"][f"4/{method}"]
         lines.append(f"| {method} | {run['used']} | {run['seconds']:.2f} |")
@@ -127,16 +146,24 @@ def main() -> None:
     sizes = [10**3, 10**4, 10**5] if args.quick else [10**3, 10**4, 10**5, 10**6]
     load_before = os.getloadavg()
     sections = [
-        "# Scaling", "",
+        "# Scaling",
+        "",
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load average before {load_before[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M')}. "
-        f"NUTS, {draws} warmup + {draws} draws, best of {repeats} after compilation.", "",
-        "## Chains x cores (default settings, logistic regression 20,000 x 20)", "",
-        *chains_by_cores(draws, repeats), "",
-        "## Sharded over forced host devices", "",
-        *four_devices(draws, repeats), "",
-        "## Data size (logistic regression, 20 coefficients)", "",
-        *data_size(sizes), "",
+        f"NUTS, {draws} warmup + {draws} draws, best of {repeats} after compilation.",
+        "",
+        "## Chains x cores (default settings, logistic regression 20,000 x 20)",
+        "",
+        *chains_by_cores(draws, repeats),
+        "",
+        "## Sharded over forced host devices",
+        "",
+        *four_devices(draws, repeats),
+        "",
+        "## Data size (logistic regression, 20 coefficients)",
+        "",
+        *data_size(sizes),
+        "",
         f"Load average after: {os.getloadavg()[0]:.1f}. With other busy processes, chains x cores ratios "
         "mean little: Linux shares CPU time per session (autogroup) when the cores are contended, so the "
         "threads of one process then split that process's share instead of using a core each.",

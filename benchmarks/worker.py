@@ -36,11 +36,19 @@ def run_ours(name, seed, sampler="nuts"):
     compile_time = time.perf_counter() - t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tree = pbj.sample(compiled, draws=DRAWS, tune=TUNE, chains=CHAINS, seed=seed, sampler=sampler,
-                          progressbar=False)
+        tree = pbj.sample(
+            compiled, draws=DRAWS, tune=TUNE, chains=CHAINS, seed=seed, sampler=sampler, progressbar=False
+        )
     post = {k: np.asarray(v.values) for k, v in tree["posterior"].data_vars.items()}
-    return post, float(tree["sample_stats"]["n_steps"].sum()), {
-        "compile": compile_time, "warmup": tree.attrs["warmup_time"], "sampling": tree.attrs["sampling_time"]}
+    return (
+        post,
+        float(tree["sample_stats"]["n_steps"].sum()),
+        {
+            "compile": compile_time,
+            "warmup": tree.attrs["warmup_time"],
+            "sampling": tree.attrs["sampling_time"],
+        },
+    )
 
 
 def run_numpyro(name, seed):
@@ -51,8 +59,13 @@ def run_numpyro(name, seed):
     from numpyro.infer import MCMC, NUTS
 
     jax.config.update("jax_enable_x64", True)
-    mcmc = MCMC(NUTS(models.numpyro_model(name)), num_warmup=TUNE, num_samples=DRAWS, num_chains=CHAINS,
-                progress_bar=False)
+    mcmc = MCMC(
+        NUTS(models.numpyro_model(name)),
+        num_warmup=TUNE,
+        num_samples=DRAWS,
+        num_chains=CHAINS,
+        progress_bar=False,
+    )
     t = time.perf_counter()
     mcmc.warmup(jax.random.key(seed))
     t1 = time.perf_counter()
@@ -72,8 +85,11 @@ def run_nutpie(name, seed):
     tree = nutpie.sample(compiled, draws=DRAWS, tune=TUNE, chains=CHAINS, seed=seed, progress_bar=False)
     t2 = time.perf_counter()
     post = {k: np.asarray(v.values) for k, v in tree["posterior"].data_vars.items()}
-    return post, float(tree["sample_stats"]["n_steps"].sum()), {
-        "compile": t1 - t, "warmup": np.nan, "sampling": t2 - t1}
+    return (
+        post,
+        float(tree["sample_stats"]["n_steps"].sum()),
+        {"compile": t1 - t, "warmup": np.nan, "sampling": t2 - t1},
+    )
 
 
 def run_pymc(name, seed):
@@ -82,12 +98,21 @@ def run_pymc(name, seed):
     with models.pymc_model(name), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t = time.perf_counter()
-        tree = pm.sample(draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=seed, progressbar=False,
-                         compute_convergence_checks=False)
+        tree = pm.sample(
+            draws=DRAWS,
+            tune=TUNE,
+            chains=CHAINS,
+            random_seed=seed,
+            progressbar=False,
+            compute_convergence_checks=False,
+        )
         t1 = time.perf_counter()
     post = {k: np.asarray(v.values) for k, v in tree["posterior"].data_vars.items()}
-    return post, float(tree["sample_stats"]["n_steps"].sum()), {"compile": np.nan, "warmup": np.nan,
-                                                                 "sampling": t1 - t}
+    return (
+        post,
+        float(tree["sample_stats"]["n_steps"].sum()),
+        {"compile": np.nan, "warmup": np.nan, "sampling": t1 - t},
+    )
 
 
 def run_ours_cold(name, seed):
@@ -128,6 +153,18 @@ if __name__ == "__main__":
     wall = time.perf_counter() - T0
     ess = min_bulk_ess(post) if DRAWS >= 100 else float("nan")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"system": system, "model": name, "seed": seed, "wall": wall, "ess_min": ess,
-                      "ess_per_s": ess / wall, "grads_per_ess": grads / max(ess, 1e-9), "peak_mb": peak_mb,
-                      **times}))
+    print(
+        json.dumps(
+            {
+                "system": system,
+                "model": name,
+                "seed": seed,
+                "wall": wall,
+                "ess_min": ess,
+                "ess_per_s": ess / wall,
+                "grads_per_ess": grads / max(ess, 1e-9),
+                "peak_mb": peak_mb,
+                **times,
+            }
+        )
+    )

@@ -61,13 +61,27 @@ def resume(
     sink = stored.sink()
     compiled = stored.compiled
     t0 = time.perf_counter()
-    output = run(compiled, stored.sampler, stored.settings, compiled.data_tuple(stored.new_data),
-                 progressbar=progressbar, sink=sink, resume=stored.resume_point,
-                 log_likelihood=stored.log_likelihood)
+    output = run(
+        compiled,
+        stored.sampler,
+        stored.settings,
+        compiled.data_tuple(stored.new_data),
+        progressbar=progressbar,
+        sink=sink,
+        resume=stored.resume_point,
+        log_likelihood=stored.log_likelihood,
+    )
     sink.close(output)
     output = dataclasses.replace(output, groups=stored.read_draws(output.num_draws))
-    return build_result(compiled, stored.sampler, stored.settings, output, stored.new_data,
-                        log_likelihood=stored.log_likelihood, elapsed=time.perf_counter() - t0)
+    return build_result(
+        compiled,
+        stored.sampler,
+        stored.settings,
+        output,
+        stored.new_data,
+        log_likelihood=stored.log_likelihood,
+        elapsed=time.perf_counter() - t0,
+    )
 
 
 def _complete_result(stored) -> xr.DataTree:
@@ -79,5 +93,12 @@ def _complete_result(stored) -> xr.DataTree:
         stacklevel=3,
     )
     output = RunOutput(stored.read_draws(draws), draws, False, {}, stored.chain_method_used)
-    return build_result(stored.compiled, stored.sampler, stored.settings, output, stored.new_data,
-                        log_likelihood=stored.log_likelihood, elapsed=0.0)
+    return build_result(
+        stored.compiled,
+        stored.sampler,
+        stored.settings,
+        output,
+        stored.new_data,
+        log_likelihood=stored.log_likelihood,
+        elapsed=0.0,
+    )

@@ -99,12 +99,26 @@ def sample(
 
         sink = open_new(store, compiled, sampler, settings, new_data, log_likelihood=log_likelihood)
     t0 = time.perf_counter()
-    output = run(compiled, sampler, settings, compiled.data_tuple(new_data), progressbar=progressbar,
-                 sink=sink, log_likelihood=log_likelihood)
+    output = run(
+        compiled,
+        sampler,
+        settings,
+        compiled.data_tuple(new_data),
+        progressbar=progressbar,
+        sink=sink,
+        log_likelihood=log_likelihood,
+    )
     if sink is not None:
         sink.close(output)
-    return build_result(compiled, sampler, settings, output, new_data,
-                        log_likelihood=log_likelihood, elapsed=time.perf_counter() - t0)
+    return build_result(
+        compiled,
+        sampler,
+        settings,
+        output,
+        new_data,
+        log_likelihood=log_likelihood,
+        elapsed=time.perf_counter() - t0,
+    )
 
 
 def _check_method(method: Any) -> str:
@@ -122,8 +136,10 @@ def _check_precision(precision: Any) -> str:
 def build_result(compiled, sampler, settings, output, new_data, *, log_likelihood, elapsed) -> xr.DataTree:
     res = results()
     model = compiled.model
-    groups = {"posterior": output.groups.get("posterior", {}),
-              "sample_stats": output.groups.get("sample_stats", {})}
+    groups = {
+        "posterior": output.groups.get("posterior", {}),
+        "sample_stats": output.groups.get("sample_stats", {}),
+    }
     if log_likelihood:
         groups["log_likelihood"] = output.groups.get("log_likelihood", {})
     data_now = {**compiled.default_data, **new_data}
@@ -149,8 +165,9 @@ def build_result(compiled, sampler, settings, output, new_data, *, log_likelihoo
         "warmup_divergences": output.warmup_divergences,
         **{f"version_{k}": v for k, v in res.library_versions().items()},
     }
-    tree = res.make_datatree(groups, dims=model.dims, coords=model.coords, observed=observed,
-                             constant=constant, attrs=attrs)
+    tree = res.make_datatree(
+        groups, dims=model.dims, coords=model.coords, observed=observed, constant=constant, attrs=attrs
+    )
     if output.num_draws > 0:
         res.warn_on_problems(tree)
     return tree

@@ -76,9 +76,14 @@ def initialize(
         raise RuntimeError("pbj.distributed.initialize was already called in this process; call it once.")
     # read when the CPU backend starts, which the join below (re)does
     jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
-    join = partial(jax.distributed.initialize, coordinator_address=coordinator_address,
-                   num_processes=num_processes, process_id=process_id, local_device_ids=local_device_ids,
-                   initialization_timeout=initialization_timeout)
+    join = partial(
+        jax.distributed.initialize,
+        coordinator_address=coordinator_address,
+        num_processes=num_processes,
+        process_id=process_id,
+        local_device_ids=local_device_ids,
+        initialization_timeout=initialization_timeout,
+    )
     try:
         join()
     except RuntimeError as err:

@@ -21,7 +21,7 @@ PROG = "pytensor-blackjax"
 app = typer.Typer(
     name=PROG,
     help="Sample PyTensor models with Blackjax and look at the results.\n\n"
-         "Example: pytensor-blackjax demo --out demo_out",
+    "Example: pytensor-blackjax demo --out demo_out",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -39,8 +39,9 @@ class Kind(StrEnum):
 @app.callback()
 def _root(
     ctx: typer.Context,
-    traceback: Annotated[bool, typer.Option("--traceback", help="Show full Python tracebacks on errors "
-                                            "(for reporting bugs).")] = False,
+    traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show full Python tracebacks on errors (for reporting bugs).")
+    ] = False,
 ) -> None:
     ctx.obj = {"traceback": traceback}
 
@@ -64,8 +65,12 @@ Draws = Annotated[int, typer.Option(min=1, help="Draws kept per chain.")]
 Tune = Annotated[int, typer.Option(min=0, help="Warmup (adaptation) steps per chain.")]
 Chains = Annotated[int, typer.Option(min=1, help="Independent chains.")]
 Seed = Annotated[int | None, typer.Option(min=0, help="Random seed; the same seed gives the same draws.")]
-Out = Annotated[str | None, typer.Option("--out", "-o", help="Folder to write results.zarr, summary.csv, "
-                                         "trace.png and report.html into.")]
+Out = Annotated[
+    str | None,
+    typer.Option(
+        "--out", "-o", help="Folder to write results.zarr, summary.csv, trace.png and report.html into."
+    ),
+]
 ProgressFlag = Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress bar.")]
 MaxRows = Annotated[int | None, typer.Option(min=1, help="Show at most this many rows of the summary.")]
 
@@ -112,18 +117,26 @@ def demo(
     import pytensor_blackjax as pbj
 
     with _user_errors(ctx):
-        err_console().print("Rat tumours (Gelman et al., BDA3 ch. 5): tumour rates in 71 groups of rats, "
-                            "pooled through a Beta(alpha, beta) prior.")
-        tree = _sample(pbj.examples.rat_tumors(), progress=progress, draws=draws, tune=tune, chains=chains,
-                       seed=seed)
+        err_console().print(
+            "Rat tumours (Gelman et al., BDA3 ch. 5): tumour rates in 71 groups of rats, "
+            "pooled through a Beta(alpha, beta) prior."
+        )
+        tree = _sample(
+            pbj.examples.rat_tumors(), progress=progress, draws=draws, tune=tune, chains=chains, seed=seed
+        )
         _finish(tree, out=out, max_rows=max_rows)
 
 
 @app.command()
 def run(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(metavar="MODEL.py[:NAME]", help="A Python file defining a pbj.Model "
-                                         "(or PyMC model) named `model`, or NAME.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODEL.py[:NAME]",
+            help="A Python file defining a pbj.Model (or PyMC model) named `model`, or NAME.",
+        ),
+    ],
     draws: Draws = 1000,
     tune: Tune = 1000,
     chains: Chains = 4,
@@ -140,8 +153,16 @@ def run(
     """
     with _user_errors(ctx):
         loaded = load_model_file(model)
-        tree = _sample(loaded, progress=progress, draws=draws, tune=tune, chains=chains, sampler=sampler,
-                       seed=seed, store=store)
+        tree = _sample(
+            loaded,
+            progress=progress,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            sampler=sampler,
+            seed=seed,
+            store=store,
+        )
         tree.attrs["model_file"] = model
         _finish(tree, out=out, max_rows=max_rows)
 
@@ -165,8 +186,10 @@ def plot(
     results: Results,
     output: Annotated[Path, typer.Option("--output", "-o", help="Image file to write (.png, .svg or .pdf).")],
     kind: Annotated[Kind, typer.Option(help="Which plot.")] = Kind.trace,
-    var: Annotated[list[str] | None, typer.Option(help="Variable to show (repeatable); default: all, "
-                                                  "trimmed to a readable subset.")] = None,
+    var: Annotated[
+        list[str] | None,
+        typer.Option(help="Variable to show (repeatable); default: all, trimmed to a readable subset."),
+    ] = None,
 ) -> None:
     """Draw a trace, rank, pair, forest or energy plot of stored results.
 
@@ -177,8 +200,10 @@ def plot(
     with _user_errors(ctx):
         fmt = output.suffix.lstrip(".").lower()
         if fmt not in FORMATS:
-            raise UserError(f"-o '{output}' has an unsupported extension; use one of "
-                            f"{['.' + f for f in FORMATS]}, e.g. -o {kind.value}.png")
+            raise UserError(
+                f"-o '{output}' has an unsupported extension; use one of "
+                f"{['.' + f for f in FORMATS]}, e.g. -o {kind.value}.png"
+            )
         figure = draw(read_results(results), kind.value, var_names=var, fmt=fmt)
         figure.save(str(output))
         out_console().print(f"Wrote {output}" + (f". {figure.note}" if figure.note else ""))
@@ -206,8 +231,13 @@ def report(
 def resume(
     ctx: typer.Context,
     store: Annotated[str, typer.Argument(metavar="STORE", help="The --store of an interrupted run.")],
-    model: Annotated[str | None, typer.Option(metavar="MODEL.py[:NAME]", help="The model file that started "
-                                              "the run; by default the copy kept in the store.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODEL.py[:NAME]",
+            help="The model file that started the run; by default the copy kept in the store.",
+        ),
+    ] = None,
     out: Out = None,
     progress: ProgressFlag = True,
     max_rows: MaxRows = 25,
@@ -223,8 +253,10 @@ def resume(
             raise UserError(f"store '{store}' does not exist; give the --store path of an earlier run.")
         resume_fn = getattr(pbj, "resume", None)
         if resume_fn is None:
-            raise UserError("resuming is not available in this version of pytensor-blackjax "
-                            "(pytensor_blackjax.resume is missing).")
+            raise UserError(
+                "resuming is not available in this version of pytensor-blackjax "
+                "(pytensor_blackjax.resume is missing)."
+            )
         loaded = load_model_file(model) if model is not None else None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -40,8 +40,10 @@ def print_summary(tree: xr.DataTree, *, max_rows: int | None = None, console: Co
     console = console or out_console()
     table_df = summary_table(tree)
     shown = table_df if max_rows is None or len(table_df) <= max_rows else table_df.iloc[:max_rows]
-    title = f"{tree.attrs.get('model', 'model')}: {tree['posterior'].sizes['chain']} chains x " \
-            f"{tree['posterior'].sizes['draw']} draws"
+    title = (
+        f"{tree.attrs.get('model', 'model')}: {tree['posterior'].sizes['chain']} chains x "
+        f"{tree['posterior'].sizes['draw']} draws"
+    )
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("", no_wrap=True, min_width=max((len(str(i)) for i in shown.index), default=1))
     for column in shown.columns:
@@ -50,5 +52,7 @@ def print_summary(tree: xr.DataTree, *, max_rows: int | None = None, console: Co
         table.add_row(str(label), *row.values, style="red" if flag else None)
     console.print(table)
     if len(shown) < len(table_df):
-        console.print(f"... {len(table_df) - len(shown)} more rows (all {len(table_df)} are in summary.csv "
-                      "with --out, or use `pytensor-blackjax summary RESULTS`).")
+        console.print(
+            f"... {len(table_df) - len(shown)} more rows (all {len(table_df)} are in summary.csv "
+            "with --out, or use `pytensor-blackjax summary RESULTS`)."
+        )

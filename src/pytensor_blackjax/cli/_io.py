@@ -67,14 +67,19 @@ def find_model(namespace: dict[str, Any], name: str | None, path: Path) -> Any:
     wanted = name or DEFAULT_MODEL_NAME
     candidates = sorted(k for k, v in namespace.items() if not k.startswith("_") and _is_model(v))
     if wanted not in namespace:
-        hint = (f"; it defines models named {candidates}: use '{path}:{candidates[0]}'" if candidates else
-                "; create one with pbj.ModelBuilder(...).build() (or a PyMC model) and assign it to "
-                f"'{wanted}'")
+        hint = (
+            f"; it defines models named {candidates}: use '{path}:{candidates[0]}'"
+            if candidates
+            else "; create one with pbj.ModelBuilder(...).build() (or a PyMC model) and assign it to "
+            f"'{wanted}'"
+        )
         raise UserError(f"model file '{path}' defines no variable named '{wanted}'{hint}.")
     obj = namespace[wanted]
     if not _is_model(obj):
-        raise UserError(f"'{wanted}' in '{path}' is a {type(obj).__name__}, not a model: assign a pbj.Model "
-                        "(from pbj.ModelBuilder(...).build() or pbj.Model.from_logp) or a PyMC model.")
+        raise UserError(
+            f"'{wanted}' in '{path}' is a {type(obj).__name__}, not a model: assign a pbj.Model "
+            "(from pbj.ModelBuilder(...).build() or pbj.Model.from_logp) or a PyMC model."
+        )
     return obj
 
 
@@ -84,8 +89,10 @@ def load_model_file(spec: str):
 
     path, name = split_model_spec(spec)
     if not path.exists():
-        raise UserError(f"model file '{path}' does not exist; give the path of a Python file that "
-                        "defines `model`, e.g. pytensor-blackjax run my_model.py")
+        raise UserError(
+            f"model file '{path}' does not exist; give the path of a Python file that "
+            "defines `model`, e.g. pytensor-blackjax run my_model.py"
+        )
     if path.is_dir() or path.suffix != ".py":
         raise UserError(f"model file '{path}' is not a Python file; give a .py file that defines `model`.")
     obj = find_model(_execute(path), name, path)
@@ -93,8 +100,10 @@ def load_model_file(spec: str):
         try:
             return pbj.Model.from_pymc(obj)
         except (ImportError, NotImplementedError) as exc:
-            raise UserError(f"PyMC models are not supported in this installation ({exc}); "
-                            "write the model with pbj.ModelBuilder instead.") from exc
+            raise UserError(
+                f"PyMC models are not supported in this installation ({exc}); "
+                "write the model with pbj.ModelBuilder instead."
+            ) from exc
     return obj
 
 
@@ -102,8 +111,10 @@ def read_results(path: str) -> xr.DataTree:
     """Read a ``results.zarr`` written by ``run``/``demo --out`` (or ``DataTree.to_zarr``) into memory."""
     p = Path(path)
     if not p.exists():
-        raise UserError(f"results '{path}' do not exist; give a results.zarr folder written by "
-                        "`pytensor-blackjax run ... --out DIR` (DIR/results.zarr).")
+        raise UserError(
+            f"results '{path}' do not exist; give a results.zarr folder written by "
+            "`pytensor-blackjax run ... --out DIR` (DIR/results.zarr)."
+        )
     try:
         with warnings.catch_warnings():
             # Stores written elsewhere may lack consolidated metadata; reading them is still fine.

@@ -79,8 +79,9 @@ def select(posterior: xr.Dataset, kind: str, var_names: list[str] | None = None)
     names = list(var_names or posterior.data_vars)
     unknown = [n for n in names if n not in posterior.data_vars]
     if unknown:
-        raise ValueError(f"--var {unknown[0]!r} is not in the posterior; its variables are "
-                         f"{sorted(posterior.data_vars)}.")
+        raise ValueError(
+            f"--var {unknown[0]!r} is not in the posterior; its variables are {sorted(posterior.data_vars)}."
+        )
     notes = []
     if len(names) > max_vars:
         notes.append(f"the first {max_vars} of {len(names)} variables")
@@ -89,8 +90,15 @@ def select(posterior: xr.Dataset, kind: str, var_names: list[str] | None = None)
     caps = _per_dim_caps(subset, per_var)
 
     def panels() -> int:
-        return sum(int(np.prod([min(n, caps.get(d, n)) for d, n in subset[v].sizes.items()
-                                if d not in SAMPLE_DIMS], dtype=int)) for v in names)
+        return sum(
+            int(
+                np.prod(
+                    [min(n, caps.get(d, n)) for d, n in subset[v].sizes.items() if d not in SAMPLE_DIMS],
+                    dtype=int,
+                )
+            )
+            for v in names
+        )
 
     # Too many panels: first show fewer entries of the longest dimension, then drop trailing variables.
     while panels() > total:
@@ -117,8 +125,16 @@ def select(posterior: xr.Dataset, kind: str, var_names: list[str] | None = None)
 def _collection(tree: xr.DataTree, subset: xr.Dataset, kind: str):
     import arviz_plots as ap
 
-    small = xr.DataTree.from_dict({"/posterior": subset, **(
-        {"/sample_stats": tree["sample_stats"].to_dataset()} if "sample_stats" in tree.children else {})})
+    small = xr.DataTree.from_dict(
+        {
+            "/posterior": subset,
+            **(
+                {"/sample_stats": tree["sample_stats"].to_dataset()}
+                if "sample_stats" in tree.children
+                else {}
+            ),
+        }
+    )
     if kind == "trace":
         return ap.plot_trace_dist(small, backend="matplotlib")
     if kind == "rank":
@@ -130,8 +146,9 @@ def _collection(tree: xr.DataTree, subset: xr.Dataset, kind: str):
     return ap.plot_energy(small, backend="matplotlib")
 
 
-def draw(tree: xr.DataTree, kind: str, *, var_names: list[str] | None = None, fmt: str = "png",
-         dpi: int = 100) -> Figure:
+def draw(
+    tree: xr.DataTree, kind: str, *, var_names: list[str] | None = None, fmt: str = "png", dpi: int = 100
+) -> Figure:
     """Draw one diagnostic figure of a sampling result.
 
     Args:
@@ -164,8 +181,10 @@ def draw(tree: xr.DataTree, kind: str, *, var_names: list[str] | None = None, fm
     if kind == "energy":
         stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else xr.Dataset()
         if "energy" not in stats:
-            raise ValueError("--kind energy needs the sampler's energies (sample_stats.energy), which this "
-                             "sampler does not record; use --kind trace or rank.")
+            raise ValueError(
+                "--kind energy needs the sampler's energies (sample_stats.energy), which this "
+                "sampler does not record; use --kind trace or rank."
+            )
         subset, note = posterior, ""
     else:
         subset, note = select(posterior, kind, var_names)

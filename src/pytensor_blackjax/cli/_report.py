@@ -77,30 +77,47 @@ def _sampler_checks(tree: xr.DataTree) -> list[Check]:
     diverging = _stat(tree, "diverging")
     if diverging is not None:
         n, total = int(diverging.sum()), diverging.size
-        out.append(Check("Divergences", f"{n} of {total}", n == 0,
-                         "No divergent transitions: the sampler explored the posterior without numerical "
-                         "trouble." if n == 0 else
-                         f"{n} transitions ({100 * n / total:.1f}%) diverged: the sampler met curvature it "
-                         "could not follow, so the draws may be biased. Raise target_accept or "
-                         "reparameterise (e.g. non-centered)."))
+        out.append(
+            Check(
+                "Divergences",
+                f"{n} of {total}",
+                n == 0,
+                "No divergent transitions: the sampler explored the posterior without numerical trouble."
+                if n == 0
+                else f"{n} transitions ({100 * n / total:.1f}%) diverged: the sampler met curvature it "
+                "could not follow, so the draws may be biased. Raise target_accept or "
+                "reparameterise (e.g. non-centered).",
+            )
+        )
     energy = _stat(tree, "energy")
     if energy is not None and energy.shape[1] > 2:
         ebfmi = np.mean(np.diff(energy, axis=1) ** 2, axis=1) / np.maximum(np.var(energy, axis=1), 1e-300)
         low = [i for i, e in enumerate(ebfmi) if e < EBFMI_MIN]
-        out.append(Check("E-BFMI", ", ".join(f"{e:.2f}" for e in ebfmi), not low,
-                         f"Every chain is above {EBFMI_MIN}: momentum resampling explores the energy levels "
-                         "well." if not low else
-                         f"Chains {low} are below {EBFMI_MIN}: the sampler moves slowly between energy "
-                         "levels, typical of heavy tails or poor adaptation."))
+        out.append(
+            Check(
+                "E-BFMI",
+                ", ".join(f"{e:.2f}" for e in ebfmi),
+                not low,
+                f"Every chain is above {EBFMI_MIN}: momentum resampling explores the energy levels well."
+                if not low
+                else f"Chains {low} are below {EBFMI_MIN}: the sampler moves slowly between energy "
+                "levels, typical of heavy tails or poor adaptation.",
+            )
+        )
     depth, hit = _stat(tree, "tree_depth"), _stat(tree, "reached_max_treedepth")
     if depth is not None:
         frac = float(hit.mean()) if hit is not None else 0.0
-        out.append(Check("Tree depth", f"mean {depth.mean():.1f}, max {int(depth.max())}; "
-                         f"{100 * frac:.1f}% at the limit", frac <= TREE_DEPTH_HIT_MAX,
-                         "Trajectories ended on their own (U-turn) rather than at the depth limit." if
-                         frac <= TREE_DEPTH_HIT_MAX else
-                         "Many trajectories stopped at the maximum tree depth: sampling is inefficient; "
-                         "raise max_tree_depth or reparameterise."))
+        out.append(
+            Check(
+                "Tree depth",
+                f"mean {depth.mean():.1f}, max {int(depth.max())}; {100 * frac:.1f}% at the limit",
+                frac <= TREE_DEPTH_HIT_MAX,
+                "Trajectories ended on their own (U-turn) rather than at the depth limit."
+                if frac <= TREE_DEPTH_HIT_MAX
+                else "Many trajectories stopped at the maximum tree depth: sampling is inefficient; "
+                "raise max_tree_depth or reparameterise.",
+            )
+        )
     return out
 
 
@@ -118,23 +135,43 @@ def checks(tree: xr.DataTree) -> list[Check]:
         rhat = table["r_hat"]
         worst = rhat.idxmax() if rhat.notna().any() else None
         ok = worst is None or rhat[worst] <= RHAT_MAX
-        out.append(Check("R-hat", f"max {rhat.max():.3f} ({worst})", bool(ok),
-                         f"All chains agree (R-hat <= {RHAT_MAX})." if ok else
-                         f"Chains disagree about {worst} (R-hat above {RHAT_MAX}): run longer or look at the "
-                         "trace plot for stuck chains."))
+        out.append(
+            Check(
+                "R-hat",
+                f"max {rhat.max():.3f} ({worst})",
+                bool(ok),
+                f"All chains agree (R-hat <= {RHAT_MAX})."
+                if ok
+                else f"Chains disagree about {worst} (R-hat above {RHAT_MAX}): run longer or look at the "
+                "trace plot for stuck chains.",
+            )
+        )
         need = ESS_PER_CHAIN_MIN * chains
         for column, label in (("ess_bulk", "bulk"), ("ess_tail", "tail")):
             ess = table[column]
             low = ess.idxmin() if ess.notna().any() else None
             ok = low is None or ess[low] >= need
-            out.append(Check(f"ESS ({label})", f"min {ess.min():.0f} ({low})", bool(ok),
-                             f"At least {need} effective draws ({ESS_PER_CHAIN_MIN} per chain) for every "
-                             f"quantity: {label} estimates are reliable." if ok else
-                             f"Only {ess.min():.0f} effective draws for {low} (want {need}): "
-                             f"{'means' if label == 'bulk' else 'intervals'} are noisy; run more draws."))
+            out.append(
+                Check(
+                    f"ESS ({label})",
+                    f"min {ess.min():.0f} ({low})",
+                    bool(ok),
+                    f"At least {need} effective draws ({ESS_PER_CHAIN_MIN} per chain) for every "
+                    f"quantity: {label} estimates are reliable."
+                    if ok
+                    else f"Only {ess.min():.0f} effective draws for {low} (want {need}): "
+                    f"{'means' if label == 'bulk' else 'intervals'} are noisy; run more draws.",
+                )
+            )
     else:
-        out.append(Check("R-hat and ESS", "not computed", False,
-                         "Convergence diagnostics need at least 2 chains and 4 draws."))
+        out.append(
+            Check(
+                "R-hat and ESS",
+                "not computed",
+                False,
+                "Convergence diagnostics need at least 2 chains and 4 draws.",
+            )
+        )
     return out
 
 
@@ -159,12 +196,21 @@ figcaption{color:#5b6475;font-size:.9rem}
 
 def _settings_rows(tree: xr.DataTree) -> str:
     attrs = tree.attrs
-    keys = [("model_file", "Model file"), ("sampler", "Sampler"), ("sampler_config", "Configuration"),
-            ("chains", "Chains"),
-            ("draws", "Draws per chain"), ("tune", "Warmup per chain"), ("thin", "Thinning"),
-            ("seed", "Seed"), ("chain_method", "Chain method"), ("warmup_time", "Warmup time (s)"),
-            ("sampling_time", "Sampling time (s)"), ("interrupted", "Interrupted"),
-            ("created_at", "Created")]
+    keys = [
+        ("model_file", "Model file"),
+        ("sampler", "Sampler"),
+        ("sampler_config", "Configuration"),
+        ("chains", "Chains"),
+        ("draws", "Draws per chain"),
+        ("tune", "Warmup per chain"),
+        ("thin", "Thinning"),
+        ("seed", "Seed"),
+        ("chain_method", "Chain method"),
+        ("warmup_time", "Warmup time (s)"),
+        ("sampling_time", "Sampling time (s)"),
+        ("interrupted", "Interrupted"),
+        ("created_at", "Created"),
+    ]
     rows = []
     for key, label in keys:
         value = attrs.get(key, tree["posterior"].attrs.get(key))
@@ -175,7 +221,7 @@ def _settings_rows(tree: xr.DataTree) -> str:
         elif isinstance(value, float | np.floating):
             value = f"{value:.2f}"
         rows.append(f"<tr><td>{label}</td><td>{html.escape(str(value))}</td></tr>")
-    versions = ", ".join(f"{k[len('version_'):]} {v}" for k, v in attrs.items() if k.startswith("version_"))
+    versions = ", ".join(f"{k[len('version_') :]} {v}" for k, v in attrs.items() if k.startswith("version_"))
     if versions:
         rows.append(f"<tr><td>Versions</td><td>{html.escape(versions)}</td></tr>")
     return "\n".join(rows)
@@ -193,31 +239,44 @@ def _summary_html(tree: xr.DataTree) -> str:
         cells = "".join(f"<td>{html.escape(v)}</td>" for v in row.values)
         css = ' class="flag"' if flag else ""
         body.append(f"<tr{css}><td>{html.escape(str(label))}</td>{cells}</tr>")
-    return (f'<div class="scroll"><table class="summary"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div>{note}")
+    return (
+        f'<div class="scroll"><table class="summary"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>{note}"
+    )
 
 
 def _checks_html(found: list[Check]) -> str:
-    rows = [f'<tr><td class="{"ok" if c.ok else "bad"}">{"OK" if c.ok else "Check"}</td>'
-            f"<td>{html.escape(c.name)}</td><td>{html.escape(c.value)}</td><td>{html.escape(c.words)}</td></tr>"
-            for c in found]
-    return ('<table class="checks"><thead><tr><th></th><th>Diagnostic</th><th>Value</th><th>Meaning</th>'
-            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    rows = [
+        f'<tr><td class="{"ok" if c.ok else "bad"}">{"OK" if c.ok else "Check"}</td>'
+        f"<td>{html.escape(c.name)}</td><td>{html.escape(c.value)}</td><td>{html.escape(c.words)}</td></tr>"
+        for c in found
+    ]
+    return (
+        '<table class="checks"><thead><tr><th></th><th>Diagnostic</th><th>Value</th><th>Meaning</th>'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _figure_html(fig, title: str, caption: str) -> str:
     data = base64.b64encode(fig.data).decode("ascii")
     text = " ".join(t for t in (caption, fig.note) if t)
-    return (f'<figure id="{fig.kind}"><h3>{html.escape(title)}</h3>'
-            f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(text)}</figcaption></figure>")
+    return (
+        f'<figure id="{fig.kind}"><h3>{html.escape(title)}</h3>'
+        f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(text)}</figcaption></figure>"
+    )
 
 
 _CAPTIONS = {
-    "trace": ("Trace and marginal densities", "Left: the posterior density per chain; right: the draws in "
-              "order. Chains should overlap and look like stationary noise."),
-    "rank": ("Rank plots", "Distribution of each chain's ranks among all draws; well-mixed chains stay "
-             "inside the envelope."),
+    "trace": (
+        "Trace and marginal densities",
+        "Left: the posterior density per chain; right: the draws in "
+        "order. Chains should overlap and look like stationary noise.",
+    ),
+    "rank": (
+        "Rank plots",
+        "Distribution of each chain's ranks among all draws; well-mixed chains stay inside the envelope.",
+    ),
     "pair": ("Pair plot", "Joint draws of pairs of quantities; divergences, if any, are marked."),
 }
 
@@ -239,14 +298,15 @@ def build_report(tree: xr.DataTree, *, trace=None) -> str:
 
     found = checks(tree)
     bad = [c for c in found if not c.ok]
-    verdict = ("All diagnostics look fine." if not bad else
-               "Look at: " + ", ".join(c.name for c in bad) + ".")
+    verdict = "All diagnostics look fine." if not bad else "Look at: " + ", ".join(c.name for c in bad) + "."
     figures = [trace or draw(tree, "trace"), draw(tree, "rank"), draw(tree, "pair")]
     figures_html = "\n".join(_figure_html(f, *_CAPTIONS[f.kind]) for f in figures)
     name = html.escape(str(tree.attrs.get("model", "model")))
     post = tree["posterior"]
-    sub = (f"{post.sizes['chain']} chains x {post.sizes['draw']} draws with "
-           f"{html.escape(str(tree.attrs.get('sampler', 'an unknown sampler')))}")
+    sub = (
+        f"{post.sizes['chain']} chains x {post.sizes['draw']} draws with "
+        f"{html.escape(str(tree.attrs.get('sampler', 'an unknown sampler')))}"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{name} - pytensor-blackjax report</title>
 <style>{_CSS}</style></head><body>

@@ -211,12 +211,16 @@ def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of t
         _outputs=outputs_fn,
         _loglik=loglik_fn,
     )
-    for attr, fn, exprs in (("output_shapes", outputs_fn, model.outputs),
-                            ("loglik_shapes", loglik_fn, model.log_likelihood)):
+    for attr, fn, exprs in (
+        ("output_shapes", outputs_fn, model.outputs),
+        ("loglik_shapes", loglik_fn, model.log_likelihood),
+    ):
         if exprs and not getattr(compiled, attr):
             shapes = jax.eval_shape(
                 lambda flat, data, fn=fn: fn(*_split(compiled, flat), *data),
-                jax.ShapeDtypeStruct((compiled.num_dims,), jnp.float64), compiled.data_tuple())
+                jax.ShapeDtypeStruct((compiled.num_dims,), jnp.float64),
+                compiled.data_tuple(),
+            )
             found = {k: tuple(o.shape) for k, o in zip(exprs, shapes, strict=True)}
             object.__setattr__(compiled, attr, found)
     object.__setattr__(model, _SLOT, compiled)

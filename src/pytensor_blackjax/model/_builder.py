@@ -129,8 +129,9 @@ class ModelBuilder:
         if array.dtype.kind == "b":
             array = array.astype("int8")
         var = pt.tensor(name=name, dtype=str(array.dtype), shape=array.shape)
-        self._data[name] = DataVar(name, var, array, "observed" if observed else "constant",
-                                   tuple(dims) if dims else None)
+        self._data[name] = DataVar(
+            name, var, array, "observed" if observed else "constant", tuple(dims) if dims else None
+        )
         self._set_dims(name, dims, array.ndim)
         return var
 

@@ -140,6 +140,8 @@ class Model:
         return [
             v
             for v in pytensor.graph.traversal.graph_inputs(graphs)
-            if v not in known and v.owner is None and not isinstance(v, pytensor.graph.basic.Constant)
+            if v not in known
+            and v.owner is None
+            and not isinstance(v, pytensor.graph.basic.Constant)
             and not isinstance(v, pytensor.compile.sharedvalue.SharedVariable)
         ]

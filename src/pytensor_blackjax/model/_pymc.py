@@ -184,15 +184,22 @@ def model_from_pymc(pm_model: Any) -> Model:
     logp, *rest = _jax_ready(list(graphs), check_bounds=bool(pm_model.check_bounds))
     outputs, pointwise = rest[: len(outputs)], rest[len(outputs) :]
 
-    named = {name: _dims_of(name, pm_model.named_vars_to_dims) for name in [*free_names, *det_names,
-                                                                            *obs_names, *data]}
+    named = {
+        name: _dims_of(name, pm_model.named_vars_to_dims)
+        for name in [*free_names, *det_names, *obs_names, *data]
+    }
     dims = {name: given for name, given in named.items() if given}
     for name, expr in derived.items():
         # an observation computed from other data: the log-density follows swaps of those data, but
         # observed_data can only show the value at build time (the Model has no slot for an expression)
         value = np.asarray(expr.eval())
-        data[name] = DataVar(name, pt.tensor(name=name, dtype=str(value.dtype), shape=value.shape), value,
-                             "observed", dims.get(name))
+        data[name] = DataVar(
+            name,
+            pt.tensor(name=name, dtype=str(value.dtype), shape=value.shape),
+            value,
+            "observed",
+            dims.get(name),
+        )
 
     return Model(
         values=tuple(values.values()),

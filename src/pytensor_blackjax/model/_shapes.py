@@ -39,8 +39,11 @@ def _ties(node) -> list[tuple[tuple, tuple]]:
 
 
 def _infer_lengths(outputs: Sequence[TensorVariable]) -> dict[TensorVariable, list[int | None]]:
-    nodes = list(pytensor.graph.traversal.io_toposort(
-        list(pytensor.graph.traversal.graph_inputs(outputs)), list(outputs)))
+    nodes = list(
+        pytensor.graph.traversal.io_toposort(
+            list(pytensor.graph.traversal.graph_inputs(outputs)), list(outputs)
+        )
+    )
     known: dict = {}
 
     def shape_of(var):
@@ -91,9 +94,7 @@ def fix_input_shapes(
     names = {v.name for v in inputs}
     unknown = sorted(set(shapes) - names)
     if unknown:
-        raise ValueError(
-            f"shapes names {unknown} that are not inputs; the inputs are {sorted(names)}."
-        )
+        raise ValueError(f"shapes names {unknown} that are not inputs; the inputs are {sorted(names)}.")
     inferred = None
     replacements = {}
     new_inputs = []

@@ -32,8 +32,13 @@ def _dims_for(name: str, ndim: int, dims: Mapping[str, Sequence[str]]) -> list[s
     return [f"{name}_dim_{i}" for i in range(ndim)]
 
 
-def _dataset(values: Mapping[str, np.ndarray], dims: Mapping[str, Sequence[str]],
-             coords: Mapping[str, Sequence[Any]], sample_dims: Sequence[str], attrs: dict) -> xr.Dataset:
+def _dataset(
+    values: Mapping[str, np.ndarray],
+    dims: Mapping[str, Sequence[str]],
+    coords: Mapping[str, Sequence[Any]],
+    sample_dims: Sequence[str],
+    attrs: dict,
+) -> xr.Dataset:
     data_vars, used = {}, {}
     for name, array in values.items():
         array = np.asarray(array)
@@ -61,10 +66,13 @@ def make_datatree(
     """``(chain, draw, ...)`` arrays by group name -> DataTree following ArviZ's conventions."""
     dims, coords = dims or {}, coords or {}
     created = datetime.now(UTC).isoformat(timespec="seconds")
-    base_attrs = {"created_at": created, "inference_library": "blackjax",
-                  "inference_library_version": library_versions()["blackjax"],
-                  "creation_library": "pytensor-blackjax",
-                  "creation_library_version": library_versions()["pytensor-blackjax"]}
+    base_attrs = {
+        "created_at": created,
+        "inference_library": "blackjax",
+        "inference_library_version": library_versions()["blackjax"],
+        "creation_library": "pytensor-blackjax",
+        "creation_library_version": library_versions()["pytensor-blackjax"],
+    }
     children = {}
     for group, values in groups.items():
         if values:

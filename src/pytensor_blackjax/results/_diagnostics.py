@@ -36,22 +36,31 @@ def diagnose(tree: xr.DataTree, *, max_tree_depth: int | None = None) -> list[st
     if stats is not None and "diverging" in stats.data_vars:
         n = int(np.asarray(stats["diverging"].values).sum())
         if n:
-            problems.append(f"{n} divergent transitions ({100 * n / (chains * draws):.1f}% of draws): "
-                            "raise target_accept or reparameterise (e.g. non-centered)")
+            problems.append(
+                f"{n} divergent transitions ({100 * n / (chains * draws):.1f}% of draws): "
+                "raise target_accept or reparameterise (e.g. non-centered)"
+            )
     if stats is not None and "reached_max_treedepth" in stats.data_vars:
         frac = float(np.asarray(stats["reached_max_treedepth"].values).mean())
         if frac > 0.01:
-            problems.append(f"{100 * frac:.1f}% of draws hit the maximum tree depth: raise max_tree_depth "
-                            "or reparameterise")
+            problems.append(
+                f"{100 * frac:.1f}% of draws hit the maximum tree depth: raise max_tree_depth "
+                "or reparameterise"
+            )
     if stats is not None and "energy" in stats.data_vars and draws > 2:
         low = [i for i, e in enumerate(_ebfmi(np.asarray(stats["energy"].values))) if e < EBFMI_MIN]
         if low:
-            problems.append(f"E-BFMI below {EBFMI_MIN} in chains {low}: the posterior may be heavy-tailed "
-                            "or poorly adapted")
+            problems.append(
+                f"E-BFMI below {EBFMI_MIN} in chains {low}: the posterior may be heavy-tailed "
+                "or poorly adapted"
+            )
     if chains >= 2 and draws >= 4:
         post = tree["posterior"]
-        columns = [np.asarray(post[name].values, dtype=float).reshape(chains, draws, -1)
-                   for name in post.data_vars if post[name].size > 0]  # zero-length: nothing to judge
+        columns = [
+            np.asarray(post[name].values, dtype=float).reshape(chains, draws, -1)
+            for name in post.data_vars
+            if post[name].size > 0
+        ]  # zero-length: nothing to judge
         worst_rhat, worst_ess = 1.0, np.inf
         if columns:
             x = np.concatenate(columns, axis=2)
@@ -63,8 +72,9 @@ def diagnose(tree: xr.DataTree, *, max_tree_depth: int | None = None) -> list[st
         if worst_rhat > RHAT_MAX:
             problems.append(f"R-hat up to {worst_rhat:.3f} (> {RHAT_MAX}): chains disagree; run longer")
         if worst_ess < ESS_PER_CHAIN_MIN * chains:
-            problems.append(f"bulk ESS as low as {worst_ess:.0f} (< {ESS_PER_CHAIN_MIN} per chain): "
-                            "run more draws")
+            problems.append(
+                f"bulk ESS as low as {worst_ess:.0f} (< {ESS_PER_CHAIN_MIN} per chain): run more draws"
+            )
     return problems
 
 

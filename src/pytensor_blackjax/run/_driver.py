@@ -142,11 +142,13 @@ def run(
     timings: dict[str, float] = {}
     method = choose_method(sampler, settings.chains, settings.chain_method)
     chunk = settings.chunk
-    sampler = sized_for_run(sampler, draws=settings.draws * settings.thin, tune=settings.tune,
-                            chains=settings.chains)
+    sampler = sized_for_run(
+        sampler, draws=settings.draws * settings.thin, tune=settings.tune, chains=settings.chains
+    )
     mesh = chain_mesh(settings.chains) if method == "sharded" else None
-    programs = programs_for(compiled, sampler, chunk, settings.thin, method, mesh=mesh,
-                            precision=settings.precision)
+    programs = programs_for(
+        compiled, sampler, chunk, settings.thin, method, mesh=mesh, precision=settings.precision
+    )
     per_chain = chain_keys(settings.seed, settings.chains)
     keys = root_key(settings.seed) if method == "ensemble" else per_chain
     data = _with_precision(data, settings.precision)
@@ -173,9 +175,11 @@ def run(
                     div = int(np.sum(stats.get("diverging", np.zeros(1))[..., :n_valid]))
                     warmup_divergences += div
                     step = stats.get("step_size")
-                    progress.advance(n_valid, divergences=div,
-                                     step_size=None if step is None
-                                     else float(np.mean(step[..., n_valid - 1])))
+                    progress.advance(
+                        n_valid,
+                        divergences=div,
+                        step_size=None if step is None else float(np.mean(step[..., n_valid - 1])),
+                    )
                     if interrupt.hit:
                         break
                 runner.finish_warmup()
@@ -207,8 +211,11 @@ def run(
                         groups.setdefault(group, {}).setdefault(name, []).append(value)
                 done += n_valid
                 step = stats.get("step_size")
-                progress.advance(n_valid, divergences=int(np.sum(arrays["sample_stats"].get("diverging", 0))),
-                                 step_size=None if step is None else float(np.mean(step[..., 0])))
+                progress.advance(
+                    n_valid,
+                    divergences=int(np.sum(arrays["sample_stats"].get("diverging", 0))),
+                    step_size=None if step is None else float(np.mean(step[..., 0])),
+                )
             timings["sampling"] = time.perf_counter() - t1
             interrupted = interrupt.hit or warmup_cut
     finally:
@@ -223,8 +230,9 @@ def run(
             stacklevel=3,
         )
     out = {g: {k: np.concatenate(v, axis=1) for k, v in vals.items()} for g, vals in groups.items() if vals}
-    return RunOutput(out, done, interrupted, timings, method, params=runner.params,
-                     warmup_divergences=warmup_divergences)
+    return RunOutput(
+        out, done, interrupted, timings, method, params=runner.params, warmup_divergences=warmup_divergences
+    )
 
 
 def _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood) -> dict[str, dict]:
@@ -232,8 +240,9 @@ def _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood) -> 
     chains, chunk = positions.shape[:2]
     flat = positions.reshape(chains * chunk, -1)
     constrained = jax.device_get(programs.constrain(flat, data))
-    posterior = {k: np.asarray(v).reshape(chains, chunk, *np.shape(v)[1:])[:, :n_valid]
-                 for k, v in constrained.items()}
+    posterior = {
+        k: np.asarray(v).reshape(chains, chunk, *np.shape(v)[1:])[:, :n_valid] for k, v in constrained.items()
+    }
     sample_stats = {}
     for k, v in stats.items():
         v = np.asarray(v)
@@ -243,6 +252,7 @@ def _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood) -> 
     out = {"posterior": posterior, "sample_stats": sample_stats}
     if log_likelihood:
         ll = jax.device_get(programs.log_likelihood(flat, data))
-        out["log_likelihood"] = {k: np.asarray(v).reshape(chains, chunk, *np.shape(v)[1:])[:, :n_valid]
-                                 for k, v in ll.items()}
+        out["log_likelihood"] = {
+            k: np.asarray(v).reshape(chains, chunk, *np.shape(v)[1:])[:, :n_valid] for k, v in ll.items()
+        }
     return out

@@ -64,6 +64,7 @@ def build_programs(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: 
     # The programs are cached under the compiled model (weakly); closing over a proxy keeps that cache
     # from holding the model alive.
     compiled = weakref.proxy(compiled)
+
     def kernel(data):
         return sampler.build(partial(compiled.flat_logdensity, data=data), compiled.num_dims)
 
@@ -137,11 +138,25 @@ def _sharded(base: Programs, mesh: Mesh) -> Programs:
 
     return Programs(
         mapped(lambda kd, pos, data: v_init(wrap(kd), pos, data), chains, chains, rep),
-        mapped(lambda ws, kd, start, n, rows, data: v_warmup(ws, wrap(kd), start, n, rows, data),
-               chains, chains, rep, rep, rep, rep),
+        mapped(
+            lambda ws, kd, start, n, rows, data: v_warmup(ws, wrap(kd), start, n, rows, data),
+            chains,
+            chains,
+            rep,
+            rep,
+            rep,
+            rep,
+        ),
         mapped(jax.vmap(base.finish), chains),
-        mapped(lambda st, params, kd, start, n, data: v_sample(st, params, wrap(kd), start, n, data),
-               chains, chains, chains, rep, rep, rep),
+        mapped(
+            lambda st, params, kd, start, n, data: v_sample(st, params, wrap(kd), start, n, data),
+            chains,
+            chains,
+            chains,
+            rep,
+            rep,
+            rep,
+        ),
         jax.jit(base.constrain),
         jax.jit(base.log_likelihood),
     )
@@ -154,10 +169,14 @@ _DATA_ARG = Programs(warmup_init=2, warmup=5, finish=None, sample=5, constrain=1
 def _stored(progs: Programs, compiled: CompiledModel, identity: str | None) -> Programs:
     """The programs looked up in, or saved to, the program store (see `_stored`); None: never stored."""
     model = digest_of(compiled)
-    return Programs(*(
-        StoredProgram(fn, None if identity is None else f"{name}|{identity}",
-                      None if arg is None else model, arg)
-        for name, fn, arg in zip(Programs._fields, progs, _DATA_ARG, strict=True)))
+    return Programs(
+        *(
+            StoredProgram(
+                fn, None if identity is None else f"{name}|{identity}", None if arg is None else model, arg
+            )
+            for name, fn, arg in zip(Programs._fields, progs, _DATA_ARG, strict=True)
+        )
+    )
 
 
 _TRUNCATION = "Explicitly requested dtype (float64|int64|uint64|complex128) "
@@ -187,8 +206,16 @@ def _in_float32(fn):
     return call
 
 
-def programs_for(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: int, method: str,
-                 *, mesh: Mesh | None = None, precision: str = "float64") -> Programs:
+def programs_for(
+    compiled: CompiledModel,
+    sampler: Sampler,
+    chunk: int,
+    thin: int,
+    method: str,
+    *,
+    mesh: Mesh | None = None,
+    precision: str = "float64",
+) -> Programs:
     """Compiled programs for one chain method: "vectorized" (vmap over chains), "threaded" (one chain
     per call), "sharded" (chains split over ``mesh``, vmapped within a device) or "ensemble" (the
     sampler sees all chains). ``precision="float32"`` traces and runs them with 32-bit JAX.
@@ -219,8 +246,9 @@ def programs_for(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: in
         raise ValueError(f"unknown chain method {method!r}")
     if method != "sharded":
         identity = config_identity(sampler)
-        progs = _stored(progs, compiled, None if identity is None
-                        else f"{identity}|{chunk}|{thin}|{method}|{precision}")
+        progs = _stored(
+            progs, compiled, None if identity is None else f"{identity}|{chunk}|{thin}|{method}|{precision}"
+        )
     if precision == "float32":
         progs = Programs(*(_in_float32(f) for f in progs))
     with _LOCK:

@@ -31,10 +31,16 @@ class Progress:
 
         self.chains = chains
         self._bar = RichProgress(
-            TextColumn("[bold]{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TextColumn("div {task.fields[div]}"),
-            TextColumn("step {task.fields[step]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            transient=False, refresh_per_second=4,
+            TextColumn("[bold]{task.description:<8}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("div {task.fields[div]}"),
+            TextColumn("step {task.fields[step]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+            refresh_per_second=4,
         )
         self._task = None
         self._t0 = 0.0
@@ -50,8 +56,13 @@ class Progress:
         self._done += n
         self._div += divergences
         rate = self._done * self.chains / max(time.perf_counter() - self._t0, 1e-9)
-        self._bar.update(self._task, advance=n, rate=f"{rate:,.0f} draws/s", div=self._div,
-                         step="" if step_size is None else f"{step_size:.3g}")
+        self._bar.update(
+            self._task,
+            advance=n,
+            rate=f"{rate:,.0f} draws/s",
+            div=self._div,
+            step="" if step_size is None else f"{step_size:.3g}",
+        )
 
     def stop(self) -> None:
         self._bar.stop()

@@ -74,6 +74,7 @@ class _Layout:
 
     def spread(self, tree):
         """Host tree with ``chains`` rows -> global arrays with ``padded`` rows, split over devices."""
+
         def pad(x):
             x = np.asarray(x)
             extra = np.repeat(x[:1], self.padded - self.chains, axis=0)
@@ -94,8 +95,16 @@ class _Layout:
 class Runner:
     """Runs the chunk programs for all chains; ``carry`` stays on the device between chunks."""
 
-    def __init__(self, programs: Programs, method: str, keys: jax.Array, data: tuple, *,
-                 mesh: Mesh | None = None, precision: str = "float64"):
+    def __init__(
+        self,
+        programs: Programs,
+        method: str,
+        keys: jax.Array,
+        data: tuple,
+        *,
+        mesh: Mesh | None = None,
+        precision: str = "float64",
+    ):
         self.programs, self.method, self.keys, self.data = programs, method, keys, data
         self.chains = int(keys.shape[0]) if method != "ensemble" else None
         self.carry: Any = None
@@ -173,8 +182,12 @@ class Runner:
         if self.method == "sharded":
             self.carry = p.warmup_init(self._key_data, self._layout.spread(positions), self._global_data)
         elif self.method == "threaded":
-            self.carry = list(self._pool.map(
-                lambda i: p.warmup_init(self._chain_keys[i], positions[i], self.data), range(len(positions))))
+            self.carry = list(
+                self._pool.map(
+                    lambda i: p.warmup_init(self._chain_keys[i], positions[i], self.data),
+                    range(len(positions)),
+                )
+            )
         else:
             self.carry = p.warmup_init(self.keys, positions, self.data)
 
@@ -186,10 +199,17 @@ class Runner:
         p = self.programs
         if self.method == "sharded":
             put = self._layout.replicated
-            self.carry, stats = p.warmup(self.carry, self._key_data, put(np.int32(start)),
-                                         put(np.int32(n_valid)), put(rows), self._global_data)
+            self.carry, stats = p.warmup(
+                self.carry,
+                self._key_data,
+                put(np.int32(start)),
+                put(np.int32(n_valid)),
+                put(rows),
+                self._global_data,
+            )
             return self._layout.gather(stats)
         if self.method == "threaded":
+
             def one(i):
                 carry, stats = p.warmup(self.carry[i], self._chain_keys[i], start, n_valid, rows, self.data)
                 return carry, _host(stats)
@@ -223,13 +243,21 @@ class Runner:
         p = self.programs
         if self.method == "sharded":
             put = self._layout.replicated
-            self.carry, out = p.sample(self.carry, self.params, self._key_data, put(np.int32(start)),
-                                       put(np.int32(n_valid)), self._global_data)
+            self.carry, out = p.sample(
+                self.carry,
+                self.params,
+                self._key_data,
+                put(np.int32(start)),
+                put(np.int32(n_valid)),
+                self._global_data,
+            )
             return self._layout.gather(out)
         if self.method == "threaded":
+
             def one(i):
-                carry, (pos, stats) = p.sample(self.carry[i], self.params[i], self._chain_keys[i], start,
-                                               n_valid, self.data)
+                carry, (pos, stats) = p.sample(
+                    self.carry[i], self.params[i], self._chain_keys[i], start, n_valid, self.data
+                )
                 return carry, _host(pos), _host(stats)
 
             results = list(self._pool.map(one, range(len(self.carry))))
@@ -253,7 +281,8 @@ class Runner:
             return carry, params
         if self.method == "sharded":
             return self._layout.gather(self.carry), None if self.params is None else self._layout.gather(
-                self.params)
+                self.params
+            )
         return _host(self.carry), None if self.params is None else _host(self.params)
 
     def load(self, carry: Any, params: Any) -> None:

@@ -50,8 +50,16 @@ from jax.experimental import serialize_executable
 
 from pytensor_blackjax.run._cache import cache_dir
 
-__all__ = ["MAX_STORE_BYTES", "STATS", "StoredProgram", "config_identity", "digest_of", "model_digest",
-           "signature", "store_dir"]
+__all__ = [
+    "MAX_STORE_BYTES",
+    "STATS",
+    "StoredProgram",
+    "config_identity",
+    "digest_of",
+    "model_digest",
+    "signature",
+    "store_dir",
+]
 
 MAX_STORE_BYTES = 512 * 2**20
 # programs this process loaded from the store, compiled, and saved to it
@@ -59,7 +67,8 @@ STATS = {"loaded": 0, "compiled": 0, "saved": 0}
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 # configuration that cannot change what a program computes (logging, caches, dumps, diagnostics)
 _NEUTRAL_CONFIG = re.compile(
-    r"log|cache|dump|explain|pprint|traceback|transfer_guard|timeout|mtls|distributed")
+    r"log|cache|dump|explain|pprint|traceback|transfer_guard|timeout|mtls|distributed"
+)
 _PACKAGE = Path(__file__).resolve().parent.parent
 
 
@@ -72,6 +81,7 @@ def config_identity(config: Any) -> str | None:
     """Every field of a sampler config, nested configs included, or None when the config cannot be
     keyed: a class from outside this package (its code is not part of the key) or a value other than
     None, bool, int, float, str or tuples of them (an array's ``repr`` elides its values)."""
+
     def plain(value: Any) -> Any:
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
@@ -81,8 +91,9 @@ def config_identity(config: Any) -> str | None:
             cls = type(value)
             if not cls.__module__.startswith(_PACKAGE.name + "."):
                 raise TypeError(cls)
-            return cls.__qualname__, tuple((f.name, plain(getattr(value, f.name)))
-                                           for f in dataclasses.fields(value))
+            return cls.__qualname__, tuple(
+                (f.name, plain(getattr(value, f.name))) for f in dataclasses.fields(value)
+            )
         raise TypeError(type(value))
 
     try:
@@ -119,8 +130,11 @@ def _machine_digest() -> bytes:
 
 def _config_digest() -> bytes:
     """JAX's configuration as the current thread sees it (x64 may be switched per thread)."""
-    items = sorted((k, repr(getattr(jax.config, k, v))) for k, v in jax.config.values.items()
-                   if not _NEUTRAL_CONFIG.search(k))
+    items = sorted(
+        (k, repr(getattr(jax.config, k, v)))
+        for k, v in jax.config.values.items()
+        if not _NEUTRAL_CONFIG.search(k)
+    )
     items.append(("float", str(jnp.result_type(float))))
     return hashlib.sha256(repr(items).encode()).digest()
 
@@ -187,8 +201,13 @@ class StoredProgram:
         data_arg: position of the data tuple in the program's arguments.
     """
 
-    def __init__(self, jitted: Any, identity: str | None, model: Callable[[tuple], bytes] | None = None,
-                 data_arg: int | None = None):
+    def __init__(
+        self,
+        jitted: Any,
+        identity: str | None,
+        model: Callable[[tuple], bytes] | None = None,
+        data_arg: int | None = None,
+    ):
         self._jitted, self._identity, self._model, self._data_arg = jitted, identity, model, data_arg
         self._compiled: dict[tuple, jax.stages.Compiled] = {}
         self._unproven: dict[tuple, Path] = {}  # loaded from the store, not yet run here
@@ -247,8 +266,12 @@ class StoredProgram:
             program = lowered.compile()
         STATS["compiled"] += 1
         # an executable JAX loaded from its own cache serialises without its code: store only fresh ones
-        if (path is not None and not served() and _strikes(path) < MAX_STRIKES
-                and not _HOST_CALLBACK.search(lowered.as_text())):
+        if (
+            path is not None
+            and not served()
+            and _strikes(path) < MAX_STRIKES
+            and not _HOST_CALLBACK.search(lowered.as_text())
+        ):
             _save(path, program)
         return program
 
@@ -362,7 +385,8 @@ def _load(path: Path) -> jax.stages.Compiled | None:
         by_id = {d.id: d for d in jax.devices()}
         with _watch(path):
             program = serialize_executable.deserialize_and_load(
-                payload, in_tree, out_tree, execution_devices=[by_id[i] for i in device_ids])
+                payload, in_tree, out_tree, execution_devices=[by_id[i] for i in device_ids]
+            )
     except Exception:  # a damaged or foreign file: compile again and replace it
         with contextlib.suppress(OSError):
             path.unlink()
@@ -377,8 +401,10 @@ def _save(path: Path, program: jax.stages.Compiled) -> None:
     if len(devices) != 1:
         return  # the store keeps single-device programs (sharded runs compile as usual)
     try:
-        payload = pickle.dumps(([d.id for d in devices], *serialize_executable.serialize(program)),
-                               protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps(
+            ([d.id for d in devices], *serialize_executable.serialize(program)),
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
     except Exception:  # e.g. programs with captured constants: not serialisable, simply not stored
         return
     try:

@@ -20,9 +20,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["ChainState", "DualAveraging", "Welford", "chain_init", "dual_averaging_init",
-           "dual_averaging_update", "early_windows", "stan_schedule", "welford_covariance", "welford_init",
-           "welford_update", "window_schedule"]
+__all__ = [
+    "ChainState",
+    "DualAveraging",
+    "Welford",
+    "chain_init",
+    "dual_averaging_init",
+    "dual_averaging_update",
+    "early_windows",
+    "stan_schedule",
+    "welford_covariance",
+    "welford_init",
+    "welford_update",
+    "window_schedule",
+]
 
 INIT_BUFFER, TERM_BUFFER, BASE_WINDOW = 75, 50, 25  # Stan's warmup windows
 EARLY_WINDOWS = (15, 40, 75)  # slow windows [15, 40) and [40, 75) inside a full initial buffer
@@ -44,6 +55,7 @@ def chain_init(position: jax.Array, logdensity_fn) -> ChainState:
 
 
 # -- windows ------------------------------------------------------------------------------------------
+
 
 def window_schedule(tune: int) -> np.ndarray:
     """The warmup schedule as rows ``(stage, is_window_end)``: stage 0 fast, 1 slow.
@@ -72,7 +84,7 @@ def early_windows(rows: np.ndarray, bounds: tuple[int, ...] = EARLY_WINDOWS) -> 
     if buffer < bounds[-1]:
         return rows
     rows = rows.copy()
-    rows[bounds[0]:bounds[-1], 0] = 1
+    rows[bounds[0] : bounds[-1], 0] = 1
     rows[np.asarray(bounds[1:]) - 1, 1] = 1
     return rows
 
@@ -106,6 +118,7 @@ def stan_schedule(tune: int) -> np.ndarray:
 
 # -- step size ----------------------------------------------------------------------------------------
 
+
 class DualAveraging(NamedTuple):
     """Dual averaging of the log step size towards a target acceptance rate."""
 
@@ -135,6 +148,7 @@ def dual_averaging_update(state: DualAveraging, acceptance: jax.Array, target: f
 
 
 # -- mass matrix ----------------------------------------------------------------------------------------
+
 
 class Welford(NamedTuple):
     """Running mean and sum of squared deviations (a vector for a diagonal, a matrix for a dense one)."""

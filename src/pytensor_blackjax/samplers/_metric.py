@@ -17,8 +17,16 @@ from jax.scipy.linalg import solve_triangular
 if TYPE_CHECKING:
     from blackjax.mcmc.metrics import LowRankInverseMassMatrix, Metric
 
-__all__ = ["DenseFactors", "LowRankBuffer", "dense_factors", "dense_metric", "low_rank_estimate",
-           "low_rank_matrix", "low_rank_buffer_init", "low_rank_buffer_push"]
+__all__ = [
+    "DenseFactors",
+    "LowRankBuffer",
+    "dense_factors",
+    "dense_metric",
+    "low_rank_estimate",
+    "low_rank_matrix",
+    "low_rank_buffer_init",
+    "low_rank_buffer_push",
+]
 
 
 class DenseFactors(NamedTuple):
@@ -114,8 +122,9 @@ def _geometric_mean(a, b):
     return a_half @ middle @ a_half
 
 
-def low_rank_estimate(buffer: LowRankBuffer, max_rank: int, *, gamma: float = 1e-5,
-                      cutoff: float = 2.0) -> LowRankInverseMassMatrix:
+def low_rank_estimate(
+    buffer: LowRankBuffer, max_rank: int, *, gamma: float = 1e-5, cutoff: float = 2.0
+) -> LowRankInverseMassMatrix:
     """Low-rank-plus-diagonal inverse mass matrix minimising the sample Fisher divergence.
 
     The diagonal is ``(Var[x] / Var[grad])^(1/4)``; in the coordinates it scales, the correction lives

@@ -70,8 +70,10 @@ def one_call_kernel(
     def warmup_step(key, ws, row):
         def run(w):
             new_state, params = tune(key, w.state)
-            return TunedState(jax.tree.map(lambda x, old: jnp.asarray(x, old.dtype), new_state, w.state),
-                              jax.tree.map(lambda x, old: jnp.asarray(x, old.dtype), params, w.params))
+            return TunedState(
+                jax.tree.map(lambda x, old: jnp.asarray(x, old.dtype), new_state, w.state),
+                jax.tree.map(lambda x, old: jnp.asarray(x, old.dtype), params, w.params),
+            )
 
         return jax.lax.cond(row[0] == 1, run, lambda w: w, ws), {}
 

@@ -89,8 +89,10 @@ class ChEES:
                 "or use sampler='nuts', which adapts each chain on its own."
             )
         if tune < 1:
-            raise ValueError("ChEES needs warmup to tune its step size and trajectory length: tune=0; "
-                             "give tune >= 200 (the default 1000 is a good start).")
+            raise ValueError(
+                "ChEES needs warmup to tune its step size and trajectory length: tune=0; "
+                "give tune >= 200 (the default 1000 is a good start)."
+            )
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
         import blackjax
@@ -111,8 +113,11 @@ class ChEES:
 
         kernel = dynamic_hmc.build_kernel(next_random_arg_fn=next_arg, integration_steps_fn=integration_steps)
         warmup = blackjax.chees_adaptation(
-            logdensity_fn, chains, target_acceptance_rate=self.target_accept,
-            max_leapfrog_steps=self.max_leapfrog_steps, adaptation_info_fn=get_filter_adapt_info_fn(),
+            logdensity_fn,
+            chains,
+            target_acceptance_rate=self.target_accept,
+            max_leapfrog_steps=self.max_leapfrog_steps,
+            adaptation_info_fn=get_filter_adapt_info_fn(),
             mass_matrix_estimation="diagonal" if self.mass_matrix == "diag" else None,
         )
 
@@ -122,18 +127,27 @@ class ChEES:
 
         def tune(key, states):
             optimizer = optax.adam(self.learning_rate)
-            (states, params), _ = warmup.run(key, states.position, INITIAL_STEP_SIZE, optimizer, num_tune,
-                                             max_sampling_steps=draws)
-            return states, ChEESParams(jnp.asarray(params["step_size"]),
-                                       jnp.broadcast_to(params["inverse_mass_matrix"], (num_dims,)),
-                                       jnp.asarray(params["integration_steps_params"][0]))
+            (states, params), _ = warmup.run(
+                key, states.position, INITIAL_STEP_SIZE, optimizer, num_tune, max_sampling_steps=draws
+            )
+            return states, ChEESParams(
+                jnp.asarray(params["step_size"]),
+                jnp.broadcast_to(params["inverse_mass_matrix"], (num_dims,)),
+                jnp.asarray(params["integration_steps_params"][0]),
+            )
 
         def step(key, states, params):
             keys = jax.random.split(key, chains)
 
             def one(k, s):
-                return kernel(k, s, logdensity_fn, params.step_size, params.inverse_mass_matrix,
-                              integration_steps_params=(params.num_leapfrog_steps,))
+                return kernel(
+                    k,
+                    s,
+                    logdensity_fn,
+                    params.step_size,
+                    params.inverse_mass_matrix,
+                    integration_steps_params=(params.num_leapfrog_steps,),
+                )
 
             states, info = jax.vmap(one)(keys, states)
             return states, rename_info(info, lp=states.logdensity, step_size=params.step_size)

@@ -79,6 +79,11 @@ class HMC:
         def stats_fn(state, info, params):
             return rename_info(info, lp=state.logdensity, step_size=params.step_size)
 
-        return windowed_hmc_kernel(kernel_fn, logdensity_fn, num_dims, target_accept=self.target_accept,
-                                   adaptation=metric_kind(self.adaptation, num_dims),
-                                   stats_fn=stats_fn)
+        return windowed_hmc_kernel(
+            kernel_fn,
+            logdensity_fn,
+            num_dims,
+            target_accept=self.target_accept,
+            adaptation=metric_kind(self.adaptation, num_dims),
+            stats_fn=stats_fn,
+        )

@@ -33,11 +33,15 @@ class MCLMCParams(NamedTuple):
 
 def _check_mclmc(owner: str, tune: int, num_dims: int) -> None:
     if tune < MIN_TUNE:
-        raise ValueError(f"{owner} tunes its step size and L during warmup: tune={tune} is too short; "
-                         f"give tune >= {MIN_TUNE} (the default 1000 is a good start).")
+        raise ValueError(
+            f"{owner} tunes its step size and L during warmup: tune={tune} is too short; "
+            f"give tune >= {MIN_TUNE} (the default 1000 is a good start)."
+        )
     if num_dims < 2:
-        raise ValueError(f"{owner} needs at least 2 unconstrained dimensions; the model has {num_dims}. "
-                         "Use sampler='nuts' for one-dimensional posteriors.")
+        raise ValueError(
+            f"{owner} needs at least 2 unconstrained dimensions; the model has {num_dims}. "
+            "Use sampler='nuts' for one-dimensional posteriors."
+        )
 
 
 def _flag(owner: str, name: str, value) -> None:
@@ -93,8 +97,9 @@ class MCLMC:
         from blackjax.mcmc import mclmc as mclmc_kernel
         from blackjax.mcmc.integrators import isokinetic_mclachlan
 
-        kernel = mclmc_kernel.build_kernel(integrator=isokinetic_mclachlan,
-                                           desired_energy_var=self.desired_energy_var)
+        kernel = mclmc_kernel.build_kernel(
+            integrator=isokinetic_mclachlan, desired_energy_var=self.desired_energy_var
+        )
         # Blackjax's default phases take 0.1, 0.1 (+1/3 of it with preconditioning) and 0.1 of num_steps
         share = 0.1 + 0.1 * (4 / 3 if self.diagonal_preconditioning else 1) + 0.1
         num_steps = max(1, round(self.tune_steps / share))
@@ -104,20 +109,34 @@ class MCLMC:
 
         def tune(key, state):
             state, params, _ = blackjax.mclmc_find_L_and_step_size(
-                mclmc_kernel=kernel, num_steps=num_steps, state=state, rng_key=key,
-                logdensity_fn=logdensity_fn, desired_energy_var=self.desired_energy_var,
+                mclmc_kernel=kernel,
+                num_steps=num_steps,
+                state=state,
+                rng_key=key,
+                logdensity_fn=logdensity_fn,
+                desired_energy_var=self.desired_energy_var,
                 diagonal_preconditioning=self.diagonal_preconditioning,
             )
             imm = jnp.broadcast_to(jnp.asarray(params.inverse_mass_matrix), (num_dims,))
             return state, MCLMCParams(jnp.asarray(params.L), jnp.asarray(params.step_size), imm)
 
         def step(key, state, params):
-            state, info = kernel(key, state, logdensity_fn, inverse_mass_matrix=params.inverse_mass_matrix,
-                                 L=params.L, step_size=params.step_size)
+            state, info = kernel(
+                key,
+                state,
+                logdensity_fn,
+                inverse_mass_matrix=params.inverse_mass_matrix,
+                L=params.L,
+                step_size=params.step_size,
+            )
             # one integration step per draw (two gradient evaluations with the McLachlan integrator)
-            return state, rename_info(info, lp=state.logdensity, step_size=params.step_size,
-                                      diverging=jnp.logical_not(info.nonans),
-                                      n_steps=jnp.ones((), jnp.int32))
+            return state, rename_info(
+                info,
+                lp=state.logdensity,
+                step_size=params.step_size,
+                diverging=jnp.logical_not(info.nonans),
+                n_steps=jnp.ones((), jnp.int32),
+            )
 
         return one_call_kernel(init=init, tune=tune, step=step, position=lambda s: s.position)
 
@@ -177,17 +196,26 @@ class AdjustedMCLMC:
 
         def tune(key, state):
             state, params, _ = blackjax.adjusted_mclmc_find_L_and_step_size(
-                mclmc_kernel=kernel, logdensity_fn=logdensity_fn, num_steps=num_steps, state=state,
-                rng_key=key, target=self.target_accept,
+                mclmc_kernel=kernel,
+                logdensity_fn=logdensity_fn,
+                num_steps=num_steps,
+                state=state,
+                rng_key=key,
+                target=self.target_accept,
                 diagonal_preconditioning=self.diagonal_preconditioning,
             )
             imm = jnp.broadcast_to(jnp.asarray(params.inverse_mass_matrix), (num_dims,))
             return state, MCLMCParams(jnp.asarray(params.L), jnp.asarray(params.step_size), imm)
 
         def step(key, state, params):
-            state, info = kernel(key, state, logdensity_fn, params.step_size,
-                                 inverse_mass_matrix=params.inverse_mass_matrix,
-                                 integration_steps_params=(params.L / params.step_size,))
+            state, info = kernel(
+                key,
+                state,
+                logdensity_fn,
+                params.step_size,
+                inverse_mass_matrix=params.inverse_mass_matrix,
+                integration_steps_params=(params.L / params.step_size,),
+            )
             return state, rename_info(info, lp=state.logdensity, step_size=params.step_size)
 
         return one_call_kernel(init=init, tune=tune, step=step, position=lambda s: s.position)

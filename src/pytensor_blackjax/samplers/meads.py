@@ -81,8 +81,10 @@ class MEADS:
                 "or use sampler='nuts', which adapts each chain on its own."
             )
         if tune < 1:
-            raise ValueError("MEADS needs warmup to tune its parameters: tune=0; give tune >= 200 "
-                             "(the default 1000 is a good start).")
+            raise ValueError(
+                "MEADS needs warmup to tune its parameters: tune=0; give tune >= 200 "
+                "(the default 1000 is a good start)."
+            )
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
         import blackjax
@@ -91,8 +93,9 @@ class MEADS:
 
         _, num_tune, chains = self.sizes
         kernel = ghmc.build_kernel()
-        warmup = blackjax.meads_adaptation(logdensity_fn, chains, num_folds=self.num_folds,
-                                           adaptation_info_fn=get_filter_adapt_info_fn())
+        warmup = blackjax.meads_adaptation(
+            logdensity_fn, chains, num_folds=self.num_folds, adaptation_info_fn=get_filter_adapt_info_fn()
+        )
 
         def init(key, positions):
             key, start_key = jax.random.split(key)
@@ -102,16 +105,26 @@ class MEADS:
 
         def tune(key, states):
             (states, params), _ = warmup.run(key, states.position, num_tune)
-            return states, MEADSParams(jnp.asarray(params["step_size"]),
-                                       jnp.broadcast_to(params["momentum_inverse_scale"], (num_dims,)),
-                                       jnp.asarray(params["alpha"]), jnp.asarray(params["delta"]))
+            return states, MEADSParams(
+                jnp.asarray(params["step_size"]),
+                jnp.broadcast_to(params["momentum_inverse_scale"], (num_dims,)),
+                jnp.asarray(params["alpha"]),
+                jnp.asarray(params["delta"]),
+            )
 
         def step(key, states, params):
             keys = jax.random.split(key, chains)
 
             def one(k, s):
-                return kernel(k, s, logdensity_fn, params.step_size, params.momentum_inverse_scale,
-                              params.alpha, params.delta)
+                return kernel(
+                    k,
+                    s,
+                    logdensity_fn,
+                    params.step_size,
+                    params.momentum_inverse_scale,
+                    params.alpha,
+                    params.delta,
+                )
 
             states, info = jax.vmap(one)(keys, states)
             stats = rename_info(info, lp=states.logdensity, step_size=params.step_size)

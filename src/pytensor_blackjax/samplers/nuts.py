@@ -102,16 +102,20 @@ def _estimator(kind: str, num_dims: int, dtype, max_rank: int) -> _Estimator:
             imm = low_rank_estimate(buffer, max_rank)
             return low_rank_buffer_init(capacity, num_dims, dtype), imm, ()
 
-        return _Estimator(lr_init, lambda s, c: low_rank_buffer_push(s, c.position, c.logdensity_grad),
-                          lr_final)
+        return _Estimator(
+            lr_init, lambda s, c: low_rank_buffer_push(s, c.position, c.logdensity_grad), lr_final
+        )
     if kind == "dense":
         return _dense_estimator(num_dims, dtype, max_rank)
 
     def diag_end(state):
         return welford_init(num_dims, False, dtype), welford_covariance(state), ()
 
-    return _Estimator(lambda grad: (welford_init(num_dims, False, dtype), start_variances(grad), ()),
-                      lambda s, c: welford_update(s, c.position), diag_end)
+    return _Estimator(
+        lambda grad: (welford_init(num_dims, False, dtype), start_variances(grad), ()),
+        lambda s, c: welford_update(s, c.position),
+        diag_end,
+    )
 
 
 def _dense_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
@@ -131,13 +135,18 @@ def _dense_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
 
     def update(state, chain):
         welford, buffer = state
-        return (welford_update(welford, chain.position),
-                low_rank_buffer_push(buffer, chain.position, chain.logdensity_grad))
+        return (
+            welford_update(welford, chain.position),
+            low_rank_buffer_push(buffer, chain.position, chain.logdensity_grad),
+        )
 
     def end(state):
         welford, buffer = state
-        imm = jax.lax.cond(welford.count < short, lambda: low_rank_matrix(low_rank_estimate(buffer, rank)),
-                           lambda: welford_covariance(welford))
+        imm = jax.lax.cond(
+            welford.count < short,
+            lambda: low_rank_matrix(low_rank_estimate(buffer, rank)),
+            lambda: welford_covariance(welford),
+        )
         fresh = (welford_init(num_dims, True, dtype), low_rank_buffer_init(capacity, num_dims, dtype))
         return fresh, imm, dense_factors(imm)
 
@@ -173,16 +182,24 @@ def _pathfinder_start(key, position, logdensity_fn):
     import blackjax
 
     fit_key, draw_key = jax.random.split(key)
-    state, _ = blackjax.vi.pathfinder.approximate(fit_key, logdensity_fn, position,
-                                                  num_samples=PATHFINDER_DRAWS)
+    state, _ = blackjax.vi.pathfinder.approximate(
+        fit_key, logdensity_fn, position, num_samples=PATHFINDER_DRAWS
+    )
     draw, _ = blackjax.vi.pathfinder.sample(draw_key, state)
     ok = jnp.all(jnp.isfinite(draw)) & jnp.isfinite(logdensity_fn(draw))
     return jnp.where(ok, draw, position)
 
 
 def windowed_hmc_kernel(
-    kernel_fn, logdensity_fn, num_dims: int, *, target_accept: float, stats_fn, adaptation: str,
-    max_rank: int = 10, pathfinder: bool = False,
+    kernel_fn,
+    logdensity_fn,
+    num_dims: int,
+    *,
+    target_accept: float,
+    stats_fn,
+    adaptation: str,
+    max_rank: int = 10,
+    pathfinder: bool = False,
 ) -> Kernel:
     """Warmup and step for any Blackjax kernel with the signature ``(key, state, logdensity, step_size,
     metric)`` over its ``HMCState``; between steps the chain is a `ChainState`.
@@ -211,8 +228,9 @@ def windowed_hmc_kernel(
         chain, info = transition(key, ws.chain, ws.params)
         accept = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
         da_state = dual_averaging_update(ws.step_size_state, accept, target_accept)
-        mm_state = jax.lax.cond(row[0] == 1, lambda s: est.update(s, chain), lambda s: s,
-                                ws.mass_matrix_state)
+        mm_state = jax.lax.cond(
+            row[0] == 1, lambda s: est.update(s, chain), lambda s: s, ws.mass_matrix_state
+        )
         params = ws.params._replace(step_size=jnp.exp(da_state.log_step_size))
 
         def window_end(args):
@@ -221,8 +239,9 @@ def windowed_hmc_kernel(
             da_state = dual_averaging_init(jnp.exp(da_state.log_step_size_avg))
             return da_state, mm_state, HMCParams(jnp.exp(da_state.log_step_size), imm, factors)
 
-        da_state, mm_state, params = jax.lax.cond(row[1] == 1, window_end, lambda a: a,
-                                                  (da_state, mm_state, params))
+        da_state, mm_state, params = jax.lax.cond(
+            row[1] == 1, window_end, lambda a: a, (da_state, mm_state, params)
+        )
         stats = stats_fn(chain, info, params)
         return WindowState(chain, da_state, mm_state, params), stats
 
@@ -302,6 +321,13 @@ class NUTS:
                 reached_max_treedepth=depth >= max_depth,
             )
 
-        return windowed_hmc_kernel(kernel_fn, logdensity_fn, num_dims, target_accept=self.target_accept,
-                                   stats_fn=stats_fn, adaptation=self.metric_kind(num_dims),
-                                   max_rank=self.max_rank, pathfinder=self.init == "pathfinder")
+        return windowed_hmc_kernel(
+            kernel_fn,
+            logdensity_fn,
+            num_dims,
+            target_accept=self.target_accept,
+            stats_fn=stats_fn,
+            adaptation=self.metric_kind(num_dims),
+            max_rank=self.max_rank,
+            pathfinder=self.init == "pathfinder",
+        )

@@ -96,8 +96,10 @@ class SMC:
 
     def check(self, *, chains: int, tune: int, num_dims: int) -> None:
         if tune < MIN_TUNE:
-            raise ValueError(f"SMC uses the warmup steps for tempering: tune={tune} allows too few "
-                             f"tempering steps; give tune >= {MIN_TUNE} (unused steps cost nothing).")
+            raise ValueError(
+                f"SMC uses the warmup steps for tempering: tune={tune} allows too few "
+                f"tempering steps; give tune >= {MIN_TUNE} (unused steps cost nothing)."
+            )
 
     def build(self, logdensity_fn, num_dims: int) -> Kernel:
         import blackjax
@@ -117,35 +119,44 @@ class SMC:
         def mcmc_step(key, state, logdensity, step_size, inverse_mass_matrix, num_integration_steps):
             return hmc_kernel(key, state, logdensity, step_size, inverse_mass_matrix, num_integration_steps)
 
-        smc_kernel = tempered.build_kernel(log_reference, log_ratio, mcmc_step, blackjax.hmc.init,
-                                           resampling.systematic)
+        smc_kernel = tempered.build_kernel(
+            log_reference, log_ratio, mcmc_step, blackjax.hmc.init, resampling.systematic
+        )
         batched_log_ratio = jax.vmap(log_ratio)
 
         def warmup_init(key, positions):
             del positions  # the particles start from the reference, not from the chains' start points
             init_key, key = jax.random.split(key)
             particles = sd * jax.random.normal(init_key, (num_particles, num_dims))
-            step0 = jnp.log(0.5 * num_dims ** -0.25)
-            return SMCWarmup(tempered.init(particles), jnp.asarray(step0), jnp.asarray(0), jnp.asarray(0),
-                             key)
+            step0 = jnp.log(0.5 * num_dims**-0.25)
+            return SMCWarmup(
+                tempered.init(particles), jnp.asarray(step0), jnp.asarray(0), jnp.asarray(0), key
+            )
 
         def move(key, ws, row):
             state = ws.smc
             lam = jnp.asarray(state.tempering_param)
-            delta = ess.ess_solver(batched_log_ratio, state.particles, self.target_ess, 1.0 - lam,
-                                   solver.dichotomy)
+            delta = ess.ess_solver(
+                batched_log_ratio, state.particles, self.target_ess, 1.0 - lam, solver.dichotomy
+            )
             delta = jnp.clip(jnp.nan_to_num(delta), 0.0, 1.0 - lam)
             target = jnp.where(row[0] == 1, 1.0, lam + delta)
             scale = jnp.sqrt(_weighted_variance(state.particles, state.weights))
-            params = {"step_size": jnp.exp(ws.log_step_size)[None],
-                      "inverse_mass_matrix": (scale**2)[None],
-                      "num_integration_steps": jnp.asarray([self.num_integration_steps])}
+            params = {
+                "step_size": jnp.exp(ws.log_step_size)[None],
+                "inverse_mass_matrix": (scale**2)[None],
+                "num_integration_steps": jnp.asarray([self.num_integration_steps]),
+            }
             new, info = smc_kernel(key, state, self.num_mcmc_steps, target, params)
             accept = jnp.mean(jnp.nan_to_num(info.update_info.acceptance_rate))
             log_step = ws.log_step_size + (accept - MUTATION_ACCEPT)
             new = new._replace(tempering_param=jnp.asarray(jnp.minimum(new.tempering_param, 1.0), lam.dtype))
-            return ws._replace(smc=new, log_step_size=log_step,
-                               moves_at_posterior=ws.moves_at_posterior + (lam >= 1.0), moves=ws.moves + 1)
+            return ws._replace(
+                smc=new,
+                log_step_size=log_step,
+                moves_at_posterior=ws.moves_at_posterior + (lam >= 1.0),
+                moves=ws.moves + 1,
+            )
 
         def warmup_step(key, ws, row):
             busy = (ws.smc.tempering_param < 1.0) | (ws.moves_at_posterior < 1)
@@ -166,8 +177,10 @@ class SMC:
             # every draw is one particle; its cost is the leapfrog steps it took while tempering, so
             # n_steps summed over the draws is the run's gradient evaluations
             n_steps = jnp.full((chains,), draws.leapfrog_steps, jnp.int32)
-            return draws._replace(next_draw=draws.next_draw + 1), {"lp": jax.vmap(logdensity_fn)(x),
-                                                                   "n_steps": n_steps}
+            return draws._replace(next_draw=draws.next_draw + 1), {
+                "lp": jax.vmap(logdensity_fn)(x),
+                "n_steps": n_steps,
+            }
 
         def position(draws):
             return draws.particles[_slot(draws.next_draw - 1, chains, num_particles)]

@@ -35,8 +35,10 @@ class ApproxDraws(NamedTuple):
 
 def _check_tune(owner: str, tune: int, minimum: int) -> None:
     if tune < minimum:
-        raise ValueError(f"{owner} is fitted during warmup: tune={tune} is too short; give tune >= {minimum} "
-                         "(the default 1000 is a good start).")
+        raise ValueError(
+            f"{owner} is fitted during warmup: tune={tune} is too short; give tune >= {minimum} "
+            "(the default 1000 is a good start)."
+        )
 
 
 def _draw_kernel(sample_fn, logdensity_fn, chains: int):
@@ -93,8 +95,9 @@ class Pathfinder:
         chains = self.chains
 
         def fit_one(key, start):
-            state, _ = pathfinder.approximate(key, logdensity_fn, start, self.num_elbo_draws,
-                                              maxiter=self.maxiter)
+            state, _ = pathfinder.approximate(
+                key, logdensity_fn, start, self.num_elbo_draws, maxiter=self.maxiter
+            )
             return state
 
         def init(key, positions):

@@ -74,8 +74,9 @@ def check_writable(path: Path) -> None:
         (path / SIDE_DIR / "probe").unlink()
     except OSError as e:
         raise OSError(
-            e.errno, f"cannot write to store {str(path)!r}: {e.strerror or e}. Choose a writable location "
-            "for store= (a local directory you own with free space)."
+            e.errno,
+            f"cannot write to store {str(path)!r}: {e.strerror or e}. Choose a writable location "
+            "for store= (a local directory you own with free space).",
         ) from e
 
 

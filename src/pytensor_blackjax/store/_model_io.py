@@ -38,8 +38,10 @@ def fingerprint(model: Model) -> str:
         "values": [[v.name, list(v.type.shape), str(v.type.dtype)] for v in model.values],
         "outputs": list(model.outputs),
         "log_likelihood": list(model.log_likelihood),
-        "data": [[k, d.kind, str(np.asarray(d.value).dtype), list(np.shape(d.value))]
-                 for k, d in model.data.items()],
+        "data": [
+            [k, d.kind, str(np.asarray(d.value).dtype), list(np.shape(d.value))]
+            for k, d in model.data.items()
+        ],
         "coords": {k: [str(c) for c in v] for k, v in model.coords.items()},
         "dims": {k: list(v) for k, v in model.dims.items()},
     }

@@ -45,8 +45,15 @@ def _estimate_bytes(compiled: CompiledModel, settings, log_likelihood: bool) -> 
     return per_draw * settings.chains * settings.draws
 
 
-def open_new(store: str | Path, compiled: CompiledModel, sampler, settings, new_data: dict,
-             *, log_likelihood: bool = False) -> StoreSink:
+def open_new(
+    store: str | Path,
+    compiled: CompiledModel,
+    sampler,
+    settings,
+    new_data: dict,
+    *,
+    log_likelihood: bool = False,
+) -> StoreSink:
     """Create the store, write the model and settings, and return the sink for the driver.
 
     Raises:
@@ -75,21 +82,24 @@ def open_new(store: str | Path, compiled: CompiledModel, sampler, settings, new_
         values = {k: data_now[k] for k, d in model.data.items() if d.kind == kind}
         if values:
             tree = make_datatree({}, dims=model.dims, coords=model.coords, **{kind: values})
-            tree[group].to_dataset().to_zarr(str(path), group=group, mode="w", zarr_format=3,
-                                             consolidated=False)
+            tree[group].to_dataset().to_zarr(
+                str(path), group=group, mode="w", zarr_format=3, consolidated=False
+            )
     del root  # its zarr.json exists now; the attributes go in with one write
-    RootRecord(path).update({
-        "pbj_store_format": FORMAT,
-        "status": "warmup",
-        "num_draws_completed": 0,
-        "state_file": None,
-        "model": model.name,
-        "model_fingerprint": fingerprint(model),
-        "model_copy": model_note,
-        "sampler": sampler.name,
-        "sampler_config": repr(sampler),
-        **{k: v for k, v in dataclasses.asdict(settings).items()},
-    })
+    RootRecord(path).update(
+        {
+            "pbj_store_format": FORMAT,
+            "status": "warmup",
+            "num_draws_completed": 0,
+            "state_file": None,
+            "model": model.name,
+            "model_fingerprint": fingerprint(model),
+            "model_copy": model_note,
+            "sampler": sampler.name,
+            "sampler_config": repr(sampler),
+            **{k: v for k, v in dataclasses.asdict(settings).items()},
+        }
+    )
     consolidate(path)
     groups = DRAW_GROUPS if log_likelihood else DRAW_GROUPS[:2]
     return StoreSink(path, model=model, settings=settings, groups=groups)
@@ -123,8 +133,11 @@ class StoredRun:
         for group in DRAW_GROUPS:
             if (self.path / group / "zarr.json").exists():
                 arrays = zarr.open_group(str(self.path), path=group, mode="r", use_consolidated=False)
-                out[group] = {name: np.asarray(arrays[name][:, :num_draws]) for name in arrays.array_keys()
-                              if tuple(arrays[name].metadata.dimension_names or ())[:2] == ("chain", "draw")}
+                out[group] = {
+                    name: np.asarray(arrays[name][:, :num_draws])
+                    for name in arrays.array_keys()
+                    if tuple(arrays[name].metadata.dimension_names or ())[:2] == ("chain", "draw")
+                }
         return out
 
 
@@ -156,8 +169,9 @@ def _root_attrs(path: Path) -> dict:
     try:
         attrs = json.loads(meta.read_text()).get("attributes", {})
     except PermissionError as e:
-        raise PermissionError(e.errno, f"store {str(path)!r} cannot be read: {e.strerror}; check its "
-                                       "permissions.") from e
+        raise PermissionError(
+            e.errno, f"store {str(path)!r} cannot be read: {e.strerror}; check its permissions."
+        ) from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise _corrupt(path, f"zarr.json is not valid JSON ({e})") from None
     if attrs.get("pbj_store_format") != FORMAT:
@@ -226,8 +240,17 @@ def open_stored(store: str | Path, model: Model | CompiledModel | None = None) -
     settings = run["settings"]
     if attrs.get("status") == "complete":
         # e.g. killed after the last commit but before sample() returned: the draws are all there
-        return StoredRun(path, compiled, run["sampler"], settings, run["new_data"], run["log_likelihood"],
-                         None, complete=True, chain_method_used=str(attrs.get("chain_method_used", "")))
+        return StoredRun(
+            path,
+            compiled,
+            run["sampler"],
+            settings,
+            run["new_data"],
+            run["log_likelihood"],
+            None,
+            complete=True,
+            chain_method_used=str(attrs.get("chain_method_used", "")),
+        )
     num_draws = int(attrs.get("num_draws_completed", 0))
     resume_point = None
     if attrs.get("status") == "sampling":
@@ -235,11 +258,16 @@ def open_stored(store: str | Path, model: Model | CompiledModel | None = None) -
             raise _corrupt(path, "status is 'sampling' but no state_file is recorded")
         carry = _read_side(path, attrs["state_file"])
         params = _read_side(path, "params.pkl")
-        resume_point = {"phase": "sampling", "num_draws": num_draws, "carry": carry,
-                        "params": params["params"]}
+        resume_point = {
+            "phase": "sampling",
+            "num_draws": num_draws,
+            "carry": carry,
+            "params": params["params"],
+        }
         # the same chain method as before, whatever the core count now: the carry's layout depends on it
-        method = {"threaded": "parallel", "vectorized": "vectorized"}.get(params["method"],
-                                                                          settings.chain_method)
+        method = {"threaded": "parallel", "vectorized": "vectorized"}.get(
+            params["method"], settings.chain_method
+        )
         settings = dataclasses.replace(settings, chain_method=method)
     elif attrs.get("status") != "warmup":
         raise _corrupt(path, f"unknown status {attrs.get('status')!r}")
@@ -247,5 +275,6 @@ def open_stored(store: str | Path, model: Model | CompiledModel | None = None) -
         num_draws = 0
     check_writable(path)
     _truncate(path, num_draws, settings.chunk)
-    return StoredRun(path, compiled, run["sampler"], settings, run["new_data"], run["log_likelihood"],
-                     resume_point)
+    return StoredRun(
+        path, compiled, run["sampler"], settings, run["new_data"], run["log_likelihood"], resume_point
+    )

@@ -53,8 +53,7 @@ class StoreSink:
     def warmup_done(self, runner) -> None:
         carry, params = runner.state()
         self._write_side("params.pkl", pickle.dumps({"params": params, "method": runner.method}))
-        self._commit_state(carry, num_draws=0, status="sampling",
-                           extra={"chain_method_used": runner.method})
+        self._commit_state(carry, num_draws=0, status="sampling", extra={"chain_method_used": runner.method})
 
     def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], runner) -> None:
         n_valid = next(iter(arrays["posterior"].values())).shape[1] if arrays["posterior"] else 0
@@ -71,8 +70,10 @@ class StoreSink:
 
     def close(self, output) -> None:
         """Mark the store complete once every draw is in; an interrupted run stays resumable."""
-        attrs = {"sampling_time": json_safe(output.timings.get("sampling")),
-                 "warmup_time": json_safe(output.timings.get("warmup"))}
+        attrs = {
+            "sampling_time": json_safe(output.timings.get("sampling")),
+            "warmup_time": json_safe(output.timings.get("warmup")),
+        }
         if output.num_draws >= self.settings.draws:
             attrs["status"] = "complete"
         self._update_root(attrs)
@@ -80,9 +81,11 @@ class StoreSink:
     # -- helpers -----------------------------------------------------------------------------
     def _failure(self, what: str, error: OSError) -> str:
         done = self.record.attrs.get("num_draws_completed", 0)
-        return (f"{what} to store {str(self.path)!r} failed: {error.strerror or error}. The store keeps its "
-                f"{done} committed draws per chain; free space (or fix the cause) and continue with "
-                f"pbj.resume({str(self.path)!r}).")
+        return (
+            f"{what} to store {str(self.path)!r} failed: {error.strerror or error}. The store keeps its "
+            f"{done} committed draws per chain; free space (or fix the cause) and continue with "
+            f"pbj.resume({str(self.path)!r})."
+        )
 
     def _write_side(self, name: str, blob: bytes) -> None:
         try:
@@ -93,8 +96,9 @@ class StoreSink:
     def _commit_state(self, carry, *, num_draws: int, status: str, extra: dict | None = None) -> None:
         name = f"state-{num_draws:09d}.pkl"
         self._write_side(name, pickle.dumps(carry, protocol=pickle.HIGHEST_PROTOCOL))
-        self._update_root({"num_draws_completed": num_draws, "state_file": name, "status": status,
-                           **(extra or {})})
+        self._update_root(
+            {"num_draws_completed": num_draws, "state_file": name, "status": status, **(extra or {})}
+        )
         previous, self._state_file = self._state_file, name
         if previous and previous != name:
             (self.path / SIDE_DIR / previous).unlink(missing_ok=True)
@@ -109,11 +113,14 @@ class StoreSink:
         """The ``(chain, draw, ...)`` arrays of every stored group, created from the first chunk's layout."""
         wanted = [g for g in self.groups if first.get(g)]
         if all((self.path / g / "zarr.json").exists() for g in wanted):  # a resumed run: arrays exist
-            return {g: {k: zarr.open_array(str(self.path), path=f"{g}/{k}", mode="r+") for k in first[g]}
-                    for g in wanted}
+            return {
+                g: {k: zarr.open_array(str(self.path), path=f"{g}/{k}", mode="r+") for k in first[g]}
+                for g in wanted
+            }
         s = self.settings
-        template = make_datatree({g: first[g] for g in self.groups if first.get(g)},
-                                 dims=self.model.dims, coords=self.model.coords)
+        template = make_datatree(
+            {g: first[g] for g in self.groups if first.get(g)}, dims=self.model.dims, coords=self.model.coords
+        )
         out: dict[str, dict[str, Any]] = {}
         for group in self.groups:
             if group not in template.children:
@@ -121,14 +128,20 @@ class StoreSink:
             ds = template[group].to_dataset()
             coords = {c: (ds[c].dims, np.arange(s.draws) if c == "draw" else ds[c].values) for c in ds.coords}
             xr.Dataset(coords=coords, attrs=ds.attrs).to_zarr(
-                str(self.path), group=group, mode="w", zarr_format=3, consolidated=False)
+                str(self.path), group=group, mode="w", zarr_format=3, consolidated=False
+            )
             zgroup = zarr.open_group(str(self.path), path=group, mode="r+", use_consolidated=False)
             out[group] = {}
             for name, var in ds.data_vars.items():
                 shape = (s.chains, s.draws, *var.shape[2:])
                 out[group][name] = zgroup.create_array(
-                    name, shape=shape, chunks=(s.chains, s.chunk, *var.shape[2:]), dtype=var.dtype,
-                    fill_value=_fill_value(var.dtype), dimension_names=var.dims)
+                    name,
+                    shape=shape,
+                    chunks=(s.chains, s.chunk, *var.shape[2:]),
+                    dtype=var.dtype,
+                    fill_value=_fill_value(var.dtype),
+                    dimension_names=var.dims,
+                )
         consolidate(self.path)
         # reload so that later commits keep the new consolidated metadata
         self.record.reload()

@@ -102,8 +102,9 @@ class MarginalCheck:
         return out
 
 
-def compare(name: str, ours: np.ndarray, reference: np.ndarray,
-            reference_ess: EffectiveSizes | None = None) -> MarginalCheck:
+def compare(
+    name: str, ours: np.ndarray, reference: np.ndarray, reference_ess: EffectiveSizes | None = None
+) -> MarginalCheck:
     """Compare our draws of one parameter with the reference's, both shaped ``(chain, draw)``.
 
     Args:

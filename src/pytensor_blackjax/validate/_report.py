@@ -38,8 +38,12 @@ class Row:
 
     @property
     def comparisons_pass(self) -> bool:
-        return self.error is None and not self.missing and bool(self.checks) \
+        return (
+            self.error is None
+            and not self.missing
+            and bool(self.checks)
             and all(c.passed for c in self.checks)
+        )
 
     @property
     def status(self) -> str:
@@ -62,8 +66,11 @@ class Row:
 
     @property
     def worst_sd_ratio(self) -> float:
-        return max((c.sd_ratio for c in self.checks), key=lambda r: abs(np.log(r)) if r > 0 else np.inf,
-                   default=np.nan)
+        return max(
+            (c.sd_ratio for c in self.checks),
+            key=lambda r: abs(np.log(r)) if r > 0 else np.inf,
+            default=np.nan,
+        )
 
     @property
     def worst_ks(self) -> float:
@@ -107,8 +114,10 @@ class ValidationReport:
 
     def table(self) -> str:
         """The report as fixed-width text: one line per posterior, then the problems and the verdict."""
-        header = (f"{'posterior':<40} {'params':>6} {'worst z':>8} {'sd ratio':>8} {'KS/lim':>7} "
-                  f"{'diverg':>6} {'min ESS':>8} {'grad evals':>11} {'seconds':>8}  status")
+        header = (
+            f"{'posterior':<40} {'params':>6} {'worst z':>8} {'sd ratio':>8} {'KS/lim':>7} "
+            f"{'diverg':>6} {'min ESS':>8} {'grad evals':>11} {'seconds':>8}  status"
+        )
         lines = [
             f"posteriordb validation: sampler {self.sampler}, {self.chains} chains x {self.draws} draws, "
             f"seed {self.seed}",
@@ -135,8 +144,11 @@ class ValidationReport:
                 lines += [f"    - {item}" for item in found]
         counts = {s: sum(r.status == s for r in self.rows) for s in ("PASS", "WARN", "FAIL")}
         verdict = "PASSED" if self.passed else "FAILED"
-        lines += ["", f"{len(self.rows)} posteriors: {counts['PASS']} PASS, {counts['WARN']} WARN, "
-                      f"{counts['FAIL']} FAIL -> {verdict}"]
+        lines += [
+            "",
+            f"{len(self.rows)} posteriors: {counts['PASS']} PASS, {counts['WARN']} WARN, "
+            f"{counts['FAIL']} FAIL -> {verdict}",
+        ]
         return "\n".join(lines)
 
 

@@ -77,8 +77,11 @@ def run_validation(
         row = _validate_one(folder, sampler, draws=draws, chains=chains, tune=tune, seed=seed, source=source)
         rows.append(row)
         if progress:
-            print(f"[{i}/{len(folders)}] {row.name}: {row.status} ({row.seconds:.1f} s)", file=sys.stderr,
-                  flush=True)
+            print(
+                f"[{i}/{len(folders)}] {row.name}: {row.status} ({row.seconds:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     if source != "builder":
         label += f", {source} models"
     return ValidationReport(tuple(rows), sampler=label, draws=draws, chains=chains, seed=seed)
@@ -91,14 +94,17 @@ def _chosen(folders: list[Path], only: Sequence[str] | None, source: str) -> lis
         by_name = {f.name: f for f in folders}
         unknown = [n for n in only if n not in by_name]
         if unknown:
-            raise ValueError(f"only={list(only)}: {unknown} not found under the given path; "
-                             f"available: {sorted(by_name)}.")
+            raise ValueError(
+                f"only={list(only)}: {unknown} not found under the given path; available: {sorted(by_name)}."
+            )
         folders = [by_name[n] for n in only]
     if source == "pymc":
         folders = [f for f in folders if f.name in posteriordb.PYMC_MODELS]
         if not folders:
-            raise ValueError(f"source='pymc': none of the chosen posteriors has a PyMC version; "
-                             f"those with one: {sorted(posteriordb.PYMC_MODELS)}.")
+            raise ValueError(
+                f"source='pymc': none of the chosen posteriors has a PyMC version; "
+                f"those with one: {sorted(posteriordb.PYMC_MODELS)}."
+            )
     return folders
 
 
@@ -120,15 +126,25 @@ def _validate_one(folder: Path, sampler, *, draws, chains, tune, seed, source) -
     start = time.perf_counter()
     try:
         data = posteriordb.load_data(folder)
-        model = (posteriordb.model(name, data) if source == "builder"
-                 else posteriordb.pymc_model(name, data))
+        model = posteriordb.model(name, data) if source == "builder" else posteriordb.pymc_model(name, data)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SamplingWarning)
-            tree = pbj.sample(model, draws=draws, tune=tune, chains=chains, seed=seed,
-                              sampler=_sampler_for(name, sampler), progressbar=False)
+            tree = pbj.sample(
+                model,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                seed=seed,
+                sampler=_sampler_for(name, sampler),
+                progressbar=False,
+            )
     except Exception as exc:  # one broken posterior must not stop the suite
-        return Row(name, seconds=time.perf_counter() - start, expect_warn=expect_warn,
-                   error=f"{type(exc).__name__}: {exc}")
+        return Row(
+            name,
+            seconds=time.perf_counter() - start,
+            expect_warn=expect_warn,
+            error=f"{type(exc).__name__}: {exc}",
+        )
     seconds = time.perf_counter() - start
     for w in caught:
         if issubclass(w.category, SamplingWarning):
@@ -147,5 +163,13 @@ def _validate_one(folder: Path, sampler, *, draws, chains, tune, seed, source) -
     stats = tree["sample_stats"].to_dataset()
     divergences = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else 0
     grad_evals = int(np.asarray(stats["n_steps"]).sum()) if "n_steps" in stats else None
-    return Row(name, tuple(checks), divergences=divergences, grad_evals=grad_evals, seconds=seconds,
-               expect_warn=expect_warn, notes=tuple(notes), missing=tuple(missing))
+    return Row(
+        name,
+        tuple(checks),
+        divergences=divergences,
+        grad_evals=grad_evals,
+        seconds=seconds,
+        expect_warn=expect_warn,
+        notes=tuple(notes),
+        missing=tuple(missing),
+    )

@@ -107,12 +107,16 @@ def simulation_based_calibration(
         data_args = tuple(jnp.asarray(data.get(n, defaults[n])) for n in data_names)
         kernel = sampler.build(lambda flat: compiled.flat_logdensity(flat, data_args), compiled.num_dims)
         key_init, key_start, key_warm, key_draw = jax.random.split(key, 4)
-        start = jax.random.uniform(key_start, (compiled.num_dims,), minval=-2.0, maxval=2.0,
-                                   dtype=jnp.float64)
+        start = jax.random.uniform(
+            key_start, (compiled.num_dims,), minval=-2.0, maxval=2.0, dtype=jnp.float64
+        )
         warm = kernel.warmup_init(key_init, start)
         if tune:
-            warm, _ = jax.lax.scan(lambda s, x: (kernel.warmup_step(x[0], s, x[1])[0], None), warm,
-                                   (jax.random.split(key_warm, tune), schedule))
+            warm, _ = jax.lax.scan(
+                lambda s, x: (kernel.warmup_step(x[0], s, x[1])[0], None),
+                warm,
+                (jax.random.split(key_warm, tune), schedule),
+            )
         state, params = kernel.warmup_finish(warm)
 
         def one(state, step_key):

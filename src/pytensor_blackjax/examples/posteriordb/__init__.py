@@ -23,5 +23,14 @@ from pytensor_blackjax.examples.posteriordb._registry import (
     spec,
 )
 
-__all__ = ["POSTERIORS", "PYMC_MODELS", "Posterior", "load", "load_data", "model", "names", "pymc_model",
-           "spec"]
+__all__ = [
+    "POSTERIORS",
+    "PYMC_MODELS",
+    "Posterior",
+    "load",
+    "load_data",
+    "model",
+    "names",
+    "pymc_model",
+    "spec",
+]

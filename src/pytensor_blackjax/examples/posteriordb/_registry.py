@@ -47,29 +47,48 @@ class Posterior:
 POSTERIORS: dict[str, Posterior] = {
     p.name: p
     for p in [
-        Posterior("eight_schools-eight_schools_noncentered", _schools.eight_schools_noncentered,
-                  {"target_accept": 0.95},
-                  note="target_accept 0.95: a few divergences at 0.8 near small tau"),
-        Posterior("eight_schools-eight_schools_centered", _schools.eight_schools_centered, expect_warn=True,
-                  note="funnel, run with default settings on purpose: divergences and a biased lower tail "
-                       "of tau are expected and reported"),
+        Posterior(
+            "eight_schools-eight_schools_noncentered",
+            _schools.eight_schools_noncentered,
+            {"target_accept": 0.95},
+            note="target_accept 0.95: a few divergences at 0.8 near small tau",
+        ),
+        Posterior(
+            "eight_schools-eight_schools_centered",
+            _schools.eight_schools_centered,
+            expect_warn=True,
+            note="funnel, run with default settings on purpose: divergences and a biased lower tail "
+            "of tau are expected and reported",
+        ),
         Posterior("kidiq-kidscore_interaction", _regressions.kidiq_kidscore_interaction),
         Posterior("earnings-logearn_interaction", _regressions.earnings_logearn_interaction),
         Posterior("arK-arK", _timeseries.arK),
-        Posterior("arma-arma11", _timeseries.arma11, {"target_accept": 0.95}, start_scale=0.1,
-                  note="starts in uniform(-0.2, 0.2), target_accept 0.95: chains that start or wander into "
-                       "|theta| > 1 (exploding errors, log-density down to -1e200) stay stuck there"),
+        Posterior(
+            "arma-arma11",
+            _timeseries.arma11,
+            {"target_accept": 0.95},
+            start_scale=0.1,
+            note="starts in uniform(-0.2, 0.2), target_accept 0.95: chains that start or wander into "
+            "|theta| > 1 (exploding errors, log-density down to -1e200) stay stuck there",
+        ),
         Posterior("garch-garch11", _timeseries.garch11),
         Posterior("low_dim_gauss_mix-low_dim_gauss_mix", _latent.low_dim_gauss_mix),
-        Posterior("gp_pois_regr-gp_pois_regr", _latent.gp_pois_regr, {"target_accept": 0.99},
-                  note="target_accept 0.99 as in the reference run: divergences at 0.95"),
+        Posterior(
+            "gp_pois_regr-gp_pois_regr",
+            _latent.gp_pois_regr,
+            {"target_accept": 0.99},
+            note="target_accept 0.99 as in the reference run: divergences at 0.95",
+        ),
         Posterior("diamonds-diamonds", _regressions.diamonds),
         Posterior("sblrc-blr", _regressions.sblrc_blr),
         Posterior("mesquite-logmesquite_logvas", _regressions.mesquite_logmesquite_logvas),
         Posterior("nes2000-nes", _regressions.nes2000_nes),
-        Posterior("kilpisjarvi_mod-kilpisjarvi", _regressions.kilpisjarvi,
-                  note="posterior variances span 1e-9 to 1e3, below the mass matrix's regularisation, "
-                       "so trajectories are long and some reach the maximum tree depth"),
+        Posterior(
+            "kilpisjarvi_mod-kilpisjarvi",
+            _regressions.kilpisjarvi,
+            note="posterior variances span 1e-9 to 1e3, below the mass matrix's regularisation, "
+            "so trajectories are long and some reach the maximum tree depth",
+        ),
     ]
 }
 

@@ -25,8 +25,9 @@ __all__ = [
 ]
 
 
-def _regression(name: str, design: np.ndarray, outcome: np.ndarray, *, sigma_prior=None,
-                beta_prior=None) -> Model:
+def _regression(
+    name: str, design: np.ndarray, outcome: np.ndarray, *, sigma_prior=None, beta_prior=None
+) -> Model:
     """``outcome ~ Normal(design @ beta, sigma)``; priors default to flat."""
     m = ModelBuilder(name=name)
     m.coords(coefficient=list(range(design.shape[1])))
@@ -46,8 +47,12 @@ def kidiq_kidscore_interaction(data: Mapping[str, Any]) -> Model:
     """Kid score on mother's high school, IQ and their interaction; half-Cauchy(0, 2.5) on sigma."""
     hs, iq = array(data, "mom_hs"), array(data, "mom_iq")
     design = np.column_stack([np.ones_like(hs), hs, iq, hs * iq])
-    return _regression("kidiq-kidscore_interaction", design, array(data, "kid_score"),
-                       sigma_prior=lambda s: half_cauchy(s, 2.5))
+    return _regression(
+        "kidiq-kidscore_interaction",
+        design,
+        array(data, "kid_score"),
+        sigma_prior=lambda s: half_cauchy(s, 2.5),
+    )
 
 
 def earnings_logearn_interaction(data: Mapping[str, Any]) -> Model:
@@ -60,15 +65,17 @@ def earnings_logearn_interaction(data: Mapping[str, Any]) -> Model:
 def mesquite_logmesquite_logvas(data: Mapping[str, Any]) -> Model:
     """Log leaf weight on log canopy volume, area, shape, height, density and group; flat priors."""
     d1, d2 = array(data, "diam1"), array(data, "diam2")
-    design = np.column_stack([
-        np.ones_like(d1),
-        np.log(d1 * d2 * array(data, "canopy_height")),
-        np.log(d1 * d2),
-        np.log(d1 / d2),
-        np.log(array(data, "total_height")),
-        np.log(array(data, "density")),
-        array(data, "group"),
-    ])
+    design = np.column_stack(
+        [
+            np.ones_like(d1),
+            np.log(d1 * d2 * array(data, "canopy_height")),
+            np.log(d1 * d2),
+            np.log(d1 / d2),
+            np.log(array(data, "total_height")),
+            np.log(array(data, "density")),
+            array(data, "group"),
+        ]
+    )
     return _regression("mesquite-logmesquite_logvas", design, np.log(array(data, "weight")))
 
 
@@ -76,19 +83,31 @@ def nes2000_nes(data: Mapping[str, Any]) -> Model:
     """Party identification on ideology, race, age dummies, education, gender, income; flat priors."""
     age = array(data, "age_discrete")
     ideo = array(data, "real_ideo")
-    design = np.column_stack([
-        np.ones_like(ideo), ideo, array(data, "race_adj"),
-        (age == 2).astype(float), (age == 3).astype(float), (age == 4).astype(float),
-        array(data, "educ1"), array(data, "gender"), array(data, "income"),
-    ])
+    design = np.column_stack(
+        [
+            np.ones_like(ideo),
+            ideo,
+            array(data, "race_adj"),
+            (age == 2).astype(float),
+            (age == 3).astype(float),
+            (age == 4).astype(float),
+            array(data, "educ1"),
+            array(data, "gender"),
+            array(data, "income"),
+        ]
+    )
     return _regression("nes2000-nes", design, array(data, "partyid7"))
 
 
 def sblrc_blr(data: Mapping[str, Any]) -> Model:
     """No-intercept regression with Normal(0, 10) coefficients and a half-Normal(0, 10) sigma."""
-    return _regression("sblrc-blr", array(data, "X"), array(data, "y"),
-                       beta_prior=lambda b: normal(b, 0.0, 10.0),
-                       sigma_prior=lambda s: normal(s, 0.0, 10.0))
+    return _regression(
+        "sblrc-blr",
+        array(data, "X"),
+        array(data, "y"),
+        beta_prior=lambda b: normal(b, 0.0, 10.0),
+        sigma_prior=lambda s: normal(s, 0.0, 10.0),
+    )
 
 
 def kilpisjarvi(data: Mapping[str, Any]) -> Model:

@@ -39,8 +39,9 @@ def arma11(data: Mapping[str, Any]) -> Model:
     phi = m.param("phi")
     theta = m.param("theta")
     sigma = m.param("sigma", transform="positive")
-    m.add_logp(normal(mu, 0.0, 10.0) + normal(phi, 0.0, 2.0) + normal(theta, 0.0, 2.0)
-               + half_cauchy(sigma, 2.5))
+    m.add_logp(
+        normal(mu, 0.0, 10.0) + normal(phi, 0.0, 2.0) + normal(theta, 0.0, 2.0) + half_cauchy(sigma, 2.5)
+    )
     # y[0] is replaced by mu before the series starts, and the error before it is 0
     previous = pt.concatenate([pt.stack([mu]), y[:-1]])
     shocks = y - mu - phi * previous
@@ -48,8 +49,13 @@ def arma11(data: Mapping[str, Any]) -> Model:
     def error(shock, err_before, theta):
         return shock - theta * err_before
 
-    errors = pytensor.scan(error, sequences=[shocks], outputs_info=[pt.zeros((), dtype="float64")],
-                           non_sequences=[theta], return_updates=False)
+    errors = pytensor.scan(
+        error,
+        sequences=[shocks],
+        outputs_info=[pt.zeros((), dtype="float64")],
+        non_sequences=[theta],
+        return_updates=False,
+    )
     m.add_logp(normal(errors, 0.0, sigma))
     return m.build()
 
@@ -101,8 +107,13 @@ def garch11(data: Mapping[str, Any]) -> Model:
     def variance(innovation, v_before, beta1):
         return innovation + beta1 * v_before
 
-    later = pytensor.scan(variance, sequences=[innovations], outputs_info=[pt.sqr(sigma1)],
-                          non_sequences=[beta1], return_updates=False)
+    later = pytensor.scan(
+        variance,
+        sequences=[innovations],
+        outputs_info=[pt.sqr(sigma1)],
+        non_sequences=[beta1],
+        return_updates=False,
+    )
     scale = pt.sqrt(pt.concatenate([pt.stack([pt.sqr(sigma1)]), later]))
     m.add_logp(normal(y, mu, scale))
     return m.build()
