@@ -50,12 +50,13 @@ class StoreSink:
         self._state_file: str | None = self.record.attrs.get("state_file")
 
     # -- driver hooks ------------------------------------------------------------------------
-    def warmup_done(self, runner) -> None:
-        carry, params = runner.state()
-        self._write_side("params.pkl", pickle.dumps({"params": params, "method": runner.method}))
-        self._commit_state(carry, num_draws=0, status="sampling", extra={"chain_method_used": runner.method})
+    def warmup_done(self, checkpoint) -> None:
+        carry, params = checkpoint.state, checkpoint.params
+        self._write_side("params.pkl", pickle.dumps({"params": params, "method": checkpoint.layout}))
+        extra = {"chain_method_used": checkpoint.layout}
+        self._commit_state(carry, num_draws=0, status="sampling", extra=extra)
 
-    def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], runner) -> None:
+    def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], checkpoint) -> None:
         n_valid = next(iter(arrays["posterior"].values())).shape[1] if arrays["posterior"] else 0
         try:
             if self._arrays is None:
@@ -65,7 +66,7 @@ class StoreSink:
                     array[:, start : start + n_valid] = arrays[group][name]
         except OSError as e:
             raise OSError(e.errno, self._failure(f"writing draws {start}-{start + n_valid}", e)) from e
-        carry, _ = runner.state()
+        carry = checkpoint.state
         self._commit_state(carry, num_draws=start + n_valid, status="sampling")
 
     def close(self, output) -> None:
