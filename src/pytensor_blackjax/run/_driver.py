@@ -49,6 +49,10 @@ class Sink(Protocol):
 
     def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], runner: Runner) -> None: ...
 
+    def warmup_progress(
+        self, steps_done: int, tune: int, step_size: float | None, divergences: int
+    ) -> None: ...
+
 
 @dataclass
 class RunOutput:
@@ -180,6 +184,9 @@ def run(
                         divergences=div,
                         step_size=None if step is None else float(np.mean(step[..., n_valid - 1])),
                     )
+                    if sink is not None:
+                        step_now = None if step is None else float(np.mean(step[..., n_valid - 1]))
+                        sink.warmup_progress(start + n_valid, settings.tune, step_now, warmup_divergences)
                     if interrupt.hit:
                         break
                 runner.finish_warmup()
