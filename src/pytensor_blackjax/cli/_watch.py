@@ -414,6 +414,26 @@ def _stop_with(pid: int | None, server) -> None:
         pass
 
 
+def _port_error(host: str, port: int, error: OSError) -> UserError:
+    if error.errno == errno.EADDRINUSE:
+        return UserError(
+            f"port {port} on {host} is in use (another watch, or another server); pick a free one "
+            f"with --port, e.g. --port {port + 1}."
+        )
+    return UserError(f"cannot listen on {host}:{port}: {error.strerror or error}; check --host and --port.")
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail before Bokeh binds: its failed bind leaves a socket unclosed."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as tornado binds
+            probe.bind((host, port))
+    except OSError as e:
+        raise _port_error(host, port, e) from None
+
+
 def serve(
     path: Path, *, port: int, host: str = "127.0.0.1", open_browser: bool = False, stop_with=None
 ) -> None:
@@ -435,17 +455,11 @@ def serve(
     watcher = Watcher(path)
     watcher.refresh()
     app = Application(FunctionHandler(lambda doc: Page(doc, watcher)))
+    _check_port(host, port)
     try:
         server = Server({"/": app}, port=port, address=host, allow_websocket_origin=_origins(host, port))
     except OSError as e:
-        if e.errno == errno.EADDRINUSE:
-            raise UserError(
-                f"port {port} on {host} is in use (another watch, or another server); pick a free one "
-                f"with --port, e.g. --port {port + 1}."
-            ) from None
-        raise UserError(
-            f"cannot listen on {host}:{port}: {e.strerror or e}; check --host and --port."
-        ) from None
+        raise _port_error(host, port, e) from None
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pbj-watch")
 
     async def refresh() -> None:  # PeriodicCallback waits for it: refreshes never overlap
