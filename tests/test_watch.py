@@ -417,6 +417,6 @@ def test_page_follows_a_running_store_then_sees_it_interrupted(browser, tmp_path
         assert " interrupted " in text and "pytensor-blackjax resume" in text
     finally:
         writer.kill()
-        writer.wait()
+        writer.communicate()
         if server is not None:
             server.close()

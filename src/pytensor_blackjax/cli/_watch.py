@@ -193,9 +193,12 @@ def diagnostics_html(view: View) -> str:
         rhat_colour = UNKNOWN if not np.isfinite(d.rhat) else (BAD if d.rhat > RHAT_MAX else GOOD)
         rows.append(
             f'<tr class="diag-row"><td style="padding:2px 8px">{html.escape(d.label)}</td>'
-            + _cell(_fmt(d.rhat, 4), rhat_colour)
+            + _cell("–" if not np.isfinite(d.rhat) else f"{d.rhat:.3f}", rhat_colour)
             + "".join(
-                _cell(_fmt(e, 4), UNKNOWN if not np.isfinite(e) else (BAD if e < ess_min else GOOD))
+                _cell(
+                    "–" if not np.isfinite(e) else f"{e:.0f}",
+                    UNKNOWN if not np.isfinite(e) else (BAD if e < ess_min else GOOD),
+                )
                 for e in (d.ess_bulk, d.ess_tail)
             )
             + "</tr>"
