@@ -196,6 +196,7 @@ def test_run_watch_needs_a_store(capsys, tmp_path):
 def test_sample_watch_needs_a_store_and_a_known_value():
     with pytest.raises(ValueError, match="store="):
         pbj.sample(_toy_model(), watch=True, progressbar=False)
+    assert pbj.WatchOptions().open_browser and pbj.WatchOptions().host == "127.0.0.1"
     with pytest.raises(TypeError, match="watch='yes'"):
         pbj.sample(_toy_model(), watch="yes", store="x.zarr", progressbar=False)
 
@@ -332,9 +333,10 @@ class Server:
         self.close()
         pytest.fail("watch did not serve its page within 120 s")
 
-    def close(self):
+    def close(self) -> str:
+        """Stop the server; its log (stderr)."""
         self.process.kill()
-        self.process.communicate()
+        return self.process.communicate()[1]
 
 
 def read_committed(store: Path) -> int:
@@ -382,7 +384,8 @@ def test_page_of_a_finished_and_an_interrupted_store(finished, interrupted, brow
         try:
             title, text, errors = browser.visit(server.url, tmp_path / f"{phase}.png")
         finally:
-            server.close()
+            log = server.close()
+        assert "ERROR" not in log, log[-2000:]
         _assert_page(text, errors, phase)
         assert title.startswith(f"{phase} · {committed}/200 draws")
         assert _committed_on_page(text) == committed
@@ -420,3 +423,37 @@ def test_page_follows_a_running_store_then_sees_it_interrupted(browser, tmp_path
         writer.communicate()
         if server is not None:
             server.close()
+
+
+def test_start_watch_serves_the_store_from_a_separate_process(finished, capsys):
+    from pytensor_blackjax._watching import start_watch
+
+    port = _free_port()
+    process = start_watch(finished, pbj.WatchOptions(port=port, open_browser=False))
+    try:
+        assert f"http://127.0.0.1:{port}/" in capsys.readouterr().err
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    assert "complete" in r.read().decode()  # the page title
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.3)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_page_data_before_the_first_commit_has_a_column_per_chain(interrupted):
+    from pytensor_blackjax.cli import _watch
+
+    _set_attrs(interrupted, status="warmup", num_draws_completed=0)
+    status = read_status(interrupted)
+    draws = CommittedDraws(interrupted)
+    draws.advance(0)
+    view = build_view(status, draws, version=1, rate=Rate())
+    assert view.labels == () and view.diagnostics == ()
+    assert set(_watch.trace_data(view, "")) == {"draw", "c0", "c1"}  # the glyphs' columns exist, empty
+    assert set(_watch.rank_data(view, "")) == {"bin", "c0", "c1"}

@@ -64,7 +64,7 @@ def sample(
         log_likelihood: add a pointwise ``log_likelihood`` group (models that declare one).
         store: path of a Zarr store to stream draws to; see ``resume``.
         watch: serve a live page of the run (read from ``store``, which it needs) and open it in a web
-            browser; ``WatchOptions(port=..., open_browser=False)`` to choose. Needs the ``watch`` extra.
+            browser; ``pbj.WatchOptions(port=..., open_browser=False)`` to choose. Needs the ``watch`` extra.
 
     Returns:
         ``xarray.DataTree`` with ``posterior`` and ``sample_stats`` (and data groups), dims

@@ -215,8 +215,8 @@ def _chain_columns(chains: int) -> list[str]:
 
 
 def trace_data(view: View, label: str) -> dict[str, np.ndarray]:
-    if label not in view.labels:
-        return {"draw": np.zeros(0)}
+    if label not in view.labels:  # nothing committed yet: empty columns, one per chain
+        return {"draw": np.zeros(0), **{n: np.zeros(0) for n in _chain_columns(view.status.chains)}}
     k = view.labels.index(label)
     index = thin_index(view.columns.shape[1], MAX_TRACE_POINTS)
     data = {"draw": index}
@@ -229,7 +229,7 @@ def rank_data(view: View, label: str) -> dict[str, np.ndarray]:
     """Per chain, how many of its draws fall in each bin of the pooled ranks (flat when chains mix)."""
     chains, draws, _ = view.columns.shape
     if label not in view.labels or draws == 0:
-        return {"bin": np.zeros(0)}
+        return {"bin": np.zeros(0), **{n: np.zeros(0) for n in _chain_columns(view.status.chains)}}
     x = view.columns[:, :, view.labels.index(label)].ravel()
     ranks = np.argsort(np.argsort(x, kind="stable"), kind="stable").reshape(chains, draws)
     edges = np.linspace(0, chains * draws, RANK_BINS + 1)
