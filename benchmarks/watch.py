@@ -104,7 +104,11 @@ class Chromium:
                 if message.get("id") == ident:
                     return message.get("result", {})
 
-        return self.loop.run_until_complete(go())
+        # a reply can be lost while the page is torn down for a reload: never wait on one for long
+        try:
+            return self.loop.run_until_complete(asyncio.wait_for(go(), 10))
+        except TimeoutError:
+            return {}
 
     def screenshot(self, url: str, path: Path, wait: float = 6.0) -> None:
         self.call("Page.navigate", url=url)
