@@ -30,7 +30,7 @@ from pytensor_blackjax.store._files import (
     write_atomic,
 )
 from pytensor_blackjax.store._model_io import dump_model, fingerprint
-from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink
+from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink, writer_record
 
 __all__ = ["StoreError", "StoredRun", "open_new", "open_stored"]
 
@@ -99,6 +99,7 @@ def open_new(
             "model_copy": model_note,
             "sampler": sampler.name,
             "sampler_config": repr(sampler),
+            **writer_record(),
             **{k: v for k, v in dataclasses.asdict(settings).items()},
         }
     )
@@ -278,6 +279,7 @@ def open_stored(store: str | Path, model: Model | CompiledModel | None = None) -
         num_draws = 0
     check_writable(path)
     _truncate(path, num_draws, settings.chunk)
+    RootRecord(path).update(writer_record())  # this process continues the run (for watchers)
     return StoredRun(
         path, compiled, run["sampler"], settings, run["new_data"], run["log_likelihood"], resume_point
     )
