@@ -176,3 +176,20 @@ def test_entries_are_bound_to_their_key_file_and_name(tmp_path):
     (tmp_path / "d.bin").symlink_to(target)
     with pytest.warns(ProgramStoreWarning, match="d.bin: it cannot be opened safely"):
         assert _sealed.read_entry(vault, tmp_path / "d.bin") is None
+
+
+def test_processes_starting_together_agree_on_one_key(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        vaults = list(pool.map(_sealed.open_vault, [tmp_path] * 32))
+    assert len({v.key for v in vaults}) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [_sealed.KEY_NAME]  # no temporary file left
+
+
+def test_a_store_directory_others_may_only_read_is_used(tmp_path):
+    os.chmod(tmp_path, 0o755)  # as an earlier release created it: entries and key are 0600 anyway
+    vault = _sealed.open_vault(tmp_path)
+    assert vault is not None
+    assert _sealed.write_entry(vault, tmp_path / "a.bin", b"payload")
+    assert _sealed.read_entry(vault, tmp_path / "a.bin") == b"payload"
