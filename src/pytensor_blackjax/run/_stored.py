@@ -29,12 +29,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import dataclasses
 import hashlib
-import importlib.metadata
 import os
 import pickle
-import platform
 import re
 import threading
 from collections.abc import Callable
@@ -44,11 +41,19 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.experimental import serialize_executable
 
 from pytensor_blackjax.run import _sealed
 from pytensor_blackjax.run._cache import cache_dir
+from pytensor_blackjax.run._program_keys import (
+    code_digest,
+    config_digest,
+    config_identity,
+    digest_of,
+    machine_digest,
+    model_digest,
+    signature,
+)
 
 __all__ = [
     "MAX_STORE_BYTES",
@@ -64,124 +69,11 @@ __all__ = [
 MAX_STORE_BYTES = 512 * 2**20
 # programs this process loaded from the store, compiled, and saved to it
 STATS = {"loaded": 0, "compiled": 0, "saved": 0}
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-# configuration that cannot change what a program computes (logging, caches, dumps, diagnostics)
-_NEUTRAL_CONFIG = re.compile(
-    r"log|cache|dump|explain|pprint|traceback|transfer_guard|timeout|mtls|distributed"
-)
-_PACKAGE = Path(__file__).resolve().parent.parent
 
 
 def store_dir() -> Path | None:
     """Where compiled programs are stored, or None when the store is off."""
     return cache_dir()
-
-
-def config_identity(config: Any) -> str | None:
-    """Every field of a sampler config, nested configs included, or None when the config cannot be
-    keyed: a class from outside this package (its code is not part of the key) or a value other than
-    None, bool, int, float, str or tuples of them (an array's ``repr`` elides its values)."""
-
-    def plain(value: Any) -> Any:
-        if value is None or isinstance(value, (bool, int, float, str)):
-            return value
-        if isinstance(value, (tuple, list)):
-            return tuple(plain(v) for v in value)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            cls = type(value)
-            if not cls.__module__.startswith(_PACKAGE.name + "."):
-                raise TypeError(cls)
-            return cls.__qualname__, tuple(
-                (f.name, plain(getattr(value, f.name))) for f in dataclasses.fields(value)
-            )
-        raise TypeError(type(value))
-
-    try:
-        return repr(plain(config))
-    except TypeError:
-        return None
-
-
-@cache
-def _code_digest() -> bytes:
-    """This package's source and the versions of the libraries its programs are built from."""
-    h = hashlib.sha256()
-    for path in sorted(_PACKAGE.rglob("*.py")):
-        h.update(str(path.relative_to(_PACKAGE)).encode())
-        h.update(path.read_bytes())
-    for dist in ("jax", "jaxlib", "blackjax", "pytensor"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            h.update(f"{dist}={importlib.metadata.version(dist)};".encode())
-    return h.digest()
-
-
-@cache
-def _machine_digest() -> bytes:
-    h = hashlib.sha256()
-    h.update(f"{platform.machine()};{platform.system()};{os.environ.get('XLA_FLAGS', '')};".encode())
-    device = jax.devices()[0]
-    h.update(f"{device.platform};{device.device_kind};{device.client.platform_version};".encode())
-    h.update(f"{jax.device_count()};{jax.process_count()};".encode())
-    with contextlib.suppress(OSError):  # XLA compiles for the host CPU's instruction set
-        flags = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")]
-        h.update(flags[0].encode() if flags else b"")
-    return h.digest()
-
-
-def _config_digest() -> bytes:
-    """JAX's configuration as the current thread sees it (x64 may be switched per thread)."""
-    items = sorted(
-        (k, repr(getattr(jax.config, k, v)))
-        for k, v in jax.config.values.items()
-        if not _NEUTRAL_CONFIG.search(k)
-    )
-    items.append(("float", str(jnp.result_type(float))))
-    return hashlib.sha256(repr(items).encode()).digest()
-
-
-def _leaf_type(x: Any) -> tuple:
-    if isinstance(x, jax.ShapeDtypeStruct):
-        return tuple(x.shape), str(x.dtype), bool(x.weak_type)
-    aval = jax.typeof(x)
-    return tuple(aval.shape), str(aval.dtype), bool(getattr(aval, "weak_type", False))
-
-
-def signature(args: tuple) -> tuple:
-    """The argument types a program is compiled for."""
-    leaves, tree = jax.tree.flatten(args)
-    return str(tree), tuple(_leaf_type(x) for x in leaves)
-
-
-def _jaxpr_digest(h, fn: Callable, *args) -> None:
-    closed = jax.make_jaxpr(fn)(*args)
-    h.update(_ADDRESS.sub("", str(closed.jaxpr)).encode())
-    for const in closed.consts:
-        value = np.asarray(const)
-        h.update(f"{value.shape}{value.dtype}".encode())
-        h.update(np.ascontiguousarray(value).tobytes())
-
-
-def model_digest(compiled: Any, data: tuple) -> bytes:
-    """What a compiled model computes at these data shapes (log-density and gradient, constrain and
-    pointwise log-likelihood), as JAX traces it. Kept in the model's program cache per data types and
-    precision."""
-    types = (signature(data), str(jnp.result_type(float)))
-    return compiled.programs.get(("digest", types), lambda: _model_digest(compiled, data))
-
-
-def _model_digest(compiled: Any, data: tuple) -> bytes:
-    avals = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), data)
-    x = jax.ShapeDtypeStruct((compiled.num_dims,), jnp.result_type(float))
-    h = hashlib.sha256()
-    _jaxpr_digest(h, jax.value_and_grad(compiled.flat_logdensity), x, avals)
-    _jaxpr_digest(h, compiled.flat_constrain, x, avals)
-    _jaxpr_digest(h, compiled.flat_log_likelihood, x, avals)
-    return h.digest()
-
-
-def digest_of(compiled: Any) -> Callable[[tuple], bytes]:
-    """``data -> model_digest(compiled, data)``."""
-    return lambda data: model_digest(compiled, data)
 
 
 class StoredProgram:
@@ -238,7 +130,7 @@ class StoredProgram:
     def _key(self, args: tuple, sig: tuple) -> str | None:
         if self._identity is None:
             return None
-        h = hashlib.sha256(_code_digest() + _machine_digest() + _config_digest())
+        h = hashlib.sha256(code_digest() + machine_digest() + config_digest())
         h.update(repr((self._identity, sig)).encode())
         if self._model is not None:
             h.update(self._model(args[self._data_arg]))
