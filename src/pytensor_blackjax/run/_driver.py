@@ -13,10 +13,11 @@ from typing import Any, Protocol
 import jax
 import numpy as np
 
+from pytensor_blackjax._checkpoint import Checkpoint, ResumePoint
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.run._init import initial_points
 from pytensor_blackjax.run._keys import chain_keys, root_key
-from pytensor_blackjax.run._programs import programs_for
+from pytensor_blackjax.run._programs import build_programs, programs_for
 from pytensor_blackjax.run._progress import make_progress
 from pytensor_blackjax.run._runners import Runner, available_cores, chain_mesh
 from pytensor_blackjax.samplers import Sampler, sized_for_run
@@ -45,9 +46,9 @@ class RunSettings:
 class Sink(Protocol):
     """Receives what the driver produces, chunk by chunk (a store writes it to disk)."""
 
-    def warmup_done(self, runner: Runner) -> None: ...
+    def warmup_done(self, checkpoint: Checkpoint) -> None: ...
 
-    def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], runner: Runner) -> None: ...
+    def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], checkpoint: Checkpoint) -> None: ...
 
 
 @dataclass
@@ -134,7 +135,7 @@ def run(
     *,
     progressbar: bool = True,
     sink: Sink | None = None,
-    resume: dict | None = None,
+    resume: ResumePoint | None = None,
     log_likelihood: bool = False,
 ) -> RunOutput:
     """Sample ``compiled`` with ``sampler``; ``resume`` continues from a stored state.
@@ -155,12 +156,12 @@ def run(
     runner = Runner(programs, method, keys, data, mesh=mesh, precision=settings.precision)
     progress = make_progress(progressbar, settings.chains)
     groups: dict[str, dict[str, list]] = {"posterior": {}, "sample_stats": {}}
-    done = resume["num_draws"] if resume else 0
+    done = resume.num_draws if resume else 0
     warmup_divergences = 0
     try:
         with _Interrupt() as interrupt:
             t0 = time.perf_counter()
-            if resume is None or resume["phase"] == "warmup":
+            if resume is None or resume.phase == "warmup":
                 positions = initial_points(compiled, per_chain, data)
                 if settings.precision == "float32":
                     positions = positions.astype(np.float32)
@@ -184,9 +185,9 @@ def run(
                         break
                 runner.finish_warmup()
                 if sink is not None and not interrupt.hit:
-                    sink.warmup_done(runner)
+                    sink.warmup_done(Checkpoint(method, 0, *runner.state()))
             else:
-                runner.load(resume["carry"], resume["params"])
+                runner.load(*_stored_trees(compiled, sampler, settings, keys, data, method, resume))
             timings["warmup"] = time.perf_counter() - t0
             t1 = time.perf_counter()
             # Ctrl-C during warmup without a store: adaptation ends where it is and one chunk of draws
@@ -205,7 +206,7 @@ def run(
                 n_valid = min(chunk, settings.draws - done)
                 arrays = _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood)
                 if sink is not None:
-                    sink.chunk(done, arrays, runner)
+                    sink.chunk(done, arrays, Checkpoint(method, done + n_valid, *runner.state()))
                 for group, values in arrays.items():
                     for name, value in values.items():
                         groups.setdefault(group, {}).setdefault(name, []).append(value)
@@ -233,6 +234,31 @@ def run(
     return RunOutput(
         out, done, interrupted, timings, method, params=runner.params, warmup_divergences=warmup_divergences
     )
+
+
+def _stored_trees(compiled, sampler, settings, keys, data, method, resume: ResumePoint) -> tuple[Any, Any]:
+    """The resume point's leaves as chain state and parameters shaped like this run's: the structure
+    comes from tracing warmup init and finish on abstract values (nothing is compiled or run)."""
+    base = build_programs(compiled, sampler, settings.chunk, settings.thin)
+    dtype = np.float32 if settings.precision == "float32" else np.float64
+    ensemble = method == "ensemble"
+    position = jax.ShapeDtypeStruct(
+        (settings.chains, compiled.num_dims) if ensemble else (compiled.num_dims,), dtype
+    )
+    key = keys if ensemble else keys[0]
+    state, params = jax.eval_shape(lambda k, x: base.finish(base.warmup_init(k, x, data)), key, position)
+    trees = []
+    stored = (("state", state, resume.state_leaves), ("params", params, resume.params_leaves))
+    for what, shape, leaves in stored:
+        structure = jax.tree.structure(shape)
+        if structure.num_leaves != len(leaves):
+            raise ValueError(
+                f"the stored chain {what} has {len(leaves)} arrays but {sampler.name!r} keeps "
+                f"{structure.num_leaves}: the store was written by another release of the sampler; "
+                "resume it with that release, or start again with pbj.sample(..., store=a new path)."
+            )
+        trees.append(jax.tree.unflatten(structure, leaves))
+    return trees[0], trees[1]
 
 
 def _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood) -> dict[str, dict]:

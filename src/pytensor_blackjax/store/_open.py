@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 import json
 import pickle
 import shutil
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from pytensor_blackjax._checkpoint import ResumePoint
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model
 from pytensor_blackjax.results import make_datatree
@@ -27,12 +28,28 @@ from pytensor_blackjax.store._files import (
     remove_partial_files,
     write_atomic,
 )
+from pytensor_blackjax.store._formats import (
+    StoreError,
+    arrays_blob,
+    config_fields,
+    corrupt,
+    in_order,
+    json_blob,
+    numbered,
+    read_arrays,
+    rebuild,
+    sampler_from_json,
+    sampler_to_json,
+)
+from pytensor_blackjax.store._legacy import LEGACY_FORMAT, read_legacy
 from pytensor_blackjax.store._model_io import dump_model, fingerprint
-from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink
+from pytensor_blackjax.store._sink import DRAW_GROUPS, PARAMS_FILE, StoreSink
 
 __all__ = ["StoreError", "StoredRun", "open_new", "open_stored"]
 
 STATS_BYTES_PER_DRAW = 16 * 8  # a generous bound on one draw's sample stats
+RUN_FILE = "run.json"  # format_version, settings, sampler config, flags, names of the data overrides
+DATA_FILE = "data.npz"  # the data overrides, in the order RUN_FILE names them
 
 
 def _estimate_bytes(compiled: CompiledModel, settings, log_likelihood: bool) -> int:
@@ -69,13 +86,14 @@ def open_new(
     check_writable(path)
     check_free_space(path, _estimate_bytes(compiled, settings, log_likelihood))
     model = compiled.model
+    model_attrs: dict[str, Any] = {}
     try:
-        write_atomic(path / SIDE_DIR / "model.pkl", dump_model(model))
-        model_note = "stored"
+        blob = dump_model(model)
+        write_atomic(path / SIDE_DIR / "model.pkl", blob)
+        model_attrs = {"model_copy": "stored", "model_copy_sha256": hashlib.sha256(blob).hexdigest()}
     except (pickle.PicklingError, TypeError, AttributeError) as e:
-        model_note = f"not stored ({type(e).__name__}: {e}); pass model= to pbj.resume"
-    run = {"sampler": sampler, "settings": settings, "new_data": new_data, "log_likelihood": log_likelihood}
-    write_atomic(path / SIDE_DIR / "run.pkl", pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL))
+        model_attrs = {"model_copy": f"not stored ({type(e).__name__}: {e}); pass model= to pbj.resume"}
+    _write_run(path, run_document(sampler, settings, log_likelihood), new_data)
     root = open_root(path, mode="a")
     data_now = {**compiled.default_data, **new_data}
     for kind, group in (("observed", "observed_data"), ("constant", "constant_data")):
@@ -94,10 +112,10 @@ def open_new(
             "state_file": None,
             "model": model.name,
             "model_fingerprint": fingerprint(model),
-            "model_copy": model_note,
+            **model_attrs,
             "sampler": sampler.name,
             "sampler_config": repr(sampler),
-            **{k: v for k, v in dataclasses.asdict(settings).items()},
+            **config_fields(settings, "settings"),
         }
     )
     consolidate(path)
@@ -105,13 +123,13 @@ def open_new(
     return StoreSink(path, model=model, settings=settings, groups=groups)
 
 
-class StoreError(ValueError):
-    """A store that cannot be resumed: corrupt, or written by another model."""
-
-
 @dataclass
 class StoredRun:
-    """An interrupted run read back from its store, ready for the driver."""
+    """An interrupted run read back from its store, ready for the driver.
+
+    ``settings`` is the stored run settings rebuilt as the ``settings_type`` given to `open_stored`;
+    ``resume_point`` is None for a complete store.
+    """
 
     path: Path
     compiled: CompiledModel
@@ -119,7 +137,7 @@ class StoredRun:
     settings: Any
     new_data: dict
     log_likelihood: bool
-    resume_point: dict | None  # None: warmup starts again from the beginning
+    resume_point: ResumePoint | None
     complete: bool = False  # every draw is in: nothing to sample, only to read back
     chain_method_used: str = ""
 
@@ -141,22 +159,85 @@ class StoredRun:
         return out
 
 
-def _corrupt(path: Path, why: str) -> StoreError:
-    return StoreError(
-        f"store {str(path)!r} is corrupt or not a pytensor-blackjax store: {why}. It cannot be resumed; "
-        "start again with pbj.sample(..., store=a new path)."
+# -- the run document: settings, sampler, flags, data overrides ----------------------------------------
+def run_document(sampler: Any, settings: Any, log_likelihood: bool) -> dict:
+    """What ``_pbj/run.json`` holds (the names of the data overrides are added by `_write_run`)."""
+    try:
+        sampler_json: Any = sampler_to_json(sampler)
+    except TypeError as e:  # a custom sampler: the run goes ahead, resuming it will say why it cannot
+        sampler_json = f"not stored ({e})"
+    return {
+        "settings": config_fields(settings, "settings"),
+        "sampler": sampler_json,
+        "log_likelihood": bool(log_likelihood),
+    }
+
+
+def _write_run(path: Path, document: dict, new_data: dict) -> None:
+    names = list(new_data)
+    write_atomic(path / SIDE_DIR / DATA_FILE, arrays_blob(numbered("data", [new_data[k] for k in names])))
+    document = {"format_version": FORMAT, **document, "new_data": names}
+    write_atomic(path / SIDE_DIR / RUN_FILE, json_blob(document))
+
+
+def _read_run(path: Path) -> tuple[dict, dict]:
+    """The run document and the data overrides of a current store."""
+    file = path / SIDE_DIR / RUN_FILE
+    try:
+        document = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise corrupt(path, f"{SIDE_DIR}/{RUN_FILE} is missing") from None
+    except (OSError, ValueError) as e:
+        raise corrupt(path, f"{SIDE_DIR}/{RUN_FILE} cannot be read ({type(e).__name__}: {e})") from None
+    if not isinstance(document, dict) or document.get("format_version") != FORMAT:
+        version = document.get("format_version") if isinstance(document, dict) else None
+        raise corrupt(path, f"{SIDE_DIR}/{RUN_FILE} has format_version {version!r}, expected {FORMAT}")
+    arrays = read_arrays(path, path / SIDE_DIR / DATA_FILE)
+    names = document.get("new_data", [])
+    values = in_order(arrays, "data")
+    if len(values) != len(names):
+        raise corrupt(path, f"{SIDE_DIR}/{DATA_FILE} holds {len(values)} arrays for the data {names}")
+    return document, dict(zip(names, values, strict=True))
+
+
+def _resume_point(path: Path, attrs: dict) -> ResumePoint | None:
+    status = attrs.get("status")
+    if status == "complete":
+        return None
+    if status == "warmup":
+        return ResumePoint(phase="warmup")
+    if status != "sampling":
+        raise corrupt(path, f"unknown status {status!r}")
+    if not attrs.get("state_file"):
+        raise corrupt(path, "status is 'sampling' but no state_file is recorded")
+    state = read_arrays(path, path / SIDE_DIR / attrs["state_file"])
+    params = read_arrays(path, path / SIDE_DIR / PARAMS_FILE)
+    return ResumePoint(
+        phase="sampling",
+        num_draws=int(attrs.get("num_draws_completed", 0)),
+        layout=attrs.get("chain_method_used"),
+        state_leaves=in_order(state, "state"),
+        params_leaves=in_order(params, "params"),
     )
 
 
-def _read_side(path: Path, name: str) -> Any:
-    try:
-        return pickle.loads((path / SIDE_DIR / name).read_bytes())
-    except FileNotFoundError:
-        raise _corrupt(path, f"{SIDE_DIR}/{name} is missing") from None
-    except Exception as e:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
-        raise _corrupt(path, f"{SIDE_DIR}/{name} cannot be read ({type(e).__name__}: {e})") from None
+def _upgrade(path: Path, document: dict, new_data: dict, resume: ResumePoint) -> None:
+    """Rewrite a format-1 store's side files in the current format before the store is written to
+    again. Crash-safe: the root record, switched last, points to the old files until then."""
+    _write_run(path, document, new_data)
+    state_attrs = {}
+    if resume.phase == "sampling":
+        write_atomic(path / SIDE_DIR / PARAMS_FILE, arrays_blob(numbered("params", resume.params_leaves)))
+        name = f"state-{resume.num_draws:09d}.npz"
+        write_atomic(path / SIDE_DIR / name, arrays_blob(numbered("state", resume.state_leaves)))
+        state_attrs = {"state_file": name, "chain_method_used": resume.layout}
+    RootRecord(path).update({"pbj_store_format": FORMAT, **state_attrs})
+    for old in (path / SIDE_DIR).glob("*.pkl"):
+        if old.name != "model.pkl":
+            old.unlink(missing_ok=True)
 
 
+# -- the root record and the model ---------------------------------------------------------------------
 def _root_attrs(path: Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(
@@ -165,7 +246,7 @@ def _root_attrs(path: Path) -> dict:
         )
     meta = path / "zarr.json"
     if not path.is_dir() or not meta.exists():
-        raise _corrupt(path, "no zarr.json at its root")
+        raise corrupt(path, "no zarr.json at its root")
     try:
         attrs = json.loads(meta.read_text()).get("attributes", {})
     except PermissionError as e:
@@ -173,25 +254,44 @@ def _root_attrs(path: Path) -> dict:
             e.errno, f"store {str(path)!r} cannot be read: {e.strerror}; check its permissions."
         ) from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise _corrupt(path, f"zarr.json is not valid JSON ({e})") from None
-    if attrs.get("pbj_store_format") != FORMAT:
-        raise _corrupt(path, f"pbj_store_format is {attrs.get('pbj_store_format')!r}, expected {FORMAT}")
+        raise corrupt(path, f"zarr.json is not valid JSON ({e})") from None
+    version = attrs.get("pbj_store_format")
+    if isinstance(version, int) and version > FORMAT:
+        raise StoreError(
+            f"store {str(path)!r} has format {version}, newer than this release reads (formats "
+            f"{LEGACY_FORMAT}-{FORMAT}); resume it with the release that wrote it (or a newer one)."
+        )
+    if version not in (LEGACY_FORMAT, FORMAT):
+        raise corrupt(path, f"pbj_store_format is {version!r}, expected {FORMAT}")
     return attrs
 
 
+def _stored_model(path: Path, attrs: dict) -> Model:
+    """The model copy: a pickle (see `_model_io`), checked against the hash recorded when it was written
+    (stores of format 1 recorded none); the caller then compares its fingerprint."""
+    file = path / SIDE_DIR / "model.pkl"
+    if not file.exists():
+        raise StoreError(
+            f"store {str(path)!r} holds no copy of its model ({attrs.get('model_copy')}); pass it: "
+            f"pbj.resume({str(path)!r}, model=...)."
+        )
+    blob = file.read_bytes()
+    expected = attrs.get("model_copy_sha256")
+    if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
+        raise corrupt(path, f"{SIDE_DIR}/model.pkl does not match the hash recorded when it was written")
+    try:
+        model = pickle.loads(blob)
+    except Exception as e:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
+        raise corrupt(path, f"{SIDE_DIR}/model.pkl cannot be read ({type(e).__name__}: {e})") from None
+    if not isinstance(model, Model):
+        raise corrupt(path, "model.pkl does not hold a pbj.Model")
+    return model
+
+
 def _model_for(path: Path, attrs: dict, model: Model | CompiledModel | None) -> CompiledModel:
+    origin = "the model given"
     if model is None:
-        if not (path / SIDE_DIR / "model.pkl").exists():
-            raise StoreError(
-                f"store {str(path)!r} holds no copy of its model ({attrs.get('model_copy')}); pass it: "
-                f"pbj.resume({str(path)!r}, model=...)."
-            )
-        model = _read_side(path, "model.pkl")
-        if not isinstance(model, Model):
-            raise _corrupt(path, "model.pkl does not hold a pbj.Model")
-        origin = "the model stored in it"
-    else:
-        origin = "the model given"
+        model, origin = _stored_model(path, attrs), "the model stored in it"
     compiled = model if isinstance(model, CompiledModel) else compile(model)
     if fingerprint(compiled.model) != attrs.get("model_fingerprint"):
         raise StoreError(
@@ -226,55 +326,53 @@ def _truncate(path: Path, num_draws: int, chunk: int) -> None:
         consolidate(path)
 
 
-def open_stored(store: str | Path, model: Model | CompiledModel | None = None) -> StoredRun:
+def open_stored(
+    store: str | Path, model: Model | CompiledModel | None = None, *, settings_type: type
+) -> StoredRun:
     """Validate an interrupted store, drop anything past its last commit, and load its chain state.
+
+    A store of format 1 (settings and chain state pickled) is read by `_legacy` and, unless complete,
+    rewritten in the current format before anything else is written to it.
+
+    Args:
+        store: the store's path.
+        model: the model that started the run; by default the copy kept in the store.
+        settings_type: the frozen dataclass the stored run settings are rebuilt as (the driver's
+            ``RunSettings``; the store does not import the driver).
 
     Raises:
         FileNotFoundError: nothing at ``store``.
-        StoreError: corrupt, or written by a different model.
+        StoreError: corrupt, written by a different model, or holding a sampler config or settings this
+            release cannot rebuild (the message names the fields).
     """
     path = Path(store).expanduser()
     attrs = _root_attrs(path)
-    run = _read_side(path, "run.pkl")
+    legacy = attrs["pbj_store_format"] == LEGACY_FORMAT
+    if legacy:
+        document, new_data, resume_point = read_legacy(path, attrs)
+    else:
+        document, new_data = _read_run(path)
+        resume_point = _resume_point(path, attrs)
+    sampler = sampler_from_json(document.get("sampler"), path)
+    # a settings field added since the store was written takes its default, which must mean "as before"
+    settings = rebuild(settings_type, document.get("settings", {}), path, "run settings", allow_defaults=True)
+    log_likelihood = bool(document.get("log_likelihood", False))
     compiled = _model_for(path, attrs, model)
-    settings = run["settings"]
-    if attrs.get("status") == "complete":
+    if resume_point is None:
         # e.g. killed after the last commit but before sample() returned: the draws are all there
         return StoredRun(
             path,
             compiled,
-            run["sampler"],
+            sampler,
             settings,
-            run["new_data"],
-            run["log_likelihood"],
+            new_data,
+            log_likelihood,
             None,
             complete=True,
             chain_method_used=str(attrs.get("chain_method_used", "")),
         )
-    num_draws = int(attrs.get("num_draws_completed", 0))
-    resume_point = None
-    if attrs.get("status") == "sampling":
-        if not attrs.get("state_file"):
-            raise _corrupt(path, "status is 'sampling' but no state_file is recorded")
-        carry = _read_side(path, attrs["state_file"])
-        params = _read_side(path, "params.pkl")
-        resume_point = {
-            "phase": "sampling",
-            "num_draws": num_draws,
-            "carry": carry,
-            "params": params["params"],
-        }
-        # the same chain method as before, whatever the core count now: the carry's layout depends on it
-        method = {"threaded": "parallel", "vectorized": "vectorized"}.get(
-            params["method"], settings.chain_method
-        )
-        settings = dataclasses.replace(settings, chain_method=method)
-    elif attrs.get("status") != "warmup":
-        raise _corrupt(path, f"unknown status {attrs.get('status')!r}")
-    else:
-        num_draws = 0
     check_writable(path)
-    _truncate(path, num_draws, settings.chunk)
-    return StoredRun(
-        path, compiled, run["sampler"], settings, run["new_data"], run["log_likelihood"], resume_point
-    )
+    if legacy:
+        _upgrade(path, document, new_data, resume_point)
+    _truncate(path, resume_point.num_draws, settings.chunk)
+    return StoredRun(path, compiled, sampler, settings, new_data, log_likelihood, resume_point)

@@ -4,29 +4,35 @@ state, then - last - the commit record in the root ``zarr.json``.
 Commit protocol (each file write is atomic: a temporary file renamed into place):
 
 1. the chunk's draws go into their own Zarr chunks of every ``(chain, draw, ...)`` array;
-2. the chain state after the chunk goes to a new side file ``_pbj/state-<draws>.pkl``;
+2. the chain state after the chunk goes to a new side file ``_pbj/state-<draws>.npz`` (its leaves in
+   ``jax.tree.leaves`` order; the adapted parameters went to ``_pbj/params.npz`` once, after warmup);
 3. the root attributes ``num_draws_completed`` and ``state_file`` are rewritten in one write.
 
 A crash before step 3 leaves the previous commit in force: draws past ``num_draws_completed`` are
 not part of the run, and ``resume`` deletes them before sampling them again.
+
+The sink sees only `Checkpoint` values (host arrays), never the driver's objects.
 """
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 import xarray as xr
 import zarr
 
+from pytensor_blackjax._checkpoint import Checkpoint
 from pytensor_blackjax.results import make_datatree
 from pytensor_blackjax.store._files import SIDE_DIR, RootRecord, consolidate, json_safe, write_atomic
+from pytensor_blackjax.store._formats import arrays_blob, numbered
 
-__all__ = ["DRAW_GROUPS", "StoreSink"]
+__all__ = ["DRAW_GROUPS", "PARAMS_FILE", "StoreSink"]
 
 DRAW_GROUPS = ("posterior", "sample_stats", "log_likelihood")
+PARAMS_FILE = "params.npz"
 
 
 def _fill_value(dtype: np.dtype) -> Any:
@@ -50,12 +56,19 @@ class StoreSink:
         self._state_file: str | None = self.record.attrs.get("state_file")
 
     # -- driver hooks ------------------------------------------------------------------------
-    def warmup_done(self, runner) -> None:
-        carry, params = runner.state()
-        self._write_side("params.pkl", pickle.dumps({"params": params, "method": runner.method}))
-        self._commit_state(carry, num_draws=0, status="sampling", extra={"chain_method_used": runner.method})
+    def warmup_done(self, checkpoint: Checkpoint) -> None:
+        """Keep the adapted parameters (they do not change while sampling) and the state after warmup."""
+        leaves = [] if checkpoint.params is None else jax.tree.leaves(checkpoint.params)
+        self._write_side(PARAMS_FILE, arrays_blob(numbered("params", leaves)))
+        self._commit_state(
+            checkpoint.state,
+            num_draws=checkpoint.num_draws,
+            status="sampling",
+            extra={"chain_method_used": checkpoint.layout},
+        )
 
-    def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], runner) -> None:
+    def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], checkpoint: Checkpoint) -> None:
+        """Commit one chunk of draws, ``(chain, draw, ...)`` by group, and the state after it."""
         n_valid = next(iter(arrays["posterior"].values())).shape[1] if arrays["posterior"] else 0
         try:
             if self._arrays is None:
@@ -65,8 +78,7 @@ class StoreSink:
                     array[:, start : start + n_valid] = arrays[group][name]
         except OSError as e:
             raise OSError(e.errno, self._failure(f"writing draws {start}-{start + n_valid}", e)) from e
-        carry, _ = runner.state()
-        self._commit_state(carry, num_draws=start + n_valid, status="sampling")
+        self._commit_state(checkpoint.state, num_draws=start + n_valid, status="sampling")
 
     def close(self, output) -> None:
         """Mark the store complete once every draw is in; an interrupted run stays resumable."""
@@ -93,9 +105,9 @@ class StoreSink:
         except OSError as e:
             raise OSError(e.errno, self._failure(f"writing {name}", e)) from e
 
-    def _commit_state(self, carry, *, num_draws: int, status: str, extra: dict | None = None) -> None:
-        name = f"state-{num_draws:09d}.pkl"
-        self._write_side(name, pickle.dumps(carry, protocol=pickle.HIGHEST_PROTOCOL))
+    def _commit_state(self, state: Any, *, num_draws: int, status: str, extra: dict | None = None) -> None:
+        name = f"state-{num_draws:09d}.npz"
+        self._write_side(name, arrays_blob(numbered("state", jax.tree.leaves(state))))
         self._update_root(
             {"num_draws_completed": num_draws, "state_file": name, "status": status, **(extra or {})}
         )
