@@ -5,7 +5,6 @@ JSON field maps, chain state and parameters into their leaves."""
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,8 @@ import jax
 
 from pytensor_blackjax._checkpoint import ResumePoint
 from pytensor_blackjax.store._files import SIDE_DIR
-from pytensor_blackjax.store._formats import config_fields, corrupt
+from pytensor_blackjax.store._formats import corrupt
+from pytensor_blackjax.store._side import run_document
 
 __all__ = ["LEGACY_FORMAT", "read_legacy"]
 
@@ -39,12 +39,7 @@ def read_legacy(path: Path, attrs: dict) -> tuple[dict, dict, ResumePoint | None
     """
     run = _unpickle(path, "run.pkl")
     try:
-        sampler = run["sampler"]
-        document = {
-            "settings": dataclasses.asdict(run["settings"]),
-            "sampler": {"name": sampler.name, "fields": config_fields(sampler, type(sampler).__name__)},
-            "log_likelihood": bool(run["log_likelihood"]),
-        }
+        document = run_document(run["sampler"], run["settings"], run["log_likelihood"])
         new_data = dict(run["new_data"])
     except (KeyError, TypeError, AttributeError) as e:
         raise corrupt(path, f"{SIDE_DIR}/run.pkl does not hold a run ({type(e).__name__}: {e})") from None

@@ -28,28 +28,15 @@ from pytensor_blackjax.store._files import (
     remove_partial_files,
     write_atomic,
 )
-from pytensor_blackjax.store._formats import (
-    StoreError,
-    arrays_blob,
-    config_fields,
-    corrupt,
-    in_order,
-    json_blob,
-    numbered,
-    read_arrays,
-    rebuild,
-    sampler_from_json,
-    sampler_to_json,
-)
+from pytensor_blackjax.store._formats import StoreError, config_fields, corrupt, rebuild, sampler_from_json
 from pytensor_blackjax.store._legacy import LEGACY_FORMAT, read_legacy
 from pytensor_blackjax.store._model_io import dump_model, fingerprint
-from pytensor_blackjax.store._sink import DRAW_GROUPS, PARAMS_FILE, StoreSink
+from pytensor_blackjax.store._side import read_resume_point, read_run, run_document, upgrade_legacy, write_run
+from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink
 
 __all__ = ["StoreError", "StoredRun", "open_new", "open_stored"]
 
 STATS_BYTES_PER_DRAW = 16 * 8  # a generous bound on one draw's sample stats
-RUN_FILE = "run.json"  # format_version, settings, sampler config, flags, names of the data overrides
-DATA_FILE = "data.npz"  # the data overrides, in the order RUN_FILE names them
 
 
 def _estimate_bytes(compiled: CompiledModel, settings, log_likelihood: bool) -> int:
@@ -93,7 +80,7 @@ def open_new(
         model_attrs = {"model_copy": "stored", "model_copy_sha256": hashlib.sha256(blob).hexdigest()}
     except (pickle.PicklingError, TypeError, AttributeError) as e:
         model_attrs = {"model_copy": f"not stored ({type(e).__name__}: {e}); pass model= to pbj.resume"}
-    _write_run(path, run_document(sampler, settings, log_likelihood), new_data)
+    write_run(path, run_document(sampler, settings, log_likelihood), new_data)
     root = open_root(path, mode="a")
     data_now = {**compiled.default_data, **new_data}
     for kind, group in (("observed", "observed_data"), ("constant", "constant_data")):
@@ -157,84 +144,6 @@ class StoredRun:
                     if tuple(arrays[name].metadata.dimension_names or ())[:2] == ("chain", "draw")
                 }
         return out
-
-
-# -- the run document: settings, sampler, flags, data overrides ----------------------------------------
-def run_document(sampler: Any, settings: Any, log_likelihood: bool) -> dict:
-    """What ``_pbj/run.json`` holds (the names of the data overrides are added by `_write_run`)."""
-    try:
-        sampler_json: Any = sampler_to_json(sampler)
-    except TypeError as e:  # a custom sampler: the run goes ahead, resuming it will say why it cannot
-        sampler_json = f"not stored ({e})"
-    return {
-        "settings": config_fields(settings, "settings"),
-        "sampler": sampler_json,
-        "log_likelihood": bool(log_likelihood),
-    }
-
-
-def _write_run(path: Path, document: dict, new_data: dict) -> None:
-    names = list(new_data)
-    write_atomic(path / SIDE_DIR / DATA_FILE, arrays_blob(numbered("data", [new_data[k] for k in names])))
-    document = {"format_version": FORMAT, **document, "new_data": names}
-    write_atomic(path / SIDE_DIR / RUN_FILE, json_blob(document))
-
-
-def _read_run(path: Path) -> tuple[dict, dict]:
-    """The run document and the data overrides of a current store."""
-    file = path / SIDE_DIR / RUN_FILE
-    try:
-        document = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise corrupt(path, f"{SIDE_DIR}/{RUN_FILE} is missing") from None
-    except (OSError, ValueError) as e:
-        raise corrupt(path, f"{SIDE_DIR}/{RUN_FILE} cannot be read ({type(e).__name__}: {e})") from None
-    if not isinstance(document, dict) or document.get("format_version") != FORMAT:
-        version = document.get("format_version") if isinstance(document, dict) else None
-        raise corrupt(path, f"{SIDE_DIR}/{RUN_FILE} has format_version {version!r}, expected {FORMAT}")
-    arrays = read_arrays(path, path / SIDE_DIR / DATA_FILE)
-    names = document.get("new_data", [])
-    values = in_order(arrays, "data")
-    if len(values) != len(names):
-        raise corrupt(path, f"{SIDE_DIR}/{DATA_FILE} holds {len(values)} arrays for the data {names}")
-    return document, dict(zip(names, values, strict=True))
-
-
-def _resume_point(path: Path, attrs: dict) -> ResumePoint | None:
-    status = attrs.get("status")
-    if status == "complete":
-        return None
-    if status == "warmup":
-        return ResumePoint(phase="warmup")
-    if status != "sampling":
-        raise corrupt(path, f"unknown status {status!r}")
-    if not attrs.get("state_file"):
-        raise corrupt(path, "status is 'sampling' but no state_file is recorded")
-    state = read_arrays(path, path / SIDE_DIR / attrs["state_file"])
-    params = read_arrays(path, path / SIDE_DIR / PARAMS_FILE)
-    return ResumePoint(
-        phase="sampling",
-        num_draws=int(attrs.get("num_draws_completed", 0)),
-        layout=attrs.get("chain_method_used"),
-        state_leaves=in_order(state, "state"),
-        params_leaves=in_order(params, "params"),
-    )
-
-
-def _upgrade(path: Path, document: dict, new_data: dict, resume: ResumePoint) -> None:
-    """Rewrite a format-1 store's side files in the current format before the store is written to
-    again. Crash-safe: the root record, switched last, points to the old files until then."""
-    _write_run(path, document, new_data)
-    state_attrs = {}
-    if resume.phase == "sampling":
-        write_atomic(path / SIDE_DIR / PARAMS_FILE, arrays_blob(numbered("params", resume.params_leaves)))
-        name = f"state-{resume.num_draws:09d}.npz"
-        write_atomic(path / SIDE_DIR / name, arrays_blob(numbered("state", resume.state_leaves)))
-        state_attrs = {"state_file": name, "chain_method_used": resume.layout}
-    RootRecord(path).update({"pbj_store_format": FORMAT, **state_attrs})
-    for old in (path / SIDE_DIR).glob("*.pkl"):
-        if old.name != "model.pkl":
-            old.unlink(missing_ok=True)
 
 
 # -- the root record and the model ---------------------------------------------------------------------
@@ -351,8 +260,8 @@ def open_stored(
     if legacy:
         document, new_data, resume_point = read_legacy(path, attrs)
     else:
-        document, new_data = _read_run(path)
-        resume_point = _resume_point(path, attrs)
+        document, new_data = read_run(path)
+        resume_point = read_resume_point(path, attrs)
     sampler = sampler_from_json(document.get("sampler"), path)
     # a settings field added since the store was written takes its default, which must mean "as before"
     settings = rebuild(settings_type, document.get("settings", {}), path, "run settings", allow_defaults=True)
@@ -373,6 +282,6 @@ def open_stored(
         )
     check_writable(path)
     if legacy:
-        _upgrade(path, document, new_data, resume_point)
+        upgrade_legacy(path, document, new_data, resume_point)
     _truncate(path, resume_point.num_draws, settings.chunk)
     return StoredRun(path, compiled, sampler, settings, new_data, log_likelihood, resume_point)

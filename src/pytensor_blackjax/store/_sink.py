@@ -28,11 +28,11 @@ from pytensor_blackjax._checkpoint import Checkpoint
 from pytensor_blackjax.results import make_datatree
 from pytensor_blackjax.store._files import SIDE_DIR, RootRecord, consolidate, json_safe, write_atomic
 from pytensor_blackjax.store._formats import arrays_blob, numbered
+from pytensor_blackjax.store._side import PARAMS_FILE, state_file
 
-__all__ = ["DRAW_GROUPS", "PARAMS_FILE", "StoreSink"]
+__all__ = ["DRAW_GROUPS", "StoreSink"]
 
 DRAW_GROUPS = ("posterior", "sample_stats", "log_likelihood")
-PARAMS_FILE = "params.npz"
 
 
 def _fill_value(dtype: np.dtype) -> Any:
@@ -106,7 +106,7 @@ class StoreSink:
             raise OSError(e.errno, self._failure(f"writing {name}", e)) from e
 
     def _commit_state(self, state: Any, *, num_draws: int, status: str, extra: dict | None = None) -> None:
-        name = f"state-{num_draws:09d}.npz"
+        name = state_file(num_draws)
         self._write_side(name, arrays_blob(numbered("state", jax.tree.leaves(state))))
         self._update_root(
             {"num_draws_completed": num_draws, "state_file": name, "status": status, **(extra or {})}
