@@ -2,6 +2,9 @@
 model copy), and configs that no longer match their class are refused by name."""
 
 import json
+import os
+import subprocess
+import sys
 import warnings
 import zipfile
 
@@ -164,3 +167,65 @@ def test_a_sampler_outside_the_registry_runs_but_cannot_be_resumed(tmp_path, mod
     assert "not in pytensor_blackjax.samplers.SAMPLERS" in document["sampler"]
     with pytest.raises(StoreError, match=r"holds no copy of its sampler .*LocalNUTS"):
         pbj.resume(str(path))
+
+
+LAYOUTS = {
+    "vectorized": dict(sampler="nuts", chain_method="vectorized"),
+    "float32": dict(sampler="nuts", precision="float32"),
+    "mclmc": dict(sampler="mclmc"),
+    "ensemble": dict(sampler="smc"),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_resume_rebuilds_the_chain_state_of_every_layout(tmp_path, monkeypatch, model, layout):
+    kw = {**KW, **LAYOUTS[layout]}
+    path = tmp_path / "run.zarr"
+    interrupt_at(monkeypatch, 100)
+    with pytest.raises(Crash):
+        pbj.sample(model, data=DATA, store=str(path), **kw)
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pbj.SamplingWarning)
+        resumed = pbj.resume(str(path), progressbar=False)
+        reference = pbj.sample(model, data=DATA, **kw)
+    assert resumed.attrs["num_draws_completed"] == 150
+    for group in ("posterior", "sample_stats"):
+        for name in reference[group].data_vars:
+            np.testing.assert_array_equal(resumed[group][name].values, reference[group][name].values)
+
+
+SHARDED = """
+import warnings, numpy as np, pytensor.tensor as pt, pytensor_blackjax as pbj
+from pytensor_blackjax.store._sink import StoreSink
+m = pbj.ModelBuilder()
+x = m.param("x", shape=(2,))
+m.add_logp(-0.5 * pt.sum((x - 1.0) ** 2))
+model = m.build()
+kw = dict(draws=150, tune=100, chains=3, seed=4, chunk_size=50, progressbar=False)
+commit = StoreSink._commit_state
+def crash(self, state, *, num_draws=None, **k):
+    if num_draws == 100:
+        raise KeyError("crash")
+    return commit(self, state, num_draws=num_draws, **k)
+StoreSink._commit_state = crash
+try:
+    pbj.sample(model, store=STORE, **kw)
+except KeyError:
+    pass
+StoreSink._commit_state = commit
+warnings.simplefilter("ignore", pbj.SamplingWarning)
+resumed = pbj.resume(STORE, progressbar=False)
+reference = pbj.sample(model, **kw)
+assert resumed.attrs["chain_method"] == "sharded", resumed.attrs["chain_method"]
+np.testing.assert_array_equal(resumed["posterior"]["x"].values, reference["posterior"]["x"].values)
+print("SAME")
+"""
+
+
+@pytest.mark.slow  # a child process with two forced host devices: about 40 s
+def test_resume_of_a_sharded_run_equals_the_uninterrupted_run(tmp_path):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    code = f"STORE = {str(tmp_path / 'run.zarr')!r}\n" + SHARDED
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "SAME" in done.stdout, done.stderr[-3000:]
