@@ -37,7 +37,6 @@ import platform
 import re
 import tempfile
 import threading
-import weakref
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -161,33 +160,27 @@ def _jaxpr_digest(h, fn: Callable, *args) -> None:
         h.update(np.ascontiguousarray(value).tobytes())
 
 
-_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_DIGEST_LOCK = threading.Lock()
-
-
 def model_digest(compiled: Any, data: tuple) -> bytes:
     """What a compiled model computes at these data shapes (log-density and gradient, constrain and
-    pointwise log-likelihood), as JAX traces it. Cached per model, data types and precision."""
+    pointwise log-likelihood), as JAX traces it. Kept in the model's program cache per data types and
+    precision."""
     types = (signature(data), str(jnp.result_type(float)))
-    with _DIGEST_LOCK:
-        known = _DIGESTS.setdefault(compiled, {}).get(types)
-    if known is not None:
-        return known
+    return compiled.programs.get(("digest", types), lambda: _model_digest(compiled, data))
+
+
+def _model_digest(compiled: Any, data: tuple) -> bytes:
     avals = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), data)
     x = jax.ShapeDtypeStruct((compiled.num_dims,), jnp.result_type(float))
     h = hashlib.sha256()
     _jaxpr_digest(h, jax.value_and_grad(compiled.flat_logdensity), x, avals)
     _jaxpr_digest(h, compiled.flat_constrain, x, avals)
     _jaxpr_digest(h, compiled.flat_log_likelihood, x, avals)
-    with _DIGEST_LOCK:
-        _DIGESTS.setdefault(compiled, {})[types] = h.digest()
     return h.digest()
 
 
 def digest_of(compiled: Any) -> Callable[[tuple], bytes]:
-    """``data -> model_digest(compiled, data)`` without keeping ``compiled`` alive."""
-    ref = weakref.ref(compiled)
-    return lambda data: model_digest(ref(), data)
+    """``data -> model_digest(compiled, data)``."""
+    return lambda data: model_digest(compiled, data)
 
 
 class StoredProgram:
