@@ -72,7 +72,8 @@ def edit_run_file(path, change):
 def test_side_files_are_arrays_and_json_and_the_run_resumes(interrupted, model):
     side = interrupted / "_pbj"
     names = sorted(f.name for f in side.iterdir())
-    assert names == ["data.npz", "model.pkl", "params.npz", "run.json", "state-000000050.npz"]
+    expected = ["data.npz", "model.pkl", "params.npz", "progress.json", "run.json", "state-000000050.npz"]
+    assert names == expected
     for file in interrupted.rglob("*"):
         if file.is_file() and file != side / "model.pkl":
             assert not file.read_bytes().startswith(PICKLE_STARTS), file

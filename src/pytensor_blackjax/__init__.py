@@ -22,6 +22,7 @@ __all__ = [
     "ModelBuilder",
     "SamplingWarning",
     "StoreError",
+    "WatchOptions",
     "compile",
     "distributed",
     "examples",
@@ -35,6 +36,7 @@ __all__ = [
 _LAZY = {
     "SamplingWarning": ("pytensor_blackjax.results", "SamplingWarning"),
     "StoreError": ("pytensor_blackjax.store", "StoreError"),
+    "WatchOptions": ("pytensor_blackjax._watching", "WatchOptions"),
     "distributed": ("pytensor_blackjax.distributed", None),
     "examples": ("pytensor_blackjax.examples", None),
     "resume": ("pytensor_blackjax._resume", "resume"),

@@ -38,6 +38,9 @@ class Sink(Protocol):
 
     def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], checkpoint: Checkpoint) -> None: ...
 
+    def warmup_progress(self, steps_done: int, tune: int, step_size: float | None, divergences: int) -> None:
+        """Where warmup is, after each warmup chunk (for watchers; not a checkpoint)."""
+
 
 @dataclass
 class _Chunks:
@@ -94,7 +97,7 @@ def run(
                 if settings.precision == "float32":
                     positions = positions.astype(np.float32)
                 warmup_divergences = _warmup(layout, sampler, settings, positions, progress, interrupt,
-                                             log_likelihood=log_likelihood)  # fmt: skip
+                                             sink=sink, log_likelihood=log_likelihood)  # fmt: skip
                 if sink is not None and not interrupt.hit:
                     sink.warmup_done(layout.checkpoint(0))
             else:
@@ -132,7 +135,7 @@ def run(
 
 
 def _warmup(layout: ChainLayout, sampler: Sampler, settings: RunSettings, positions: np.ndarray, progress,
-            interrupt: Interrupt, *, log_likelihood: bool) -> int:  # fmt: skip
+            interrupt: Interrupt, *, sink: Sink | None, log_likelihood: bool) -> int:  # fmt: skip
     """Warmup in chunks from ``positions``; returns the number of divergent warmup steps."""
     chunk = settings.chunk
     layout.init(positions)
@@ -149,6 +152,8 @@ def _warmup(layout: ChainLayout, sampler: Sampler, settings: RunSettings, positi
         step = stats.get("step_size")
         last_step = None if step is None else float(np.mean(step[..., n_valid - 1]))
         progress.advance(n_valid, divergences=div, step_size=last_step)
+        if sink is not None:
+            sink.warmup_progress(start + n_valid, settings.tune, last_step, divergences)
         if interrupt.hit:
             break
     layout.finish_warmup()

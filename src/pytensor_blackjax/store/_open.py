@@ -32,7 +32,7 @@ from pytensor_blackjax.store._formats import StoreError, config_fields, corrupt,
 from pytensor_blackjax.store._legacy import LEGACY_FORMAT, read_legacy
 from pytensor_blackjax.store._model_io import dump_model, fingerprint
 from pytensor_blackjax.store._side import read_resume_point, read_run, run_document, upgrade_legacy, write_run
-from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink
+from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink, writer_record
 
 __all__ = ["StoreError", "StoredRun", "open_new", "open_stored"]
 
@@ -102,6 +102,7 @@ def open_new(
             **model_attrs,
             "sampler": sampler.name,
             "sampler_config": repr(sampler),
+            **writer_record(),
             **config_fields(settings, "settings"),
         }
     )
@@ -284,4 +285,5 @@ def open_stored(
     if legacy:
         upgrade_legacy(path, document, new_data, resume_point)
     _truncate(path, resume_point.num_draws, settings.chunk)
+    RootRecord(path).update(writer_record())  # this process continues the run (for watchers)
     return StoredRun(path, compiled, sampler, settings, new_data, log_likelihood, resume_point)
