@@ -102,10 +102,12 @@ print("WARNING", [str(w.message) for w in caught if w.category is RuntimeWarning
     record = _status(path)
     assert record["status"] == "sampling" and record["num_draws_completed"] == draws
     # resumable: the store validates and its chain state loads (finishing 10**7 draws is not the point here)
+    from pytensor_blackjax.run import RunSettings
     from pytensor_blackjax.store import open_stored
 
-    stored = open_stored(str(path))
-    assert stored.resume_point.num_draws == draws
+    stored = open_stored(str(path), settings_type=RunSettings)
+    assert stored.resume_point.phase == "sampling" and stored.resume_point.num_draws == draws
+    assert stored.resume_point.state_leaves and stored.resume_point.layout == "threaded"
 
 
 def test_ctrl_c_during_warmup_without_store_still_returns_one_chunk(monkeypatch):

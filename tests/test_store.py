@@ -102,7 +102,7 @@ def test_disk_full_mid_run_fails_loudly_and_stays_resumable(tmp_path, monkeypatc
     write = sink_module.write_atomic
 
     def full_disk(target, blob):
-        if target.name == "state-000000150.pkl":
+        if target.name == "state-000000150.npz":
             raise OSError(errno.ENOSPC, "No space left on device")
         return write(target, blob)
 
@@ -184,10 +184,15 @@ def test_resume_with_a_different_model_is_refused(interrupted_store):
         pbj.resume(str(interrupted_store), model=make_model(center=2.0))
 
 
-@pytest.mark.parametrize("damage", ["zarr.json", "_pbj/run.pkl", "state file"])
+DAMAGE = ["zarr.json", "_pbj/run.json", "_pbj/data.npz", "_pbj/params.npz", "_pbj/model.pkl", "state file"]
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
 def test_resume_corrupt_store_names_the_path(interrupted_store, damage):
     if damage == "state file":
-        for f in (interrupted_store / "_pbj").glob("state-*.pkl"):
+        states = list((interrupted_store / "_pbj").glob("state-*.npz"))
+        assert states
+        for f in states:
             f.write_bytes(b"\x80garbage")
     else:
         (interrupted_store / damage).write_bytes(b"{ not json")

@@ -1,6 +1,7 @@
 """Stores written by the earlier release (state kept as pickles; tests/data/legacy_store.py) still
 read and resume after the store format changed."""
 
+import json
 import os
 import sys
 import tarfile
@@ -11,6 +12,8 @@ import pytest
 import xarray as xr
 
 import pytensor_blackjax as pbj
+from pytensor_blackjax.run import RunSettings
+from pytensor_blackjax.store import open_stored
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "data"))
 import legacy_store  # noqa: E402
@@ -30,6 +33,33 @@ def test_legacy_interrupted_store_resumes_to_the_same_draws(legacy):
     expected = np.load(legacy / "reference_x.npy")
     np.testing.assert_array_equal(np.asarray(tree["posterior"]["x"].values), expected)
     assert tree.attrs["num_draws_completed"] == legacy_store.DRAWS
+    # rewritten in the current format before it was written to: the model copy is its only pickle
+    record = json.loads((legacy / "interrupted.zarr" / "zarr.json").read_text())["attributes"]
+    assert record["pbj_store_format"] == 2 and record["status"] == "complete"
+    assert sorted(p.suffix for p in (legacy / "interrupted.zarr" / "_pbj").iterdir()) == [
+        ".json",
+        ".npz",
+        ".npz",
+        ".npz",
+        ".pkl",
+    ]
+
+
+def test_legacy_store_upgraded_then_interrupted_again_resumes_in_the_current_format(legacy):
+    path = legacy / "interrupted.zarr"
+    stored = open_stored(path, settings_type=RunSettings)  # upgrades; killed before sampling anything
+    point = stored.resume_point
+    assert point.phase == "sampling" and point.num_draws == 20 and point.layout == "threaded"
+    assert not (path / "_pbj" / "run.pkl").exists() and (path / "_pbj" / "state-000000020.npz").exists()
+    again = open_stored(path, settings_type=RunSettings)  # read as format 2 now
+    assert [a.tobytes() for a in again.resume_point.state_leaves] == [a.tobytes() for a in point.state_leaves]
+    assert again.settings == stored.settings and again.sampler == stored.sampler
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pbj.SamplingWarning)
+        tree = pbj.resume(path, progressbar=False)
+    np.testing.assert_array_equal(
+        np.asarray(tree["posterior"]["x"].values), np.load(legacy / "reference_x.npy")
+    )
 
 
 def test_legacy_complete_store_reads(legacy):

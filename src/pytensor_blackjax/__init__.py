@@ -21,6 +21,7 @@ __all__ = [
     "Model",
     "ModelBuilder",
     "SamplingWarning",
+    "StoreError",
     "WatchOptions",
     "compile",
     "distributed",
@@ -34,6 +35,7 @@ __all__ = [
 # public name -> (module, attribute or None for the module itself), loaded on first access
 _LAZY = {
     "SamplingWarning": ("pytensor_blackjax.results", "SamplingWarning"),
+    "StoreError": ("pytensor_blackjax.store", "StoreError"),
     "WatchOptions": ("pytensor_blackjax._watching", "WatchOptions"),
     "distributed": ("pytensor_blackjax.distributed", None),
     "examples": ("pytensor_blackjax.examples", None),

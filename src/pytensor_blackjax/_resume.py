@@ -12,8 +12,8 @@ import xarray as xr
 from pytensor_blackjax._sample import build_result
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.model import Model
-from pytensor_blackjax.run import RunOutput, run
-from pytensor_blackjax.store import open_stored
+from pytensor_blackjax.run import RunOutput, RunSettings, run
+from pytensor_blackjax.store import StoredRun, open_stored
 
 __all__ = ["resume"]
 
@@ -45,7 +45,8 @@ def resume(
 
     Raises:
         FileNotFoundError: nothing at ``store``.
-        pytensor_blackjax.store.StoreError: the store is corrupt or was written by a different model.
+        pytensor_blackjax.StoreError: the store is corrupt, was written by a different model, or holds
+            a sampler config or settings this release cannot rebuild.
         OSError: the store is no longer writable.
 
     Example:
@@ -55,16 +56,17 @@ def resume(
         >>> # ... killed? then:
         >>> idata = pbj.resume("rats.zarr")  # doctest: +SKIP
     """
-    stored = open_stored(store, model)
+    stored = open_stored(store, model, settings_type=RunSettings)
     if stored.complete:
         return _complete_result(stored)
     sink = stored.sink()
     compiled = stored.compiled
+    settings = _same_layout(stored)
     t0 = time.perf_counter()
     output = run(
         compiled,
         stored.sampler,
-        stored.settings,
+        settings,
         compiled.data_tuple(stored.new_data),
         progressbar=progressbar,
         sink=sink,
@@ -76,7 +78,7 @@ def resume(
     return build_result(
         compiled,
         stored.sampler,
-        stored.settings,
+        settings,
         output,
         stored.new_data,
         log_likelihood=stored.log_likelihood,
@@ -84,7 +86,16 @@ def resume(
     )
 
 
-def _complete_result(stored) -> xr.DataTree:
+def _same_layout(stored: StoredRun) -> RunSettings:
+    """The settings with the chain method that wrote the stored state, whatever the core count now."""
+    point = stored.resume_point
+    layout = None if point is None else point.layout
+    same = {"threaded": "parallel", "vectorized": "vectorized"}
+    method = same.get(layout or "", stored.settings.chain_method)
+    return dataclasses.replace(stored.settings, chain_method=method)
+
+
+def _complete_result(stored: StoredRun) -> xr.DataTree:
     draws = stored.settings.draws
     warnings.warn(
         f"store {str(stored.path)!r} is already complete: nothing was left to sample; returning its {draws} "

@@ -24,7 +24,8 @@ __all__ = [
     "write_atomic",
 ]
 
-FORMAT = 1  # bump when the layout changes; resume refuses other versions
+# bump when the layout changes; resume reads this version and, through `_legacy`, version 1
+FORMAT = 2
 SIDE_DIR = "_pbj"  # model, run settings and chain states: files xarray does not read
 
 

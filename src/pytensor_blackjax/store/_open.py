@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 import json
 import pickle
 import shutil
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 import zarr
 
@@ -29,7 +28,10 @@ from pytensor_blackjax.store._files import (
     remove_partial_files,
     write_atomic,
 )
+from pytensor_blackjax.store._formats import StoreError, config_fields, corrupt, rebuild, sampler_from_json
+from pytensor_blackjax.store._legacy import LEGACY_FORMAT, read_legacy
 from pytensor_blackjax.store._model_io import dump_model, fingerprint
+from pytensor_blackjax.store._side import read_resume_point, read_run, run_document, upgrade_legacy, write_run
 from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink, writer_record
 
 __all__ = ["StoreError", "StoredRun", "open_new", "open_stored"]
@@ -71,13 +73,14 @@ def open_new(
     check_writable(path)
     check_free_space(path, _estimate_bytes(compiled, settings, log_likelihood))
     model = compiled.model
+    model_attrs: dict[str, Any] = {}
     try:
-        write_atomic(path / SIDE_DIR / "model.pkl", dump_model(model))
-        model_note = "stored"
+        blob = dump_model(model)
+        write_atomic(path / SIDE_DIR / "model.pkl", blob)
+        model_attrs = {"model_copy": "stored", "model_copy_sha256": hashlib.sha256(blob).hexdigest()}
     except (pickle.PicklingError, TypeError, AttributeError) as e:
-        model_note = f"not stored ({type(e).__name__}: {e}); pass model= to pbj.resume"
-    run = {"sampler": sampler, "settings": settings, "new_data": new_data, "log_likelihood": log_likelihood}
-    write_atomic(path / SIDE_DIR / "run.pkl", pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL))
+        model_attrs = {"model_copy": f"not stored ({type(e).__name__}: {e}); pass model= to pbj.resume"}
+    write_run(path, run_document(sampler, settings, log_likelihood), new_data)
     root = open_root(path, mode="a")
     data_now = {**compiled.default_data, **new_data}
     for kind, group in (("observed", "observed_data"), ("constant", "constant_data")):
@@ -96,11 +99,11 @@ def open_new(
             "state_file": None,
             "model": model.name,
             "model_fingerprint": fingerprint(model),
-            "model_copy": model_note,
+            **model_attrs,
             "sampler": sampler.name,
             "sampler_config": repr(sampler),
             **writer_record(),
-            **{k: v for k, v in dataclasses.asdict(settings).items()},
+            **config_fields(settings, "settings"),
         }
     )
     consolidate(path)
@@ -108,13 +111,13 @@ def open_new(
     return StoreSink(path, model=model, settings=settings, groups=groups)
 
 
-class StoreError(ValueError):
-    """A store that cannot be resumed: corrupt, or written by another model."""
-
-
 @dataclass
 class StoredRun:
-    """An interrupted run read back from its store, ready for the driver."""
+    """An interrupted run read back from its store, ready for the driver.
+
+    ``settings`` is the stored run settings rebuilt as the ``settings_type`` given to `open_stored`;
+    ``resume_point`` is None for a complete store.
+    """
 
     path: Path
     compiled: CompiledModel
@@ -122,7 +125,7 @@ class StoredRun:
     settings: Any
     new_data: dict
     log_likelihood: bool
-    resume_point: ResumePoint | None  # None: warmup starts again from the beginning
+    resume_point: ResumePoint | None
     complete: bool = False  # every draw is in: nothing to sample, only to read back
     chain_method_used: str = ""
 
@@ -144,22 +147,7 @@ class StoredRun:
         return out
 
 
-def _corrupt(path: Path, why: str) -> StoreError:
-    return StoreError(
-        f"store {str(path)!r} is corrupt or not a pytensor-blackjax store: {why}. It cannot be resumed; "
-        "start again with pbj.sample(..., store=a new path)."
-    )
-
-
-def _read_side(path: Path, name: str) -> Any:
-    try:
-        return pickle.loads((path / SIDE_DIR / name).read_bytes())
-    except FileNotFoundError:
-        raise _corrupt(path, f"{SIDE_DIR}/{name} is missing") from None
-    except Exception as e:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
-        raise _corrupt(path, f"{SIDE_DIR}/{name} cannot be read ({type(e).__name__}: {e})") from None
-
-
+# -- the root record and the model ---------------------------------------------------------------------
 def _root_attrs(path: Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(
@@ -168,7 +156,7 @@ def _root_attrs(path: Path) -> dict:
         )
     meta = path / "zarr.json"
     if not path.is_dir() or not meta.exists():
-        raise _corrupt(path, "no zarr.json at its root")
+        raise corrupt(path, "no zarr.json at its root")
     try:
         attrs = json.loads(meta.read_text()).get("attributes", {})
     except PermissionError as e:
@@ -176,25 +164,44 @@ def _root_attrs(path: Path) -> dict:
             e.errno, f"store {str(path)!r} cannot be read: {e.strerror}; check its permissions."
         ) from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise _corrupt(path, f"zarr.json is not valid JSON ({e})") from None
-    if attrs.get("pbj_store_format") != FORMAT:
-        raise _corrupt(path, f"pbj_store_format is {attrs.get('pbj_store_format')!r}, expected {FORMAT}")
+        raise corrupt(path, f"zarr.json is not valid JSON ({e})") from None
+    version = attrs.get("pbj_store_format")
+    if isinstance(version, int) and version > FORMAT:
+        raise StoreError(
+            f"store {str(path)!r} has format {version}, newer than this release reads (formats "
+            f"{LEGACY_FORMAT}-{FORMAT}); resume it with the release that wrote it (or a newer one)."
+        )
+    if version not in (LEGACY_FORMAT, FORMAT):
+        raise corrupt(path, f"pbj_store_format is {version!r}, expected {FORMAT}")
     return attrs
 
 
+def _stored_model(path: Path, attrs: dict) -> Model:
+    """The model copy: a pickle (see `_model_io`), checked against the hash recorded when it was written
+    (stores of format 1 recorded none); the caller then compares its fingerprint."""
+    file = path / SIDE_DIR / "model.pkl"
+    if not file.exists():
+        raise StoreError(
+            f"store {str(path)!r} holds no copy of its model ({attrs.get('model_copy')}); pass it: "
+            f"pbj.resume({str(path)!r}, model=...)."
+        )
+    blob = file.read_bytes()
+    expected = attrs.get("model_copy_sha256")
+    if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
+        raise corrupt(path, f"{SIDE_DIR}/model.pkl does not match the hash recorded when it was written")
+    try:
+        model = pickle.loads(blob)
+    except Exception as e:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
+        raise corrupt(path, f"{SIDE_DIR}/model.pkl cannot be read ({type(e).__name__}: {e})") from None
+    if not isinstance(model, Model):
+        raise corrupt(path, "model.pkl does not hold a pbj.Model")
+    return model
+
+
 def _model_for(path: Path, attrs: dict, model: Model | CompiledModel | None) -> CompiledModel:
+    origin = "the model given"
     if model is None:
-        if not (path / SIDE_DIR / "model.pkl").exists():
-            raise StoreError(
-                f"store {str(path)!r} holds no copy of its model ({attrs.get('model_copy')}); pass it: "
-                f"pbj.resume({str(path)!r}, model=...)."
-            )
-        model = _read_side(path, "model.pkl")
-        if not isinstance(model, Model):
-            raise _corrupt(path, "model.pkl does not hold a pbj.Model")
-        origin = "the model stored in it"
-    else:
-        origin = "the model given"
+        model, origin = _stored_model(path, attrs), "the model stored in it"
     compiled = model if isinstance(model, CompiledModel) else compile(model)
     if fingerprint(compiled.model) != attrs.get("model_fingerprint"):
         raise StoreError(
@@ -229,57 +236,54 @@ def _truncate(path: Path, num_draws: int, chunk: int) -> None:
         consolidate(path)
 
 
-def open_stored(store: str | Path, model: Model | CompiledModel | None = None) -> StoredRun:
+def open_stored(
+    store: str | Path, model: Model | CompiledModel | None = None, *, settings_type: type
+) -> StoredRun:
     """Validate an interrupted store, drop anything past its last commit, and load its chain state.
+
+    A store of format 1 (settings and chain state pickled) is read by `_legacy` and, unless complete,
+    rewritten in the current format before anything else is written to it.
+
+    Args:
+        store: the store's path.
+        model: the model that started the run; by default the copy kept in the store.
+        settings_type: the frozen dataclass the stored run settings are rebuilt as (the driver's
+            ``RunSettings``; the store does not import the driver).
 
     Raises:
         FileNotFoundError: nothing at ``store``.
-        StoreError: corrupt, or written by a different model.
+        StoreError: corrupt, written by a different model, or holding a sampler config or settings this
+            release cannot rebuild (the message names the fields).
     """
     path = Path(store).expanduser()
     attrs = _root_attrs(path)
-    run = _read_side(path, "run.pkl")
+    legacy = attrs["pbj_store_format"] == LEGACY_FORMAT
+    if legacy:
+        document, new_data, resume_point = read_legacy(path, attrs)
+    else:
+        document, new_data = read_run(path)
+        resume_point = read_resume_point(path, attrs)
+    sampler = sampler_from_json(document.get("sampler"), path)
+    # a settings field added since the store was written takes its default, which must mean "as before"
+    settings = rebuild(settings_type, document.get("settings", {}), path, "run settings", allow_defaults=True)
+    log_likelihood = bool(document.get("log_likelihood", False))
     compiled = _model_for(path, attrs, model)
-    settings = run["settings"]
-    if attrs.get("status") == "complete":
+    if resume_point is None:
         # e.g. killed after the last commit but before sample() returned: the draws are all there
         return StoredRun(
             path,
             compiled,
-            run["sampler"],
+            sampler,
             settings,
-            run["new_data"],
-            run["log_likelihood"],
+            new_data,
+            log_likelihood,
             None,
             complete=True,
             chain_method_used=str(attrs.get("chain_method_used", "")),
         )
-    num_draws = int(attrs.get("num_draws_completed", 0))
-    resume_point = None
-    if attrs.get("status") == "sampling":
-        if not attrs.get("state_file"):
-            raise _corrupt(path, "status is 'sampling' but no state_file is recorded")
-        carry = _read_side(path, attrs["state_file"])
-        params = _read_side(path, "params.pkl")
-        resume_point = ResumePoint(
-            phase="sampling",
-            num_draws=num_draws,
-            layout=params["method"],
-            state_leaves=tuple(jax.tree.leaves(carry)),
-            params_leaves=tuple(jax.tree.leaves(params["params"])),
-        )
-        # the same chain method as before, whatever the core count now: the carry's layout depends on it
-        method = {"threaded": "parallel", "vectorized": "vectorized"}.get(
-            params["method"], settings.chain_method
-        )
-        settings = dataclasses.replace(settings, chain_method=method)
-    elif attrs.get("status") != "warmup":
-        raise _corrupt(path, f"unknown status {attrs.get('status')!r}")
-    else:
-        num_draws = 0
     check_writable(path)
-    _truncate(path, num_draws, settings.chunk)
+    if legacy:
+        upgrade_legacy(path, document, new_data, resume_point)
+    _truncate(path, resume_point.num_draws, settings.chunk)
     RootRecord(path).update(writer_record())  # this process continues the run (for watchers)
-    return StoredRun(
-        path, compiled, run["sampler"], settings, run["new_data"], run["log_likelihood"], resume_point
-    )
+    return StoredRun(path, compiled, sampler, settings, new_data, log_likelihood, resume_point)

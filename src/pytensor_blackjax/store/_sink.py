@@ -4,7 +4,8 @@ state, then - last - the commit record in the root ``zarr.json``.
 Commit protocol (each file write is atomic: a temporary file renamed into place):
 
 1. the chunk's draws go into their own Zarr chunks of every ``(chain, draw, ...)`` array;
-2. the chain state after the chunk goes to a new side file ``_pbj/state-<draws>.pkl``;
+2. the chain state after the chunk goes to a new side file ``_pbj/state-<draws>.npz`` (its leaves in
+   ``jax.tree.leaves`` order; the adapted parameters went to ``_pbj/params.npz`` once, after warmup);
 3. the root attributes ``num_draws_completed`` and ``state_file`` are rewritten in one write.
 
 A crash before step 3 leaves the previous commit in force: draws past ``num_draws_completed`` are
@@ -13,24 +14,29 @@ not part of the run, and ``resume`` deletes them before sampling them again.
 During warmup, which commits nothing, each chunk rewrites ``_pbj/progress.json`` (steps done, step
 size, divergences, the writer's pid and host, the time) so that a watcher can follow it; every commit
 also records the writer's pid and host, so a reader can tell a live run from an interrupted one.
+
+The sink sees only `Checkpoint` values (host arrays), never the driver's objects.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 import xarray as xr
 import zarr
 
+from pytensor_blackjax._checkpoint import Checkpoint
 from pytensor_blackjax.results import make_datatree
 from pytensor_blackjax.store._files import SIDE_DIR, RootRecord, consolidate, json_safe, write_atomic
+from pytensor_blackjax.store._formats import arrays_blob, numbered
+from pytensor_blackjax.store._side import PARAMS_FILE, state_file
 
 __all__ = ["DRAW_GROUPS", "PROGRESS_FILE", "StoreSink", "writer_record"]
 
@@ -64,11 +70,16 @@ class StoreSink:
         self._state_file: str | None = self.record.attrs.get("state_file")
 
     # -- driver hooks ------------------------------------------------------------------------
-    def warmup_done(self, checkpoint) -> None:
-        carry, params = checkpoint.state, checkpoint.params
-        self._write_side("params.pkl", pickle.dumps({"params": params, "method": checkpoint.layout}))
-        extra = {"chain_method_used": checkpoint.layout}
-        self._commit_state(carry, num_draws=0, status="sampling", extra=extra)
+    def warmup_done(self, checkpoint: Checkpoint) -> None:
+        """Keep the adapted parameters (they do not change while sampling) and the state after warmup."""
+        leaves = [] if checkpoint.params is None else jax.tree.leaves(checkpoint.params)
+        self._write_side(PARAMS_FILE, arrays_blob(numbered("params", leaves)))
+        self._commit_state(
+            checkpoint.state,
+            num_draws=checkpoint.num_draws,
+            status="sampling",
+            extra={"chain_method_used": checkpoint.layout},
+        )
 
     def warmup_progress(self, steps_done: int, tune: int, step_size: float | None, divergences: int) -> None:
         """Record where warmup is; read only by watchers (resume repeats warmup from its start)."""
@@ -83,7 +94,8 @@ class StoreSink:
         }
         self._write_side(PROGRESS_FILE, json.dumps(note).encode())
 
-    def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], checkpoint) -> None:
+    def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], checkpoint: Checkpoint) -> None:
+        """Commit one chunk of draws, ``(chain, draw, ...)`` by group, and the state after it."""
         n_valid = next(iter(arrays["posterior"].values())).shape[1] if arrays["posterior"] else 0
         try:
             if self._arrays is None:
@@ -93,8 +105,7 @@ class StoreSink:
                     array[:, start : start + n_valid] = arrays[group][name]
         except OSError as e:
             raise OSError(e.errno, self._failure(f"writing draws {start}-{start + n_valid}", e)) from e
-        carry = checkpoint.state
-        self._commit_state(carry, num_draws=start + n_valid, status="sampling")
+        self._commit_state(checkpoint.state, num_draws=start + n_valid, status="sampling")
 
     def close(self, output) -> None:
         """Mark the store complete once every draw is in; an interrupted run stays resumable."""
@@ -125,9 +136,9 @@ class StoreSink:
         except OSError as e:
             raise OSError(e.errno, self._failure(f"writing {name}", e)) from e
 
-    def _commit_state(self, carry, *, num_draws: int, status: str, extra: dict | None = None) -> None:
-        name = f"state-{num_draws:09d}.pkl"
-        self._write_side(name, pickle.dumps(carry, protocol=pickle.HIGHEST_PROTOCOL))
+    def _commit_state(self, state: Any, *, num_draws: int, status: str, extra: dict | None = None) -> None:
+        name = state_file(num_draws)
+        self._write_side(name, arrays_blob(numbered("state", jax.tree.leaves(state))))
         self._update_root(
             {
                 "num_draws_completed": num_draws,

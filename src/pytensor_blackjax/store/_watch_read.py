@@ -19,6 +19,7 @@ import numpy as np
 import zarr
 
 from pytensor_blackjax.store._files import FORMAT, SIDE_DIR
+from pytensor_blackjax.store._legacy import LEGACY_FORMAT
 from pytensor_blackjax.store._open import StoreError
 from pytensor_blackjax.store._sink import PROGRESS_FILE
 
@@ -60,10 +61,10 @@ def check_store(path: Path) -> dict:
             "pbj_store_format attribute; finished results written with --out are read with "
             f"pytensor-blackjax summary/report '{path}')."
         )
-    if version != FORMAT:
+    if version not in (LEGACY_FORMAT, FORMAT):  # format 1 differs only in _pbj/, which is not read here
         raise StoreError(
-            f"store '{path}' has format {version!r}; this version of pytensor-blackjax reads format "
-            f"{FORMAT}. Watch it with the version that wrote it."
+            f"store '{path}' has format {version!r}; this version of pytensor-blackjax reads formats "
+            f"{LEGACY_FORMAT}-{FORMAT}. Watch it with the version that wrote it."
         )
     return attrs
 
