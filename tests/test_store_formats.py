@@ -122,7 +122,6 @@ def test_a_renamed_sampler_field_is_named_in_a_store_error(interrupted):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda d: d["sampler"]["fields"].pop("max_rank"), r"no value for NUTS's fields \['max_rank'\]"),
         (lambda d: d["sampler"]["fields"].update(step_rule=2), r"\['step_rule'\] that NUTS no longer has"),
         (lambda d: d["sampler"]["fields"].update(max_tree_depth=99), r"NUTS rejects now: .*max_tree_depth"),
         (
@@ -138,6 +137,12 @@ def test_stored_configs_that_do_not_fit_are_refused_by_name(interrupted, change,
     edit_run_file(interrupted, change)
     with pytest.raises(StoreError, match=message):
         open_stored(interrupted, settings_type=RunSettings)
+
+
+def test_a_sampler_field_added_later_takes_its_default(interrupted):
+    edit_run_file(interrupted, lambda d: d["sampler"]["fields"].pop("max_rank"))
+    stored = open_stored(interrupted, settings_type=RunSettings)
+    assert stored.sampler.max_rank == pbj.samplers.NUTS().max_rank
 
 
 def test_a_settings_field_added_later_takes_its_default(interrupted):

@@ -179,7 +179,9 @@ def sampler_from_json(document: Any, path: Path) -> Any:
             f"store {str(path)!r} was sampled with {document.get('name')!r}, which this release does not "
             f"know (samplers: {sorted(SAMPLERS)}); resume it with the release that wrote it."
         )
-    return rebuild(cls, document["fields"], path, f"{cls.__name__} sampler config", allow_defaults=False)
+    # a field added to a sampler config later takes its default, which by rule reproduces the behaviour
+    # from before the field existed
+    return rebuild(cls, document["fields"], path, f"{cls.__name__} sampler config", allow_defaults=True)
 
 
 def json_blob(document: dict) -> bytes:
