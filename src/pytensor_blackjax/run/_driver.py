@@ -14,12 +14,12 @@ import jax
 import numpy as np
 
 from pytensor_blackjax.compile import CompiledModel
-from pytensor_blackjax.run._init import initial_points
 from pytensor_blackjax.run._keys import chain_keys, root_key
 from pytensor_blackjax.run._programs import programs_for
 from pytensor_blackjax.run._progress import make_progress
 from pytensor_blackjax.run._runners import Runner, available_cores, chain_mesh
-from pytensor_blackjax.samplers import Sampler, sized_for_run
+from pytensor_blackjax.run._start import initial_points
+from pytensor_blackjax.samplers import RunSize, Sampler
 
 __all__ = ["RunOutput", "RunSettings", "Sink", "run"]
 
@@ -142,12 +142,10 @@ def run(
     timings: dict[str, float] = {}
     method = choose_method(sampler, settings.chains, settings.chain_method)
     chunk = settings.chunk
-    sampler = sized_for_run(
-        sampler, draws=settings.draws * settings.thin, tune=settings.tune, chains=settings.chains
-    )
+    size = RunSize(draws=settings.draws * settings.thin, tune=settings.tune, chains=settings.chains)
     mesh = chain_mesh(settings.chains) if method == "sharded" else None
     programs = programs_for(
-        compiled, sampler, chunk, settings.thin, method, mesh=mesh, precision=settings.precision
+        compiled, sampler, size, chunk, settings.thin, method, mesh=mesh, precision=settings.precision
     )
     per_chain = chain_keys(settings.seed, settings.chains)
     keys = root_key(settings.seed) if method == "ensemble" else per_chain
@@ -161,7 +159,7 @@ def run(
         with _Interrupt() as interrupt:
             t0 = time.perf_counter()
             if resume is None or resume["phase"] == "warmup":
-                positions = initial_points(compiled, per_chain, data)
+                positions = initial_points(compiled, per_chain, data, sampler.init_radius)
                 if settings.precision == "float32":
                     positions = positions.astype(np.float32)
                 runner.init(positions)

@@ -21,7 +21,8 @@ from jax.sharding import Mesh, PartitionSpec
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.run._keys import SAMPLING, WARMUP, step_key
 from pytensor_blackjax.run._stored import StoredProgram, config_identity, digest_of
-from pytensor_blackjax.samplers import Sampler
+from pytensor_blackjax.samplers import RunSize, Sampler
+from pytensor_blackjax.samplers._base import size_key
 
 __all__ = ["CHAIN_AXIS", "Programs", "float32_scope", "programs_for"]
 
@@ -60,13 +61,15 @@ def _skip_or(step, i, n_valid, carry, *args):
     return jax.lax.cond(i < n_valid, run, skip, carry)
 
 
-def build_programs(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: int) -> Programs:
+def build_programs(
+    compiled: CompiledModel, sampler: Sampler, size: RunSize, chunk: int, thin: int
+) -> Programs:
     # The programs are cached under the compiled model (weakly); closing over a proxy keeps that cache
     # from holding the model alive.
     compiled = weakref.proxy(compiled)
 
     def kernel(data):
-        return sampler.build(partial(compiled.flat_logdensity, data=data), compiled.num_dims)
+        return sampler.build(partial(compiled.flat_logdensity, data=data), compiled.num_dims, size)
 
     def warmup_init(key, position, data):
         return kernel(data).warmup_init(key, position)
@@ -86,7 +89,7 @@ def build_programs(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: 
 
     def finish(wstate):
         # the finish step needs no log-density: build with a placeholder that is never called
-        out = sampler.build(lambda x: jnp.sum(x), compiled.num_dims).warmup_finish(wstate)
+        out = sampler.build(lambda x: jnp.sum(x), compiled.num_dims, size).warmup_finish(wstate)
         # strongly typed outputs: the sampling program compiled ahead from this program's output types
         # must be the one the sampling phase calls (a weak-typed step size made it compile twice)
         return jax.tree.map(lambda a: jax.lax.convert_element_type(a, jnp.result_type(a)), out)
@@ -209,6 +212,7 @@ def _in_float32(fn):
 def programs_for(
     compiled: CompiledModel,
     sampler: Sampler,
+    size: RunSize,
     chunk: int,
     thin: int,
     method: str,
@@ -219,14 +223,15 @@ def programs_for(
     """Compiled programs for one chain method: "vectorized" (vmap over chains), "threaded" (one chain
     per call), "sharded" (chains split over ``mesh``, vmapped within a device) or "ensemble" (the
     sampler sees all chains). ``precision="float32"`` traces and runs them with 32-bit JAX.
-    Cached per compiled model."""
+    Cached per compiled model, under the sizes the sampler's programs depend on (`size_key`)."""
     devices = None if mesh is None else tuple(d.id for d in mesh.devices.flat)
-    key = (sampler, chunk, thin, method, devices, precision)
+    size = size.only(sampler.size_fields)
+    key = (sampler, size_key(sampler, size), chunk, thin, method, devices, precision)
     with _LOCK:
         per_model = _CACHE.setdefault(compiled, {})
         if key in per_model:
             return per_model[key]
-    base = build_programs(compiled, sampler, chunk, thin)
+    base = build_programs(compiled, sampler, size, chunk, thin)
     if method == "vectorized":
         progs = Programs(
             jax.jit(jax.vmap(base.warmup_init, in_axes=(0, 0, None))),
@@ -246,8 +251,11 @@ def programs_for(
         raise ValueError(f"unknown chain method {method!r}")
     if method != "sharded":
         identity = config_identity(sampler)
+        sizes = size_key(sampler, size)
         progs = _stored(
-            progs, compiled, None if identity is None else f"{identity}|{chunk}|{thin}|{method}|{precision}"
+            progs,
+            compiled,
+            None if identity is None else f"{identity}|{sizes}|{chunk}|{thin}|{method}|{precision}",
         )
     if precision == "float32":
         progs = Programs(*(_in_float32(f) for f in progs))
