@@ -78,7 +78,7 @@ def nuts_overhead(name):
     logdensity = partial(compiled.flat_logdensity, data=compiled.data_tuple())
     x = compiled.ravel(compiled.initial_position(jax.random.key(3)))
     config = pbj.samplers.NUTS(adaptation=os.environ.get("PBJ_MICRO_ADAPTATION", "auto"))
-    kernel = config.build(logdensity, compiled.num_dims)
+    kernel = config.build(logdensity, compiled.num_dims, pbj.samplers.RunSize(draws=0, tune=1000, chains=1))
     chain, params = adapted(kernel, config.schedule(1000), x)
 
     @jax.jit

@@ -8,7 +8,7 @@ from conftest import mcse_z
 
 import pytensor_blackjax as pbj
 from pytensor_blackjax.run._layouts import choose_layout
-from pytensor_blackjax.samplers import NUTS
+from pytensor_blackjax.samplers import NUTS, RunSize
 
 MU = np.array([0.0, 1.0, -2.0])
 SIGMA = np.array([1.0, 2.0, 0.5])
@@ -134,7 +134,7 @@ def test_finish_outputs_are_strongly_typed(gaussian):
     from pytensor_blackjax.run._programs import programs_for
 
     compiled = pbj.compile(gaussian)
-    programs = programs_for(compiled, NUTS(), Threaded, 10, 1)
+    programs = programs_for(compiled, NUTS(), Threaded, RunSize(draws=10, tune=10, chains=1), 10, 1)
     wstate = programs.warmup_init(jax.random.key(0), np.zeros(compiled.num_dims), compiled.data_tuple())
     weak = [
         path

@@ -104,7 +104,7 @@ def test_auto_picks_dense_for_small_and_diagonal_for_large_models():
 def test_start_variances_shrink_only_steep_coordinates():
     import jax.numpy as jnp
 
-    from pytensor_blackjax.samplers.nuts import start_variances
+    from pytensor_blackjax.samplers._windowed import start_variances
 
     var = np.asarray(start_variances(jnp.array([1e4, -100.0, 0.5, 0.0, jnp.nan, -jnp.inf])))
     np.testing.assert_allclose(var, [1e-2, 0.1, 1.0, 1.0, 1.0, 1.0])
@@ -114,7 +114,7 @@ def window_estimate(draws, cov):
     """The dense estimator's inverse mass matrix after one window of ``draws`` from N(0, cov)."""
     import jax.numpy as jnp
 
-    from pytensor_blackjax.samplers.nuts import _estimator
+    from pytensor_blackjax.samplers._windowed import _estimator
 
     dims = cov.shape[0]
     est = _estimator("dense", dims, jnp.float64, max_rank=10)

@@ -153,12 +153,6 @@ def test_pymc_version_matches_builder(name):
     np.testing.assert_allclose(diffs, diffs[0], rtol=0, atol=1e-8 * max(1.0, abs(diffs[0])))
 
 
-def test_narrow_start_scales_the_start_and_checks_its_argument():
-    from pytensor_blackjax.examples.posteriordb._start import NarrowStart
-
-    with pytest.raises(ValueError, match=r"scale=2\.0"):
-        NarrowStart(scale=2.0)
-    kernel = NarrowStart(scale=0.1).build(lambda x: -0.5 * jnp.sum(x**2), 2)
-    state = kernel.warmup_init(jax.random.key(0), jnp.array([2.0, -1.0]))
-    np.testing.assert_allclose(kernel.position(state.chain), [0.2, -0.1])
-    assert posteriordb.spec("arma-arma11").sampler().scale == 0.1
+def test_a_narrow_start_is_a_nuts_option():
+    sampler = posteriordb.spec("arma-arma11").sampler()
+    assert isinstance(sampler, pbj.samplers.NUTS) and sampler.init_radius == 0.2

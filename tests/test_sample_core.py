@@ -175,8 +175,8 @@ def test_diagnostics_warning_fires_on_divergences():
 
 
 def test_starting_points_are_retried_until_finite():
-    from pytensor_blackjax.run._init import initial_points
     from pytensor_blackjax.run._keys import chain_keys
+    from pytensor_blackjax.run._start import initial_points
 
     # finite only on (1.5, 2) of the (-2, 2) starting box: most first tries fail
     x = pt.scalar("x")

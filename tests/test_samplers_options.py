@@ -5,7 +5,8 @@ import pytensor.tensor as pt
 import pytest
 
 import pytensor_blackjax as pbj
-from pytensor_blackjax.samplers import INFO_TO_STATS, SAMPLERS, resolve, sized_for_run
+from pytensor_blackjax.samplers import SAMPLERS, RunSize, resolve
+from pytensor_blackjax.samplers._base import INFO_TO_STATS, size_key
 
 NAMES = [
     "nuts",
@@ -44,11 +45,34 @@ def test_only_variational_samplers_are_approximate():
     assert approx == {"pathfinder", "meanfield_vi", "fullrank_vi"}
 
 
-def test_run_sizes_do_not_show_in_the_repr():
-    sized = sized_for_run(pbj.samplers.SMC(), draws=10, tune=20, chains=2)
-    assert sized.sizes == (10, 2)
-    assert repr(sized) == repr(pbj.samplers.SMC())
-    assert sized_for_run(pbj.samplers.NUTS(), draws=10, tune=20, chains=2) == pbj.samplers.NUTS()
+def test_run_sizes_key_only_what_a_sampler_depends_on():
+    size = RunSize(draws=10, tune=20, chains=2)
+    assert size_key(pbj.samplers.SMC(), size) == (10, 2)
+    assert size_key(pbj.samplers.MCLMC(), size) == (20,)
+    assert size_key(pbj.samplers.NUTS(), size) == ()  # NUTS programs serve every draws and tune
+    assert size.only(("tune",)) == RunSize(draws=0, tune=20, chains=0)
+    with pytest.raises(ValueError, match=r"RunSize\(chains=-1\): give a non-negative integer"):
+        RunSize(draws=1, tune=1, chains=-1)
+
+
+def test_every_sampler_takes_a_start_radius():
+    for name in NAMES:
+        assert resolve(name).init_radius == 2.0
+    assert pbj.samplers.NUTS(init_radius=0.5).init_radius == 0.5
+    with pytest.raises(ValueError, match=r"NUTS\(init_radius=0\): give a positive number"):
+        pbj.samplers.NUTS(init_radius=0)
+    with pytest.raises(ValueError, match=r"HMC\(init_radius=-1\)"):
+        pbj.samplers.HMC(init_radius=-1)
+
+
+def test_public_names_are_what_users_use():
+    assert set(pbj.samplers.__all__) == {
+        *(type(resolve(n)).__name__ for n in NAMES),
+        "Sampler",
+        "RunSize",
+        "resolve",
+        "SAMPLERS",
+    }
 
 
 @pytest.mark.parametrize(

@@ -95,8 +95,7 @@ def test_the_model_digest_follows_what_the_model_computes():
 def test_the_config_identity_covers_every_field_or_refuses():
     assert _stored.config_identity(NUTS()) == _stored.config_identity(NUTS())
     assert _stored.config_identity(NUTS()) != _stored.config_identity(NUTS(target_accept=0.9))
-    # fields hidden from repr still count
-    assert _stored.config_identity(MCLMC(tune_steps=10)) != _stored.config_identity(MCLMC(tune_steps=20))
+    assert _stored.config_identity(MCLMC()) != _stored.config_identity(MCLMC(init_radius=1.0))
 
     from dataclasses import dataclass
 

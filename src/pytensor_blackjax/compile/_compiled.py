@@ -123,10 +123,13 @@ class CompiledModel:
 
         return logdensity
 
-    def initial_position(self, rng_key: jax.Array) -> Position:
-        """A Stan-style starting point: uniform(-2, 2) in unconstrained space."""
-        flat = jax.random.uniform(rng_key, (self.num_dims,), minval=-2.0, maxval=2.0, dtype=jnp.float64)
-        return self.unravel(flat)
+    def initial_position(self, rng_key: jax.Array, radius: float = 2.0) -> Position:
+        """A Stan-style starting point: uniform(-radius, radius) in unconstrained space, as a chain of
+        the driver starts (`pytensor_blackjax.samplers._start`, which decides starting points)."""
+        # imported here: the samplers sit above this stage, and their start module needs none of them
+        from pytensor_blackjax.samplers._start import uniform_point
+
+        return self.unravel(uniform_point(rng_key, self.num_dims, radius))
 
     # -- reporting --------------------------------------------------------------------------
     def flat_constrain(self, flat: jax.Array, data: tuple) -> dict[str, jax.Array]:

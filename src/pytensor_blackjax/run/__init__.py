@@ -2,7 +2,7 @@
 
 Read top down: `_driver` (the loop: warmup and sampling chunk by chunk, hand-off to a sink),
 `_layouts` (where chains run: threads, one vmapped program, devices), `_programs` (what is compiled),
-`_init` (start points), `_keys` (random keys), `_progress`, `_interrupt` (Ctrl-C), `_stored` and
+`_start` (start points), `_keys` (random keys), `_progress`, `_interrupt` (Ctrl-C), `_stored` and
 `_cache` (the on-disk program store).
 """
 

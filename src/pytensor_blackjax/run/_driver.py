@@ -19,14 +19,14 @@ import numpy as np
 
 from pytensor_blackjax._checkpoint import Checkpoint, ResumePoint
 from pytensor_blackjax.compile import CompiledModel
-from pytensor_blackjax.run._init import initial_points
 from pytensor_blackjax.run._interrupt import Interrupt
 from pytensor_blackjax.run._keys import chain_keys, root_key, split_chains
 from pytensor_blackjax.run._layouts import ChainLayout, choose_layout
 from pytensor_blackjax.run._programs import Programs, build_programs, float32_scope, programs_for
 from pytensor_blackjax.run._progress import make_progress
 from pytensor_blackjax.run._settings import RunOutput, RunSettings
-from pytensor_blackjax.samplers import Sampler, sized_for_run
+from pytensor_blackjax.run._start import initial_points
+from pytensor_blackjax.samplers import RunSize, Sampler
 
 __all__ = ["RunOutput", "RunSettings", "Sink", "run"]
 
@@ -74,12 +74,10 @@ def run(
     """Sample ``compiled`` with ``sampler``; ``resume`` continues from a stored state.
     ``log_likelihood`` adds the pointwise log-likelihood of every draw (models that declare one)."""
     chunk = settings.chunk
-    sampler = sized_for_run(
-        sampler, draws=settings.draws * settings.thin, tune=settings.tune, chains=settings.chains
-    )
+    size = RunSize(draws=settings.draws * settings.thin, tune=settings.tune, chains=settings.chains)
     layout_cls = choose_layout(sampler.ensemble, settings.chains, settings.chain_method)
     programs = programs_for(
-        compiled, sampler, layout_cls, chunk, settings.thin,
+        compiled, sampler, layout_cls, size, chunk, settings.thin,
         mesh=layout_cls.mesh_for(settings.chains), precision=settings.precision,
     )  # fmt: skip
     keys = chain_keys(settings.seed, settings.chains)
@@ -93,7 +91,7 @@ def run(
         with Interrupt() as interrupt:
             t0 = time.perf_counter()
             if resume is None or resume.phase == "warmup":
-                positions = initial_points(compiled, keys, data)
+                positions = initial_points(compiled, keys, data, sampler.init_radius)
                 if settings.precision == "float32":
                     positions = positions.astype(np.float32)
                 warmup_divergences = _warmup(layout, sampler, settings, positions, progress, interrupt,
@@ -101,7 +99,7 @@ def run(
                 if sink is not None and not interrupt.hit:
                     sink.warmup_done(layout.checkpoint(0))
             else:
-                structure = _state_structure(compiled, sampler, settings, data)
+                structure = _state_structure(compiled, sampler, size, settings, data)
                 layout.restore(resume, structure)
             timings["warmup"] = time.perf_counter() - t0
             t1 = time.perf_counter()
@@ -194,9 +192,9 @@ def _pad_rows(rows: np.ndarray, start: int, chunk: int) -> tuple[np.ndarray, int
     return part, n_valid
 
 
-def _state_structure(compiled, sampler, settings, data) -> jax.tree_util.PyTreeDef:
+def _state_structure(compiled, sampler, size, settings, data) -> jax.tree_util.PyTreeDef:
     """The pytree structure of ``(state, params)`` after warmup, for rebuilding a stored state."""
-    base = build_programs(compiled, sampler, settings.chunk, settings.thin)
+    base = build_programs(compiled, sampler, size.only(sampler.size_fields), settings.chunk, settings.thin)
     if sampler.ensemble:
         key, shape = root_key(settings.seed), (settings.chains, compiled.num_dims)
     else:

@@ -22,7 +22,8 @@ from jax.sharding import Mesh
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.run._keys import SAMPLING, WARMUP, step_key
 from pytensor_blackjax.run._stored import StoredProgram, config_identity, digest_of
-from pytensor_blackjax.samplers import Sampler
+from pytensor_blackjax.samplers import RunSize, Sampler
+from pytensor_blackjax.samplers._base import size_key
 
 __all__ = ["CHAIN_AXIS", "Programs", "build_programs", "float32_scope", "programs_for"]
 
@@ -71,10 +72,12 @@ def _skip_or(step, i, n_valid, carry, *args):
     return jax.lax.cond(i < n_valid, run, skip, carry)
 
 
-def build_programs(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: int) -> Programs:
+def build_programs(
+    compiled: CompiledModel, sampler: Sampler, size: RunSize, chunk: int, thin: int
+) -> Programs:
 
     def kernel(data):
-        return sampler.build(partial(compiled.flat_logdensity, data=data), compiled.num_dims)
+        return sampler.build(partial(compiled.flat_logdensity, data=data), compiled.num_dims, size)
 
     def warmup_init(key, position, data):
         return kernel(data).warmup_init(key, position)
@@ -94,7 +97,7 @@ def build_programs(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: 
 
     def finish(wstate):
         # the finish step needs no log-density: build with a placeholder that is never called
-        out = sampler.build(lambda x: jnp.sum(x), compiled.num_dims).warmup_finish(wstate)
+        out = sampler.build(lambda x: jnp.sum(x), compiled.num_dims, size).warmup_finish(wstate)
         # strongly typed outputs: the sampling program compiled ahead from this program's output types
         # must be the one the sampling phase calls (a weak-typed step size made it compile twice)
         return jax.tree.map(lambda a: jax.lax.convert_element_type(a, jnp.result_type(a)), out)
@@ -172,6 +175,7 @@ def programs_for(
     compiled: CompiledModel,
     sampler: Sampler,
     layout: type[ChainLayoutLike],
+    size: RunSize,
     chunk: int,
     thin: int,
     *,
@@ -180,20 +184,25 @@ def programs_for(
 ) -> Programs:
     """The programs one chain layout calls (``layout.build`` of `build_programs`), looked up in the
     program store for layouts that allow it; ``precision="float32"`` traces and runs them with 32-bit
-    JAX. Kept in the compiled model's program cache."""
+    JAX. Kept in the compiled model's program cache, under the sizes the sampler's programs depend on
+    (`size_key`)."""
     devices = None if mesh is None else tuple(d.id for d in mesh.devices.flat)
-    key = ("programs", sampler, chunk, thin, layout.name, devices, precision)
-    return compiled.programs.get(key, lambda: _build(compiled, sampler, layout, chunk, thin, mesh, precision))
+    size = size.only(sampler.size_fields)
+    key = ("programs", sampler, size_key(sampler, size), chunk, thin, layout.name, devices, precision)
+    return compiled.programs.get(
+        key, lambda: _build(compiled, sampler, layout, size, chunk, thin, mesh, precision)
+    )
 
 
-def _build(compiled, sampler, layout, chunk, thin, mesh, precision) -> Programs:
-    progs = layout.build(build_programs(compiled, sampler, chunk, thin), mesh)
+def _build(compiled, sampler, layout, size, chunk, thin, mesh, precision) -> Programs:
+    progs = layout.build(build_programs(compiled, sampler, size, chunk, thin), mesh)
     if layout.storable:
         identity = config_identity(sampler)
+        sizes = size_key(sampler, size)
         progs = _stored(
             progs,
             compiled,
-            None if identity is None else f"{identity}|{chunk}|{thin}|{layout.name}|{precision}",
+            None if identity is None else f"{identity}|{sizes}|{chunk}|{thin}|{layout.name}|{precision}",
         )
     if precision == "float32":
         progs = Programs(*(_in_float32(f) for f in progs))

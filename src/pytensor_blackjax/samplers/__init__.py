@@ -1,11 +1,14 @@
 """The sampler family: one small frozen config per sampler, one module per family.
 
+Internals (the `Kernel` protocol's pieces, the warmup machinery, the start points) stay importable
+from their modules, e.g. ``pytensor_blackjax.samplers._base.Kernel``.
+
 Example:
     >>> import pytensor_blackjax as pbj
     >>> sampler = pbj.samplers.MCLMC()  # or the name "mclmc"
 """
 
-from pytensor_blackjax.samplers._base import INFO_TO_STATS, Kernel, Sampler, sized_for_run
+from pytensor_blackjax.samplers._base import RunSize, Sampler
 from pytensor_blackjax.samplers._registry import SAMPLERS, resolve
 from pytensor_blackjax.samplers.chees import ChEES
 from pytensor_blackjax.samplers.hmc import HMC
@@ -18,7 +21,6 @@ from pytensor_blackjax.samplers.vi import FullRankVI, MeanFieldVI, Pathfinder
 
 __all__ = [
     "HMC",
-    "INFO_TO_STATS",
     "MALA",
     "MCLMC",
     "MEADS",
@@ -28,10 +30,9 @@ __all__ = [
     "AdjustedMCLMC",
     "ChEES",
     "FullRankVI",
-    "Kernel",
     "MeanFieldVI",
     "Pathfinder",
+    "RunSize",
     "Sampler",
     "resolve",
-    "sized_for_run",
 ]

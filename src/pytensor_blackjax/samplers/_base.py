@@ -9,13 +9,14 @@ position; ensemble samplers (ChEES, MEADS, SMC, variational) see all chains at o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["INFO_TO_STATS", "Kernel", "Sampler", "rename_info", "sized_for_run"]
+__all__ = ["INFO_TO_STATS", "Kernel", "RunSize", "Sampler", "rename_info", "size_key"]
 
 LogDensity = Callable[[jax.Array], jax.Array]
 
@@ -37,13 +38,47 @@ class Kernel(NamedTuple):
     position: Callable[[Any], jax.Array]
 
 
+@dataclass(frozen=True)
+class RunSize:
+    """The sizes of one run, as a sampler's programs may need them.
+
+    Attributes:
+        draws: sampling steps (kept draws times ``thin``).
+        tune: warmup steps.
+        chains: chains.
+    """
+
+    draws: int
+    tune: int
+    chains: int
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"RunSize({f.name}={value!r}): give a non-negative integer.")
+
+    def only(self, names: tuple[str, ...]) -> RunSize:
+        """This size with every field not in ``names`` set to 0."""
+        return RunSize(**{f.name: getattr(self, f.name) if f.name in names else 0 for f in fields(self)})
+
+
 @runtime_checkable
 class Sampler(Protocol):
-    """A sampler configuration: frozen, hashable (it keys the compiled-program cache)."""
+    """A sampler configuration: frozen, hashable (it keys the compiled-program cache).
+
+    ``size_fields`` names the `RunSize` fields its programs depend on (SMC keeps ``chains * draws``
+    particles; Blackjax's one-call tuners take the number of warmup steps as a Python integer). The
+    programs are built for, and cached under, those fields alone (`size_key`), so a sampler with
+    ``size_fields = ()`` reuses its programs whatever the run's sizes. ``init_radius`` is the half-width
+    of the uniform box in unconstrained space its chains start in (see `samplers._start`).
+    """
 
     name: str
     ensemble: bool
     approximate: bool
+    size_fields: ClassVar[tuple[str, ...]]
+    init_radius: float
 
     def schedule(self, tune: int) -> np.ndarray:
         """One row per warmup step, passed to ``warmup_step`` (shape ``(tune, k)``)."""
@@ -53,7 +88,9 @@ class Sampler(Protocol):
         """Raise a clear error when these settings cannot work for this sampler."""
         ...
 
-    def build(self, logdensity_fn: LogDensity, num_dims: int) -> Kernel: ...
+    def build(self, logdensity_fn: LogDensity, num_dims: int, size: RunSize) -> Kernel:
+        """The kernel for one log-density; only the fields of ``size`` named in ``size_fields`` are set."""
+        ...
 
 
 # Blackjax Info field -> ArviZ sample_stats name. Every sampler passes its Info through this table.
@@ -80,13 +117,6 @@ def rename_info(info: Any, **extra: jax.Array) -> dict[str, jax.Array]:
     return stats
 
 
-def sized_for_run(sampler: Sampler, *, draws: int, tune: int, chains: int) -> Sampler:
-    """The sampler fixed to one run's sizes, for samplers whose programs depend on them.
-
-    Some samplers need static sizes at build time: SMC keeps ``chains * draws`` particles, and
-    Blackjax's one-call tuners (MCLMC, ChEES, MEADS, Pathfinder) take the number of warmup steps as a
-    Python integer. Such a sampler defines ``sized(draws=, tune=, chains=)`` returning a copy with the
-    sizes filled in; ``draws`` counts sampling steps (kept draws times ``thin``). Others are unchanged.
-    """
-    sized = getattr(sampler, "sized", None)
-    return sampler if sized is None else sized(draws=draws, tune=tune, chains=chains)
+def size_key(sampler: Sampler, size: RunSize) -> tuple[int, ...]:
+    """The sizes ``sampler``'s programs depend on: what, with the config, their cache is keyed on."""
+    return tuple(getattr(size, name) for name in sampler.size_fields)

@@ -9,16 +9,15 @@ tuner has finished.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pytensor_blackjax.samplers._base import Kernel
-from pytensor_blackjax.samplers.nuts import _pathfinder_start
+from pytensor_blackjax.samplers._base import Kernel, RunSize, rename_info
 
-__all__ = ["TunedState", "ensemble_start", "one_call_kernel", "one_call_schedule"]
+__all__ = ["EnsembleTuned", "TunedState", "one_call_kernel", "one_call_schedule"]
 
 
 class TunedState(NamedTuple):
@@ -32,19 +31,6 @@ def one_call_schedule(tune: int) -> np.ndarray:
     if tune:
         rows[0, 0] = 1
     return rows
-
-
-def ensemble_start(key, positions, logdensity_fn, init: str):
-    """The chains' starting points: the driver's (``init="random"``), or one draw per chain from a
-    Pathfinder fit started at each of them (``"pathfinder"``; a chain keeps its point if its fit fails).
-
-    Ensemble tuners pool statistics over all chains, so a few chains that start far out, where every
-    proposal is rejected, drag every chain's parameters; Pathfinder puts the chains near the bulk.
-    """
-    if init != "pathfinder":
-        return positions
-    keys = jax.random.split(key, positions.shape[0])
-    return jax.vmap(lambda k, x: _pathfinder_start(k, x, logdensity_fn))(keys, positions)
 
 
 def one_call_kernel(
@@ -81,3 +67,60 @@ def one_call_kernel(
         return ws.state, ws.params
 
     return Kernel(warmup_init, warmup_step, warmup_finish, step, position)
+
+
+class EnsembleTuned:
+    """What ChEES and MEADS share: a Blackjax tuner run once over all chains, which then step in
+    lock-step, each with its own key. A subclass gives `kernel`, `init_states`, `tuner` and `kernel_args`.
+    """
+
+    ensemble: ClassVar[bool] = True
+    approximate: ClassVar[bool] = False
+    tuned_what: ClassVar[str] = "its parameters"  # for the message when there is no warmup
+    hidden_stats: ClassVar[tuple[str, ...]] = ()  # stats not reported (misleading for this sampler)
+
+    def schedule(self, tune: int) -> np.ndarray:
+        return one_call_schedule(tune)
+
+    def check_warmup(self, tune: int) -> None:
+        if tune < 1:
+            raise ValueError(
+                f"{type(self).__name__} needs warmup to tune {self.tuned_what}: tune=0; "
+                "give tune >= 200 (the default 1000 is a good start)."
+            )
+
+    def kernel(self, size: RunSize) -> Any:
+        raise NotImplementedError
+
+    def init_states(self, key, positions, logdensity_fn, chains: int) -> Any:
+        raise NotImplementedError
+
+    def tuner(self, logdensity_fn, num_dims: int, size: RunSize) -> Callable[[Any, Any], tuple[Any, Any]]:
+        """``(key, states) -> (states, params)``: Blackjax's tuner over all chains."""
+        raise NotImplementedError
+
+    def kernel_args(self, params) -> tuple[tuple, dict[str, Any]]:
+        """A chain's kernel arguments after ``(key, state, logdensity_fn, step_size)``."""
+        raise NotImplementedError
+
+    def build(self, logdensity_fn, num_dims: int, size: RunSize) -> Kernel:
+        chains, kernel = size.chains, self.kernel(size)
+
+        def init(key, positions):
+            return self.init_states(key, positions, logdensity_fn, chains)
+
+        def step(key, states, params):
+            keys = jax.random.split(key, chains)
+            args, kwargs = self.kernel_args(params)
+
+            def one(k, s):
+                return kernel(k, s, logdensity_fn, params.step_size, *args, **kwargs)
+
+            states, info = jax.vmap(one)(keys, states)
+            stats = rename_info(info, lp=states.logdensity, step_size=params.step_size)
+            for name in self.hidden_stats:
+                stats.pop(name, None)
+            return states, stats
+
+        tune = self.tuner(logdensity_fn, num_dims, size)
+        return one_call_kernel(init=init, tune=tune, step=step, position=lambda s: s.position)

@@ -7,16 +7,17 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pytensor_blackjax.samplers._base import Kernel, rename_info
+from pytensor_blackjax.samplers._base import RunSize
 from pytensor_blackjax.samplers._options import check_choice, check_int, check_positive, check_probability
-from pytensor_blackjax.samplers._tuned import ensemble_start, one_call_kernel, one_call_schedule
+from pytensor_blackjax.samplers._start import DEFAULT_RADIUS, check_start, ensemble_points
+from pytensor_blackjax.samplers._tuned import EnsembleTuned
 
 __all__ = ["ChEES"]
 
@@ -30,7 +31,7 @@ class ChEESParams(NamedTuple):
 
 
 @dataclass(frozen=True)
-class ChEES:
+class ChEES(EnsembleTuned):
     """ChEES-HMC: one shared step size and trajectory length, learnt from all chains at once.
 
     Every chain takes the same number of leapfrog steps per draw (jittered along a Halton sequence),
@@ -46,9 +47,11 @@ class ChEES:
         max_leapfrog_steps: cap on the leapfrog steps per draw.
         min_chains: fewest chains accepted.
         init: "pathfinder" (default: each chain starts from a draw of a Pathfinder fit started at the
-            driver's point) or "random" (the driver's uniform(-2, 2) point in unconstrained space).
-            The tuner pools all chains' statistics, so chains left far out, where every proposal is
-            rejected, spoil everyone's step size and mass matrix; Pathfinder starts them in the bulk.
+            driver's point) or "random" (the driver's uniform(-init_radius, init_radius) point in
+            unconstrained space). The tuner pools all chains' statistics, so chains left far out,
+            where every proposal is rejected, spoil everyone's step size and mass matrix; Pathfinder
+            starts them in the bulk.
+        init_radius: the driver's points are uniform in (-init_radius, init_radius) in unconstrained space.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -61,11 +64,10 @@ class ChEES:
     max_leapfrog_steps: int = 1000
     min_chains: int = 16
     init: Literal["random", "pathfinder"] = "pathfinder"
-    # (draws, tune, chains), set by the driver
-    sizes: tuple[int, int, int] = field(default=(0, 0, 0), repr=False)
+    init_radius: float = DEFAULT_RADIUS
     name = "chees"
-    ensemble = True
-    approximate = False
+    size_fields = ("draws", "tune", "chains")
+    tuned_what = "its step size and trajectory length"
 
     def __post_init__(self):
         check_probability("ChEES", "target_accept", self.target_accept)
@@ -73,13 +75,7 @@ class ChEES:
         check_choice("ChEES", "mass_matrix", self.mass_matrix, ("diag", "identity"))
         check_int("ChEES", "max_leapfrog_steps", self.max_leapfrog_steps, 1)
         check_int("ChEES", "min_chains", self.min_chains, 2)
-        check_choice("ChEES", "init", self.init, ("random", "pathfinder"))
-
-    def sized(self, *, draws: int, tune: int, chains: int) -> ChEES:
-        return replace(self, sizes=(draws, tune, chains))
-
-    def schedule(self, tune: int) -> np.ndarray:
-        return one_call_schedule(tune)
+        check_start("ChEES", self.init_radius, self.init)
 
     def check(self, *, chains: int, tune: int, num_dims: int) -> None:
         if chains < self.min_chains:
@@ -88,21 +84,13 @@ class ChEES:
                 f"chains={chains} is too few; give chains >= {self.min_chains} (32 or more is better), "
                 "or use sampler='nuts', which adapts each chain on its own."
             )
-        if tune < 1:
-            raise ValueError(
-                "ChEES needs warmup to tune its step size and trajectory length: tune=0; "
-                "give tune >= 200 (the default 1000 is a good start)."
-            )
+        self.check_warmup(tune)
 
-    def build(self, logdensity_fn, num_dims: int) -> Kernel:
-        import blackjax
-        import optax
-        from blackjax.adaptation.base import get_filter_adapt_info_fn
+    def kernel(self, size: RunSize):
         from blackjax.mcmc import dynamic_hmc
 
-        draws, num_tune, chains = self.sizes
         # the same jittered trajectory lengths as Blackjax's tuner: a Halton sequence over all steps
-        max_bits = int(np.ceil(np.log2(max(2, num_tune + draws))))
+        max_bits = int(np.ceil(np.log2(max(2, size.tune + size.draws))))
 
         def next_arg(i):
             return i + 1
@@ -111,24 +99,32 @@ class ChEES:
             jitter = dynamic_hmc.halton_sequence(i, max_bits)
             return jnp.asarray(jnp.ceil(jitter * num_leapfrog_steps), dtype=int)
 
-        kernel = dynamic_hmc.build_kernel(next_random_arg_fn=next_arg, integration_steps_fn=integration_steps)
+        return dynamic_hmc.build_kernel(next_random_arg_fn=next_arg, integration_steps_fn=integration_steps)
+
+    def init_states(self, key, positions, logdensity_fn, chains):
+        from blackjax.mcmc import dynamic_hmc
+
+        positions = ensemble_points(key, positions, logdensity_fn, self.init)
+        return jax.vmap(lambda p: dynamic_hmc.init(p, logdensity_fn, jnp.asarray(0)))(positions)
+
+    def tuner(self, logdensity_fn, num_dims, size):
+        import blackjax
+        import optax
+        from blackjax.adaptation.base import get_filter_adapt_info_fn
+
         warmup = blackjax.chees_adaptation(
             logdensity_fn,
-            chains,
+            size.chains,
             target_acceptance_rate=self.target_accept,
             max_leapfrog_steps=self.max_leapfrog_steps,
             adaptation_info_fn=get_filter_adapt_info_fn(),
             mass_matrix_estimation="diagonal" if self.mass_matrix == "diag" else None,
         )
 
-        def init(key, positions):
-            positions = ensemble_start(key, positions, logdensity_fn, self.init)
-            return jax.vmap(lambda p: dynamic_hmc.init(p, logdensity_fn, jnp.asarray(0)))(positions)
-
         def tune(key, states):
             optimizer = optax.adam(self.learning_rate)
             (states, params), _ = warmup.run(
-                key, states.position, INITIAL_STEP_SIZE, optimizer, num_tune, max_sampling_steps=draws
+                key, states.position, INITIAL_STEP_SIZE, optimizer, size.tune, max_sampling_steps=size.draws
             )
             return states, ChEESParams(
                 jnp.asarray(params["step_size"]),
@@ -136,20 +132,7 @@ class ChEES:
                 jnp.asarray(params["integration_steps_params"][0]),
             )
 
-        def step(key, states, params):
-            keys = jax.random.split(key, chains)
+        return tune
 
-            def one(k, s):
-                return kernel(
-                    k,
-                    s,
-                    logdensity_fn,
-                    params.step_size,
-                    params.inverse_mass_matrix,
-                    integration_steps_params=(params.num_leapfrog_steps,),
-                )
-
-            states, info = jax.vmap(one)(keys, states)
-            return states, rename_info(info, lp=states.logdensity, step_size=params.step_size)
-
-        return one_call_kernel(init=init, tune=tune, step=step, position=lambda s: s.position)
+    def kernel_args(self, params):
+        return (params.inverse_mass_matrix,), {"integration_steps_params": (params.num_leapfrog_steps,)}

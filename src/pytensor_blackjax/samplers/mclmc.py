@@ -9,18 +9,20 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+import importlib
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pytensor_blackjax.samplers._base import Kernel, rename_info
-from pytensor_blackjax.samplers._options import check_int, check_positive, check_probability
+from pytensor_blackjax.samplers._base import Kernel, RunSize, rename_info
+from pytensor_blackjax.samplers._options import check_positive, check_probability
+from pytensor_blackjax.samplers._start import DEFAULT_RADIUS, check_start
 from pytensor_blackjax.samplers._tuned import one_call_kernel, one_call_schedule
 
-__all__ = ["MCLMC", "AdjustedMCLMC"]
+__all__ = ["MCLMC", "AdjustedMCLMC", "TunedMCLMC"]
 
 MIN_TUNE = 50  # each of the tuner's phases needs a few dozen steps for its averages
 
@@ -31,26 +33,98 @@ class MCLMCParams(NamedTuple):
     inverse_mass_matrix: jax.Array
 
 
-def _check_mclmc(owner: str, tune: int, num_dims: int) -> None:
-    if tune < MIN_TUNE:
-        raise ValueError(
-            f"{owner} tunes its step size and L during warmup: tune={tune} is too short; "
-            f"give tune >= {MIN_TUNE} (the default 1000 is a good start)."
-        )
-    if num_dims < 2:
-        raise ValueError(
-            f"{owner} needs at least 2 unconstrained dimensions; the model has {num_dims}. "
-            "Use sampler='nuts' for one-dimensional posteriors."
-        )
-
-
 def _flag(owner: str, name: str, value) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{owner}({name}={value!r}): give True or False.")
 
 
+class TunedMCLMC:
+    """What both MCLMC samplers share: Blackjax's one-call tuner of L and the step size over about
+    ``tune`` steps (so their programs depend on ``tune``), a diagonal mass matrix, per-chain runs.
+
+    A subclass names its Blackjax kernel `module` and `tuner`, and gives their options
+    (`kernel_options`, `tuner_share`, `tuner_options`) and how a step is called (`kernel_args`, `stats`).
+    """
+
+    module: ClassVar[str]  # the Blackjax kernel module: ``init`` and ``build_kernel``
+    tuner: ClassVar[str]  # the name of Blackjax's tuner, a function of ``blackjax``
+    tuner_share: float  # the share of the tuner's ``num_steps`` its phases take (``tune`` steps)
+
+    ensemble: ClassVar[bool] = False
+    approximate: ClassVar[bool] = False
+    size_fields: ClassVar[tuple[str, ...]] = ("tune",)
+    diagonal_preconditioning: bool
+
+    def check_options(self) -> None:
+        owner = type(self).__name__
+        _flag(owner, "diagonal_preconditioning", self.diagonal_preconditioning)
+        check_start(owner, self.init_radius)  # type: ignore[attr-defined]
+
+    def schedule(self, tune: int) -> np.ndarray:
+        return one_call_schedule(tune)
+
+    def check(self, *, chains: int, tune: int, num_dims: int) -> None:
+        owner = type(self).__name__
+        if tune < MIN_TUNE:
+            raise ValueError(
+                f"{owner} tunes its step size and L during warmup: tune={tune} is too short; "
+                f"give tune >= {MIN_TUNE} (the default 1000 is a good start)."
+            )
+        if num_dims < 2:
+            raise ValueError(
+                f"{owner} needs at least 2 unconstrained dimensions; the model has {num_dims}. "
+                "Use sampler='nuts' for one-dimensional posteriors."
+            )
+
+    def kernel_options(self) -> dict[str, Any]:
+        """Options of the kernel module's ``build_kernel`` besides the integrator."""
+        raise NotImplementedError
+
+    def tuner_options(self) -> dict[str, Any]:
+        """The options of Blackjax's tuner (``tuner``, a ``blackjax`` function) besides the common ones."""
+        raise NotImplementedError
+
+    def kernel_args(self, params: MCLMCParams) -> tuple[tuple, dict[str, Any]]:
+        """The kernel's arguments after ``(key, state, logdensity_fn)``: positional and keyword."""
+        raise NotImplementedError
+
+    def stats(self, state, info, params: MCLMCParams) -> dict[str, jax.Array]:
+        return rename_info(info, lp=state.logdensity, step_size=params.step_size)
+
+    def build(self, logdensity_fn, num_dims: int, size: RunSize) -> Kernel:
+        import blackjax
+        from blackjax.mcmc.integrators import isokinetic_mclachlan
+
+        module = importlib.import_module(self.module)
+        kernel = module.build_kernel(integrator=isokinetic_mclachlan, **self.kernel_options())
+        num_steps = max(1, round(size.tune / self.tuner_share))
+
+        def init(key, position):
+            return module.init(position, logdensity_fn, key)
+
+        def tune(key, state):
+            state, params, _ = getattr(blackjax, self.tuner)(
+                mclmc_kernel=kernel,
+                logdensity_fn=logdensity_fn,
+                num_steps=num_steps,
+                state=state,
+                rng_key=key,
+                diagonal_preconditioning=self.diagonal_preconditioning,
+                **self.tuner_options(),
+            )
+            imm = jnp.broadcast_to(jnp.asarray(params.inverse_mass_matrix), (num_dims,))
+            return state, MCLMCParams(jnp.asarray(params.L), jnp.asarray(params.step_size), imm)
+
+        def step(key, state, params):
+            args, kwargs = self.kernel_args(params)
+            state, info = kernel(key, state, logdensity_fn, *args, **kwargs)
+            return state, self.stats(state, info, params)
+
+        return one_call_kernel(init=init, tune=tune, step=step, position=lambda s: s.position)
+
+
 @dataclass(frozen=True)
-class MCLMC:
+class MCLMC(TunedMCLMC):
     """Unadjusted MCLMC: one gradient per draw, no Metropolis step.
 
     Often an order of magnitude fewer gradient evaluations per effective sample than NUTS on
@@ -65,84 +139,54 @@ class MCLMC:
         desired_energy_var: target variance of the energy error per dimension; smaller is more
             accurate and slower.
         diagonal_preconditioning: tune a diagonal mass matrix.
+        init_radius: the chains start uniformly in (-init_radius, init_radius) in unconstrained space.
 
     Example:
         >>> import pytensor_blackjax as pbj
         >>> sampler = pbj.samplers.MCLMC(desired_energy_var=1e-4)
+        >>> sampler.size_fields  # its programs are built for the number of warmup steps
+        ('tune',)
     """
 
     desired_energy_var: float = 5e-4
     diagonal_preconditioning: bool = True
-    tune_steps: int = field(default=0, repr=False)  # set by the driver from ``tune``
+    init_radius: float = DEFAULT_RADIUS
     name = "mclmc"
-    ensemble = False
-    approximate = False
+    module = "blackjax.mcmc.mclmc"
+    tuner = "mclmc_find_L_and_step_size"
 
     def __post_init__(self):
         check_positive("MCLMC", "desired_energy_var", self.desired_energy_var)
-        _flag("MCLMC", "diagonal_preconditioning", self.diagonal_preconditioning)
-        check_int("MCLMC", "tune_steps", self.tune_steps, 0)
+        self.check_options()
 
-    def sized(self, *, draws: int, tune: int, chains: int) -> MCLMC:
-        return replace(self, tune_steps=tune)
+    def kernel_options(self):
+        return {"desired_energy_var": self.desired_energy_var}
 
-    def schedule(self, tune: int) -> np.ndarray:
-        return one_call_schedule(tune)
-
-    def check(self, *, chains: int, tune: int, num_dims: int) -> None:
-        _check_mclmc("MCLMC", tune, num_dims)
-
-    def build(self, logdensity_fn, num_dims: int) -> Kernel:
-        import blackjax
-        from blackjax.mcmc import mclmc as mclmc_kernel
-        from blackjax.mcmc.integrators import isokinetic_mclachlan
-
-        kernel = mclmc_kernel.build_kernel(
-            integrator=isokinetic_mclachlan, desired_energy_var=self.desired_energy_var
-        )
+    @property
+    def tuner_share(self) -> float:
         # Blackjax's default phases take 0.1, 0.1 (+1/3 of it with preconditioning) and 0.1 of num_steps
-        share = 0.1 + 0.1 * (4 / 3 if self.diagonal_preconditioning else 1) + 0.1
-        num_steps = max(1, round(self.tune_steps / share))
+        return 0.1 + 0.1 * (4 / 3 if self.diagonal_preconditioning else 1) + 0.1
 
-        def init(key, position):
-            return mclmc_kernel.init(position, logdensity_fn, key)
+    def tuner_options(self):
+        return {"desired_energy_var": self.desired_energy_var}
 
-        def tune(key, state):
-            state, params, _ = blackjax.mclmc_find_L_and_step_size(
-                mclmc_kernel=kernel,
-                num_steps=num_steps,
-                state=state,
-                rng_key=key,
-                logdensity_fn=logdensity_fn,
-                desired_energy_var=self.desired_energy_var,
-                diagonal_preconditioning=self.diagonal_preconditioning,
-            )
-            imm = jnp.broadcast_to(jnp.asarray(params.inverse_mass_matrix), (num_dims,))
-            return state, MCLMCParams(jnp.asarray(params.L), jnp.asarray(params.step_size), imm)
+    def kernel_args(self, params):
+        imm = params.inverse_mass_matrix
+        return (), {"inverse_mass_matrix": imm, "L": params.L, "step_size": params.step_size}
 
-        def step(key, state, params):
-            state, info = kernel(
-                key,
-                state,
-                logdensity_fn,
-                inverse_mass_matrix=params.inverse_mass_matrix,
-                L=params.L,
-                step_size=params.step_size,
-            )
-            # one integration step per draw (two gradient evaluations with the McLachlan integrator)
-            return state, rename_info(
-                info,
-                lp=state.logdensity,
-                step_size=params.step_size,
-                diverging=jnp.logical_not(info.nonans),
-                n_steps=jnp.ones((), jnp.int32),
-            )
-
-        return one_call_kernel(init=init, tune=tune, step=step, position=lambda s: s.position)
+    def stats(self, state, info, params):
+        # one integration step per draw (two gradient evaluations with the McLachlan integrator)
+        return rename_info(
+            info,
+            lp=state.logdensity,
+            step_size=params.step_size,
+            diverging=jnp.logical_not(info.nonans),
+            n_steps=jnp.ones((), jnp.int32),
+        )
 
 
 @dataclass(frozen=True)
-class AdjustedMCLMC:
+class AdjustedMCLMC(TunedMCLMC):
     """Metropolis-adjusted MCLMC (MAMS): MCLMC trajectories with an accept/reject step, so no bias.
 
     Trajectory lengths are drawn at random around ``L / step_size`` integration steps. The warmup
@@ -152,70 +196,37 @@ class AdjustedMCLMC:
     Args:
         target_accept: the acceptance rate the step size is tuned to.
         diagonal_preconditioning: tune a diagonal mass matrix.
+        init_radius: the chains start uniformly in (-init_radius, init_radius) in unconstrained space.
 
     Example:
         >>> import pytensor_blackjax as pbj
         >>> sampler = pbj.samplers.AdjustedMCLMC(target_accept=0.9)
+        >>> sampler.size_fields  # its programs are built for the number of warmup steps
+        ('tune',)
     """
+
+    name = "adjusted_mclmc"
+    module = "blackjax.mcmc.adjusted_mclmc_dynamic"
+    tuner = "adjusted_mclmc_find_L_and_step_size"
+    tuner_share = 0.2  # the tuner's two dual-averaging phases take 0.1 of num_steps each by default
 
     target_accept: float = 0.9
     diagonal_preconditioning: bool = True
-    tune_steps: int = field(default=0, repr=False)  # set by the driver from ``tune``
-    name = "adjusted_mclmc"
-    ensemble = False
-    approximate = False
+    init_radius: float = DEFAULT_RADIUS
 
     def __post_init__(self):
         check_probability("AdjustedMCLMC", "target_accept", self.target_accept)
-        _flag("AdjustedMCLMC", "diagonal_preconditioning", self.diagonal_preconditioning)
-        check_int("AdjustedMCLMC", "tune_steps", self.tune_steps, 0)
+        self.check_options()
 
-    def sized(self, *, draws: int, tune: int, chains: int) -> AdjustedMCLMC:
-        return replace(self, tune_steps=tune)
-
-    def schedule(self, tune: int) -> np.ndarray:
-        return one_call_schedule(tune)
-
-    def check(self, *, chains: int, tune: int, num_dims: int) -> None:
-        _check_mclmc("AdjustedMCLMC", tune, num_dims)
-
-    def build(self, logdensity_fn, num_dims: int) -> Kernel:
-        import blackjax
+    def kernel_options(self):
         from blackjax.mcmc import adjusted_mclmc_dynamic
-        from blackjax.mcmc.integrators import isokinetic_mclachlan
 
-        kernel = adjusted_mclmc_dynamic.build_kernel(
-            integration_steps_fn=adjusted_mclmc_dynamic.make_random_trajectory_length_fn(True),
-            integrator=isokinetic_mclachlan,
-        )
-        # the tuner's two dual-averaging phases take 0.1 of num_steps each by default
-        num_steps = max(1, round(self.tune_steps / 0.2))
+        return {"integration_steps_fn": adjusted_mclmc_dynamic.make_random_trajectory_length_fn(True)}
 
-        def init(key, position):
-            return adjusted_mclmc_dynamic.init(position, logdensity_fn, key)
+    def tuner_options(self):
+        return {"target": self.target_accept}
 
-        def tune(key, state):
-            state, params, _ = blackjax.adjusted_mclmc_find_L_and_step_size(
-                mclmc_kernel=kernel,
-                logdensity_fn=logdensity_fn,
-                num_steps=num_steps,
-                state=state,
-                rng_key=key,
-                target=self.target_accept,
-                diagonal_preconditioning=self.diagonal_preconditioning,
-            )
-            imm = jnp.broadcast_to(jnp.asarray(params.inverse_mass_matrix), (num_dims,))
-            return state, MCLMCParams(jnp.asarray(params.L), jnp.asarray(params.step_size), imm)
-
-        def step(key, state, params):
-            state, info = kernel(
-                key,
-                state,
-                logdensity_fn,
-                params.step_size,
-                inverse_mass_matrix=params.inverse_mass_matrix,
-                integration_steps_params=(params.L / params.step_size,),
-            )
-            return state, rename_info(info, lp=state.logdensity, step_size=params.step_size)
-
-        return one_call_kernel(init=init, tune=tune, step=step, position=lambda s: s.position)
+    def kernel_args(self, params):
+        steps = (params.L / params.step_size,)
+        imm = params.inverse_mass_matrix
+        return (params.step_size,), {"inverse_mass_matrix": imm, "integration_steps_params": steps}

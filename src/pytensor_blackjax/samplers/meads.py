@@ -6,16 +6,16 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from pytensor_blackjax.samplers._base import Kernel, rename_info
-from pytensor_blackjax.samplers._options import check_choice, check_int
-from pytensor_blackjax.samplers._tuned import ensemble_start, one_call_kernel, one_call_schedule
+from pytensor_blackjax.samplers._base import RunSize
+from pytensor_blackjax.samplers._options import check_int
+from pytensor_blackjax.samplers._start import DEFAULT_RADIUS, check_start, ensemble_points
+from pytensor_blackjax.samplers._tuned import EnsembleTuned
 
 __all__ = ["MEADS"]
 
@@ -30,7 +30,7 @@ class MEADSParams(NamedTuple):
 
 
 @dataclass(frozen=True)
-class MEADS:
+class MEADS(EnsembleTuned):
     """MEADS: generalized HMC (one leapfrog step, persistent momentum) tuned without user input.
 
     The chains are split into ``num_folds`` folds; each fold's parameters come from the statistics of
@@ -42,11 +42,12 @@ class MEADS:
     Args:
         num_folds: folds of chains (the paper's default is 4).
         init: "pathfinder" (default: each chain starts from a draw of a Pathfinder fit started at the
-            driver's point) or "random" (the driver's uniform(-2, 2) point in unconstrained space).
-            The folds' scales and step sizes come from their chains' spread and gradients, so chains
-            left far out shrink the step size and inflate the scales of every chain; from a cold start
-            the warmup can then blow up (chains flung out, step size 0). Pathfinder starts them in
-            the bulk.
+            driver's point) or "random" (the driver's uniform(-init_radius, init_radius) point in
+            unconstrained space). The folds' scales and step sizes come from their chains' spread and
+            gradients, so chains left far out shrink the step size and inflate the scales of every
+            chain; from a cold start the warmup can then blow up (chains flung out, step size 0).
+            Pathfinder starts them in the bulk.
+        init_radius: the driver's points are uniform in (-init_radius, init_radius) in unconstrained space.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -55,21 +56,16 @@ class MEADS:
 
     num_folds: int = 4
     init: Literal["random", "pathfinder"] = "pathfinder"
-    # (draws, tune, chains), set by the driver
-    sizes: tuple[int, int, int] = field(default=(0, 0, 0), repr=False)
+    init_radius: float = DEFAULT_RADIUS
     name = "meads"
-    ensemble = True
-    approximate = False
+    size_fields = ("tune", "chains")
+    # the momentum persists between draws, so the energy's draw-to-draw changes are small by design:
+    # E-BFMI computed from it would flag a healthy chain
+    hidden_stats = ("energy",)
 
     def __post_init__(self):
         check_int("MEADS", "num_folds", self.num_folds, 1, 64)
-        check_choice("MEADS", "init", self.init, ("random", "pathfinder"))
-
-    def sized(self, *, draws: int, tune: int, chains: int) -> MEADS:
-        return replace(self, sizes=(draws, tune, chains))
-
-    def schedule(self, tune: int) -> np.ndarray:
-        return one_call_schedule(tune)
+        check_start("MEADS", self.init_radius, self.init)
 
     def check(self, *, chains: int, tune: int, num_dims: int) -> None:
         needed = MIN_CHAINS_PER_FOLD * self.num_folds
@@ -80,31 +76,34 @@ class MEADS:
                 f"or more, a multiple of num_folds={self.num_folds} (e.g. 32, 64, 128), "
                 "or use sampler='nuts', which adapts each chain on its own."
             )
-        if tune < 1:
-            raise ValueError(
-                "MEADS needs warmup to tune its parameters: tune=0; give tune >= 200 "
-                "(the default 1000 is a good start)."
-            )
+        self.check_warmup(tune)
 
-    def build(self, logdensity_fn, num_dims: int) -> Kernel:
-        import blackjax
-        from blackjax.adaptation.base import get_filter_adapt_info_fn
+    def kernel(self, size: RunSize):
         from blackjax.mcmc import ghmc
 
-        _, num_tune, chains = self.sizes
-        kernel = ghmc.build_kernel()
+        return ghmc.build_kernel()
+
+    def init_states(self, key, positions, logdensity_fn, chains):
+        from blackjax.mcmc import ghmc
+
+        key, start_key = jax.random.split(key)
+        positions = ensemble_points(start_key, positions, logdensity_fn, self.init)
+        keys = jax.random.split(key, chains)
+        return jax.vmap(lambda p, k: ghmc.init(p, logdensity_fn, k))(positions, keys)
+
+    def tuner(self, logdensity_fn, num_dims, size):
+        import blackjax
+        from blackjax.adaptation.base import get_filter_adapt_info_fn
+
         warmup = blackjax.meads_adaptation(
-            logdensity_fn, chains, num_folds=self.num_folds, adaptation_info_fn=get_filter_adapt_info_fn()
+            logdensity_fn,
+            size.chains,
+            num_folds=self.num_folds,
+            adaptation_info_fn=get_filter_adapt_info_fn(),
         )
 
-        def init(key, positions):
-            key, start_key = jax.random.split(key)
-            positions = ensemble_start(start_key, positions, logdensity_fn, self.init)
-            keys = jax.random.split(key, chains)
-            return jax.vmap(lambda p, k: ghmc.init(p, logdensity_fn, k))(positions, keys)
-
         def tune(key, states):
-            (states, params), _ = warmup.run(key, states.position, num_tune)
+            (states, params), _ = warmup.run(key, states.position, size.tune)
             return states, MEADSParams(
                 jnp.asarray(params["step_size"]),
                 jnp.broadcast_to(params["momentum_inverse_scale"], (num_dims,)),
@@ -112,25 +111,7 @@ class MEADS:
                 jnp.asarray(params["delta"]),
             )
 
-        def step(key, states, params):
-            keys = jax.random.split(key, chains)
+        return tune
 
-            def one(k, s):
-                return kernel(
-                    k,
-                    s,
-                    logdensity_fn,
-                    params.step_size,
-                    params.momentum_inverse_scale,
-                    params.alpha,
-                    params.delta,
-                )
-
-            states, info = jax.vmap(one)(keys, states)
-            stats = rename_info(info, lp=states.logdensity, step_size=params.step_size)
-            # the momentum persists between draws, so the energy's draw-to-draw changes are small by
-            # design: E-BFMI computed from it would flag a healthy chain
-            stats.pop("energy", None)
-            return states, stats
-
-        return one_call_kernel(init=init, tune=tune, step=step, position=lambda s: s.position)
+    def kernel_args(self, params):
+        return (params.momentum_inverse_scale, params.alpha, params.delta), {}

@@ -1,262 +1,37 @@
 """No-U-Turn Sampler with Stan-style windowed warmup (step size by dual averaging, mass matrix).
 
 The mass matrix is diagonal, dense, or low-rank plus diagonal (estimated from draws and gradients
-by minimising the Fisher divergence, as nutpie does). Optionally the chains start from a Pathfinder
-draw instead of the driver's random point.
+by minimising the Fisher divergence, as nutpie does); the warmup is `_windowed`'s. Optionally the
+chains start from a Pathfinder draw instead of the driver's random point.
 
 References:
     Hoffman & Gelman (2014), The No-U-Turn Sampler. JMLR 15.
-    Stan Reference Manual, "HMC algorithm parameters" (warmup windows).
-    Seyboldt, Carlson & Carpenter (2026), Preconditioning Hamiltonian Monte Carlo by minimizing
-    Fisher divergence (low-rank adaptation).
     Zhang, Carpenter, Gelman & Vehtari (2022), Pathfinder: parallel quasi-Newton variational inference.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Literal
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-from pytensor_blackjax.samplers._adaptation import (
-    ChainState,
-    chain_init,
-    dual_averaging_init,
-    dual_averaging_update,
-    welford_covariance,
-    welford_init,
-    welford_update,
-    window_schedule,
-)
-from pytensor_blackjax.samplers._base import Kernel, rename_info
-from pytensor_blackjax.samplers._metric import (
-    DenseFactors,
-    dense_factors,
-    dense_metric,
-    low_rank_buffer_init,
-    low_rank_buffer_push,
-    low_rank_estimate,
-    low_rank_matrix,
-)
+from pytensor_blackjax.samplers._base import Kernel, RunSize, rename_info
 from pytensor_blackjax.samplers._options import check_choice, check_int, check_probability
+from pytensor_blackjax.samplers._start import DEFAULT_RADIUS, check_start
+from pytensor_blackjax.samplers._windowed import (  # noqa: F401 - HMCParams, WindowState: see below
+    HMCParams,
+    WindowedSampler,
+    WindowState,
+    windowed_hmc_kernel,
+)
 
 __all__ = ["NUTS"]
 
-DENSE_MAX_DIMS = 200  # "auto" uses a dense mass matrix up to this many unconstrained dimensions
-SHORT_WINDOW_PER_DIM = 4  # dense windows with fewer draws than this per dimension ...
-SHORT_WINDOW_MIN = 200  # ... or than this in all use the draws' gradients too (`_dense_estimator`)
-LOW_RANK_BUFFER_FLOATS = 2**22  # memory cap of the low-rank draw/gradient buffers (rows * dims)
-PATHFINDER_DRAWS = 50  # Monte Carlo draws per Pathfinder ELBO estimate
-
-
-class HMCParams(NamedTuple):
-    step_size: jax.Array
-    inverse_mass_matrix: Any  # (d,) diagonal, (d, d) dense, or LowRankInverseMassMatrix
-    factors: Any = ()  # dense: DenseFactors, computed when the matrix changes; else ()
-
-
-class WindowState(NamedTuple):
-    chain: ChainState
-    step_size_state: Any  # DualAveraging
-    mass_matrix_state: Any  # Welford, LowRankBuffer, or both (dense)
-    params: HMCParams
-
-
-def metric_kind(adaptation: str, num_dims: int) -> str:
-    """Resolve ``adaptation="auto"``: dense up to `DENSE_MAX_DIMS` dimensions, diagonal above.
-
-    Low-rank above 200 dimensions measured slower end to end (its warmup); see docs/performance.md.
-    """
-    if adaptation == "auto":
-        return "dense" if num_dims <= DENSE_MAX_DIMS else "diag"
-    return adaptation
-
-
-class _Estimator(NamedTuple):
-    init: Any  # grad at the start -> (state, first inverse mass matrix, factors); see `start_variances`
-    update: Any  # (state, chain) -> state
-    final: Any  # state -> (state, inverse mass matrix, factors)
-
-
-def _buffer_rows(rows: int, num_dims: int) -> int:
-    """Rows of a draw/gradient buffer: ``rows``, within [32, LOW_RANK_BUFFER_FLOATS / num_dims]."""
-    return int(max(32, min(rows, LOW_RANK_BUFFER_FLOATS // max(num_dims, 1))))
-
-
-def _estimator(kind: str, num_dims: int, dtype, max_rank: int) -> _Estimator:
-    if kind == "low_rank":
-        capacity = _buffer_rows(512, num_dims)
-        rank = min(max_rank, num_dims)
-
-        def lr_init(grad):
-            from blackjax.mcmc.metrics import LowRankInverseMassMatrix
-
-            scale = jnp.sqrt(start_variances(grad))
-            imm = LowRankInverseMassMatrix(scale, jnp.zeros((num_dims, rank), dtype), jnp.ones(rank, dtype))
-            return low_rank_buffer_init(capacity, num_dims, dtype), imm, ()
-
-        def lr_final(buffer):
-            imm = low_rank_estimate(buffer, max_rank)
-            return low_rank_buffer_init(capacity, num_dims, dtype), imm, ()
-
-        return _Estimator(
-            lr_init, lambda s, c: low_rank_buffer_push(s, c.position, c.logdensity_grad), lr_final
-        )
-    if kind == "dense":
-        return _dense_estimator(num_dims, dtype, max_rank)
-
-    def diag_end(state):
-        return welford_init(num_dims, False, dtype), welford_covariance(state), ()
-
-    return _Estimator(
-        lambda grad: (welford_init(num_dims, False, dtype), start_variances(grad), ()),
-        lambda s, c: welford_update(s, c.position),
-        diag_end,
-    )
-
-
-def _dense_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
-    """Sample covariance of a long window; a short one (fewer than `SHORT_WINDOW_PER_DIM` draws per
-    dimension, or `SHORT_WINDOW_MIN`) cannot estimate d*d entries from its draws, but with their
-    gradients the Fisher-divergence estimate (`low_rank_estimate`, low rank plus diagonal) pins down
-    the scales and the strongly correlated directions; it is used there, as a dense matrix (see
-    docs/performance.md, "Dense windows": diamonds warmup 24 s -> 4 s against a shrunk covariance)."""
-    short = max(SHORT_WINDOW_PER_DIM * num_dims, SHORT_WINDOW_MIN)
-    capacity = _buffer_rows(short, num_dims)
-    rank = min(max_rank, num_dims)
-
-    def start(grad):
-        imm = jnp.diag(start_variances(grad))
-        state = (welford_init(num_dims, True, dtype), low_rank_buffer_init(capacity, num_dims, dtype))
-        return state, imm, dense_factors(imm)
-
-    def update(state, chain):
-        welford, buffer = state
-        return (
-            welford_update(welford, chain.position),
-            low_rank_buffer_push(buffer, chain.position, chain.logdensity_grad),
-        )
-
-    def end(state):
-        welford, buffer = state
-        imm = jax.lax.cond(
-            welford.count < short,
-            lambda: low_rank_matrix(low_rank_estimate(buffer, rank)),
-            lambda: welford_covariance(welford),
-        )
-        fresh = (welford_init(num_dims, True, dtype), low_rank_buffer_init(capacity, num_dims, dtype))
-        return fresh, imm, dense_factors(imm)
-
-    return _Estimator(start, update, end)
-
-
-def start_variances(grad: jax.Array) -> jax.Array:
-    """Diagonal of the inverse mass matrix used until the first window's estimate: ``1 / sqrt(|g|)``
-    for gradient components ``|g| > 1`` at the starting point, 1 elsewhere.
-
-    With the identity metric one tightly identified parameter forces a tiny step on all the others
-    and the early trajectories run to the maximum tree depth: on a 503-parameter hierarchical model
-    the first 100 warmup steps cost more gradients than the remaining 900. A large gradient at the
-    start marks such a coordinate. The full ``1 / |g|`` guess (nutpie's) over-trusts one gradient on
-    correlated posteriors; its square root (half-way, on the log scale, to the identity) never shrinks
-    a coordinate whose gradient is small. Measured warmup gradients per chain, identity -> this:
-    hierarchical-503 40k -> 21k, rat tumors 22k -> 20k, logistic 5000x20 11k -> 11k.
-    """
-    scale = jnp.abs(grad)
-    scale = jnp.where(jnp.isfinite(scale), scale, 1.0)
-    return (1.0 / jnp.sqrt(jnp.clip(scale, 1.0, 1e10))).astype(grad.dtype)
-
-
-def _metric(params: HMCParams):
-    """What Blackjax kernels take as ``inverse_mass_matrix``."""
-    if isinstance(params.factors, DenseFactors):
-        return dense_metric(params.inverse_mass_matrix, params.factors)
-    return params.inverse_mass_matrix
-
-
-def _pathfinder_start(key, position, logdensity_fn):
-    """One draw from a Pathfinder approximation started at ``position``; ``position`` if it fails."""
-    import blackjax
-
-    fit_key, draw_key = jax.random.split(key)
-    state, _ = blackjax.vi.pathfinder.approximate(
-        fit_key, logdensity_fn, position, num_samples=PATHFINDER_DRAWS
-    )
-    draw, _ = blackjax.vi.pathfinder.sample(draw_key, state)
-    ok = jnp.all(jnp.isfinite(draw)) & jnp.isfinite(logdensity_fn(draw))
-    return jnp.where(ok, draw, position)
-
-
-def windowed_hmc_kernel(
-    kernel_fn,
-    logdensity_fn,
-    num_dims: int,
-    *,
-    target_accept: float,
-    stats_fn,
-    adaptation: str,
-    max_rank: int = 10,
-    pathfinder: bool = False,
-) -> Kernel:
-    """Warmup and step for any Blackjax kernel with the signature ``(key, state, logdensity, step_size,
-    metric)`` over its ``HMCState``; between steps the chain is a `ChainState`.
-
-    ``stats_fn(state, info, params)`` gives the per-draw stats dict; ``adaptation`` is the mass matrix:
-    "diag", "dense" or "low_rank".
-    """
-    from blackjax.mcmc.hmc import HMCState
-
-    def transition(key, chain, params):
-        state, info = kernel_fn(key, HMCState(*chain), logdensity_fn, params.step_size, _metric(params))
-        return ChainState(*state), info
-
-    def warmup_init(key, position):
-        if pathfinder:
-            position = _pathfinder_start(key, position, logdensity_fn)
-        est = _estimator(adaptation, num_dims, position.dtype, max_rank)
-        chain = chain_init(position, logdensity_fn)
-        mm_state, imm, factors = est.init(chain.logdensity_grad)
-        step_size = jnp.asarray(1.0, position.dtype)
-        params = HMCParams(step_size, imm, factors)
-        return WindowState(chain, dual_averaging_init(step_size), mm_state, params)
-
-    def warmup_step(key, ws, row):
-        est = _estimator(adaptation, num_dims, ws.chain.position.dtype, max_rank)
-        chain, info = transition(key, ws.chain, ws.params)
-        accept = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
-        da_state = dual_averaging_update(ws.step_size_state, accept, target_accept)
-        mm_state = jax.lax.cond(
-            row[0] == 1, lambda s: est.update(s, chain), lambda s: s, ws.mass_matrix_state
-        )
-        params = ws.params._replace(step_size=jnp.exp(da_state.log_step_size))
-
-        def window_end(args):
-            da_state, mm_state, params = args
-            mm_state, imm, factors = est.final(mm_state)
-            da_state = dual_averaging_init(jnp.exp(da_state.log_step_size_avg))
-            return da_state, mm_state, HMCParams(jnp.exp(da_state.log_step_size), imm, factors)
-
-        da_state, mm_state, params = jax.lax.cond(
-            row[1] == 1, window_end, lambda a: a, (da_state, mm_state, params)
-        )
-        stats = stats_fn(chain, info, params)
-        return WindowState(chain, da_state, mm_state, params), stats
-
-    def warmup_finish(ws):
-        return ws.chain, ws.params._replace(step_size=jnp.exp(ws.step_size_state.log_step_size_avg))
-
-    def step(key, chain, params):
-        chain, info = transition(key, chain, params)
-        return chain, stats_fn(chain, info, params)
-
-    return Kernel(warmup_init, warmup_step, warmup_finish, step, lambda chain: chain.position)
+# HMCParams and WindowState are imported above because stores written before the windowed warmup had a
+# module of its own pickled them under this module's name; they still load.
 
 
 @dataclass(frozen=True)
-class NUTS:
+class NUTS(WindowedSampler):
     """The No-U-Turn Sampler with Stan-style window adaptation.
 
     Args:
@@ -265,9 +40,11 @@ class NUTS:
         adaptation: mass matrix: "auto" (dense up to 200 unconstrained dimensions, else diagonal),
             "diag", "dense", or "low_rank" (diagonal plus a rank-``max_rank`` correction estimated
             from warmup draws and their gradients).
-        init: "random" (the driver's uniform(-2, 2) point in unconstrained space) or "pathfinder"
-            (a draw from a Pathfinder fit started at that point).
+        init: "random" (the driver's uniform(-init_radius, init_radius) point in unconstrained
+            space) or "pathfinder" (a draw from a Pathfinder fit started at that point).
         max_rank: the rank of the low-rank correction (used by "low_rank").
+        init_radius: the chains start uniformly in (-init_radius, init_radius) in every unconstrained
+            coordinate (Stan's ``init``); smaller keeps them away from far-out regions that trap them.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -279,31 +56,20 @@ class NUTS:
     adaptation: Literal["auto", "diag", "dense", "low_rank"] = "auto"
     init: Literal["random", "pathfinder"] = "random"
     max_rank: int = 10
+    init_radius: float = DEFAULT_RADIUS
     name = "nuts"
-    ensemble = False
-    approximate = False
 
     def __post_init__(self):
         check_probability("NUTS", "target_accept", self.target_accept)
         check_int("NUTS", "max_tree_depth", self.max_tree_depth, 1, 20)
         check_choice("NUTS", "adaptation", self.adaptation, ("auto", "diag", "dense", "low_rank"))
-        check_choice("NUTS", "init", self.init, ("random", "pathfinder"))
         check_int("NUTS", "max_rank", self.max_rank, 1)
-
-    def schedule(self, tune: int) -> np.ndarray:
-        return window_schedule(tune)
-
-    def check(self, *, chains: int, tune: int, num_dims: int) -> None:
-        return None
+        check_start("NUTS", self.init_radius, self.init)
 
     def dense(self, num_dims: int) -> bool:
         return self.metric_kind(num_dims) == "dense"
 
-    def metric_kind(self, num_dims: int) -> str:
-        """The mass matrix this config uses for a model of ``num_dims`` unconstrained dimensions."""
-        return metric_kind(self.adaptation, num_dims)
-
-    def build(self, logdensity_fn, num_dims: int) -> Kernel:
+    def build(self, logdensity_fn, num_dims: int, size: RunSize) -> Kernel:
         import blackjax
 
         base = blackjax.nuts.build_kernel()
@@ -329,5 +95,5 @@ class NUTS:
             stats_fn=stats_fn,
             adaptation=self.metric_kind(num_dims),
             max_rank=self.max_rank,
-            pathfinder=self.init == "pathfinder",
+            init=self.init,
         )

@@ -19,15 +19,16 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pytensor_blackjax.samplers._base import Kernel
+from pytensor_blackjax.samplers._base import Kernel, RunSize
 from pytensor_blackjax.samplers._options import check_int, check_positive, check_probability
+from pytensor_blackjax.samplers._start import DEFAULT_RADIUS
 
 __all__ = ["SMC"]
 
@@ -74,19 +75,17 @@ class SMC:
     num_mcmc_steps: int = 10
     num_integration_steps: int = 8
     reference_sd: float = 3.0
-    sizes: tuple[int, int] = field(default=(0, 0), repr=False)  # (draws, chains): set by the driver
     name = "smc"
     ensemble = True
     approximate = False
+    size_fields = ("draws", "chains")  # it keeps chains * draws particles
+    init_radius = DEFAULT_RADIUS  # not used: the particles start from the reference
 
     def __post_init__(self):
         check_probability("SMC", "target_ess", self.target_ess)
         check_int("SMC", "num_mcmc_steps", self.num_mcmc_steps, 1, 10_000)
         check_int("SMC", "num_integration_steps", self.num_integration_steps, 1, 1024)
         check_positive("SMC", "reference_sd", self.reference_sd)
-
-    def sized(self, *, draws: int, tune: int, chains: int) -> SMC:
-        return replace(self, sizes=(draws, chains))
 
     def schedule(self, tune: int) -> np.ndarray:
         rows = np.zeros((tune, 1), dtype=np.int32)
@@ -101,11 +100,11 @@ class SMC:
                 f"tempering steps; give tune >= {MIN_TUNE} (unused steps cost nothing)."
             )
 
-    def build(self, logdensity_fn, num_dims: int) -> Kernel:
+    def build(self, logdensity_fn, num_dims: int, size: RunSize) -> Kernel:
         import blackjax
         from blackjax.smc import ess, resampling, solver, tempered
 
-        draws, chains = self.sizes
+        draws, chains = size.draws, size.chains
         num_particles, sd = draws * chains, self.reference_sd
 
         def log_reference(x):

@@ -14,15 +14,16 @@ References:
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pytensor_blackjax.samplers._base import Kernel, rename_info
+from pytensor_blackjax.samplers._base import Kernel, RunSize, rename_info
 from pytensor_blackjax.samplers._options import check_int, check_positive
+from pytensor_blackjax.samplers._start import DEFAULT_RADIUS, check_start
 from pytensor_blackjax.samplers._tuned import one_call_kernel, one_call_schedule
 
 __all__ = ["FullRankVI", "MeanFieldVI", "Pathfinder"]
@@ -63,6 +64,8 @@ class Pathfinder:
     Args:
         maxiter: L-BFGS iterations at most.
         num_elbo_draws: draws used to estimate the ELBO of each candidate on the path.
+        init_radius: the chains' start points are uniform in (-init_radius, init_radius) in
+            unconstrained space.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -71,17 +74,16 @@ class Pathfinder:
 
     maxiter: int = 100
     num_elbo_draws: int = 200
-    chains: int = field(default=0, repr=False)  # set by the driver
+    init_radius: float = DEFAULT_RADIUS
     name = "pathfinder"
     ensemble = True
     approximate = True
+    size_fields = ("chains",)
 
     def __post_init__(self):
         check_int("Pathfinder", "maxiter", self.maxiter, 1)
         check_int("Pathfinder", "num_elbo_draws", self.num_elbo_draws, 1)
-
-    def sized(self, *, draws: int, tune: int, chains: int) -> Pathfinder:
-        return replace(self, chains=chains)
+        check_start("Pathfinder", self.init_radius)
 
     def schedule(self, tune: int) -> np.ndarray:
         return one_call_schedule(tune)
@@ -89,10 +91,10 @@ class Pathfinder:
     def check(self, *, chains: int, tune: int, num_dims: int) -> None:
         _check_tune("Pathfinder", tune, 1)
 
-    def build(self, logdensity_fn, num_dims: int) -> Kernel:
+    def build(self, logdensity_fn, num_dims: int, size: RunSize) -> Kernel:
         from blackjax.vi import pathfinder
 
-        chains = self.chains
+        chains = size.chains
 
         def fit_one(key, start):
             state, _ = pathfinder.approximate(
@@ -163,22 +165,28 @@ def _averaging_schedule(tune: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _GaussianVI:
-    """Gaussian VI fitted by stochastic ELBO ascent with Adam during warmup; the subclass picks the family."""
+    """Gaussian VI fitted by stochastic ELBO ascent with Adam during warmup; the subclass's ``name`` is
+    the family (the Blackjax module ``blackjax.vi.<name>``).
+
+    Args:
+        learning_rate: Adam learning rate.
+        num_elbo_draws: draws per ELBO gradient estimate.
+        init_radius: the fit starts from the first chain's point, uniform in (-init_radius,
+            init_radius) in unconstrained space.
+    """
 
     learning_rate: float = 0.02
     num_elbo_draws: int = 10
-    chains: int = field(default=0, repr=False)  # set by the driver
+    init_radius: float = DEFAULT_RADIUS
     ensemble = True
     approximate = True
-    _family = None  # the Blackjax VI module, set by each subclass (a class attribute, not a field)
+    size_fields = ("chains",)
 
     def __post_init__(self):
         owner = type(self).__name__
         check_positive(owner, "learning_rate", self.learning_rate)
         check_int(owner, "num_elbo_draws", self.num_elbo_draws, 1)
-
-    def sized(self, *, draws: int, tune: int, chains: int):
-        return replace(self, chains=chains)
+        check_start(owner, self.init_radius)
 
     def schedule(self, tune: int) -> np.ndarray:
         return _averaging_schedule(tune)
@@ -186,9 +194,9 @@ class _GaussianVI:
     def check(self, *, chains: int, tune: int, num_dims: int) -> None:
         _check_tune(type(self).__name__, tune, 100)
 
-    def build(self, logdensity_fn, num_dims: int) -> Kernel:
-        module = importlib.import_module(f"blackjax.vi.{self._family}")
-        return _gaussian_vi(module, self.learning_rate, self.num_elbo_draws, logdensity_fn, self.chains)
+    def build(self, logdensity_fn, num_dims: int, size: RunSize) -> Kernel:
+        module = importlib.import_module(f"blackjax.vi.{self.name}")
+        return _gaussian_vi(module, self.learning_rate, self.num_elbo_draws, logdensity_fn, size.chains)
 
 
 @dataclass(frozen=True)
@@ -196,11 +204,8 @@ class MeanFieldVI(_GaussianVI):
     """Mean-field (diagonal) Gaussian VI fitted by stochastic ELBO ascent with Adam during warmup.
 
     Ignores correlations and underestimates variances when the posterior is correlated; use
-    `FullRankVI` for moderate dimensions, or MCMC when accuracy matters.
-
-    Args:
-        learning_rate: Adam learning rate.
-        num_elbo_draws: draws per ELBO gradient estimate.
+    `FullRankVI` for moderate dimensions, or MCMC when accuracy matters. Its options are
+    `_GaussianVI`'s.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -208,7 +213,6 @@ class MeanFieldVI(_GaussianVI):
     """
 
     name = "meanfield_vi"
-    _family = "meanfield_vi"
 
 
 @dataclass(frozen=True)
@@ -216,11 +220,7 @@ class FullRankVI(_GaussianVI):
     """Full-rank Gaussian VI (Cholesky-parameterised covariance) fitted with Adam during warmup.
 
     Captures linear correlations; costs O(dims**2) parameters, so it suits up to a few hundred
-    unconstrained dimensions.
-
-    Args:
-        learning_rate: Adam learning rate.
-        num_elbo_draws: draws per ELBO gradient estimate.
+    unconstrained dimensions. Its options are `_GaussianVI`'s.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -228,4 +228,3 @@ class FullRankVI(_GaussianVI):
     """
 
     name = "fullrank_vi"
-    _family = "fullrank_vi"

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from pytensor_blackjax.compile import CompiledModel
-from pytensor_blackjax.samplers import NUTS
+from pytensor_blackjax.samplers import NUTS, RunSize
+from pytensor_blackjax.samplers._start import uniform_point
 
 __all__ = ["SBCResult", "simulation_based_calibration"]
 
@@ -99,17 +100,18 @@ def simulation_based_calibration(
         >>> from pytensor_blackjax.validate import simulation_based_calibration  # doctest: +SKIP
     """
     sampler = sampler or NUTS()
+    size = RunSize(draws=num_draws * thin, tune=tune, chains=1).only(sampler.size_fields)
     schedule = jnp.asarray(sampler.schedule(tune))
     data_names = compiled.data_names
     defaults = compiled.default_data
 
     def fit(key, data):
         data_args = tuple(jnp.asarray(data.get(n, defaults[n])) for n in data_names)
-        kernel = sampler.build(lambda flat: compiled.flat_logdensity(flat, data_args), compiled.num_dims)
-        key_init, key_start, key_warm, key_draw = jax.random.split(key, 4)
-        start = jax.random.uniform(
-            key_start, (compiled.num_dims,), minval=-2.0, maxval=2.0, dtype=jnp.float64
+        kernel = sampler.build(
+            lambda flat: compiled.flat_logdensity(flat, data_args), compiled.num_dims, size
         )
+        key_init, key_start, key_warm, key_draw = jax.random.split(key, 4)
+        start = uniform_point(key_start, compiled.num_dims, sampler.init_radius)
         warm = kernel.warmup_init(key_init, start)
         if tune:
             warm, _ = jax.lax.scan(
