@@ -2,7 +2,7 @@
 chunks, progress, Ctrl-C at chunk boundaries, and hand-off of every chunk to a sink (a store).
 
 Where things happen: the chunk programs are compiled in `_programs`, called (threads, vmap, devices)
-by the chain layouts of `_layouts`, and driven here; start points come from `_init`, keys from
+by the chain layouts of `_layouts`, and driven here; start points come from `_start`, keys from
 `_keys`; a sink receives each chunk and a `Checkpoint` of the chains after it.
 """
 
