@@ -208,3 +208,44 @@ def test_validate_exit_code_follows_the_result(monkeypatch, tmp_path, passed):
     assert result.exit_code == (0 if passed else 1)
     assert "eight | ok" in result.stdout
     assert seen == {"path": tmp_path, "sampler": "nuts", "only": ["eight", "rats"]}
+
+
+LABELLED_MODEL = """
+import pytensor.tensor as pt
+import pytensor_blackjax as pbj
+
+m = pbj.ModelBuilder(name="labelled[demo]")
+m.coords(group=["c0", "c1", "c2"])
+a = m.param("a", shape=3, dims=["group"])
+m.add_logp(-0.5 * pt.sum(a**2))
+model = m.build()
+"""
+
+
+@pytest.fixture(scope="module")
+def labelled_out(tmp_path_factory):
+    path = tmp_path_factory.mktemp("labelled") / "labelled.py"
+    path.write_text(LABELLED_MODEL)
+    out = path.parent / "out"
+    result = invoke(
+        "run", path, "--draws", 100, "--tune", 100, "--chains", 2, "--seed", 1, "--no-progress", "-o", out
+    )
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_lowercase_labels_survive_the_terminal(labelled_out):
+    out, result = labelled_out
+    assert all(f"a[c{i}]" in result.stdout for i in range(3)), result.stdout
+    assert "labelled[demo]" in result.stdout
+    again = invoke("summary", out / "results.zarr")
+    assert "a[c1]" in again.stdout
+
+
+def test_plot_one_entry_by_its_label(labelled_out, tmp_path):
+    target = tmp_path / "a.png"
+    result = invoke("plot", labelled_out[0] / "results.zarr", "--var", "a[c0]", "-o", target)
+    assert result.exit_code == 0, result.output
+    assert target.exists()
+    wrong = invoke("plot", labelled_out[0] / "results.zarr", "--var", "a[c9]", "-o", target)
+    assert wrong.exit_code == 1 and "'a[c9]'" in wrong.output and "'c9'" in wrong.output

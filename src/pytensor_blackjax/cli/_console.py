@@ -7,6 +7,7 @@ import sys
 import xarray as xr
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["err_console", "out_console", "print_error", "print_summary", "print_warning"]
 
@@ -14,23 +15,27 @@ __all__ = ["err_console", "out_console", "print_error", "print_summary", "print_
 _WIDE = 160
 
 
+def _console(file) -> Console:
+    # No markup anywhere: labels such as a[c0] and paths are text, never Rich tags; styles come as Text.
+    console = Console(file=file, highlight=False, markup=False)
+    return console if console.is_terminal else Console(file=file, width=_WIDE, highlight=False, markup=False)
+
+
 def out_console() -> Console:
-    console = Console(file=sys.stdout, highlight=False)
-    return console if console.is_terminal else Console(file=sys.stdout, width=_WIDE, highlight=False)
+    return _console(sys.stdout)
 
 
 def err_console() -> Console:
-    console = Console(file=sys.stderr, highlight=False)
-    return console if console.is_terminal else Console(file=sys.stderr, width=_WIDE, highlight=False)
+    return _console(sys.stderr)
 
 
 def print_error(message: str) -> None:
     # soft_wrap keeps the message one line whatever the terminal width.
-    err_console().print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
+    err_console().print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
 
 
 def print_warning(message: str) -> None:
-    err_console().print(f"[bold yellow]warning:[/] {message}", soft_wrap=True, markup=True)
+    err_console().print(Text.assemble(("warning:", "bold yellow"), " ", message), soft_wrap=True)
 
 
 def print_summary(tree: xr.DataTree, *, max_rows: int | None = None, console: Console | None = None) -> None:
@@ -44,12 +49,12 @@ def print_summary(tree: xr.DataTree, *, max_rows: int | None = None, console: Co
         f"{tree.attrs.get('model', 'model')}: {tree['posterior'].sizes['chain']} chains x "
         f"{tree['posterior'].sizes['draw']} draws"
     )
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = Table(title=Text(title), title_justify="left", header_style="bold")
     table.add_column("", no_wrap=True, min_width=max((len(str(i)) for i in shown.index), default=1))
     for column in shown.columns:
         table.add_column(str(column), justify="right", no_wrap=True)
     for (label, row), flag in zip(formatted(shown).iterrows(), flagged(shown), strict=True):
-        table.add_row(str(label), *row.values, style="red" if flag else None)
+        table.add_row(Text(str(label)), *(Text(v) for v in row.values), style="red" if flag else None)
     console.print(table)
     if len(shown) < len(table_df):
         console.print(

@@ -61,6 +61,42 @@ def _entries(var: xr.DataArray) -> int:
     return int(np.prod([n for d, n in var.sizes.items() if d not in SAMPLE_DIMS], dtype=int))
 
 
+def _entries_named(posterior: xr.Dataset, names: list[str]) -> tuple[xr.Dataset, list[str]]:
+    """Variables by name, or entries by summary label (``a[c0]``, ``b[c0, d1]``); unknown ones raise.
+
+    An entry selects its labels on every variable sharing those dimensions.
+    """
+    chosen: list[str] = []
+    labels: dict[str, list] = {}
+    for name in names:
+        base, _, rest = name.partition("[")
+        if name in posterior.data_vars:
+            base, rest = name, ""
+        if base not in posterior.data_vars or (rest and not rest.endswith("]")):
+            raise ValueError(
+                f"--var {name!r} is not in the posterior; its variables are {list(posterior.data_vars)} "
+                "(an entry is written as in the summary, e.g. 'theta[0]')."
+            )
+        dims = [d for d in posterior[base].dims if d not in SAMPLE_DIMS]
+        wanted = [w.strip() for w in rest[:-1].split(",")] if rest else []
+        if wanted and len(wanted) != len(dims):
+            raise ValueError(
+                f"--var {name!r}: {base!r} has {len(dims)} dimensions {dims}; give one label each."
+            )
+        for dim, label in zip(dims, wanted, strict=False):
+            by_text = {str(v): v for v in posterior[dim].values.tolist()}
+            if label not in by_text:
+                raise ValueError(
+                    f"--var {name!r}: {label!r} is not a label of dimension {dim!r}; "
+                    f"its labels start {list(by_text)[:10]}."
+                )
+            if by_text[label] not in labels.setdefault(dim, []):
+                labels[dim].append(by_text[label])
+        if base not in chosen:
+            chosen.append(base)
+    return (posterior.sel(labels) if labels else posterior), chosen
+
+
 def select(posterior: xr.Dataset, kind: str, var_names: list[str] | None = None) -> tuple[xr.Dataset, str]:
     """The readable subset of ``posterior`` for a figure of ``kind``, and a sentence describing it.
 
@@ -76,12 +112,7 @@ def select(posterior: xr.Dataset, kind: str, var_names: list[str] | None = None)
         >>> subset, note = select(tree["posterior"].to_dataset(), "trace")
     """
     max_vars, per_var, total = _LIMITS[kind]
-    names = list(var_names or posterior.data_vars)
-    unknown = [n for n in names if n not in posterior.data_vars]
-    if unknown:
-        raise ValueError(
-            f"--var {unknown[0]!r} is not in the posterior; its variables are {sorted(posterior.data_vars)}."
-        )
+    posterior, names = _entries_named(posterior, list(var_names or posterior.data_vars))
     notes = []
     if len(names) > max_vars:
         notes.append(f"the first {max_vars} of {len(names)} variables")

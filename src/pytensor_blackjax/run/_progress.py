@@ -50,7 +50,9 @@ class Progress:
 
     def start(self, phase: str, total: int) -> None:
         self._t0, self._done, self._div = time.perf_counter(), 0, 0
-        self._task = self._bar.add_task(phase, total=total, rate="", div=0, step="")
+        from rich.markup import escape
+
+        self._task = self._bar.add_task(escape(phase), total=total, rate="", div=0, step="")
 
     def advance(self, n: int, *, divergences: int = 0, step_size: float | None = None) -> None:
         self._done += n
