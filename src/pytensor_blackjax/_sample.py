@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytensor_blackjax._arguments import check_var_names, reject_unknown, resolve_model, with_target_accept
 from pytensor_blackjax._preload import preload, results
 from pytensor_blackjax._validate import check_count, check_data, check_seed
 from pytensor_blackjax._watching import WatchOptions, check_watch, start_watch
@@ -25,7 +28,7 @@ CHAIN_METHODS = ("auto", "vectorized", "parallel")
 
 
 def sample(
-    model: Model | CompiledModel,
+    model: Model | CompiledModel | Any = None,
     *,
     draws: int = 1000,
     tune: int = 1000,
@@ -41,12 +44,16 @@ def sample(
     log_likelihood: bool = False,
     store: str | None = None,
     watch: bool | WatchOptions = False,
+    target_accept: float | None = None,
+    var_names: Sequence[str] | None = None,
+    **unknown: Any,
 ) -> xr.DataTree:
     """Draw from the posterior of ``model`` and return an ArviZ DataTree.
 
     Args:
-        model: a `Model` (from ``Model.from_logp``, `ModelBuilder` or ``Model.from_pymc``) or its
-            `CompiledModel`.
+        model: a `Model` (from ``Model.from_logp``, `ModelBuilder` or ``Model.from_pymc``), its
+            `CompiledModel`, or a ``pymc.Model`` (translated once and kept on it); None: the model of the
+            enclosing ``with pm.Model():`` block.
         draws: draws kept per chain after warmup.
         tune: warmup (adaptation) steps per chain; not kept.
         chains: independent chains.
@@ -65,6 +72,11 @@ def sample(
         store: path of a Zarr store to stream draws to; see ``resume``.
         watch: serve a live page of the run (read from ``store``, which it needs) and open it in a web
             browser; ``pbj.WatchOptions(port=..., open_browser=False)`` to choose. Needs the ``watch`` extra.
+        target_accept: shortcut for the ``target_accept`` of a NUTS-family sampler (NUTS, HMC, MALA,
+            ChEES); refused by samplers without one.
+        var_names: the variables kept in the ``posterior`` group (default: all).
+        **unknown: refused; the error names the nearest keyword (and PyMC's equivalent, e.g.
+            ``random_seed`` -> ``seed``).
 
     Returns:
         ``xarray.DataTree`` with ``posterior`` and ``sample_stats`` (and data groups), dims
@@ -77,6 +89,7 @@ def sample(
         >>> import pytensor_blackjax as pbj
         >>> idata = pbj.sample(pbj.examples.rat_tumors(), draws=500, chains=2, seed=1, progressbar=False)
     """
+    reject_unknown("sample()", unknown, KEYWORDS)
     preload()
     settings = RunSettings(
         draws=check_count("draws", draws),
@@ -89,8 +102,10 @@ def sample(
         precision=_check_precision(precision),
     )
     watching = check_watch(watch, store)
-    sampler = resolve(sampler)
+    sampler = with_target_accept(resolve(sampler), target_accept)
+    model = resolve_model(model)
     compiled = model if isinstance(model, CompiledModel) else compile(model)
+    keep = check_var_names(var_names, compiled)
     sampler.check(chains=settings.chains, tune=settings.tune, num_dims=compiled.num_dims)
     new_data = check_data(compiled.default_data, data)
     if log_likelihood and not compiled.loglik_shapes:
@@ -117,6 +132,9 @@ def sample(
     )
     if sink is not None:
         sink.close(output)
+    if keep is not None:
+        posterior = {k: v for k, v in output.groups.get("posterior", {}).items() if k in keep}
+        output = dataclasses.replace(output, groups={**output.groups, "posterior": posterior})
     return build_result(
         compiled,
         sampler,
@@ -126,6 +144,9 @@ def sample(
         log_likelihood=log_likelihood,
         elapsed=time.perf_counter() - t0,
     )
+
+
+KEYWORDS = tuple(p for p in inspect.signature(sample).parameters if p != "unknown")
 
 
 def _check_method(method: Any) -> str:

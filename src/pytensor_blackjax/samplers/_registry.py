@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
+from dataclasses import fields
+
 from pytensor_blackjax.samplers._base import Sampler
 from pytensor_blackjax.samplers.chees import ChEES
 from pytensor_blackjax.samplers.hmc import HMC
@@ -27,6 +31,30 @@ SAMPLERS: dict[str, type] = {
     "meanfield_vi": MeanFieldVI,
     "fullrank_vi": FullRankVI,
 }
+
+
+def _suggesting_fields(cls: type) -> None:
+    """Make ``cls(typo=...)`` raise a TypeError naming the nearest field instead of Python's bare one."""
+    init = cls.__init__
+    valid = [f.name for f in fields(cls) if f.init]
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        for name in kwargs:
+            if name not in valid:
+                close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else "."
+                raise TypeError(
+                    f"{cls.__name__}({name}=...): {cls.__name__} has no option {name!r}{hint} "
+                    f"Its options are {valid}."
+                )
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+
+
+for _cls in SAMPLERS.values():
+    _suggesting_fields(_cls)
 
 
 def resolve(sampler: str | Sampler) -> Sampler:
