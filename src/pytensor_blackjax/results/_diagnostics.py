@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -26,6 +27,31 @@ def _ebfmi(energy: np.ndarray) -> np.ndarray:
     return num / np.maximum(den, 1e-300)
 
 
+def _rhat_and_ess_by_variable(post, chains: int, draws: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """R-hat and bulk ESS of every finite, non-constant entry, and the variable each belongs to."""
+    columns, owners = [], []
+    for name in post.data_vars:
+        if post[name].size > 0:  # zero-length: nothing to judge
+            columns.append(np.asarray(post[name].values, dtype=float).reshape(chains, draws, -1))
+            owners += [name] * columns[-1].shape[2]
+    if not columns:
+        return np.empty(0), np.empty(0), np.empty(0, dtype=object)
+    x, owners = np.concatenate(columns, axis=2), np.array(owners, dtype=object)
+    judged = np.all(np.isfinite(x), axis=(0, 1)) & (np.ptp(x, axis=(0, 1)) > 0)  # constants: skip
+    if not judged.any():
+        return np.empty(0), np.empty(0), np.empty(0, dtype=object)
+    with np.errstate(all="ignore"):
+        rhat, ess = rhat_and_ess(x[:, :, judged])
+    return rhat, ess, owners[judged]
+
+
+def _worst(owners: np.ndarray, values: np.ndarray, bad: np.ndarray, sign: int, most: int = 3) -> str:
+    """The variables with flagged entries, worst first, at most ``most`` named."""
+    order = np.argsort(sign * np.nan_to_num(values, nan=-sign * np.inf))
+    names = list(dict.fromkeys(owners[i] for i in order if bad[i]))
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def diagnose(tree: xr.DataTree, *, max_tree_depth: int | None = None) -> list[str]:
     """Plain-words problems of a result; empty when all is well."""
     problems = []
@@ -37,7 +63,44 @@ def diagnose(tree: xr.DataTree, *, max_tree_depth: int | None = None) -> list[st
         n = int(np.asarray(stats["diverging"].values).sum())
         if n:
             problems.append(
-                f"{n} divergent transitions ({100 * n / (chains * draws):.1f}% of draws): "
+                f"{n} divergent transition{'s' if n > 1 else ''} ({n} of {chains * draws} draws): "
+                "raise target_accept or reparameterise (e.g. non-centered)"
+            )
+    if stats is not None and "reached_max_treedepth" in stats.data_vars:
+        frac = float(np.asarray(stats["reached_max_treedepth"].values).mean())
+        if frac > 0.01:
+            problems.append(
+                f"{100 * frac:.1f}% of draws hit the maximum tree depth: raise max_tree_depth "
+                "or reparameterise"
+            )
+    if stats is not None and "energy" in stats.data_vars and draws > 2:
+        low = [i for i, e in enumerate(_ebfmi(np.asarray(stats["energy"].values))) if e < EBFMI_MIN]
+        if low:
+            problems.append(
+                f"E-BFMI below {EBFMI_MIN} in chains {low}: the posterior may be heavy-tailed "
+                "or poorly adapted"
+            )
+    if chains >= 2 and draws >= 4:
+        rhat, ess, owners = _rhat_and_ess_by_variable(tree["posterior"], chains, draws)
+        if rhat.size and np.nanmax(rhat) > RHAT_MAX:
+            problems.append(
+                f"R-hat up to {np.nanmax(rhat):.3f} ({_worst(owners, rhat, rhat > RHAT_MAX, -1)}; "
+                f"> {RHAT_MAX}): chains disagree; run longer"
+            )
+        low = ess < ESS_PER_CHAIN_MIN * chains
+        if ess.size and low.any():
+            problems.append(
+                f"bulk ESS as low as {np.nanmin(ess):.0f} ({_worst(owners, ess, low, 1)}; "
+                f"< {ESS_PER_CHAIN_MIN} per chain): run more draws"
+            )
+    return problems
+    stats = tree["sample_stats"] if "sample_stats" in tree.children else None
+    chains, draws = tree["posterior"].sizes["chain"], tree["posterior"].sizes["draw"]
+    if stats is not None and "diverging" in stats.data_vars:
+        n = int(np.asarray(stats["diverging"].values).sum())
+        if n:
+            problems.append(
+                f"{n} divergent transition{'s' if n > 1 else ''} ({n} of {chains * draws} draws): "
                 "raise target_accept or reparameterise (e.g. non-centered)"
             )
     if stats is not None and "reached_max_treedepth" in stats.data_vars:
@@ -78,7 +141,12 @@ def diagnose(tree: xr.DataTree, *, max_tree_depth: int | None = None) -> list[st
     return problems
 
 
+# The warning points at the user's line, however deep inside the package it is raised.
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
 def warn_on_problems(tree: xr.DataTree) -> None:
     problems = diagnose(tree)
     if problems:
-        warnings.warn("sampling diagnostics: " + "; ".join(problems) + ".", SamplingWarning, stacklevel=3)
+        message = "sampling diagnostics: " + "; ".join(problems) + "."
+        warnings.warn(message, SamplingWarning, skip_file_prefixes=(_PACKAGE,))
