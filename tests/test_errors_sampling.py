@@ -114,3 +114,23 @@ def test_resume_an_unreadable_store(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "read_text", denied)  # file modes do not stop root, who runs the CI
     with pytest.raises(PermissionError, match=r"store '.*run\.zarr' cannot be read: Permission denied"):
         pbj.resume(str(store))
+
+
+def test_minus_infinity_everywhere_names_the_term():
+    # an observation outside the likelihood's support (an exponential's y >= 0): the likelihood term is -inf
+    m = pbj.ModelBuilder()
+    rate = m.param("rate", transform="positive")
+    y = m.data("y", np.array([0.5, -1.0, 2.0]), observed=True)
+    m.add_logp(-rate)
+    m.add_logp(pt.sum(pt.switch(y >= 0, pt.log(rate) - rate * y, -np.inf)))
+    with pytest.raises(ValueError, match=r"Term by term at that point: add_logp term 2: -inf, .*not finite: "):
+        pbj.sample(m.build(), **QUICK)
+
+
+def test_minus_infinity_everywhere_names_the_pymc_variable():
+    pm = pytest.importorskip("pymc")
+    with pm.Model() as pm_model:
+        sigma = pm.HalfNormal("sigma", 1.0)
+        pm.HalfNormal("y", sigma, observed=[0.5, -1.0, 2.0])
+    with pytest.raises(ValueError, match=r"Term by term at that point: y: -inf, sigma: .*not finite: \['y'\]"):
+        pbj.sample(pm_model, **QUICK)

@@ -216,7 +216,7 @@ def test_integer_data_given_fractions():
 
 
 def test_sample_rejects_other_models():
-    with pytest.raises(TypeError, match=r"expected a pbj.Model, got dict"):
+    with pytest.raises(TypeError, match=r"expected a pbj.Model, a CompiledModel or a pymc.Model, got dict"):
         pbj.sample({"mu": 1.0}, progressbar=False)
 
 

@@ -49,7 +49,7 @@ class ModelBuilder:
         self._name = name
         self._values: list[TensorVariable] = []
         self._params: dict[str, TensorVariable] = {}
-        self._jacobians: list[TensorVariable] = []
+        self._jacobians: dict[str, TensorVariable] = {}
         self._terms: list[TensorVariable] = []
         self._deterministics: dict[str, TensorVariable] = {}
         self._data: dict[str, DataVar] = {}
@@ -100,7 +100,7 @@ class ModelBuilder:
         constrained = kind.forward(value)
         self._values.append(value)
         self._params[name] = constrained
-        self._jacobians.append(kind.log_jacobian(value))
+        self._jacobians[name] = kind.log_jacobian(value)
         self._set_dims(name, dims, len(shape))
         return constrained
 
@@ -177,7 +177,10 @@ class ModelBuilder:
             )
         if not self._terms:
             raise ValueError("ModelBuilder.build: no log-density terms; add them with m.add_logp(...).")
-        logp = pt.sum(pt.stack([pt.cast(t, "float64") for t in self._terms + self._jacobians]))
+        parts = [*self._terms, *self._jacobians.values()]
+        logp = pt.sum(pt.stack([pt.cast(t, "float64") for t in parts]))
+        terms = {f"add_logp term {i + 1}": t for i, t in enumerate(self._terms)}
+        terms.update({f"{k} (Jacobian)": j for k, j in self._jacobians.items()})
         outputs = {**self._params, **self._deterministics}
         return Model(
             values=tuple(self._values),
@@ -188,4 +191,5 @@ class ModelBuilder:
             coords=dict(self._coords),
             dims=dict(self._dims),
             name=self._name,
+            terms=terms,
         )

@@ -49,6 +49,8 @@ class Model:
         log_likelihood: name -> pointwise log-likelihood expression (for LOO), may be empty.
         coords: dimension name -> labels; dims: variable name -> dimension names.
         name: a label used in reports.
+        terms: name -> scalar part of ``logp`` (each PyMC variable's log-density, each ``add_logp`` term
+            and Jacobian), evaluated only to say which part is not finite; may be empty.
     """
 
     values: tuple[TensorVariable, ...]
@@ -60,9 +62,10 @@ class Model:
     dims: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     name: str = "model"
     source: Any = None  # the object the model came from (e.g. a PyMC model), for round trips
+    terms: Mapping[str, TensorVariable] = field(default_factory=dict)  # logp's parts, to explain a -inf
 
     def __post_init__(self):
-        for attr in ("outputs", "data", "log_likelihood", "coords", "dims"):
+        for attr in ("outputs", "data", "log_likelihood", "coords", "dims", "terms"):
             object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
 
     def __getstate__(self) -> dict:

@@ -177,12 +177,18 @@ def model_from_pymc(pm_model: Any) -> Model:
     logp = pm_model.logp(jacobian=True)
     outputs = pm_model.replace_rvs_by_values([*pm_model.free_RVs, *pm_model.deterministics])
     pointwise = pm_model.logp(vars=list(pm_model.observed_RVs), sum=False) if obs_names else []
+    # one factor per basic variable, then per potential, as pm.Model.point_logps names them
+    factors = pm_model.logp(jacobian=True, sum=False)
+    factor_names = [rv.name for rv in pm_model.basic_RVs]
+    factor_names += [p.name or f"potential {i + 1}" for i, p in enumerate(pm_model.potentials)]
+    factors = [pt.sum(f) for f in factors]
 
     values = _value_inputs(pm_model)
     data_replace, data, derived = _data_inputs(pm_model)
-    graphs = graph_replace([logp, *outputs, *pointwise], {**values, **data_replace}, strict=False)
+    graphs = graph_replace([logp, *outputs, *pointwise, *factors], {**values, **data_replace}, strict=False)
     logp, *rest = _jax_ready(list(graphs), check_bounds=bool(pm_model.check_bounds))
-    outputs, pointwise = rest[: len(outputs)], rest[len(outputs) :]
+    n_out, n_pw = len(outputs), len(pointwise)
+    outputs, pointwise, factors = rest[:n_out], rest[n_out : n_out + n_pw], rest[n_out + n_pw :]
 
     named = {
         name: _dims_of(name, pm_model.named_vars_to_dims)
@@ -211,4 +217,5 @@ def model_from_pymc(pm_model: Any) -> Model:
         dims=dims,
         name=pm_model.name or "pymc_model",
         source=pm_model,
+        terms=dict(zip(factor_names, factors, strict=True)),
     )

@@ -8,10 +8,13 @@ depends on its key alone. One small program evaluates one attempt for every chai
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import numpy as np
 
 from pytensor_blackjax.compile import CompiledModel
+from pytensor_blackjax.compile._breakdown import describe_terms
 from pytensor_blackjax.run._keys import INIT
 from pytensor_blackjax.run._stored import StoredProgram, digest_of
 from pytensor_blackjax.samplers._start import DEFAULT_RADIUS, MAX_TRIES, first_finite, uniform_attempt
@@ -42,4 +45,5 @@ def initial_points(
         ValueError: no finite point in ``MAX_TRIES`` draws for some chain; says what the log-density was.
     """
     program = _program(compiled, float(radius))
-    return first_finite(lambda attempt: program(keys, attempt, data), radius)
+    explain = partial(describe_terms, compiled, data=data)
+    return first_finite(lambda attempt: program(keys, attempt, data), radius, explain)

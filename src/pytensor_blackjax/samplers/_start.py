@@ -56,12 +56,17 @@ def uniform_attempt(key: jax.Array, num_dims: int, radius: float, logdensity_fn:
     return x, lp, jnp.isfinite(lp) & jnp.all(jnp.isfinite(grad))
 
 
-def first_finite(attempts: Callable[[int], tuple], radius: float = DEFAULT_RADIUS) -> np.ndarray:
+def first_finite(
+    attempts: Callable[[int], tuple],
+    radius: float = DEFAULT_RADIUS,
+    explain: Callable[[np.ndarray], str] | None = None,
+) -> np.ndarray:
     """One finite starting point per chain, shape ``(chains, dims)``.
 
     ``attempts(a)`` evaluates attempt ``a`` of every chain (`uniform_attempt`, vectorised). A chain's
     attempts are drawn from its own keys, so its start does not depend on the other chains; attempt
     ``a`` is asked for only while some chain still needs one (almost never), up to `MAX_TRIES`.
+    ``explain(point)``, if given, describes the log-density at a failed point (its terms) for the error.
 
     Raises:
         ValueError: no finite point in ``MAX_TRIES`` draws for some chain; says what the log-density was.
@@ -81,6 +86,7 @@ def first_finite(attempts: Callable[[int], tuple], radius: float = DEFAULT_RADIU
             f"(uniform(-{r}, {r}) in unconstrained space) for chain {bad}; e.g. log-density = "
             f"{float(lp0[bad])}. Check the model's support (a -inf everywhere means an "
             "impossible constraint; NaN usually means log of a negative number) and the data."
+            + (explain(xs[bad]) if explain is not None else "")
         )
     return xs
 
