@@ -53,3 +53,19 @@ def test_centered_eight_schools_warning_names_tau_at_the_callers_line():
     assert caught[0].filename == __file__, caught[0].filename
     assert re.search(r"bulk ESS as low as \d+ \([^)]*tau", message), message
     assert "% of draws" not in message
+
+
+@pytest.mark.parametrize("sampler", ["pathfinder", "meanfield_vi"])
+def test_approximations_say_rhat_and_ess_are_not_meaningful(sampler):
+    from pytensor_blackjax.cli._report import checks, summary_table
+
+    m = pbj.ModelBuilder(name="normal")
+    m.add_logp(-0.5 * pt.sum(m.param("x", shape=2) ** 2))
+    with pytest.warns(pbj.ApproximationWarning) as caught:
+        tree = pbj.sample(m.build(), sampler=sampler, draws=200, chains=2, seed=1, progressbar=False)
+    assert len(caught) == 1 and "R-hat and ESS are not meaningful" in str(caught[0].message)
+    assert caught[0].filename == __file__
+    table = summary_table(tree)
+    assert {"mean", "sd"} <= set(table.columns) and not {"r_hat", "ess_bulk"} & set(table.columns)
+    found = {c.name: c for c in checks(tree)}
+    assert found["R-hat and ESS"].value == "not meaningful" and "ESS (bulk)" not in found

@@ -123,7 +123,9 @@ def test_minus_infinity_everywhere_names_the_term():
     y = m.data("y", np.array([0.5, -1.0, 2.0]), observed=True)
     m.add_logp(-rate)
     m.add_logp(pt.sum(pt.switch(y >= 0, pt.log(rate) - rate * y, -np.inf)))
-    with pytest.raises(ValueError, match=r"Term by term at that point: add_logp term 2: -inf, .*not finite: "):
+    with pytest.raises(
+        ValueError, match=r"Term by term at that point: add_logp term 2: -inf, .*not finite: "
+    ):
         pbj.sample(m.build(), **QUICK)
 
 
@@ -132,5 +134,7 @@ def test_minus_infinity_everywhere_names_the_pymc_variable():
     with pm.Model() as pm_model:
         sigma = pm.HalfNormal("sigma", 1.0)
         pm.HalfNormal("y", sigma, observed=[0.5, -1.0, 2.0])
-    with pytest.raises(ValueError, match=r"Term by term at that point: y: -inf, sigma: .*not finite: \['y'\]"):
+    with pytest.raises(
+        ValueError, match=r"Term by term at that point: y: -inf, sigma: .*not finite: \['y'\]"
+    ):
         pbj.sample(pm_model, **QUICK)

@@ -17,6 +17,7 @@ from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model, ModelBuilder, transforms
 
 __all__ = [
+    "ApproximationWarning",
     "CompiledModel",
     "Model",
     "ModelBuilder",
@@ -34,6 +35,7 @@ __all__ = [
 
 # public name -> (module, attribute or None for the module itself), loaded on first access
 _LAZY = {
+    "ApproximationWarning": ("pytensor_blackjax.results", "ApproximationWarning"),
     "SamplingWarning": ("pytensor_blackjax.results", "SamplingWarning"),
     "StoreError": ("pytensor_blackjax.store", "StoreError"),
     "WatchOptions": ("pytensor_blackjax._watching", "WatchOptions"),

@@ -28,10 +28,15 @@ def summary_table(tree: xr.DataTree) -> pd.DataFrame:
     """
     import arviz_stats
 
+    from pytensor_blackjax.results import is_approximate
+
+    # Draws of an approximation are independent by construction: R-hat, ESS and MCSE say nothing of it.
+    kind = "stats" if is_approximate(tree) else "all"
     with warnings.catch_warnings():
         # Very short runs give NaN diagnostics with numpy warnings; the table shows them as nan.
         warnings.simplefilter("ignore", RuntimeWarning)
-        return pd.DataFrame(arviz_stats.summary(tree, round_to="none")).apply(pd.to_numeric, errors="coerce")
+        table = arviz_stats.summary(tree, kind=kind, round_to="none")
+        return pd.DataFrame(table).apply(pd.to_numeric, errors="coerce")
 
 
 def _format(column: str, value: float) -> str:
@@ -130,7 +135,20 @@ def checks(tree: xr.DataTree) -> list[Check]:
     posterior = tree["posterior"]
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     out = _sampler_checks(tree)
-    if chains >= 2 and draws >= 4:
+    from pytensor_blackjax.results import is_approximate
+
+    if is_approximate(tree):
+        out.append(
+            Check(
+                "R-hat and ESS",
+                "not meaningful",
+                True,
+                f"{tree.attrs.get('sampler', 'This sampler')} draws independently from a fitted "
+                "approximation, so R-hat and ESS say nothing about it; its means and sds can be off "
+                "the posterior's (compare with NUTS).",
+            )
+        )
+    elif chains >= 2 and draws >= 4:
         table = summary_table(tree)
         rhat = table["r_hat"]
         worst = rhat.idxmax() if rhat.notna().any() else None

@@ -10,7 +10,7 @@ import xarray as xr
 
 from pytensor_blackjax.results._convergence import rhat_and_ess
 
-__all__ = ["SamplingWarning", "diagnose", "warn_on_problems"]
+__all__ = ["ApproximationWarning", "SamplingWarning", "diagnose", "is_approximate", "warn_on_problems"]
 
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
@@ -19,6 +19,15 @@ EBFMI_MIN = 0.3
 
 class SamplingWarning(UserWarning):
     """Sampling finished, but the draws show a problem (divergences, R-hat, ESS, tree depth, E-BFMI)."""
+
+
+class ApproximationWarning(UserWarning):
+    """The draws come from a fitted approximation (Pathfinder, VI): R-hat and ESS say nothing about it."""
+
+
+def is_approximate(tree: xr.DataTree) -> bool:
+    """Whether the draws are independent draws of an approximation (``attrs["approximate"]``)."""
+    return bool(int(tree.attrs.get("approximate", 0) or 0))
 
 
 def _ebfmi(energy: np.ndarray) -> np.ndarray:
@@ -80,7 +89,7 @@ def diagnose(tree: xr.DataTree, *, max_tree_depth: int | None = None) -> list[st
                 f"E-BFMI below {EBFMI_MIN} in chains {low}: the posterior may be heavy-tailed "
                 "or poorly adapted"
             )
-    if chains >= 2 and draws >= 4:
+    if chains >= 2 and draws >= 4 and not is_approximate(tree):
         rhat, ess, owners = _rhat_and_ess_by_variable(tree["posterior"], chains, draws)
         if rhat.size and np.nanmax(rhat) > RHAT_MAX:
             problems.append(
@@ -146,6 +155,14 @@ _PACKAGE = str(Path(__file__).resolve().parents[1])
 
 
 def warn_on_problems(tree: xr.DataTree) -> None:
+    if is_approximate(tree):
+        warnings.warn(
+            f"{tree.attrs.get('sampler', 'this sampler')} draws independently from a fitted approximation: "
+            "R-hat and ESS are not meaningful (left out of the checks, summary and report) and its sds can "
+            "be well off the posterior's; check against NUTS before trusting them.",
+            ApproximationWarning,
+            skip_file_prefixes=(_PACKAGE,),
+        )
     problems = diagnose(tree)
     if problems:
         message = "sampling diagnostics: " + "; ".join(problems) + "."
