@@ -249,3 +249,43 @@ def test_plot_one_entry_by_its_label(labelled_out, tmp_path):
     assert target.exists()
     wrong = invoke("plot", labelled_out[0] / "results.zarr", "--var", "a[c9]", "-o", target)
     assert wrong.exit_code == 1 and "'a[c9]'" in wrong.output and "'c9'" in wrong.output
+
+
+def test_summary_fits_an_80_column_terminal(run_out):
+    import io
+
+    from rich.console import Console
+
+    from pytensor_blackjax.cli._console import print_summary
+    from pytensor_blackjax.cli._io import read_results
+
+    tree = read_results(run_out[0] / "results.zarr")
+    narrow = io.StringIO()
+    print_summary(tree, console=Console(file=narrow, width=80, markup=False))
+    lines = narrow.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80, narrow.getvalue()
+    header = lines[2]
+    assert "mcse_sd" not in header and "r_hat" in header and "ess_bulk" in header, header
+    wide = io.StringIO()
+    print_summary(tree, console=Console(file=wide, width=160, markup=False))
+    assert "mcse_sd" in wide.getvalue()
+
+
+@pytest.mark.filterwarnings("ignore::pytensor_blackjax.results.SamplingWarning")  # a short run
+def test_summary_of_a_store_folder_is_clean(tmp_path):
+    model = pbj.examples.rat_tumors()
+    store = tmp_path / "run.zarr"
+    pbj.sample(model, draws=200, tune=200, chains=2, seed=1, progressbar=False, store=str(store))
+    result = invoke("summary", store, "--max-rows", 3)
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr.lower() and "alpha" in result.stdout
+    assert "more rows (raise --max-rows" in result.stdout and "pytensor-blackjax summary" not in result.stdout
+
+
+def test_model_repr_summarises_data():
+    text = repr(pbj.examples.rat_tumors())
+    assert "y: observed int64[71]" in text and "[ 0,  0" not in text and len(text) < 400
+
+
+def test_version():
+    assert pbj.__version__[0].isdigit()

@@ -10,11 +10,17 @@ starts loading the results side in the background while its programs compile.
 """
 
 from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
 
 from pytensor_blackjax import samplers
 from pytensor_blackjax._sample import sample
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model, ModelBuilder, transforms
+
+try:
+    __version__ = version("pytensor-blackjax")
+except PackageNotFoundError:  # pragma: no cover - run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ApproximationWarning",

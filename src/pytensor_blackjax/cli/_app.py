@@ -191,7 +191,7 @@ def summary(ctx: typer.Context, results: Results, max_rows: MaxRows = None) -> N
     Example: pytensor-blackjax summary demo_out/results.zarr
     """
     with _user_errors(ctx):
-        print_summary(read_results(results), max_rows=max_rows)
+        print_summary(read_results(results), max_rows=max_rows, hint=False)
 
 
 @app.command()

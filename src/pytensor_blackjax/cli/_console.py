@@ -38,9 +38,37 @@ def print_warning(message: str) -> None:
     err_console().print(Text.assemble(("warning:", "bold yellow"), " ", message), soft_wrap=True)
 
 
-def print_summary(tree: xr.DataTree, *, max_rows: int | None = None, console: Console | None = None) -> None:
-    """The ArviZ summary as a table; R-hat above 1.01 in red; long tables cut to ``max_rows``."""
-    from pytensor_blackjax.cli._report import flagged, formatted, summary_table
+# Columns given up, in this order, when the table is wider than the terminal.
+_DROPPABLE = ("mcse_sd", "mcse_mean", "ess_tail")
+
+
+def _fitted(table_df, labels_width: int, width: int):
+    """(display strings, digits) of the summary that fit ``width`` columns: 3 significant digits, then
+    fewer columns (mcse_sd first)."""
+    from pytensor_blackjax.cli._report import formatted
+
+    def needed(shown) -> int:
+        # each column: its widest cell and 3 characters of padding and border
+        cells = [max([len(str(c)), *(len(v) for v in shown[c])]) for c in shown.columns]
+        return labels_width + 4 + sum(w + 3 for w in cells)
+
+    shown = formatted(table_df)
+    if needed(shown) <= width:
+        return shown
+    shown = formatted(table_df, digits=3)
+    for column in _DROPPABLE:
+        if needed(shown) <= width:
+            break
+        shown = shown.drop(columns=[column], errors="ignore")
+    return shown
+
+
+def print_summary(
+    tree: xr.DataTree, *, max_rows: int | None = None, console: Console | None = None, hint: bool = True
+) -> None:
+    """The ArviZ summary as a table fitted to the terminal's width; R-hat above 1.01 in red; long tables
+    cut to ``max_rows``; ``hint`` says how to see every row."""
+    from pytensor_blackjax.cli._report import flagged, summary_table
 
     console = console or out_console()
     table_df = summary_table(tree)
@@ -49,15 +77,20 @@ def print_summary(tree: xr.DataTree, *, max_rows: int | None = None, console: Co
         f"{tree.attrs.get('model', 'model')}: {tree['posterior'].sizes['chain']} chains x "
         f"{tree['posterior'].sizes['draw']} draws"
     )
+    labels_width = max((len(str(i)) for i in shown.index), default=1)
+    cells = _fitted(shown, labels_width, console.width)
     table = Table(title=Text(title), title_justify="left", header_style="bold")
-    table.add_column("", no_wrap=True, min_width=max((len(str(i)) for i in shown.index), default=1))
-    for column in shown.columns:
+    table.add_column("", no_wrap=True, min_width=labels_width)
+    for column in cells.columns:
         table.add_column(str(column), justify="right", no_wrap=True)
-    for (label, row), flag in zip(formatted(shown).iterrows(), flagged(shown), strict=True):
+    for (label, row), flag in zip(cells.iterrows(), flagged(shown), strict=True):
         table.add_row(Text(str(label)), *(Text(v) for v in row.values), style="red" if flag else None)
     console.print(table)
     if len(shown) < len(table_df):
+        more = f"... {len(table_df) - len(shown)} more rows"
         console.print(
-            f"... {len(table_df) - len(shown)} more rows (all {len(table_df)} are in summary.csv "
-            "with --out, or use `pytensor-blackjax summary RESULTS`)."
+            more + f" (all {len(table_df)} are in summary.csv with --out, or use `pytensor-blackjax summary "
+            "RESULTS`)."
+            if hint
+            else more + " (raise --max-rows to see them)."
         )

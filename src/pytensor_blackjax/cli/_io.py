@@ -119,6 +119,8 @@ def read_results(path: str) -> xr.DataTree:
         with warnings.catch_warnings():
             # Stores written elsewhere may lack consolidated metadata; reading them is still fine.
             warnings.simplefilter("ignore", RuntimeWarning)
+            # A sample(store=...) folder keeps its run state in _pbj/, which Zarr does not know: not an error.
+            warnings.filterwarnings("ignore", message="Object at _pbj is not recognized")
             tree = xr.open_datatree(p, engine="zarr", consolidated=False)
             tree = tree.load()
     except Exception as exc:

@@ -39,19 +39,22 @@ def summary_table(tree: xr.DataTree) -> pd.DataFrame:
         return pd.DataFrame(table).apply(pd.to_numeric, errors="coerce")
 
 
-def _format(column: str, value: float) -> str:
+def _format(column: str, value: float, digits: int = 4) -> str:
     if not np.isfinite(value):
         return "nan"
     if column.startswith("ess"):
         return f"{value:.0f}"
     if column == "r_hat":
-        return f"{value:.3f}"
-    return f"{value:.4g}"
+        return f"{value:.{min(digits, 3)}f}"
+    return f"{value:.{digits}g}"
 
 
-def formatted(table: pd.DataFrame) -> pd.DataFrame:
-    """The summary as display strings: ESS whole, R-hat to 3 decimals, the rest to 4 significant digits."""
-    return pd.DataFrame({c: [_format(c, v) for v in table[c]] for c in table.columns}, index=table.index)
+def formatted(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """The summary as display strings: ESS whole, R-hat to 3 decimals, the rest to ``digits`` significant
+    digits."""
+    return pd.DataFrame(
+        {c: [_format(c, v, digits) for v in table[c]] for c in table.columns}, index=table.index
+    )
 
 
 def flagged(table: pd.DataFrame) -> pd.Series:

@@ -68,6 +68,19 @@ class Model:
         for attr in ("outputs", "data", "log_likelihood", "coords", "dims", "terms"):
             object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
 
+    def __repr__(self) -> str:
+        # Data can be large: shapes and dtypes, never values.
+        data = ", ".join(
+            f"{k}: {d.kind} {np.asarray(d.value).dtype}{list(np.shape(d.value))}"
+            for k, d in self.data.items()
+        )
+        values = ", ".join(f"{k}{list(s)}" for k, s in self.value_shapes.items())
+        coords = {k: len(v) for k, v in self.coords.items()}
+        return (
+            f"Model(name={self.name!r}, values=[{values}], outputs={list(self.outputs)}, data={{{data}}}, "
+            f"log_likelihood={list(self.log_likelihood)}, coord_lengths={coords})"
+        )
+
     def __getstate__(self) -> dict:
         # the compiled JAX functions that `compile` caches on the model are rebuilt, never pickled
         state = dict(self.__dict__)
