@@ -232,3 +232,58 @@ def test_logp_nan_everywhere():
     model = pbj.Model.from_logp(pt.log(-pt.exp(x)), inputs=[x])
     with pytest.raises(ValueError, match=r"not finite at any of 100 random starting points.*= nan"):
         pbj.sample(model, draws=10, tune=10, chains=1, seed=1, progressbar=False)
+
+
+def grouped_model():
+    m = pbj.ModelBuilder()
+    a = m.param("a", shape=10)
+    group = m.data("group", np.arange(20) % 10)
+    count = m.data("count", np.arange(20))  # integer, but not an index: any value is fine
+    m.add_logp(-0.5 * pt.sum(a**2) - 0.5 * pt.sum((a[group] - 0.01 * count) ** 2))
+    return m.build()
+
+
+def test_index_data_out_of_range_raises():
+    model = grouped_model()
+    assert pbj.compile(model).index_limits == {"group": 10}
+    swapped = np.arange(20) % 10
+    swapped[3] = 25
+    with pytest.raises(
+        ValueError,
+        match=r"data\['group'\] indexes a dimension of length 10 \(valid 0..9\) but "
+        r"holds 25 at position 3 \(1 out of range\); JAX would clamp it silently",
+    ):
+        pbj.sample(model, data={"group": swapped}, draws=10, tune=10, chains=1, progressbar=False)
+    with pytest.raises(ValueError, match=r"holds -1 at position 0"):
+        pbj.sample(model, data={"group": swapped - 1}, draws=10, tune=10, chains=1, progressbar=False)
+
+
+def test_index_data_in_range_and_other_integers_pass():
+    from pytensor_blackjax._validate import check_data
+
+    compiled = pbj.compile(grouped_model())
+    new = {"group": np.zeros(20, int), "count": np.full(20, 1000)}
+    assert set(check_data(compiled.default_data, new, compiled.index_limits)) == {"group", "count"}
+
+
+def test_builder_coords_of_the_wrong_length():
+    m = pbj.ModelBuilder()
+    m.coords(school=["A", "B"])
+    m.add_logp(-pt.sum(m.param("theta", shape=3, dims="school") ** 2))
+    with pytest.raises(
+        ValueError, match=r"coords 'school' has 2 labels but 'theta' has 3 entries along 'school'"
+    ):
+        m.build()
+    m = pbj.ModelBuilder()
+    m.add_logp(-pt.sum(m.param("a", shape=3, dims="k") ** 2) - pt.sum(m.param("b", shape=4, dims="k") ** 2))
+    with pytest.raises(ValueError, match=r"dimension 'k' has length 3 in 'a' but 4 in 'b'"):
+        m.build()
+
+
+def test_pymc_index_data_knows_its_dimension():
+    pm = pytest.importorskip("pymc")
+    with pm.Model(coords={"g": range(10)}) as pm_model:
+        idx = pm.Data("idx", np.arange(20) % 10)
+        a = pm.Normal("a", 0, 1, dims="g")
+        pm.Normal("y", a[idx], 1, observed=np.zeros(20))
+    assert pbj.compile(pbj.Model.from_pymc(pm_model)).index_limits == {"idx": 10}

@@ -107,7 +107,7 @@ def sample(
     compiled = model if isinstance(model, CompiledModel) else compile(model)
     keep = check_var_names(var_names, compiled)
     sampler.check(chains=settings.chains, tune=settings.tune, num_dims=compiled.num_dims)
-    new_data = check_data(compiled.default_data, data)
+    new_data = check_data(compiled.default_data, data, compiled.index_limits)
     if log_likelihood and not compiled.loglik_shapes:
         raise ValueError(
             "log_likelihood=True but the model declares no pointwise log-likelihood: use a PyMC model with "

@@ -30,8 +30,13 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def check_data(defaults: Mapping[str, np.ndarray], data: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
-    """New values for declared data: same shape, compatible dtype, finite."""
+def check_data(
+    defaults: Mapping[str, np.ndarray],
+    data: Mapping[str, Any] | None,
+    index_limits: Mapping[str, int | None] | None = None,
+) -> dict[str, np.ndarray]:
+    """New values for declared data: same shape, compatible dtype, finite; index data within the
+    dimension they index (``index_limits``: name -> its length, None: the original data's range)."""
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -62,4 +67,29 @@ def check_data(defaults: Mapping[str, np.ndarray], data: Mapping[str, Any] | Non
                     "pass integers."
                 )
         out[name] = array.astype(ref.dtype)
+        if index_limits and name in index_limits:
+            _check_index(name, out[name], ref, index_limits[name])
     return out
+
+
+def _check_index(name: str, array: np.ndarray, original: np.ndarray, length: int | None) -> None:
+    # JAX clamps out-of-range indices without a word: an index of 25 for 10 groups would read group 9.
+    if length is not None:
+        low, high, what = (
+            (-length if original.min(initial=0) < 0 else 0),
+            length - 1,
+            f"a dimension of length {length}",
+        )
+    else:
+        low, high, what = (
+            int(original.min(initial=0)),
+            int(original.max(initial=0)),
+            "the original data's range",
+        )
+    bad = np.flatnonzero((array < low) | (array > high))
+    if bad.size:
+        raise ValueError(
+            f"data[{name!r}] indexes {what} (valid {low}..{high}) but holds {array.flat[bad[0]]} at position "
+            f"{int(bad[0])} ({bad.size} out of range); JAX would clamp it silently. Fix the index, or build "
+            "the model with the new number of entries."
+        )

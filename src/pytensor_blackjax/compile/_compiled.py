@@ -13,6 +13,7 @@ import numpy as np
 
 from pytensor_blackjax._validate import check_data
 from pytensor_blackjax.compile._cache import ProgramCache
+from pytensor_blackjax.compile._indices import index_limits
 from pytensor_blackjax.compile._jaxify import jaxify
 from pytensor_blackjax.model import Model
 
@@ -56,6 +57,8 @@ class CompiledModel:
     _outputs: Callable = field(repr=False)
     _loglik: Callable | None = field(repr=False)
     programs: ProgramCache = field(default_factory=ProgramCache, repr=False)
+    # integer data used as indices -> length of the dimension indexed (None: not static); see _indices
+    index_limits: Mapping[str, int | None] = field(default_factory=dict)
 
     # -- layout -----------------------------------------------------------------------------
     @property
@@ -217,6 +220,7 @@ def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of t
         _logp=logp_fn,
         _outputs=outputs_fn,
         _loglik=loglik_fn,
+        index_limits=index_limits(model),
     )
     for attr, fn, exprs in (
         ("output_shapes", outputs_fn, model.outputs),

@@ -169,6 +169,26 @@ class ModelBuilder:
             raise ValueError(f"{name!r}: dims={dims} has {len(dims)} names for {ndim} dimensions.")
         self._dims[name] = dims
 
+    def _check_coords(self) -> None:
+        """Every labelled dimension has one label per entry (ArviZ would relabel it 0..n-1 silently)."""
+        exprs = {**self._params, **self._deterministics, **{k: d.variable for k, d in self._data.items()}}
+        seen: dict[str, tuple[int, str]] = {}
+        for name, dims in self._dims.items():
+            for dim, length in zip(dims, exprs[name].type.shape, strict=True):
+                if length is None:
+                    continue
+                if dim in self._coords and len(self._coords[dim]) != length:
+                    raise ValueError(
+                        f"coords {dim!r} has {len(self._coords[dim])} labels but {name!r} has {length} "
+                        f"entries along {dim!r}; give one label per entry."
+                    )
+                if dim in seen and seen[dim][0] != length:
+                    raise ValueError(
+                        f"dimension {dim!r} has length {seen[dim][0]} in {seen[dim][1]!r} but {length} in "
+                        f"{name!r}; one dimension name must mean one length."
+                    )
+                seen.setdefault(dim, (length, name))
+
     def build(self) -> Model:
         """Freeze the description into a `Model`."""
         if not self._values:
@@ -177,6 +197,7 @@ class ModelBuilder:
             )
         if not self._terms:
             raise ValueError("ModelBuilder.build: no log-density terms; add them with m.add_logp(...).")
+        self._check_coords()
         parts = [*self._terms, *self._jacobians.values()]
         logp = pt.sum(pt.stack([pt.cast(t, "float64") for t in parts]))
         terms = {f"add_logp term {i + 1}": t for i, t in enumerate(self._terms)}
