@@ -5,7 +5,10 @@ from __future__ import annotations
 import sys
 import time
 
-__all__ = ["NullProgress", "Progress", "make_progress"]
+__all__ = ["HEARTBEAT_SECONDS", "Heartbeat", "NullProgress", "Progress", "make_progress"]
+
+# CI logs and batch jobs get one line this often (a live bar there only shows its final state).
+HEARTBEAT_SECONDS = 15.0
 
 
 class NullProgress:
@@ -70,7 +73,48 @@ class Progress:
         self._bar.stop()
 
 
+class Heartbeat:
+    """Plain lines for output that is not a terminal: one every ``interval`` seconds during a phase
+    (draws done, rate, divergences) and one when it ends."""
+
+    def __init__(self, chains: int, *, interval: float = HEARTBEAT_SECONDS, stream=None):
+        self.chains, self.interval, self._stream = chains, interval, stream or sys.stdout
+        self._phase, self._total, self._done, self._div = "", 0, 0, 0
+        self._t0 = self._last = 0.0
+
+    def start(self, phase: str, total: int) -> None:
+        self.stop()  # the previous phase's last line
+        self._phase, self._total, self._done, self._div = phase, total, 0, 0
+        self._t0 = self._last = time.perf_counter()
+
+    def advance(self, n: int, *, divergences: int = 0, step_size: float | None = None) -> None:
+        self._done += n
+        self._div += divergences
+        now = time.perf_counter()
+        if now - self._last >= self.interval and self._done < self._total:
+            self._last = now
+            self._line(now)
+
+    def stop(self) -> None:
+        if self._phase:
+            self._line(time.perf_counter())
+            self._phase = ""
+
+    def _line(self, now: float) -> None:
+        elapsed = max(now - self._t0, 1e-9)
+        rate = self._done * self.chains / elapsed
+        share = 100 * self._done / max(self._total, 1)
+        print(
+            f"{self._phase}: {self._done}/{self._total} draws per chain ({share:.0f}%), "
+            f"{rate:,.0f} draws/s, {self._div} divergences, {elapsed:.0f} s",
+            file=self._stream,
+            flush=True,
+        )
+
+
 def make_progress(enabled: bool, chains: int):
     if not enabled or not sys.stderr:
         return NullProgress()
+    if sys.stdout is None or not sys.stdout.isatty():
+        return Heartbeat(chains)
     return Progress(chains)
