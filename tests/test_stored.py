@@ -192,3 +192,19 @@ def test_float32_and_float64_programs_do_not_mix(tmp_path, monkeypatch, precisio
     x = draws(gaussian(mu=0.75), precision=precision)
     assert x.dtype == np.dtype(precision)
     assert jax.config.jax_enable_x64
+
+
+def test_program_store_switched_from_python(monkeypatch, tmp_path):
+    monkeypatch.setenv(_cache.ENV, str(tmp_path / "env"))
+    try:
+        pbj.set_program_cache(False)
+        assert _cache.cache_dir() is None and _stored.store_dir() is None
+        pbj.set_program_cache(tmp_path / "chosen")
+        assert _cache.cache_dir() == tmp_path / "chosen"
+        pbj.set_program_cache(True)
+        assert _cache.cache_dir().parts[-2:] == ("pytensor-blackjax", "programs")
+        with pytest.raises(TypeError, match=r"set_program_cache\(3\): give False \(off\), True"):
+            pbj.set_program_cache(3)
+    finally:
+        pbj.set_program_cache(None)
+    assert _cache.cache_dir() == tmp_path / "env"

@@ -36,6 +36,7 @@ __all__ = [
     "resume",
     "sample",
     "samplers",
+    "set_program_cache",
     "transforms",
 ]
 
@@ -48,6 +49,7 @@ _LAZY = {
     "distributed": ("pytensor_blackjax.distributed", None),
     "examples": ("pytensor_blackjax.examples", None),
     "resume": ("pytensor_blackjax._resume", "resume"),
+    "set_program_cache": ("pytensor_blackjax.run._cache", "set_program_cache"),
 }
 
 
