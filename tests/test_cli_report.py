@@ -104,3 +104,25 @@ def test_report_is_one_self_contained_page():
     assert "Showing theta: the first 5 of 71 entries." in page
     assert "3 transitions (0.4%) diverged" in page
     assert page.count("<tr") > GROUPS  # the whole summary table
+
+
+def test_rank_titles_stay_clear_of_the_row_above():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pytensor_blackjax.cli._plots import _collection, _one_line_titles
+
+    tree = fake_result()
+    subset, _ = select(tree["posterior"].to_dataset(), "rank")
+    fig = _collection(tree, subset, "rank").get_viz("figure")
+    _one_line_titles(fig)
+    renderer = fig.canvas.get_renderer()
+    titles = [ax.title for ax in fig.axes if ax.get_title()]
+    assert any(t.get_text() == "theta[0]" for t in titles), [t.get_text() for t in titles]
+    below = [ax.xaxis.get_tightbbox(renderer) for ax in fig.axes]
+    for title in titles:
+        box = title.get_window_extent(renderer)
+        assert not any(b is not None and box.overlaps(b) for b in below), title.get_text()
+    plt.close(fig)

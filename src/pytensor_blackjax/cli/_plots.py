@@ -177,6 +177,22 @@ def _collection(tree: xr.DataTree, subset: xr.Dataset, kind: str):
     return ap.plot_energy(small, backend="matplotlib")
 
 
+def _one_line_titles(fig) -> None:
+    """``theta\\n1`` panel titles -> ``theta[1]``, and room between rows: a title ran into the x-axis
+    labels of the row above."""
+    rows = len({round(ax.get_position().y0, 3) for ax in fig.axes})
+    if rows > 1 and fig.get_layout_engine() is None:
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width, height * 1.3)
+        fig.subplots_adjust(hspace=0.6)
+    for ax in fig.axes:
+        for loc in ("center", "left", "right"):
+            title = ax.get_title(loc=loc)
+            if "\n" in title:
+                name, *labels = title.split("\n")
+                ax.set_title(f"{name}[{', '.join(labels)}]", loc=loc)
+
+
 def draw(
     tree: xr.DataTree, kind: str, *, var_names: list[str] | None = None, fmt: str = "png", dpi: int = 100
 ) -> Figure:
@@ -221,6 +237,7 @@ def draw(
         subset, note = select(posterior, kind, var_names)
     collection = _collection(tree, subset, kind)
     fig = collection.get_viz("figure")
+    _one_line_titles(fig)
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
