@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import sys
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -66,7 +67,7 @@ def resolve_model(model: Any) -> Model | CompiledModel:
         return model
     if model is None:
         model = _context_model()
-    elif type(model).__module__.split(".")[0] != "pymc":
+    elif not _is_pymc_model(model):
         raise TypeError(
             f"sample(model): expected a pbj.Model, a CompiledModel or a pymc.Model, got "
             f"{type(model).__name__}; build one with pbj.ModelBuilder, Model.from_logp or PyMC."
@@ -78,6 +79,12 @@ def resolve_model(model: Any) -> Model | CompiledModel:
         cached = (key, Model.from_pymc(model))
         model._pytensor_blackjax_model = cached
     return cached[1]
+
+
+def _is_pymc_model(obj: Any) -> bool:
+    # a pm.Model exists only once PyMC is imported; never import it just to say no
+    pymc = sys.modules.get("pymc")
+    return pymc is not None and isinstance(obj, pymc.Model)
 
 
 def _data_key(pm_model: Any) -> tuple:
