@@ -91,7 +91,7 @@ def test_checks_pass_on_clean_draws():
 
 def test_checks_name_divergences_and_disagreeing_chains():
     found = {c.name: c for c in checks(fake_result(divergences=8, stuck_chain=True))}
-    assert not found["Divergences"].ok and found["Divergences"].value == f"8 of {CHAINS * DRAWS}"
+    assert not found["Divergences"].ok and found["Divergences"].shown == f"8 of {CHAINS * DRAWS}"
     assert "target_accept" in found["Divergences"].words
     assert not found["R-hat"].ok and "alpha" in found["R-hat"].words
 
