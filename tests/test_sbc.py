@@ -9,7 +9,7 @@ import pytest
 import pytensor_blackjax as pbj
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.validate import simulation_based_calibration
-from pytensor_blackjax.validate._sbc import simulate_all
+from pytensor_blackjax.validate._sbc import FitSettings, Simulations, fit_all, rank_all, simulate_all
 
 NUM_SIMULATIONS = 256
 ALPHA = 1e-3  # family-wise, split over the quantities tested (Bonferroni)
@@ -117,6 +117,13 @@ def test_sbc_detects_a_wrong_model(monkeypatch):
     result = simulation_based_calibration(compiled, simulate, num_simulations=128, seed=3, **settings)
     assert len(traces) == traced, "a fit with new simulated data retraced the log-density"
     assert result.chi_square(bins=10)["mu"] < 1e-4
+    # fits run several at a time; each depends only on its data and seed
+    sims = simulate_all(compiled, simulate, 128, seed=3)
+    first = Simulations({"mu": sims.truth["mu"][:6]}, {"y": sims.data["y"][:6]}, sims.seeds[:6])
+    alone = fit_all(
+        compiled, first, FitSettings(draws=49, tune=150, thin=1, sampler=pbj.samplers.NUTS()), workers=1
+    )
+    np.testing.assert_array_equal(rank_all(first, alone)["mu"], result.ranks["mu"][:6])
 
 
 def test_sbc_rejects_unknown_names():

@@ -8,7 +8,7 @@ Every fit is a call of ``pbj.sample`` on one compiled model with the simulated d
 ``data=``: the same driver, warmup, starting points and programs as any other run, compiled once
 (data of the same shape reuse the programs). The study is three steps, each a plain function:
 `simulate_all` (truths, data and a fit seed per simulation), `fit_all` (the posterior of each
-simulated data set, one ``sample`` call per simulation) and `rank_all`.
+simulated data set, one ``sample`` call per simulation, a few at a time in threads) and `rank_all`.
 
 References:
     Talts, Betancourt, Simpson, Vehtari, Gelman (2018), Validating Bayesian inference algorithms
@@ -17,8 +17,10 @@ References:
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,26 +176,41 @@ def simulate_all(
     return Simulations(truth, data, tuple(int(s) for s in seeds))
 
 
-def fit_all(compiled: CompiledModel, simulations: Simulations, settings: FitSettings) -> Fits:
+def fit_all(
+    compiled: CompiledModel, simulations: Simulations, settings: FitSettings, *, workers: int | None = None
+) -> Fits:
     """Fit every simulated data set with ``pbj.sample`` (one compiled model, data swapped in).
 
-    The post-sampling `SamplingWarning` of each fit is silenced: one chain of ``L`` thinned draws is
-    what SBC asks for, and the study judges the fits by their ranks (divergences are returned).
+    The first fit runs alone (it compiles the programs, or loads them from the program store); the
+    others reuse them, ``workers`` at a time (default: one per available core) - JAX releases the GIL
+    while a fit samples. Every fit depends only on its data and seed, so the result does not depend on
+    ``workers``. The post-sampling `SamplingWarning` of each fit is silenced (process-wide, for the
+    duration of the call): one chain of ``L`` thinned draws is what SBC asks for, and the study judges
+    the fits by their ranks (divergences are returned).
     """
     names = list(simulations.truth)
     kwargs = settings.sample_kwargs()
-    draws: dict[str, list[np.ndarray]] = {k: [] for k in names}
-    divergences = []
-    for i, seed in enumerate(simulations.seeds):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SamplingWarning)
-            tree = sample(compiled, data=simulations.data_of(i), seed=seed, **kwargs)
-        posterior = tree["posterior"]
-        for k in names:
-            draws[k].append(np.asarray(posterior[k].values)[0])  # the one chain: (L, *shape)
-        stats = tree["sample_stats"]
-        divergences.append(int(stats["diverging"].values.sum()) if "diverging" in stats.data_vars else 0)
-    return Fits({k: np.stack(v) for k, v in draws.items()}, np.asarray(divergences))
+
+    def fit(i: int) -> tuple[dict[str, np.ndarray], int]:
+        tree = sample(compiled, data=simulations.data_of(i), seed=simulations.seeds[i], **kwargs)
+        posterior, stats = tree["posterior"], tree["sample_stats"]
+        draws = {k: np.asarray(posterior[k].values)[0] for k in names}  # the one chain: (L, *shape)
+        return draws, int(stats["diverging"].values.sum()) if "diverging" in stats.data_vars else 0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        fitted = [fit(0)] if len(simulations) else []
+        with ThreadPoolExecutor(max_workers=workers or _cores(), thread_name_prefix="pbj-sbc") as pool:
+            fitted += pool.map(fit, range(1, len(simulations)))
+    draws = {k: np.stack([f[0][k] for f in fitted]) for k in names}
+    return Fits(draws, np.asarray([f[1] for f in fitted], dtype=int))
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def rank_all(simulations: Simulations, fits: Fits) -> dict[str, np.ndarray]:
