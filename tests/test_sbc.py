@@ -140,3 +140,8 @@ def test_simulations_and_fit_seeds_follow_from_the_study_seed():
     assert first.seeds == again.seeds and len(set(first.seeds)) == 4 and first.seeds != other.seeds
     np.testing.assert_array_equal(first.data["y"], again.data["y"])
     assert first.data["y"].shape == (4, 10) and first.truth["mu"].shape == (4,)
+
+
+def test_sbc_rejects_no_simulations():
+    with pytest.raises(ValueError, match="num_simulations=0 is not valid"):
+        simulation_based_calibration(pbj.compile(normal_model()), simulate_normal, num_simulations=0)

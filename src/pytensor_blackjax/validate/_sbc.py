@@ -28,6 +28,7 @@ import jax
 import numpy as np
 
 from pytensor_blackjax._sample import sample
+from pytensor_blackjax._validate import check_count
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.results import SamplingWarning
 from pytensor_blackjax.samplers import NUTS, Sampler
@@ -250,12 +251,15 @@ def simulation_based_calibration(
         An `SBCResult`.
 
     Raises:
-        ValueError: ``simulate`` returns a name that is not reported or not declared data.
+        ValueError: ``simulate`` returns a name that is not reported or not declared data; a count
+            below 1.
 
     Example:
         >>> # see tests/test_sbc.py for two complete studies
         >>> from pytensor_blackjax.validate import simulation_based_calibration  # doctest: +SKIP
     """
+    check_count("num_simulations", num_simulations)
+    check_count("batch_size", batch_size)
     simulations = simulate_all(compiled, simulate, num_simulations, seed, batch_size=batch_size)
     fits = fit_all(compiled, simulations, FitSettings(num_draws, tune, thin, sampler or NUTS()))
     return SBCResult(rank_all(simulations, fits), num_draws, fits.divergences)
