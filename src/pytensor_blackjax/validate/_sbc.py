@@ -201,8 +201,11 @@ def fit_all(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
         fitted = [fit(0)] if len(simulations) else []
-        with ThreadPoolExecutor(max_workers=workers or _cores(), thread_name_prefix="pbj-sbc") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers or _cores(), thread_name_prefix="pbj-sbc")
+        try:
             fitted += pool.map(fit, range(1, len(simulations)))
+        finally:
+            pool.shutdown(cancel_futures=True)  # Ctrl-C: finish the running fits, start no more
     draws = {k: np.stack([f[0][k] for f in fitted]) for k in names}
     return Fits(draws, np.asarray([f[1] for f in fitted], dtype=int))
 
