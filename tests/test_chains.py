@@ -7,7 +7,7 @@ import pytest
 from conftest import mcse_z
 
 import pytensor_blackjax as pbj
-from pytensor_blackjax.run._driver import choose_method
+from pytensor_blackjax.run._layouts import choose_layout
 from pytensor_blackjax.samplers import NUTS
 
 MU = np.array([0.0, 1.0, -2.0])
@@ -49,8 +49,8 @@ def draws_of(model, **kw):
 )
 def test_choose_method(monkeypatch, requested, devices, cores, chains, expected):
     monkeypatch.setattr(jax, "device_count", lambda: devices)
-    monkeypatch.setattr("pytensor_blackjax.run._driver.available_cores", lambda: cores)
-    assert choose_method(NUTS(), chains, requested) == expected
+    monkeypatch.setattr("pytensor_blackjax.run._layouts.available_cores", lambda: cores)
+    assert choose_layout(NUTS().ensemble, chains, requested).name == expected
 
 
 def test_unknown_chain_method_and_precision_are_named(gaussian):
@@ -118,11 +118,11 @@ def test_float32_is_reproducible_and_vectorized_agrees(gaussian):
 def test_sampling_programs_compile_once_ahead(chain_method):
     """The programs compiled in the background during warmup are the ones the sampling phase calls:
     each is compiled exactly once (a mismatch would show as a second entry in its cache)."""
-    from pytensor_blackjax.run._programs import _CACHE
+    from pytensor_blackjax.run._programs import Programs
 
     compiled = pbj.compile(gaussian_model())
     draws_of(compiled, draws=500, tune=300, chain_method=chain_method)
-    (programs,) = _CACHE[compiled].values()
+    (programs,) = [p for p in compiled.programs.values() if isinstance(p, Programs)]
     for name in ("finish", "sample", "constrain"):
         assert getattr(programs, name).compiled_count() == 1, name
 
@@ -130,10 +130,11 @@ def test_sampling_programs_compile_once_ahead(chain_method):
 def test_finish_outputs_are_strongly_typed(gaussian):
     """The sampling program is compiled ahead from the finish program's output types; a weak-typed
     output (a step size that started as a Python float) made the real call a second compilation."""
+    from pytensor_blackjax.run._layouts import Threaded
     from pytensor_blackjax.run._programs import programs_for
 
     compiled = pbj.compile(gaussian)
-    programs = programs_for(compiled, NUTS(), 10, 1, "threaded")
+    programs = programs_for(compiled, NUTS(), Threaded, 10, 1)
     wstate = programs.warmup_init(jax.random.key(0), np.zeros(compiled.num_dims), compiled.data_tuple())
     weak = [
         path

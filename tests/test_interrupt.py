@@ -105,14 +105,14 @@ print("WARNING", [str(w.message) for w in caught if w.category is RuntimeWarning
     from pytensor_blackjax.store import open_stored
 
     stored = open_stored(str(path))
-    assert stored.resume_point["num_draws"] == draws
+    assert stored.resume_point.num_draws == draws
 
 
 def test_ctrl_c_during_warmup_without_store_still_returns_one_chunk(monkeypatch):
-    from pytensor_blackjax.run._runners import Runner
+    from pytensor_blackjax.run._layouts import ChainLayout
 
     model = make_model()
-    warmup = Runner.warmup
+    warmup = ChainLayout.warmup
 
     def press_ctrl_c_in_first_warmup_chunk(self, start, n_valid, rows):
         out = warmup(self, start, n_valid, rows)
@@ -120,7 +120,7 @@ def test_ctrl_c_during_warmup_without_store_still_returns_one_chunk(monkeypatch)
             os.kill(os.getpid(), signal.SIGINT)
         return out
 
-    monkeypatch.setattr(Runner, "warmup", press_ctrl_c_in_first_warmup_chunk)
+    monkeypatch.setattr(ChainLayout, "warmup", press_ctrl_c_in_first_warmup_chunk)
     with pytest.warns(RuntimeWarning, match=r"returning the 50 draws per chain .*Warmup was cut short"):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=pbj.SamplingWarning)  # 50 draws: not the point here

@@ -21,6 +21,7 @@ __all__ = [
     "Model",
     "ModelBuilder",
     "SamplingWarning",
+    "WatchOptions",
     "compile",
     "distributed",
     "examples",
@@ -33,6 +34,7 @@ __all__ = [
 # public name -> (module, attribute or None for the module itself), loaded on first access
 _LAZY = {
     "SamplingWarning": ("pytensor_blackjax.results", "SamplingWarning"),
+    "WatchOptions": ("pytensor_blackjax._watching", "WatchOptions"),
     "distributed": ("pytensor_blackjax.distributed", None),
     "examples": ("pytensor_blackjax.examples", None),
     "resume": ("pytensor_blackjax._resume", "resume"),

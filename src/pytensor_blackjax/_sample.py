@@ -10,6 +10,7 @@ import numpy as np
 
 from pytensor_blackjax._preload import preload, results
 from pytensor_blackjax._validate import check_count, check_data, check_seed
+from pytensor_blackjax._watching import WatchOptions, check_watch, start_watch
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model
 from pytensor_blackjax.run import RunSettings, run
@@ -39,6 +40,7 @@ def sample(
     precision: str = "float64",
     log_likelihood: bool = False,
     store: str | None = None,
+    watch: bool | WatchOptions = False,
 ) -> xr.DataTree:
     """Draw from the posterior of ``model`` and return an ArviZ DataTree.
 
@@ -61,6 +63,8 @@ def sample(
             ("float32" runs the sampler with 32-bit JAX; model constants are truncated to float32).
         log_likelihood: add a pointwise ``log_likelihood`` group (models that declare one).
         store: path of a Zarr store to stream draws to; see ``resume``.
+        watch: serve a live page of the run (read from ``store``, which it needs) and open it in a web
+            browser; ``pbj.WatchOptions(port=..., open_browser=False)`` to choose. Needs the ``watch`` extra.
 
     Returns:
         ``xarray.DataTree`` with ``posterior`` and ``sample_stats`` (and data groups), dims
@@ -84,6 +88,7 @@ def sample(
         chain_method=_check_method(chain_method),
         precision=_check_precision(precision),
     )
+    watching = check_watch(watch, store)
     sampler = resolve(sampler)
     compiled = model if isinstance(model, CompiledModel) else compile(model)
     sampler.check(chains=settings.chains, tune=settings.tune, num_dims=compiled.num_dims)
@@ -98,6 +103,8 @@ def sample(
         from pytensor_blackjax.store import open_new
 
         sink = open_new(store, compiled, sampler, settings, new_data, log_likelihood=log_likelihood)
+        if watching is not None:
+            start_watch(sink.path, watching)
     t0 = time.perf_counter()
     output = run(
         compiled,

@@ -73,6 +73,10 @@ Out = Annotated[
 ]
 ProgressFlag = Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress bar.")]
 MaxRows = Annotated[int | None, typer.Option(min=1, help="Show at most this many rows of the summary.")]
+WatchPort = Annotated[
+    int | None, typer.Option("--port", min=1, max=65535, help="Port of the live page (default: a free one).")
+]
+OpenBrowser = Annotated[bool, typer.Option("--open", help="Open the live page in the default web browser.")]
 
 
 def _sample(model, *, progress: bool, **options):
@@ -146,12 +150,21 @@ def run(
     out: Out = None,
     progress: ProgressFlag = True,
     max_rows: MaxRows = 25,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Serve a live page of the run while it samples (needs --store).")
+    ] = False,
+    port: WatchPort = None,
+    open_browser: OpenBrowser = False,
 ) -> None:
     """Sample the model defined in a Python file and print its summary.
 
     Example: pytensor-blackjax run my_model.py --draws 2000 --chains 4 --seed 1 --out results/
     """
+    from pytensor_blackjax._watching import WatchOptions
+
     with _user_errors(ctx):
+        if watch and store is None:
+            raise UserError("--watch follows the run through its store; add --store run.zarr (a new path).")
         loaded = load_model_file(model)
         tree = _sample(
             loaded,
@@ -162,6 +175,7 @@ def run(
             sampler=sampler,
             seed=seed,
             store=store,
+            watch=WatchOptions(port=port, open_browser=open_browser) if watch else False,
         )
         tree.attrs["model_file"] = model
         _finish(tree, out=out, max_rows=max_rows)
@@ -264,6 +278,31 @@ def resume(
         for w in caught:
             print_warning(str(w.message))
         _finish(tree, out=out, max_rows=max_rows)
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    store: Annotated[str, typer.Argument(metavar="STORE", help="The store of a run (--store / store=).")],
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve the page on.")] = 5006,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; the default serves this machine only.")
+    ] = "127.0.0.1",
+    open_browser: OpenBrowser = False,
+    stop_with: Annotated[int | None, typer.Option(hidden=True, help="Stop when this process ends.")] = None,
+) -> None:
+    """Serve a live page of a run - running, finished or interrupted - that follows its store.
+
+    The page shows the phase and time left, per-chain step size, tree depth and acceptance, divergences
+    in a pair plot, running R-hat and ESS, trace, rank and energy plots. It reads only committed draws
+    and never writes to the store. For a run on another machine: ssh -L 5006:127.0.0.1:5006 HOST.
+
+    Example: pytensor-blackjax watch run.zarr --port 5006
+    """
+    with _user_errors(ctx):
+        from pytensor_blackjax.cli._watch import serve
+
+        serve(Path(store), port=port, host=host, open_browser=open_browser, stop_with=stop_with)
 
 
 @app.command()

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pytensor_blackjax._validate import check_data
+from pytensor_blackjax.compile._cache import ProgramCache
 from pytensor_blackjax.compile._jaxify import enable_x64, jaxify
 from pytensor_blackjax.model import Model
 
@@ -40,6 +41,8 @@ class CompiledModel:
         num_dims: length of the flat vector.
         output_shapes: name -> shape of each reported quantity (parameters, deterministics).
         default_data: name -> the data declared with the model.
+        programs: the programs compiled for this model (start points, warmup, sampling, ...), built
+            on first use by the driver and kept as long as the model.
     """
 
     model: Model
@@ -52,6 +55,7 @@ class CompiledModel:
     _logp: Callable = field(repr=False)
     _outputs: Callable = field(repr=False)
     _loglik: Callable | None = field(repr=False)
+    programs: ProgramCache = field(default_factory=ProgramCache, repr=False)
 
     # -- layout -----------------------------------------------------------------------------
     @property

@@ -8,8 +8,6 @@ the next attempt only for the chains that still need one (almost never), up to `
 
 from __future__ import annotations
 
-import weakref
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,17 +28,12 @@ def _attempt(compiled: CompiledModel, chain_key, attempt, data):
     return x, lp, jnp.isfinite(lp) & jnp.all(jnp.isfinite(grad))
 
 
-_PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def _program(compiled: CompiledModel) -> StoredProgram:
+    def build():
+        attempts = jax.vmap(lambda k, a, d: _attempt(compiled, k, a, d), in_axes=(0, None, None))
+        return StoredProgram(jax.jit(attempts), "initial_points", digest_of(compiled), data_arg=2)
 
-
-def _program(compiled: CompiledModel):
-    program = _PROGRAMS.get(compiled)
-    if program is None:
-        proxy = weakref.proxy(compiled)  # the cached program must not keep its model alive
-        attempts = jax.vmap(lambda k, a, d: _attempt(proxy, k, a, d), in_axes=(0, None, None))
-        program = StoredProgram(jax.jit(attempts), "initial_points", digest_of(compiled), data_arg=2)
-        _PROGRAMS[compiled] = program
-    return program
+    return compiled.programs.get(("initial_points",), build)
 
 
 def initial_points(compiled: CompiledModel, keys: jax.Array, data: tuple) -> np.ndarray:

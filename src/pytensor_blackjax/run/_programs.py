@@ -1,8 +1,10 @@
-"""The compiled programs the driver runs: init, warmup chunk, sampling chunk, constrain.
+"""What is compiled: the pure programs the driver runs (warmup init, warmup chunk, finish, sampling
+chunk, constrain, log-likelihood), written for one chain or, for ensemble samplers, for all chains.
 
-Each program is built once per (model, sampler, chunk length, chain method, devices, precision) and
-cached on the compiled model, so a second ``sample`` call - even with new data of the same shape -
-reuses it.
+A chain layout (`run._layouts`) turns them into the programs it calls (jit, vmap, shard_map). They are
+built once per (sampler, chunk length, thinning, layout, devices, precision) and kept in the compiled
+model's program cache, so a second ``sample`` call - even with new data of the same shape - reuses
+them; beneath that cache, the program store (`run._stored`) keeps them across processes.
 """
 
 from __future__ import annotations
@@ -10,20 +12,19 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
-import weakref
 from functools import partial, wraps
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import Mesh
 
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.run._keys import SAMPLING, WARMUP, step_key
 from pytensor_blackjax.run._stored import StoredProgram, config_identity, digest_of
 from pytensor_blackjax.samplers import Sampler
 
-__all__ = ["CHAIN_AXIS", "Programs", "float32_scope", "programs_for"]
+__all__ = ["CHAIN_AXIS", "Programs", "build_programs", "float32_scope", "programs_for"]
 
 CHAIN_AXIS = "chains"
 
@@ -37,6 +38,16 @@ class Programs(NamedTuple):
     sample: Any  # (state, params, key, start, n_valid, data) -> (state, (positions, stats))
     constrain: Any  # (flat positions (n, dims), data) -> dict of arrays (n, ...)
     log_likelihood: Any  # same, pointwise log-likelihood
+
+
+class ChainLayoutLike(Protocol):
+    """What `programs_for` needs of a chain layout class (`run._layouts`)."""
+
+    name: ClassVar[str]
+    storable: ClassVar[bool]
+
+    @classmethod
+    def build(cls, base: Programs, mesh: Mesh | None) -> Programs: ...
 
 
 def _skip_or(step, i, n_valid, carry, *args):
@@ -61,9 +72,6 @@ def _skip_or(step, i, n_valid, carry, *args):
 
 
 def build_programs(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: int) -> Programs:
-    # The programs are cached under the compiled model (weakly); closing over a proxy keeps that cache
-    # from holding the model alive.
-    compiled = weakref.proxy(compiled)
 
     def kernel(data):
         return sampler.build(partial(compiled.flat_logdensity, data=data), compiled.num_dims)
@@ -116,52 +124,6 @@ def build_programs(compiled: CompiledModel, sampler: Sampler, chunk: int, thin: 
     return Programs(warmup_init, warmup, finish, sample, constrain, log_likelihood)
 
 
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
-
-
-def _sharded(base: Programs, mesh: Mesh) -> Programs:
-    """Chains split over the mesh's devices, the chains on one device vmapped together.
-
-    Keys travel as raw key data (uint32) so they can be laid out like any other array.
-    """
-    chains, rep = PartitionSpec(CHAIN_AXIS), PartitionSpec()
-    wrap = jax.random.wrap_key_data
-    v_init = jax.vmap(base.warmup_init, in_axes=(0, 0, None))
-    v_warmup = jax.vmap(base.warmup, in_axes=(0, 0, None, None, None, None))
-    v_sample = jax.vmap(base.sample, in_axes=(0, 0, 0, None, None, None))
-
-    def mapped(fn, *specs):
-        # no collectives inside: each device runs its chains alone, so replication checks are moot
-        # (and would reject the samplers' lax.cond branches that return fresh constants)
-        return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=chains, check_vma=False))
-
-    return Programs(
-        mapped(lambda kd, pos, data: v_init(wrap(kd), pos, data), chains, chains, rep),
-        mapped(
-            lambda ws, kd, start, n, rows, data: v_warmup(ws, wrap(kd), start, n, rows, data),
-            chains,
-            chains,
-            rep,
-            rep,
-            rep,
-            rep,
-        ),
-        mapped(jax.vmap(base.finish), chains),
-        mapped(
-            lambda st, params, kd, start, n, data: v_sample(st, params, wrap(kd), start, n, data),
-            chains,
-            chains,
-            chains,
-            rep,
-            rep,
-            rep,
-        ),
-        jax.jit(base.constrain),
-        jax.jit(base.log_likelihood),
-    )
-
-
 # where each program takes the data tuple (None: the program does not evaluate the model)
 _DATA_ARG = Programs(warmup_init=2, warmup=5, finish=None, sample=5, constrain=1, log_likelihood=1)
 
@@ -209,48 +171,30 @@ def _in_float32(fn):
 def programs_for(
     compiled: CompiledModel,
     sampler: Sampler,
+    layout: type[ChainLayoutLike],
     chunk: int,
     thin: int,
-    method: str,
     *,
     mesh: Mesh | None = None,
     precision: str = "float64",
 ) -> Programs:
-    """Compiled programs for one chain method: "vectorized" (vmap over chains), "threaded" (one chain
-    per call), "sharded" (chains split over ``mesh``, vmapped within a device) or "ensemble" (the
-    sampler sees all chains). ``precision="float32"`` traces and runs them with 32-bit JAX.
-    Cached per compiled model."""
+    """The programs one chain layout calls (``layout.build`` of `build_programs`), looked up in the
+    program store for layouts that allow it; ``precision="float32"`` traces and runs them with 32-bit
+    JAX. Kept in the compiled model's program cache."""
     devices = None if mesh is None else tuple(d.id for d in mesh.devices.flat)
-    key = (sampler, chunk, thin, method, devices, precision)
-    with _LOCK:
-        per_model = _CACHE.setdefault(compiled, {})
-        if key in per_model:
-            return per_model[key]
-    base = build_programs(compiled, sampler, chunk, thin)
-    if method == "vectorized":
-        progs = Programs(
-            jax.jit(jax.vmap(base.warmup_init, in_axes=(0, 0, None))),
-            jax.jit(jax.vmap(base.warmup, in_axes=(0, 0, None, None, None, None))),
-            jax.jit(jax.vmap(base.finish)),
-            jax.jit(jax.vmap(base.sample, in_axes=(0, 0, 0, None, None, None))),
-            jax.jit(base.constrain),
-            jax.jit(base.log_likelihood),
-        )
-    elif method == "sharded":
-        if mesh is None:
-            raise ValueError("the sharded chain method needs a device mesh")
-        progs = _sharded(base, mesh)
-    elif method in ("threaded", "ensemble"):
-        progs = Programs(*(jax.jit(f) for f in base))
-    else:
-        raise ValueError(f"unknown chain method {method!r}")
-    if method != "sharded":
+    key = ("programs", sampler, chunk, thin, layout.name, devices, precision)
+    return compiled.programs.get(key, lambda: _build(compiled, sampler, layout, chunk, thin, mesh, precision))
+
+
+def _build(compiled, sampler, layout, chunk, thin, mesh, precision) -> Programs:
+    progs = layout.build(build_programs(compiled, sampler, chunk, thin), mesh)
+    if layout.storable:
         identity = config_identity(sampler)
         progs = _stored(
-            progs, compiled, None if identity is None else f"{identity}|{chunk}|{thin}|{method}|{precision}"
+            progs,
+            compiled,
+            None if identity is None else f"{identity}|{chunk}|{thin}|{layout.name}|{precision}",
         )
     if precision == "float32":
         progs = Programs(*(_in_float32(f) for f in progs))
-    with _LOCK:
-        per_model[key] = progs
     return progs

@@ -18,7 +18,8 @@ What cannot be keyed reliably (a user-defined sampler, a config holding an array
 program with host callbacks, an executable JAX's own cache loaded: it serialises without its code) is
 compiled the ordinary way and not stored. A file that fails to load is removed and the program compiled
 again. The store lives in `cache_dir` and keeps at most `MAX_STORE_BYTES`, dropping the least recently
-used programs.
+used programs. Loading a stored program unpickles it, so nothing is read back that this user's process
+did not write: `_sealed` checks the directory's and the file's owner and mode and the entry's HMAC first.
 
 Executables are (de)serialised with ``jax.experimental.serialize_executable``, its one use in this
 package; tests/test_stored.py checks a round trip through a fresh process.
@@ -35,9 +36,7 @@ import os
 import pickle
 import platform
 import re
-import tempfile
 import threading
-import weakref
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -48,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import serialize_executable
 
+from pytensor_blackjax.run import _sealed
 from pytensor_blackjax.run._cache import cache_dir
 
 __all__ = [
@@ -161,33 +161,27 @@ def _jaxpr_digest(h, fn: Callable, *args) -> None:
         h.update(np.ascontiguousarray(value).tobytes())
 
 
-_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_DIGEST_LOCK = threading.Lock()
-
-
 def model_digest(compiled: Any, data: tuple) -> bytes:
     """What a compiled model computes at these data shapes (log-density and gradient, constrain and
-    pointwise log-likelihood), as JAX traces it. Cached per model, data types and precision."""
+    pointwise log-likelihood), as JAX traces it. Kept in the model's program cache per data types and
+    precision."""
     types = (signature(data), str(jnp.result_type(float)))
-    with _DIGEST_LOCK:
-        known = _DIGESTS.setdefault(compiled, {}).get(types)
-    if known is not None:
-        return known
+    return compiled.programs.get(("digest", types), lambda: _model_digest(compiled, data))
+
+
+def _model_digest(compiled: Any, data: tuple) -> bytes:
     avals = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), data)
     x = jax.ShapeDtypeStruct((compiled.num_dims,), jnp.result_type(float))
     h = hashlib.sha256()
     _jaxpr_digest(h, jax.value_and_grad(compiled.flat_logdensity), x, avals)
     _jaxpr_digest(h, compiled.flat_constrain, x, avals)
     _jaxpr_digest(h, compiled.flat_log_likelihood, x, avals)
-    with _DIGEST_LOCK:
-        _DIGESTS.setdefault(compiled, {})[types] = h.digest()
     return h.digest()
 
 
 def digest_of(compiled: Any) -> Callable[[tuple], bytes]:
-    """``data -> model_digest(compiled, data)`` without keeping ``compiled`` alive."""
-    ref = weakref.ref(compiled)
-    return lambda data: model_digest(ref(), data)
+    """``data -> model_digest(compiled, data)``."""
+    return lambda data: model_digest(compiled, data)
 
 
 class StoredProgram:
@@ -252,11 +246,12 @@ class StoredProgram:
 
     def _load_or_compile(self, args: tuple, sig: tuple) -> jax.stages.Compiled:
         # several processes (pbj.distributed) compile together: no process may skip that
-        folder = store_dir() if jax.process_count() == 1 else None
-        key = self._key(args, sig) if folder is not None else None
-        path = None if key is None else folder / f"{key}.bin"
-        if path is not None and path.exists() and not _crashed_before(path):
-            loaded = _load(path)
+        folder = store_dir() if jax.process_count() == 1 and self._identity is not None else None
+        vault = None if folder is None else _sealed.open_vault(folder)
+        key = None if vault is None else self._key(args, sig)
+        path = None if vault is None or key is None else vault.folder / f"{key}.bin"
+        if vault is not None and path is not None and path.exists() and not _crashed_before(path):
+            loaded = _load(vault, path)
             if loaded is not None:
                 self._unproven[sig] = path
                 STATS["loaded"] += 1
@@ -267,12 +262,13 @@ class StoredProgram:
         STATS["compiled"] += 1
         # an executable JAX loaded from its own cache serialises without its code: store only fresh ones
         if (
-            path is not None
+            vault is not None
+            and path is not None
             and not served()
             and _strikes(path) < MAX_STRIKES
             and not _HOST_CALLBACK.search(lowered.as_text())
         ):
-            _save(path, program)
+            _save(vault, path, program)
         return program
 
 
@@ -377,11 +373,13 @@ def _lapack_ready() -> None:
     jax.jit(jnp.linalg.cholesky).lower(jax.ShapeDtypeStruct((2, 2), jnp.float32))
 
 
-def _load(path: Path) -> jax.stages.Compiled | None:
+def _load(vault: _sealed.Vault, path: Path) -> jax.stages.Compiled | None:
+    entry = _sealed.read_entry(vault, path)  # None: gone, or refused (warned and deleted)
+    if entry is None:
+        return None
     _lapack_ready()
     try:
-        with open(path, "rb") as f:
-            device_ids, payload, in_tree, out_tree = pickle.load(f)
+        device_ids, payload, in_tree, out_tree = pickle.loads(entry)
         by_id = {d.id: d for d in jax.devices()}
         with _watch(path):
             program = serialize_executable.deserialize_and_load(
@@ -396,7 +394,7 @@ def _load(path: Path) -> jax.stages.Compiled | None:
     return program
 
 
-def _save(path: Path, program: jax.stages.Compiled) -> None:
+def _save(vault: _sealed.Vault, path: Path, program: jax.stages.Compiled) -> None:
     devices = {d for sharding in jax.tree.leaves(program.input_shardings) for d in sharding.device_set}
     if len(devices) != 1:
         return  # the store keeps single-device programs (sharded runs compile as usual)
@@ -407,13 +405,7 @@ def _save(path: Path, program: jax.stages.Compiled) -> None:
         )
     except Exception:  # e.g. programs with captured constants: not serialisable, simply not stored
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
-    except OSError:
+    if not _sealed.write_entry(vault, path, payload):
         return  # an unwritable store must never stop sampling
     STATS["saved"] += 1
     _trim(path.parent)

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 import zarr
 
+from pytensor_blackjax._checkpoint import ResumePoint
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model
 from pytensor_blackjax.results import make_datatree
@@ -28,7 +30,7 @@ from pytensor_blackjax.store._files import (
     write_atomic,
 )
 from pytensor_blackjax.store._model_io import dump_model, fingerprint
-from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink
+from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink, writer_record
 
 __all__ = ["StoreError", "StoredRun", "open_new", "open_stored"]
 
@@ -97,6 +99,7 @@ def open_new(
             "model_copy": model_note,
             "sampler": sampler.name,
             "sampler_config": repr(sampler),
+            **writer_record(),
             **{k: v for k, v in dataclasses.asdict(settings).items()},
         }
     )
@@ -119,7 +122,7 @@ class StoredRun:
     settings: Any
     new_data: dict
     log_likelihood: bool
-    resume_point: dict | None  # None: warmup starts again from the beginning
+    resume_point: ResumePoint | None  # None: warmup starts again from the beginning
     complete: bool = False  # every draw is in: nothing to sample, only to read back
     chain_method_used: str = ""
 
@@ -258,12 +261,13 @@ def open_stored(store: str | Path, model: Model | CompiledModel | None = None) -
             raise _corrupt(path, "status is 'sampling' but no state_file is recorded")
         carry = _read_side(path, attrs["state_file"])
         params = _read_side(path, "params.pkl")
-        resume_point = {
-            "phase": "sampling",
-            "num_draws": num_draws,
-            "carry": carry,
-            "params": params["params"],
-        }
+        resume_point = ResumePoint(
+            phase="sampling",
+            num_draws=num_draws,
+            layout=params["method"],
+            state_leaves=tuple(jax.tree.leaves(carry)),
+            params_leaves=tuple(jax.tree.leaves(params["params"])),
+        )
         # the same chain method as before, whatever the core count now: the carry's layout depends on it
         method = {"threaded": "parallel", "vectorized": "vectorized"}.get(
             params["method"], settings.chain_method
@@ -275,6 +279,7 @@ def open_stored(store: str | Path, model: Model | CompiledModel | None = None) -
         num_draws = 0
     check_writable(path)
     _truncate(path, num_draws, settings.chunk)
+    RootRecord(path).update(writer_record())  # this process continues the run (for watchers)
     return StoredRun(
         path, compiled, run["sampler"], settings, run["new_data"], run["log_likelihood"], resume_point
     )

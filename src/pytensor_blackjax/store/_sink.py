@@ -9,11 +9,19 @@ Commit protocol (each file write is atomic: a temporary file renamed into place)
 
 A crash before step 3 leaves the previous commit in force: draws past ``num_draws_completed`` are
 not part of the run, and ``resume`` deletes them before sampling them again.
+
+During warmup, which commits nothing, each chunk rewrites ``_pbj/progress.json`` (steps done, step
+size, divergences, the writer's pid and host, the time) so that a watcher can follow it; every commit
+also records the writer's pid and host, so a reader can tell a live run from an interrupted one.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +32,15 @@ import zarr
 from pytensor_blackjax.results import make_datatree
 from pytensor_blackjax.store._files import SIDE_DIR, RootRecord, consolidate, json_safe, write_atomic
 
-__all__ = ["DRAW_GROUPS", "StoreSink"]
+__all__ = ["DRAW_GROUPS", "PROGRESS_FILE", "StoreSink", "writer_record"]
 
 DRAW_GROUPS = ("posterior", "sample_stats", "log_likelihood")
+PROGRESS_FILE = "progress.json"  # in SIDE_DIR: warmup progress, for watchers only
+
+
+def writer_record() -> dict:
+    """Who is writing the store: lets a reader tell a live run from one whose process is gone."""
+    return {"writer_pid": os.getpid(), "writer_host": socket.gethostname()}
 
 
 def _fill_value(dtype: np.dtype) -> Any:
@@ -50,12 +64,26 @@ class StoreSink:
         self._state_file: str | None = self.record.attrs.get("state_file")
 
     # -- driver hooks ------------------------------------------------------------------------
-    def warmup_done(self, runner) -> None:
-        carry, params = runner.state()
-        self._write_side("params.pkl", pickle.dumps({"params": params, "method": runner.method}))
-        self._commit_state(carry, num_draws=0, status="sampling", extra={"chain_method_used": runner.method})
+    def warmup_done(self, checkpoint) -> None:
+        carry, params = checkpoint.state, checkpoint.params
+        self._write_side("params.pkl", pickle.dumps({"params": params, "method": checkpoint.layout}))
+        extra = {"chain_method_used": checkpoint.layout}
+        self._commit_state(carry, num_draws=0, status="sampling", extra=extra)
 
-    def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], runner) -> None:
+    def warmup_progress(self, steps_done: int, tune: int, step_size: float | None, divergences: int) -> None:
+        """Record where warmup is; read only by watchers (resume repeats warmup from its start)."""
+        note = {
+            "phase": "warmup",
+            "steps_done": steps_done,
+            "tune": tune,
+            "step_size": step_size,
+            "divergences": divergences,
+            "time": time.time(),
+            **writer_record(),
+        }
+        self._write_side(PROGRESS_FILE, json.dumps(note).encode())
+
+    def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], checkpoint) -> None:
         n_valid = next(iter(arrays["posterior"].values())).shape[1] if arrays["posterior"] else 0
         try:
             if self._arrays is None:
@@ -65,7 +93,7 @@ class StoreSink:
                     array[:, start : start + n_valid] = arrays[group][name]
         except OSError as e:
             raise OSError(e.errno, self._failure(f"writing draws {start}-{start + n_valid}", e)) from e
-        carry, _ = runner.state()
+        carry = checkpoint.state
         self._commit_state(carry, num_draws=start + n_valid, status="sampling")
 
     def close(self, output) -> None:
@@ -74,9 +102,13 @@ class StoreSink:
             "sampling_time": json_safe(output.timings.get("sampling")),
             "warmup_time": json_safe(output.timings.get("warmup")),
         }
-        if output.num_draws >= self.settings.draws:
+        complete = output.num_draws >= self.settings.draws
+        if complete:
             attrs["status"] = "complete"
         self._update_root(attrs)
+        if not complete:  # stopped early (Ctrl-C) in a process that may live on: not running any more
+            note = {"phase": "stopped", "time": time.time(), **writer_record()}
+            self._write_side(PROGRESS_FILE, json.dumps(note).encode())
 
     # -- helpers -----------------------------------------------------------------------------
     def _failure(self, what: str, error: OSError) -> str:
@@ -97,7 +129,13 @@ class StoreSink:
         name = f"state-{num_draws:09d}.pkl"
         self._write_side(name, pickle.dumps(carry, protocol=pickle.HIGHEST_PROTOCOL))
         self._update_root(
-            {"num_draws_completed": num_draws, "state_file": name, "status": status, **(extra or {})}
+            {
+                "num_draws_completed": num_draws,
+                "state_file": name,
+                "status": status,
+                **writer_record(),
+                **(extra or {}),
+            }
         )
         previous, self._state_file = self._state_file, name
         if previous and previous != name:

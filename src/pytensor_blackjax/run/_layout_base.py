@@ -1,0 +1,173 @@
+"""What every chain layout shares (see `run._layouts`): the phases the driver calls, the precision
+scope, compiling the sampling programs while warmup runs, and checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, ClassVar
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from pytensor_blackjax._checkpoint import Checkpoint, ResumePoint
+from pytensor_blackjax.run._programs import Programs, float32_scope
+
+__all__ = ["ChainLayout", "host", "jit_all", "stack"]
+
+
+def host(tree):
+    """A tree of device arrays as host (NumPy) arrays."""
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def stack(trees):
+    """Trees of the same structure stacked leaf by leaf on a new first axis."""
+    return jax.tree.map(lambda *xs: np.stack(xs), *trees)
+
+
+def jit_all(progs: Programs, *, vmap_chains: bool) -> Programs:
+    """Every program jitted; with ``vmap_chains`` the per-chain ones mapped over a leading chain axis."""
+    if not vmap_chains:
+        return Programs(*(jax.jit(f) for f in progs))
+    return Programs(
+        jax.jit(jax.vmap(progs.warmup_init, in_axes=(0, 0, None))),
+        jax.jit(jax.vmap(progs.warmup, in_axes=(0, 0, None, None, None, None))),
+        jax.jit(jax.vmap(progs.finish)),
+        jax.jit(jax.vmap(progs.sample, in_axes=(0, 0, 0, None, None, None))),
+        jax.jit(progs.constrain),
+        jax.jit(progs.log_likelihood),
+    )
+
+
+class ChainLayout:
+    """The chains of one run, laid out one way. Subclasses say how programs are built (`build`) and
+    called (the ``_``-prefixed phase methods); this base class adds what every layout shares: the
+    precision scope, compiling the sampling programs while warmup runs, and checkpoints.
+
+    Args:
+        programs: the base (unjitted) programs of `run._programs.build_programs`, made by the caller
+            with this layout's `build` and `program_key` (see `run._programs.programs_for`).
+        keys: one key per chain, shape ``(chains,)``.
+        seed: the run's seed (ensemble samplers use the run's key, not the chains').
+        data: the data tuple, host arrays of the run's precision.
+        precision: "float64" or "float32".
+    """
+
+    name: ClassVar[str]
+    # whether this layout's programs can be kept in the program store (see `run._stored`)
+    storable: ClassVar[bool] = True
+
+    def __init__(self, programs: Programs, keys: jax.Array, seed: int, data: tuple, *, precision: str):
+        self.programs, self.keys, self.data = programs, keys, data
+        self.chains = int(keys.shape[0])
+        self.carry: Any = None
+        self.params: Any = None
+        self._float32 = precision == "float32"
+        self._prepared: threading.Thread | None = None
+        self._start_shape: tuple[int, int] | None = None
+
+    # -- how programs are built ----------------------------------------------------------------
+    @classmethod
+    def build(cls, base: Programs, mesh: Mesh | None) -> Programs:
+        """The programs this layout calls, from the pure per-chain (or all-chain) ones."""
+        raise NotImplementedError
+
+    @classmethod
+    def mesh_for(cls, chains: int) -> Mesh | None:
+        """The devices the programs span (None: the default device)."""
+        return None
+
+    # -- phases (the driver's interface) -------------------------------------------------------
+    def _scope(self):
+        # entered by the main thread around every phase; see `float32_scope`
+        return float32_scope() if self._float32 else contextlib.nullcontext()
+
+    def init(self, positions: np.ndarray) -> None:
+        """Start the warmup from ``positions`` (chains, dims)."""
+        self._start_shape = positions.shape
+        with self._scope():
+            self.carry = self._init(positions)
+
+    def warmup(self, start: int, n_valid: int, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """One chunk of warmup steps; returns its stats, ``(chains, chunk)`` each."""
+        with self._scope():
+            return self._warmup(start, n_valid, rows)
+
+    def finish_warmup(self) -> None:
+        self._await_prepared()
+        with self._scope():
+            self.carry, self.params = self._finish()
+
+    def sample(self, start: int, n_valid: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One chunk of draws: flat positions ``(chains, chunk, dims)`` and stats ``(chains, chunk)``."""
+        self._await_prepared()
+        with self._scope():
+            return self._sample(start, n_valid)
+
+    def checkpoint(self, num_draws: int) -> Checkpoint:
+        """Host copies of the chain state and parameters, chains stacked on the first axis."""
+        state, params = self._state()
+        return Checkpoint(layout=self.name, num_draws=num_draws, state=state, params=params)
+
+    def restore(self, point: ResumePoint, structure: jax.tree_util.PyTreeDef) -> None:
+        """Continue from a stored state; ``structure`` is that of ``(state, params)`` for this run."""
+        state, params = jax.tree.unflatten(structure, [*point.state_leaves, *point.params_leaves])
+        self._load(state, params)
+
+    def close(self) -> None:
+        self._await_prepared()
+
+    # -- compiling ahead -----------------------------------------------------------------------
+    def prepare_sampling(self, chunk: int, *, with_log_likelihood: bool = False) -> None:
+        """Compile the finish, sampling and constrain programs in a background thread (call after
+        `init`). Warmup runs meanwhile: XLA releases the GIL while it compiles and while chains run,
+        so the compilation (or the load from the program store) overlaps the warmup. The programs
+        are kept by their `StoredProgram`; the phases that need them wait for the thread. Layouts
+        that cannot be described ahead (sharded) and float32 runs compile on first call."""
+        if not self.storable or self._float32 or self._prepared is not None or self._start_shape is None:
+            return
+        p, (chains, dims) = self.programs, self._start_shape
+        carry, key = self._one_carry_and_key()
+        # one chunk of draws, flattened over chains, as `constrain` receives it
+        flat = jax.ShapeDtypeStruct((chains * chunk, dims), np.float64)
+
+        def compile_ahead():
+            with contextlib.suppress(Exception):  # a failure here resurfaces in the phase's own call
+                state, params = p.finish.compiled(carry).out_info
+                p.sample.compiled(state, params, key, 0, chunk, self.data)
+                p.constrain.compiled(flat, self.data)
+                if with_log_likelihood:
+                    p.log_likelihood.compiled(flat, self.data)
+
+        self._prepared = threading.Thread(target=compile_ahead, name="pbj-compile", daemon=True)
+        self._prepared.start()
+
+    def _await_prepared(self) -> None:
+        if self._prepared is not None:
+            self._prepared.join()
+
+    # -- what subclasses define ----------------------------------------------------------------
+    def _one_carry_and_key(self) -> tuple[Any, Any]:
+        """The warmup state and key one call of the finish/sample programs takes."""
+        return self.carry, self.keys
+
+    def _init(self, positions: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def _warmup(self, start: int, n_valid: int, rows: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _finish(self) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def _sample(self, start: int, n_valid: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def _state(self) -> tuple[Any, Any]:
+        return host(self.carry), None if self.params is None else host(self.params)
+
+    def _load(self, state: Any, params: Any) -> None:
+        self.carry = jax.device_put(state)
+        self.params = None if params is None else jax.device_put(params)
