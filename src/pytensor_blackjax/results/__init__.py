@@ -6,6 +6,7 @@ from pytensor_blackjax.results._checks import (
     RHAT_MAX,
     TREE_DEPTH_HIT_MAX,
     Diagnostic,
+    ebfmi,
 )
 from pytensor_blackjax.results._datatree import library_versions, make_datatree
 from pytensor_blackjax.results._diagnostics import (
@@ -28,6 +29,7 @@ __all__ = [
     "convergence_of",
     "diagnose",
     "diagnostics",
+    "ebfmi",
     "library_versions",
     "make_datatree",
     "warn_on_problems",
