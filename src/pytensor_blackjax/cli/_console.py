@@ -34,7 +34,7 @@ def print_warning(message: str) -> None:
 
 
 def print_summary(tree: xr.DataTree, *, max_rows: int | None = None, console: Console | None = None) -> None:
-    """The ArviZ summary as a table; R-hat above 1.01 in red; long tables cut to ``max_rows``."""
+    """The ArviZ summary as a table; R-hat above ``RHAT_MAX`` in red; long tables cut to ``max_rows``."""
     from pytensor_blackjax.cli._report import flagged, formatted, summary_table
 
     console = console or out_console()

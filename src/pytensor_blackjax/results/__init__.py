@@ -1,6 +1,36 @@
 """Results: the ArviZ DataTree, diagnostics and warnings."""
 
+from pytensor_blackjax.results._checks import (
+    EBFMI_MIN,
+    ESS_PER_CHAIN_MIN,
+    RHAT_MAX,
+    TREE_DEPTH_HIT_MAX,
+    Diagnostic,
+    ebfmi,
+)
 from pytensor_blackjax.results._datatree import library_versions, make_datatree
-from pytensor_blackjax.results._diagnostics import SamplingWarning, diagnose, warn_on_problems
+from pytensor_blackjax.results._diagnostics import (
+    Convergence,
+    SamplingWarning,
+    convergence_of,
+    diagnose,
+    diagnostics,
+    warn_on_problems,
+)
 
-__all__ = ["SamplingWarning", "diagnose", "library_versions", "make_datatree", "warn_on_problems"]
+__all__ = [
+    "EBFMI_MIN",
+    "ESS_PER_CHAIN_MIN",
+    "RHAT_MAX",
+    "TREE_DEPTH_HIT_MAX",
+    "Convergence",
+    "Diagnostic",
+    "SamplingWarning",
+    "convergence_of",
+    "diagnose",
+    "diagnostics",
+    "ebfmi",
+    "library_versions",
+    "make_datatree",
+    "warn_on_problems",
+]
