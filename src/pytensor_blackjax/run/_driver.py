@@ -195,10 +195,11 @@ def _pad_rows(rows: np.ndarray, start: int, chunk: int) -> tuple[np.ndarray, int
 def _state_structure(compiled, sampler, size, settings, data) -> jax.tree_util.PyTreeDef:
     """The pytree structure of ``(state, params)`` after warmup, for rebuilding a stored state."""
     base = build_programs(compiled, sampler, size.only(sampler.size_fields), settings.chunk, settings.thin)
+    shape: tuple[int, ...] = (compiled.num_dims,)
     if sampler.ensemble:
         key, shape = root_key(settings.seed), (settings.chains, compiled.num_dims)
     else:
-        key, shape = split_chains(chain_keys(settings.seed, 1))[0], (compiled.num_dims,)
+        key = split_chains(chain_keys(settings.seed, 1))[0]
     float32 = settings.precision == "float32"
     with float32_scope() if float32 else contextlib.nullcontext():
         position = np.zeros(shape, np.float32 if float32 else np.float64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 __all__ = ["NullProgress", "Progress", "make_progress"]
 
@@ -42,7 +43,7 @@ class Progress:
             transient=False,
             refresh_per_second=4,
         )
-        self._task = None
+        self._task: Any = None
         self._t0 = 0.0
         self._done = 0
         self._div = 0
