@@ -78,6 +78,7 @@ class SMC:
     name = "smc"
     ensemble = True
     approximate = False
+    markov_chain = False  # its draws are particles, not a chain: until= and extend refuse it
 
     def __post_init__(self):
         check_probability("SMC", "target_ess", self.target_ess)
