@@ -76,16 +76,16 @@ def extend(
         # keep the stored chunk: the store's arrays are chunked by it
         return dataclasses.replace(settings, draws=total, chunk_size=settings.chunk)
 
-    if until is not None:  # checked before the store changes
-        before = open_stored(path, model, settings_type=RunSettings)
-        check_until(
-            until,
-            sampler=before.sampler,
-            chunk=before.settings.chunk,
-            chains=before.settings.chains,
-            names=before.compiled.output_shapes,
-        )
-        model = before.compiled
+    # checked before the store changes
+    before = open_stored(path, model, settings_type=RunSettings)
+    check_until(
+        until or Until(max_seconds=1.0),
+        sampler=before.sampler,
+        chunk=before.settings.chunk,
+        chains=before.settings.chains,
+        names=before.compiled.output_shapes,
+    )
+    model = before.compiled
     reopen_for_more(
         path, settings_type=RunSettings, more=more, until=None if until is None else until.to_json()
     )

@@ -137,9 +137,9 @@ def check_until(until, *, sampler, chunk: int, chains: int, names) -> Until:
         raise TypeError(f"until={until!r} is not valid: give pbj.Until(ess_bulk=..., ...).")
     if getattr(sampler, "approximate", False) or not getattr(sampler, "markov_chain", True):
         raise ValueError(
-            f"until= needs a sampler whose draws form Markov chains, whose precision grows with more "
-            f"draws; sampler={sampler.name!r} is {'an approximation' if sampler.approximate else 'not one'}. "
-            "Use sampler='nuts' (or another MCMC sampler), or draws= for a fixed number of draws."
+            f"until= and extend need a sampler whose draws form Markov chains, whose precision grows with "
+            f"more draws; sampler={sampler.name!r} is {'an approximation' if sampler.approximate else 'not'}."
+            " Use sampler='nuts' (or another MCMC sampler), or draws= for a fixed number of draws."
         )
     if until.max_draws < chunk:
         raise ValueError(
