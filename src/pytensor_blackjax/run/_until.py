@@ -39,6 +39,7 @@ FIRST_CHECK = 50  # draws per chain before the first check: ESS below that is no
 MIN_GROWTH, MAX_GROWTH = 0.1, 2.0
 NESTED_RHAT_CHAINS = 32  # from this many chains, R-hat is nested R-hat (Margossian et al. 2024)
 SUPERCHAINS = 4
+FOCUS = 8  # checks between full ones look at this many scalars, those furthest from their targets
 TAIL_PROB = 0.05  # tail ESS: the worse of the 5% and 95% quantiles, as ArviZ
 STOP_REASONS = ("targets_met", "max_draws", "max_seconds", "interrupted")
 
@@ -174,6 +175,8 @@ class Diagnosis:
     shortfall: float = math.inf  # target ESS / worst ESS (the factor more draws needed), >= 0
     met: bool = False
     rhat_kind: str = "rank"
+    furthest: tuple[int, ...] = ()  # the scalars furthest from their targets, worst first (indices)
+    complete: bool = True  # every scalar was checked (not only the furthest of an earlier check)
 
     def attrs(self) -> dict:
         return {
@@ -204,12 +207,16 @@ def superchain_ids(chains: int) -> np.ndarray:
     return np.repeat(np.arange(SUPERCHAINS), per)
 
 
-def diagnose(posterior: dict[str, np.ndarray], until: Until, *, everything: bool = False) -> Diagnosis:
+def diagnose(
+    posterior: dict[str, np.ndarray], until: Until, *, everything: bool = False, only: tuple[int, ...] = ()
+) -> Diagnosis:
     """The worst bulk/tail ESS and R-hat over the scalars of ``posterior`` (``(chain, draw, ...)``);
-    only the targeted diagnostics unless ``everything``."""
+    only the targeted diagnostics unless ``everything``, only the scalars ``only`` (indices) if given."""
     from arviz_stats.base import array_stats
 
     x, labels = _scalars(posterior, until.var_names)
+    index = np.asarray(only if only else range(len(labels)), dtype=int)
+    x, labels = x[index], [labels[i] for i in index]
     chains, draws = x.shape[1:]
     targets = until.targets
     out: dict = {"draws": draws}
@@ -241,8 +248,11 @@ def diagnose(posterior: dict[str, np.ndarray], until: Until, *, everything: bool
             ratios = np.maximum(ratios, r)
     worst = int(np.argmax(ratios)) if labels else 0
     met = bool(labels) and bool(np.all(ratios <= 1.0))
+    order = np.argsort(-ratios, kind="stable")[:FOCUS]
     return Diagnosis(
         **out,
+        furthest=tuple(int(index[i]) for i in order),
+        complete=not only,
         worst=labels[worst] if labels else "",
         shortfall=float(np.max(shortfall)) if labels else math.inf,
         met=met,
@@ -268,6 +278,8 @@ class UntilCheck:
     extension), the next check, and the stop reason once there is one."""
 
     def __init__(self, until: Until, chunk: int, previous: dict[str, np.ndarray] | None):
+        import arviz_stats.base  # noqa: F401 - loaded now, not inside the first (timed) check
+
         self.until, self.chunk = until, chunk
         self.parts: dict[str, list[np.ndarray]] = {}
         self.done = 0
@@ -294,7 +306,11 @@ class UntilCheck:
         import time
 
         t0 = time.perf_counter()
-        self.last = diagnose(self._draws(n), self.until)
+        draws = self._draws(n)
+        focus = () if self.last is None else self.last.furthest
+        self.last = diagnose(draws, self.until, only=focus) if focus else None
+        if self.last is None or self.last.met:  # the focus meets its targets: check every scalar
+            self.last = diagnose(draws, self.until)
         self.check_seconds += time.perf_counter() - t0
         self.checks += 1
         self.next = next_check(n, self.chunk, self.last, self.until.max_draws) if not self.last.met else n
