@@ -15,6 +15,7 @@ from pytensor_blackjax import samplers
 from pytensor_blackjax._sample import sample
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model, ModelBuilder, transforms
+from pytensor_blackjax.run._until import Until
 
 __all__ = [
     "CompiledModel",
@@ -30,6 +31,8 @@ __all__ = [
     "sample",
     "samplers",
     "transforms",
+    "Until",
+    "extend",
 ]
 
 # public name -> (module, attribute or None for the module itself), loaded on first access
@@ -40,6 +43,7 @@ _LAZY = {
     "distributed": ("pytensor_blackjax.distributed", None),
     "examples": ("pytensor_blackjax.examples", None),
     "resume": ("pytensor_blackjax._resume", "resume"),
+    "extend": ("pytensor_blackjax._extend", "extend"),
 }
 
 

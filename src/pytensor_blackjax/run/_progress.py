@@ -14,6 +14,8 @@ class NullProgress:
 
     def advance(self, n: int, *, divergences: int = 0, step_size: float | None = None) -> None: ...
 
+    def note(self, text: str) -> None: ...
+
     def stop(self) -> None: ...
 
 
@@ -38,6 +40,7 @@ class Progress:
             TextColumn("{task.fields[rate]}"),
             TextColumn("div {task.fields[div]}"),
             TextColumn("step {task.fields[step]}"),
+            TextColumn("{task.fields[note]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             transient=False,
@@ -51,7 +54,7 @@ class Progress:
 
     def start(self, phase: str, total: int) -> None:
         self._t0, self._done, self._div = time.perf_counter(), 0, 0
-        self._task = self._bar.add_task(phase, total=total, rate="", div=0, step="")
+        self._task = self._bar.add_task(phase, total=total, rate="", div=0, step="", note="")
 
     def advance(self, n: int, *, divergences: int = 0, step_size: float | None = None) -> None:
         self._done += n
@@ -64,6 +67,10 @@ class Progress:
             div=self._div,
             step="" if step_size is None else f"{step_size:.3g}",
         )
+
+    def note(self, text: str) -> None:
+        """A short line after the bar (e.g. an until-run's worst ESS and draws still needed)."""
+        self._bar.update(self._task, note=text)
 
     def stop(self) -> None:
         self._bar.stop()
