@@ -26,8 +26,8 @@ from pytensor_blackjax.run._programs import Programs, build_programs, float32_sc
 from pytensor_blackjax.run._progress import make_progress
 from pytensor_blackjax.run._settings import RunOutput, RunSettings
 from pytensor_blackjax.run._start import initial_points
-from pytensor_blackjax.samplers import RunSize, Sampler
 from pytensor_blackjax.run._until import Until, UntilCheck, warn_short
+from pytensor_blackjax.samplers import RunSize, Sampler
 
 __all__ = ["RunOutput", "RunSettings", "Sink", "run"]
 
