@@ -7,7 +7,7 @@ import pytest
 
 from pytensor_blackjax.cli._plots import draw, select
 from pytensor_blackjax.cli._report import build_report, checks
-from pytensor_blackjax.results import make_datatree
+from pytensor_blackjax.results import RHAT_MAX, diagnose, diagnostics, make_datatree
 
 CHAINS, DRAWS, GROUPS = 4, 200, 71
 
@@ -91,7 +91,7 @@ def test_checks_pass_on_clean_draws():
 
 def test_checks_name_divergences_and_disagreeing_chains():
     found = {c.name: c for c in checks(fake_result(divergences=8, stuck_chain=True))}
-    assert not found["Divergences"].ok and found["Divergences"].value == f"8 of {CHAINS * DRAWS}"
+    assert not found["Divergences"].ok and found["Divergences"].shown == f"8 of {CHAINS * DRAWS}"
     assert "target_accept" in found["Divergences"].words
     assert not found["R-hat"].ok and "alpha" in found["R-hat"].words
 
@@ -102,7 +102,7 @@ def test_report_is_one_self_contained_page():
     assert page.count('src="data:image/png;base64,') == 3
     assert "http://" not in page and "https://" not in page  # nothing to fetch
     assert "Showing theta: the first 5 of 71 entries." in page
-    assert "3 transitions (0.4%) diverged" in page
+    assert "3 of 800 transitions (0.38%) diverged" in page
     assert page.count("<tr") > GROUPS  # the whole summary table
 
 
@@ -126,3 +126,17 @@ def test_rank_titles_stay_clear_of_the_row_above():
         box = title.get_window_extent(renderer)
         assert not any(b is not None and box.overlaps(b) for b in below), title.get_text()
     plt.close(fig)
+
+
+def test_report_and_warning_render_the_same_diagnostics():
+    tree = fake_result(divergences=8, stuck_chain=True)
+    shown = {c.name: c for c in checks(tree)}  # R-hat and ESS from ArviZ's summary
+    warned = {c.name: c for c in diagnostics(tree)}  # R-hat and ESS from results' NumPy version
+    assert shown["Divergences"] == warned["Divergences"] and shown["E-BFMI"] == warned["E-BFMI"]
+    assert shown["R-hat"].threshold == warned["R-hat"].threshold == RHAT_MAX
+    assert not shown["R-hat"].ok and not warned["R-hat"].ok
+    assert shown["R-hat"].shown.endswith("(alpha)") and warned["R-hat"].shown.endswith("(alpha)")
+    problems = diagnose(tree)
+    assert problems[0].startswith("8 divergent transitions") and any(
+        p.startswith("R-hat up to") for p in problems
+    )

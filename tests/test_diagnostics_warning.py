@@ -68,4 +68,4 @@ def test_approximations_say_rhat_and_ess_are_not_meaningful(sampler):
     table = summary_table(tree)
     assert {"mean", "sd"} <= set(table.columns) and not {"r_hat", "ess_bulk"} & set(table.columns)
     found = {c.name: c for c in checks(tree)}
-    assert found["R-hat and ESS"].value == "not meaningful" and "ESS (bulk)" not in found
+    assert found["R-hat and ESS"].shown == "not meaningful" and "ESS (bulk)" not in found

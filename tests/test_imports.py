@@ -37,3 +37,15 @@ def test_unknown_attribute_is_an_attribute_error():
 def test_preload_then_results_gives_the_module():
     _preload.preload()
     assert _preload.results().__name__ == _preload.RESULTS
+
+
+def test_import_changes_no_jax_setting():
+    code = (
+        "import jax\n"
+        "before = dict(jax.config.values)\n"
+        "import pytensor_blackjax\n"
+        "after = dict(jax.config.values)\n"
+        "print(sorted(k for k in before if before[k] != after.get(k)), jax.config.read('jax_enable_x64'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] False"

@@ -2,6 +2,7 @@
 variables that need it (`compile._jaxify._import_dispatch`, which relies on a PyTensor internal)."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 import textwrap
@@ -37,3 +38,28 @@ def test_compiling_a_model_leaves_numpyro_unimported_but_available():
     assert imported == "False"  # compiling the model did not import it ...
     assert available == "True"  # ... but PyTensor knows it is there ...
     assert sampled_ok == "True"  # ... and samples a von Mises variable with it
+
+
+X64_SCRIPT = textwrap.dedent("""
+    import jax, pytensor.tensor as pt
+    import pytensor_blackjax as pbj
+    from pytensor_blackjax.compile._jaxify import _import_dispatch
+
+    _import_dispatch()  # PyTensor's dispatch sets jax_enable_x64 from floatX at import; not kept
+    print(jax.config.read("jax_enable_x64"))
+    b = pbj.ModelBuilder(name="normal")
+    x = b.param("x", shape=(3,))
+    b.add_logp(-0.5 * pt.sum(x ** 2))
+    compiled = pbj.compile(b.build())  # the package's own, explicit choice
+    print(jax.config.read("jax_enable_x64"), compiled.initial_position(jax.random.key(0))["x"].dtype)
+""")
+
+
+@pytest.mark.parametrize("float_x", ["float64", "float32"])
+def test_x64_is_switched_on_by_compile_not_by_importing_pytensors_dispatch(float_x):
+    env = {**os.environ, "PYTENSOR_FLAGS": f"floatX={float_x}"}
+    out = subprocess.run(
+        [sys.executable, "-c", X64_SCRIPT], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["False", "True", "float64"]

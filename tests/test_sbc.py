@@ -7,7 +7,9 @@ import pytensor.tensor as pt
 import pytest
 
 import pytensor_blackjax as pbj
+from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.validate import simulation_based_calibration
+from pytensor_blackjax.validate._sbc import FitSettings, Simulations, fit_all, rank_all, simulate_all
 
 NUM_SIMULATIONS = 256
 ALPHA = 1e-3  # family-wise, split over the quantities tested (Bonferroni)
@@ -85,8 +87,19 @@ def test_sbc_hierarchical_noncentered():
     assert_uniform(result)
 
 
-def test_sbc_detects_a_wrong_model():
-    """A model whose likelihood scale is off by 2 must fail calibration: the test has power."""
+def test_sbc_detects_a_wrong_model(monkeypatch):
+    """A model whose likelihood scale is off by 2 must fail calibration: the test has power.
+
+    Every fit is a ``pbj.sample`` call on the one compiled model: after the first, new simulated data
+    of the same shape never retrace the log-density."""
+    traces = []
+    original = CompiledModel.flat_logdensity
+
+    def counting(self, flat, data):
+        traces.append(1)  # runs only while JAX traces; compiled programs do not call back into Python
+        return original(self, flat, data)
+
+    monkeypatch.setattr(CompiledModel, "flat_logdensity", counting)
     m = pbj.ModelBuilder(name="wrong")
     y = m.data("y", np.zeros(10), observed=True)
     mu = m.param("mu")
@@ -97,17 +110,20 @@ def test_sbc_detects_a_wrong_model():
         mu = jax.random.normal(k_mu)
         return {"mu": mu}, {"y": mu + jax.random.normal(k_y, (10,))}
 
-    result = simulation_based_calibration(
-        pbj.compile(m.build()),
-        simulate,
-        num_simulations=128,
-        num_draws=49,
-        thin=1,
-        tune=150,
-        seed=3,
-        batch_size=128,
-    )
+    compiled = pbj.compile(m.build())
+    settings = {"num_draws": 49, "thin": 1, "tune": 150, "batch_size": 128}
+    simulation_based_calibration(compiled, simulate, num_simulations=1, seed=2, **settings)
+    traced = len(traces)
+    result = simulation_based_calibration(compiled, simulate, num_simulations=128, seed=3, **settings)
+    assert len(traces) == traced, "a fit with new simulated data retraced the log-density"
     assert result.chi_square(bins=10)["mu"] < 1e-4
+    # fits run several at a time; each depends only on its data and seed
+    sims = simulate_all(compiled, simulate, 128, seed=3)
+    first = Simulations({"mu": sims.truth["mu"][:6]}, {"y": sims.data["y"][:6]}, sims.seeds[:6])
+    alone = fit_all(
+        compiled, first, FitSettings(draws=49, tune=150, thin=1, sampler=pbj.samplers.NUTS()), workers=1
+    )
+    np.testing.assert_array_equal(rank_all(first, alone)["mu"], result.ranks["mu"][:6])
 
 
 def test_sbc_rejects_unknown_names():
@@ -115,3 +131,17 @@ def test_sbc_rejects_unknown_names():
         simulation_based_calibration(
             pbj.compile(normal_model()), lambda key: ({"nope": jnp.zeros(())}, {"y": jnp.zeros(10)})
         )
+
+
+def test_simulations_and_fit_seeds_follow_from_the_study_seed():
+    compiled = pbj.compile(normal_model())
+    first, again = (simulate_all(compiled, simulate_normal, 4, seed=5) for _ in range(2))
+    other = simulate_all(compiled, simulate_normal, 4, seed=6)
+    assert first.seeds == again.seeds and len(set(first.seeds)) == 4 and first.seeds != other.seeds
+    np.testing.assert_array_equal(first.data["y"], again.data["y"])
+    assert first.data["y"].shape == (4, 10) and first.truth["mu"].shape == (4,)
+
+
+def test_sbc_rejects_no_simulations():
+    with pytest.raises(ValueError, match="num_simulations=0 is not valid"):
+        simulation_based_calibration(pbj.compile(normal_model()), simulate_normal, num_simulations=0)

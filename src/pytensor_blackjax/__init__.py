@@ -16,6 +16,7 @@ from pytensor_blackjax import samplers
 from pytensor_blackjax._sample import sample
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model, ModelBuilder, transforms
+from pytensor_blackjax.run._until import Until
 
 try:
     __version__ = version("pytensor-blackjax")
@@ -38,6 +39,8 @@ __all__ = [
     "samplers",
     "set_program_cache",
     "transforms",
+    "Until",
+    "extend",
 ]
 
 # public name -> (module, attribute or None for the module itself), loaded on first access
@@ -49,6 +52,7 @@ _LAZY = {
     "distributed": ("pytensor_blackjax.distributed", None),
     "examples": ("pytensor_blackjax.examples", None),
     "resume": ("pytensor_blackjax._resume", "resume"),
+    "extend": ("pytensor_blackjax._extend", "extend"),
     "set_program_cache": ("pytensor_blackjax.run._cache", "set_program_cache"),
 }
 

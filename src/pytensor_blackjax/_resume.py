@@ -13,9 +13,11 @@ from pytensor_blackjax._sample import build_result
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.model import Model
 from pytensor_blackjax.run import RunOutput, RunSettings, run
+from pytensor_blackjax.run._until import Until
 from pytensor_blackjax.store import StoredRun, open_stored
+from pytensor_blackjax.store._formats import rebuild
 
-__all__ = ["resume"]
+__all__ = ["continue_run", "resume", "stored_until"]
 
 
 def resume(
@@ -59,9 +61,19 @@ def resume(
     stored = open_stored(store, model, settings_type=RunSettings)
     if stored.complete:
         return _complete_result(stored)
+    return continue_run(stored, progressbar=progressbar)
+
+
+def continue_run(stored: StoredRun, *, progressbar: bool) -> xr.DataTree:
+    """Sample the rest of an opened store (resume and extend alike) and return the whole DataTree."""
     sink = stored.sink()
     compiled = stored.compiled
     settings = _same_layout(stored)
+    until = stored_until(stored)
+    previous = None
+    if until is not None and stored.resume_point.num_draws:
+        # the checks look at every draw, those made before this call included
+        previous = stored.read_draws(stored.resume_point.num_draws).get("posterior")
     t0 = time.perf_counter()
     output = run(
         compiled,
@@ -72,10 +84,12 @@ def resume(
         sink=sink,
         resume=stored.resume_point,
         log_likelihood=stored.log_likelihood,
+        until=until,
+        previous=previous,
     )
     sink.close(output)
     output = dataclasses.replace(output, groups=stored.read_draws(output.num_draws))
-    return build_result(
+    tree = build_result(
         compiled,
         stored.sampler,
         settings,
@@ -84,6 +98,15 @@ def resume(
         log_likelihood=stored.log_likelihood,
         elapsed=time.perf_counter() - t0,
     )
+    tree.attrs["store"] = str(stored.path)
+    return tree
+
+
+def stored_until(stored: StoredRun) -> Until | None:
+    """The until-run targets kept in the store (None: a fixed-length run)."""
+    if stored.until is None:
+        return None
+    return rebuild(Until, stored.until, stored.path, "until targets", allow_defaults=True)
 
 
 def _same_layout(stored: StoredRun) -> RunSettings:
@@ -96,7 +119,7 @@ def _same_layout(stored: StoredRun) -> RunSettings:
 
 
 def _complete_result(stored: StoredRun) -> xr.DataTree:
-    draws = stored.settings.draws
+    draws = stored.num_draws
     warnings.warn(
         f"store {str(stored.path)!r} is already complete: nothing was left to sample; returning its {draws} "
         "draws per chain.",
@@ -104,7 +127,7 @@ def _complete_result(stored: StoredRun) -> xr.DataTree:
         stacklevel=3,
     )
     output = RunOutput(stored.read_draws(draws), draws, False, {}, stored.chain_method_used)
-    return build_result(
+    tree = build_result(
         stored.compiled,
         stored.sampler,
         stored.settings,
@@ -113,3 +136,5 @@ def _complete_result(stored: StoredRun) -> xr.DataTree:
         log_likelihood=stored.log_likelihood,
         elapsed=0.0,
     )
+    tree.attrs["store"] = str(stored.path)
+    return tree

@@ -17,6 +17,7 @@ from pytensor_blackjax._watching import WatchOptions, check_watch, start_watch
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model
 from pytensor_blackjax.run import RunSettings, run
+from pytensor_blackjax.run._until import Until, check_until, until_attrs
 from pytensor_blackjax.samplers import Sampler, resolve
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ CHAIN_METHODS = ("auto", "vectorized", "parallel")
 def sample(
     model: Model | CompiledModel | Any = None,
     *,
-    draws: int = 1000,
+    draws: int | None = None,
     tune: int = 1000,
     chains: int = 4,
     sampler: str | Sampler = "nuts",
@@ -44,6 +45,7 @@ def sample(
     log_likelihood: bool = False,
     store: str | None = None,
     watch: bool | WatchOptions = False,
+    until: Until | None = None,
     target_accept: float | None = None,
     var_names: Sequence[str] | None = None,
     **unknown: Any,
@@ -54,7 +56,7 @@ def sample(
         model: a `Model` (from ``Model.from_logp``, `ModelBuilder` or ``Model.from_pymc``), its
             `CompiledModel`, or a ``pymc.Model`` (translated once and kept on it); None: the model of the
             enclosing ``with pm.Model():`` block.
-        draws: draws kept per chain after warmup.
+        draws: draws kept per chain after warmup (default 1000); not with ``until``.
         tune: warmup (adaptation) steps per chain; not kept.
         chains: independent chains.
         sampler: a name ("nuts", ...) or a config object such as ``pbj.samplers.NUTS(...)``.
@@ -72,6 +74,9 @@ def sample(
         store: path of a Zarr store to stream draws to; see ``resume``.
         watch: serve a live page of the run (read from ``store``, which it needs) and open it in a web
             browser; ``pbj.WatchOptions(port=..., open_browser=False)`` to choose. Needs the ``watch`` extra.
+        until: ``pbj.Until(ess_bulk=..., ess_tail=..., rhat=...)``: sample in chunks until every scalar
+            meets the targets or a cap is reached, instead of a fixed ``draws``; ``attrs["stop_reason"]``
+            says why it stopped. See docs/until.md.
         target_accept: shortcut for the ``target_accept`` of a NUTS-family sampler (NUTS, HMC, MALA,
             ChEES); refused by samplers without one.
         var_names: the variables kept in the ``posterior`` group (default: all).
@@ -91,8 +96,13 @@ def sample(
     """
     reject_unknown("sample()", unknown, KEYWORDS)
     preload()
+    if until is not None and draws is not None:
+        raise ValueError(
+            f"draws={draws!r} and until= were both given: until= samples until its targets are met (cap "
+            "it with Until(max_draws=...)); draws= samples a fixed number. Give one of them."
+        )
     settings = RunSettings(
-        draws=check_count("draws", draws),
+        draws=_until_draws(until) if until is not None else check_count("draws", 1000 if draws is None else draws),
         tune=check_count("tune", tune, minimum=0),
         chains=check_count("chains", chains),
         seed=check_seed(seed),
@@ -107,6 +117,9 @@ def sample(
     compiled = model if isinstance(model, CompiledModel) else compile(model)
     keep = check_var_names(var_names, compiled)
     sampler.check(chains=settings.chains, tune=settings.tune, num_dims=compiled.num_dims)
+    if until is not None:
+        check_until(until, sampler=sampler, chunk=settings.chunk, chains=settings.chains,
+                    names=compiled.output_shapes)  # fmt: skip
     new_data = check_data(compiled.default_data, data, compiled.index_limits)
     if log_likelihood and not compiled.loglik_shapes:
         raise ValueError(
@@ -117,7 +130,9 @@ def sample(
     if store is not None:
         from pytensor_blackjax.store import open_new
 
-        sink = open_new(store, compiled, sampler, settings, new_data, log_likelihood=log_likelihood)
+        sink = open_new(
+            store, compiled, sampler, settings, new_data, log_likelihood=log_likelihood, until=until
+        )
         if watching is not None:
             start_watch(sink.path, watching)
     t0 = time.perf_counter()
@@ -129,13 +144,14 @@ def sample(
         progressbar=progressbar,
         sink=sink,
         log_likelihood=log_likelihood,
+        until=until,
     )
     if sink is not None:
         sink.close(output)
     if keep is not None:
         posterior = {k: v for k, v in output.groups.get("posterior", {}).items() if k in keep}
         output = dataclasses.replace(output, groups={**output.groups, "posterior": posterior})
-    return build_result(
+    tree = build_result(
         compiled,
         sampler,
         settings,
@@ -144,6 +160,16 @@ def sample(
         log_likelihood=log_likelihood,
         elapsed=time.perf_counter() - t0,
     )
+    if sink is not None:
+        tree.attrs["store"] = str(sink.path)  # pbj.extend(tree, ...) finds the store here
+    return tree
+
+
+def _until_draws(until: Any) -> int:
+    """An until-run's draws setting: its cap, the most there may be."""
+    if not isinstance(until, Until):
+        raise TypeError(f"until={until!r} is not valid: give pbj.Until(ess_bulk=..., ...).")
+    return until.max_draws
 
 
 KEYWORDS = tuple(p for p in inspect.signature(sample).parameters if p != "unknown")
@@ -191,6 +217,7 @@ def build_result(compiled, sampler, settings, output, new_data, *, log_likelihoo
         "warmup_time": output.timings.get("warmup", np.nan),
         "total_time": elapsed,
         "warmup_divergences": output.warmup_divergences,
+        **until_attrs(output.extra),
         **{f"version_{k}": v for k, v in res.library_versions().items()},
     }
     tree = res.make_datatree(

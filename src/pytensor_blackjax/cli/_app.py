@@ -73,6 +73,14 @@ Out = Annotated[
 ]
 ProgressFlag = Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress bar.")]
 MaxRows = Annotated[int | None, typer.Option(min=1, help="Show at most this many rows of the summary.")]
+Ess = Annotated[
+    float | None,
+    typer.Option(
+        min=1,
+        help="Sample until every scalar has bulk and tail ESS >= this and R-hat <= 1.01 (not with --draws).",
+    ),
+]
+MaxDraws = Annotated[int, typer.Option(min=1, help="With --ess: draws per chain at most.")]
 WatchPort = Annotated[
     int | None, typer.Option("--port", min=1, max=65535, help="Port of the live page (default: a free one).")
 ]
@@ -96,6 +104,11 @@ def _finish(tree, *, out: str | None, max_rows: int | None) -> None:
     console = out_console()
     if tree.attrs.get("interrupted"):
         console.print(f"Interrupted: kept the first {tree.attrs.get('num_draws_completed')} draws per chain.")
+    if "stop_reason" in tree.attrs:  # an until-run
+        console.print(
+            f"stopped: {tree.attrs['stop_reason']} after {tree.attrs.get('num_draws_completed')}"
+            f" draws per chain (worst: {tree.attrs.get('until_worst_variable')})"
+        )
     if "seed" in tree.attrs:
         console.print(f"seed: {tree.attrs['seed']} (pass --seed {tree.attrs['seed']} to repeat this run)")
     if out is not None:
@@ -141,7 +154,7 @@ def run(
             help="A Python file defining a pbj.Model (or PyMC model) named `model`, or NAME.",
         ),
     ],
-    draws: Draws = 1000,
+    draws: Annotated[int | None, typer.Option(min=1, help="Draws kept per chain (default 1000).")] = None,
     tune: Tune = 1000,
     chains: Chains = 4,
     sampler: Annotated[str, typer.Option(help="Sampler name, e.g. nuts.")] = "nuts",
@@ -155,10 +168,14 @@ def run(
     ] = False,
     port: WatchPort = None,
     open_browser: OpenBrowser = False,
+    ess: Ess = None,
+    max_draws: MaxDraws = 100_000,
 ) -> None:
     """Sample the model defined in a Python file and print its summary.
 
     Example: pytensor-blackjax run my_model.py --draws 2000 --chains 4 --seed 1 --out results/
+
+    Example: pytensor-blackjax run my_model.py --ess 400 --store run.zarr   (sample until ESS >= 400)
     """
     from pytensor_blackjax._watching import WatchOptions
 
@@ -176,6 +193,7 @@ def run(
             seed=seed,
             store=store,
             watch=WatchOptions(port=port, open_browser=open_browser) if watch else False,
+            **_until_option(ess, max_draws),
         )
         tree.attrs["model_file"] = model
         _finish(tree, out=out, max_rows=max_rows)
@@ -275,6 +293,57 @@ def resume(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             tree = resume_fn(store, model=loaded, progressbar=progress)
+        for w in caught:
+            print_warning(str(w.message))
+        _finish(tree, out=out, max_rows=max_rows)
+
+
+def _until_option(ess: float | None, max_draws: int) -> dict:
+    import pytensor_blackjax as pbj
+
+    if ess is None:
+        return {}
+    return {"until": pbj.Until(ess_bulk=ess, ess_tail=ess, rhat=1.01, max_draws=max_draws)}
+
+
+@app.command()
+def extend(
+    ctx: typer.Context,
+    store: Annotated[str, typer.Argument(metavar="STORE", help="The --store of a complete run.")],
+    draws: Annotated[int | None, typer.Option(min=1, help="Draws more per chain.")] = None,
+    ess: Ess = None,
+    max_draws: Annotated[
+        int, typer.Option(min=1, help="With --ess: draws per chain at most, the earlier ones included.")
+    ] = 100_000,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODEL.py[:NAME]",
+            help="The model file that started the run; by default the copy kept in the store.",
+        ),
+    ] = None,
+    out: Out = None,
+    progress: ProgressFlag = True,
+    max_rows: MaxRows = 25,
+) -> None:
+    """Continue a complete run from its store without warming up again (the draws equal those of one
+    longer run) and print the summary of all its draws.
+
+    Example: pytensor-blackjax extend run.zarr --draws 1000    or    extend run.zarr --ess 400
+    """
+    import pytensor_blackjax as pbj
+
+    with _user_errors(ctx):
+        if (draws is None) == (ess is None):
+            raise UserError(
+                "give one of --draws N (that many more draws per chain) or --ess N (until ESS >= N)."
+            )
+        loaded = load_model_file(model) if model is not None else None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tree = pbj.extend(
+                store, draws=draws, model=loaded, progressbar=progress, **_until_option(ess, max_draws)
+            )
         for w in caught:
             print_warning(str(w.message))
         _finish(tree, out=out, max_rows=max_rows)

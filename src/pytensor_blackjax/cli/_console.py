@@ -66,8 +66,8 @@ def _fitted(table_df, labels_width: int, width: int):
 def print_summary(
     tree: xr.DataTree, *, max_rows: int | None = None, console: Console | None = None, hint: bool = True
 ) -> None:
-    """The ArviZ summary as a table fitted to the terminal's width; R-hat above 1.01 in red; long tables
-    cut to ``max_rows``; ``hint`` says how to see every row."""
+    """The ArviZ summary as a table fitted to the terminal's width; R-hat above ``RHAT_MAX`` in red; long
+    tables cut to ``max_rows``; ``hint`` says how to see every row."""
     from pytensor_blackjax.cli._report import flagged, summary_table
 
     console = console or out_console()

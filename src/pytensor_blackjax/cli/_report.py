@@ -5,18 +5,15 @@ from __future__ import annotations
 import base64
 import html
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["Check", "build_report", "checks", "flagged", "formatted", "summary_table"]
+from pytensor_blackjax.results import RHAT_MAX, Convergence, Diagnostic, diagnostics, is_approximate
 
-RHAT_MAX = 1.01
-ESS_PER_CHAIN_MIN = 100
-EBFMI_MIN = 0.3
-TREE_DEPTH_HIT_MAX = 0.01
+__all__ = ["build_report", "checks", "flagged", "formatted", "summary_table"]
+
 MAX_TABLE_ROWS = 500
 
 
@@ -27,8 +24,6 @@ def summary_table(tree: xr.DataTree) -> pd.DataFrame:
         >>> summary_table(tree).loc["alpha", "r_hat"]
     """
     import arviz_stats
-
-    from pytensor_blackjax.results import is_approximate
 
     # Draws of an approximation are independent by construction: R-hat, ESS and MCSE say nothing of it.
     kind = "stats" if is_approximate(tree) else "all"
@@ -64,136 +59,25 @@ def flagged(table: pd.DataFrame) -> pd.Series:
     return table["r_hat"].fillna(0) > RHAT_MAX
 
 
-@dataclass(frozen=True)
-class Check:
-    """One diagnostic in plain words: its name, the measured value, whether it is fine, and why."""
-
-    name: str
-    value: str
-    ok: bool
-    words: str
-
-
-def _stat(tree: xr.DataTree, name: str) -> np.ndarray | None:
-    if "sample_stats" in tree.children and name in tree["sample_stats"].data_vars:
-        return np.asarray(tree["sample_stats"][name].values)
-    return None
-
-
-def _sampler_checks(tree: xr.DataTree) -> list[Check]:
-    out = []
-    diverging = _stat(tree, "diverging")
-    if diverging is not None:
-        n, total = int(diverging.sum()), diverging.size
-        out.append(
-            Check(
-                "Divergences",
-                f"{n} of {total}",
-                n == 0,
-                "No divergent transitions: the sampler explored the posterior without numerical trouble."
-                if n == 0
-                else f"{n} transitions ({100 * n / total:.1f}%) diverged: the sampler met curvature it "
-                "could not follow, so the draws may be biased. Raise target_accept or "
-                "reparameterise (e.g. non-centered).",
-            )
-        )
-    energy = _stat(tree, "energy")
-    if energy is not None and energy.shape[1] > 2:
-        ebfmi = np.mean(np.diff(energy, axis=1) ** 2, axis=1) / np.maximum(np.var(energy, axis=1), 1e-300)
-        low = [i for i, e in enumerate(ebfmi) if e < EBFMI_MIN]
-        out.append(
-            Check(
-                "E-BFMI",
-                ", ".join(f"{e:.2f}" for e in ebfmi),
-                not low,
-                f"Every chain is above {EBFMI_MIN}: momentum resampling explores the energy levels well."
-                if not low
-                else f"Chains {low} are below {EBFMI_MIN}: the sampler moves slowly between energy "
-                "levels, typical of heavy tails or poor adaptation.",
-            )
-        )
-    depth, hit = _stat(tree, "tree_depth"), _stat(tree, "reached_max_treedepth")
-    if depth is not None:
-        frac = float(hit.mean()) if hit is not None else 0.0
-        out.append(
-            Check(
-                "Tree depth",
-                f"mean {depth.mean():.1f}, max {int(depth.max())}; {100 * frac:.1f}% at the limit",
-                frac <= TREE_DEPTH_HIT_MAX,
-                "Trajectories ended on their own (U-turn) rather than at the depth limit."
-                if frac <= TREE_DEPTH_HIT_MAX
-                else "Many trajectories stopped at the maximum tree depth: sampling is inefficient; "
-                "raise max_tree_depth or reparameterise.",
-            )
-        )
-    return out
-
-
-def checks(tree: xr.DataTree) -> list[Check]:
-    """The diagnostics of a result, each with a verdict in plain words.
+def checks(tree: xr.DataTree) -> list[Diagnostic]:
+    """The diagnostics of a result (computed by `pytensor_blackjax.results`), R-hat and ESS from ArviZ's
+    summary so that they agree with the table.
 
     Example:
         >>> [c.name for c in checks(tree) if not c.ok]
     """
     posterior = tree["posterior"]
-    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    out = _sampler_checks(tree)
-    from pytensor_blackjax.results import is_approximate
-
-    if is_approximate(tree):
-        out.append(
-            Check(
-                "R-hat and ESS",
-                "not meaningful",
-                True,
-                f"{tree.attrs.get('sampler', 'This sampler')} draws independently from a fitted "
-                "approximation, so R-hat and ESS say nothing about it; its means and sds can be off "
-                "the posterior's (compare with NUTS).",
-            )
-        )
-    elif chains >= 2 and draws >= 4:
+    convergence = None
+    # approximations: no R-hat/ESS columns, and diagnostics() says they are not meaningful
+    if posterior.sizes["chain"] >= 2 and posterior.sizes["draw"] >= 4 and not is_approximate(tree):
         table = summary_table(tree)
-        rhat = table["r_hat"]
-        worst = rhat.idxmax() if rhat.notna().any() else None
-        ok = worst is None or rhat[worst] <= RHAT_MAX
-        out.append(
-            Check(
-                "R-hat",
-                f"max {rhat.max():.3f} ({worst})",
-                bool(ok),
-                f"All chains agree (R-hat <= {RHAT_MAX})."
-                if ok
-                else f"Chains disagree about {worst} (R-hat above {RHAT_MAX}): run longer or look at the "
-                "trace plot for stuck chains.",
-            )
+        convergence = Convergence(
+            [str(label) for label in table.index],
+            table["r_hat"].to_numpy(float),
+            table["ess_bulk"].to_numpy(float),
+            table["ess_tail"].to_numpy(float),
         )
-        need = ESS_PER_CHAIN_MIN * chains
-        for column, label in (("ess_bulk", "bulk"), ("ess_tail", "tail")):
-            ess = table[column]
-            low = ess.idxmin() if ess.notna().any() else None
-            ok = low is None or ess[low] >= need
-            out.append(
-                Check(
-                    f"ESS ({label})",
-                    f"min {ess.min():.0f} ({low})",
-                    bool(ok),
-                    f"At least {need} effective draws ({ESS_PER_CHAIN_MIN} per chain) for every "
-                    f"quantity: {label} estimates are reliable."
-                    if ok
-                    else f"Only {ess.min():.0f} effective draws for {low} (want {need}): "
-                    f"{'means' if label == 'bulk' else 'intervals'} are noisy; run more draws.",
-                )
-            )
-    else:
-        out.append(
-            Check(
-                "R-hat and ESS",
-                "not computed",
-                False,
-                "Convergence diagnostics need at least 2 chains and 4 draws.",
-            )
-        )
-    return out
+    return diagnostics(tree, convergence)
 
 
 _CSS = """
@@ -266,10 +150,10 @@ def _summary_html(tree: xr.DataTree) -> str:
     )
 
 
-def _checks_html(found: list[Check]) -> str:
+def _checks_html(found: list[Diagnostic]) -> str:
     rows = [
         f'<tr><td class="{"ok" if c.ok else "bad"}">{"OK" if c.ok else "Check"}</td>'
-        f"<td>{html.escape(c.name)}</td><td>{html.escape(c.value)}</td><td>{html.escape(c.words)}</td></tr>"
+        f"<td>{html.escape(c.name)}</td><td>{html.escape(c.shown)}</td><td>{html.escape(c.words)}</td></tr>"
         for c in found
     ]
     return (

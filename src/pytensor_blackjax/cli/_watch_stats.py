@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from pytensor_blackjax.results._diagnostics import EBFMI_MIN, ESS_PER_CHAIN_MIN, RHAT_MAX
+from pytensor_blackjax.results import EBFMI_MIN, ESS_PER_CHAIN_MIN, RHAT_MAX, ebfmi
 from pytensor_blackjax.store._watch_read import CommittedDraws, StoreStatus
 
 __all__ = ["EBFMI_MIN", "ESS_PER_CHAIN_MIN", "RHAT_MAX", "Rate", "View", "build_view", "thin_index"]
@@ -139,7 +139,7 @@ def _ebfmi(energy: np.ndarray) -> np.ndarray:
     if energy.shape[1] < 3:
         return np.full(energy.shape[0], np.nan)
     with np.errstate(all="ignore"):
-        return np.mean(np.diff(energy, axis=1) ** 2, axis=1) / np.var(energy, axis=1)
+        return ebfmi(energy)
 
 
 def _chain_rows(status: StoreStatus, stats: dict[str, np.ndarray], energy) -> tuple[ChainRow, ...]:

@@ -14,7 +14,7 @@ import numpy as np
 from pytensor_blackjax._validate import check_data
 from pytensor_blackjax.compile._cache import ProgramCache
 from pytensor_blackjax.compile._indices import index_limits
-from pytensor_blackjax.compile._jaxify import jaxify
+from pytensor_blackjax.compile._jaxify import enable_x64, jaxify
 from pytensor_blackjax.model import Model
 
 __all__ = ["CompiledModel", "compile"]
@@ -170,6 +170,9 @@ def _shapes_of(fn, exprs, num_dims, data_vars) -> dict[str, tuple[int, ...]]:
 def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of this stage
     """Turn a `Model` into JAX callables; the result is cached on the model object.
 
+    Compiling switches on JAX's 64-bit mode for the process (`enable_x64`): the compiled model computes
+    in float64 unless a run asks for ``precision="float32"``.
+
     Args:
         model: from ``Model.from_logp``, `ModelBuilder` or ``Model.from_pymc``.
 
@@ -190,6 +193,7 @@ def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of t
             f"compile(model): expected a pbj.Model, got {type(model).__name__}; build one with "
             "pbj.Model.from_logp, pbj.ModelBuilder or pbj.Model.from_pymc."
         )
+    enable_x64()
     cached = model.__dict__.get(_SLOT)
     if cached is not None:
         return cached

@@ -1,9 +1,13 @@
 """The one place that touches PyTensor's JAX backend.
 
 PyTensor's own graph rewrites (the JAX mode's optimizer) run first; then ``jax_funcify`` turns the
-rewritten graph into a plain Python function of JAX arrays. Importing PyTensor's JAX dispatch sets
-``jax_enable_x64`` from ``pytensor.config.floatX``; it is imported here, lazily, when a model is
-compiled, never when this package is imported.
+rewritten graph into a plain Python function of JAX arrays. PyTensor's JAX dispatch is imported here,
+lazily, when a model is compiled, never when this package is imported.
+
+Precision is this package's choice, not PyTensor's: importing PyTensor's JAX dispatch sets the
+process-wide ``jax_enable_x64`` from ``pytensor.config.floatX`` (``pytensor/link/jax/dispatch/basic.py``,
+at module level: True for "float64", False otherwise). `_import_dispatch` puts the flag back as it was,
+and `enable_x64` is the one place that sets it, called by ``compile`` (see its docstring for the rule).
 
 That import also imports NumPyro when it is installed (0.2-0.6 s, most of a second run's model
 compilation), only to sample binomial and von Mises random variables, which no log-density graph holds.
@@ -18,6 +22,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
+import jax
 import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
@@ -25,25 +30,49 @@ from pytensor.graph.fg import FunctionGraph
 from pytensor.graph.replace import graph_replace
 from pytensor.tensor.variable import TensorVariable
 
-__all__ = ["jaxify"]
+__all__ = ["enable_x64", "jaxify"]
 
 _DISPATCH = "pytensor.link.jax.dispatch"
 _IMPORT_LOCK = threading.Lock()
 
 
+def enable_x64() -> None:
+    """Switch on JAX's 64-bit mode (``jax_enable_x64``) for the process: the package's default precision.
+
+    The rule: compiling a model (``pbj.compile``, which ``pbj.sample`` calls) calls this, because
+    ``precision="float64"``, the default, needs float64 arrays and JAX makes them only in 64-bit mode,
+    which is a process-wide flag. It does so whatever PyTensor's ``floatX`` is. ``precision="float32"``
+    then runs its programs with 64-bit mode off for its own thread only (``run._programs.float32_scope``),
+    leaving the flag as it is for everyone else. Importing ``pytensor_blackjax`` changes no JAX setting.
+
+    Example:
+        >>> from pytensor_blackjax.compile._jaxify import enable_x64
+        >>> enable_x64()
+        >>> import jax.numpy as jnp
+        >>> jnp.zeros(1).dtype
+        dtype('float64')
+    """
+    if not jax.config.read("jax_enable_x64"):
+        jax.config.update("jax_enable_x64", True)
+
+
 def _import_dispatch() -> None:
-    """Import PyTensor's JAX dispatch without importing NumPyro along with it (see the module doc)."""
+    """Import PyTensor's JAX dispatch without importing NumPyro along with it, and without keeping its
+    change of ``jax_enable_x64`` (see the module doc)."""
     with _IMPORT_LOCK:
         if _DISPATCH in sys.modules:
             return
         hide = "numpyro" not in sys.modules
         if hide:
             sys.modules["numpyro"] = None  # `import numpyro` raises ImportError meanwhile
+        x64 = jax.config.read("jax_enable_x64")
         try:
             importlib.import_module(_DISPATCH)
         finally:
             if hide:
                 del sys.modules["numpyro"]
+            if jax.config.read("jax_enable_x64") != x64:
+                jax.config.update("jax_enable_x64", x64)
         random = sys.modules.get(f"{_DISPATCH}.random")
         if hide and random is not None and importlib.util.find_spec("numpyro") is not None:
             random.numpyro_available = True

@@ -20,7 +20,7 @@ def _check_shape(shape: object, *, what: str) -> tuple[int, ...]:
     if isinstance(shape, int | np.integer):
         shape = (shape,)
     try:
-        dims = tuple(shape)  # type: ignore[arg-type]
+        dims: tuple[Any, ...] = tuple(shape)  # type: ignore[arg-type]  # not iterable: reported below
     except TypeError:
         raise TypeError(
             f"{what}: shape={shape!r} must be a tuple of non-negative integers, e.g. (3,)."

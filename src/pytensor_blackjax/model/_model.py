@@ -89,11 +89,11 @@ class Model:
 
     @property
     def value_names(self) -> tuple[str, ...]:
-        return tuple(v.name for v in self.values)
+        return tuple(str(v.name) for v in self.values)
 
     @property
     def value_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {v.name: tuple(int(s) for s in v.type.shape) for v in self.values}
+        return {str(v.name): tuple(int(s) for s in v.type.shape) for v in self.values}
 
     @property
     def num_dims(self) -> int:
@@ -138,7 +138,7 @@ class Model:
         fixed, replaced = fix_input_shapes(list(inputs), [logp, *deterministics.values()], dict(shapes or {}))
         logp_new, *det_new = replaced
         # the inputs are the parameters the user wrote the model in: report them, then the deterministics
-        outputs = {v.name: v for v in fixed}
+        outputs = {str(v.name): v for v in fixed}
         outputs.update(zip(deterministics, det_new, strict=True))
         return cls(values=tuple(fixed), logp=logp_new, outputs=outputs, name=name)
 

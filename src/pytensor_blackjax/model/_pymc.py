@@ -139,7 +139,7 @@ def _jax_ready(graphs: list[TensorVariable], check_bounds: bool) -> list[TensorV
     first = local_check_parameter_to_ninf_switch if check_bounds else local_remove_check_parameter
     in2out(first).rewrite(fgraph)
     in2out(_drop_assertion).rewrite(fgraph)
-    return list(fgraph.outputs)
+    return list(fgraph.outputs)  # type: ignore[arg-type]  # PyTensor types outputs as Variable
 
 
 def model_from_pymc(pm_model: Any) -> Model:
@@ -185,8 +185,9 @@ def model_from_pymc(pm_model: Any) -> Model:
 
     values = _value_inputs(pm_model)
     data_replace, data, derived = _data_inputs(pm_model)
-    graphs = graph_replace([logp, *outputs, *pointwise, *factors], {**values, **data_replace}, strict=False)
-    logp, *rest = _jax_ready(list(graphs), check_bounds=bool(pm_model.check_bounds))
+    replace = {**values, **data_replace}
+    graphs = graph_replace([logp, *outputs, *pointwise, *factors], replace, strict=False)  # type: ignore[arg-type]
+    logp, *rest = _jax_ready(list(graphs), check_bounds=bool(pm_model.check_bounds))  # type: ignore[arg-type]
     n_out, n_pw = len(outputs), len(pointwise)
     outputs, pointwise, factors = rest[:n_out], rest[n_out : n_out + n_pw], rest[n_out + n_pw :]
 

@@ -91,7 +91,7 @@ def fix_input_shapes(
         ValueError: an input whose shape is unknown, not inferable and not in ``shapes``, or a
             ``shapes`` entry that does not fit the input.
     """
-    names = {v.name for v in inputs}
+    names = {str(v.name) for v in inputs}
     unknown = sorted(set(shapes) - names)
     if unknown:
         raise ValueError(f"shapes names {unknown} that are not inputs; the inputs are {sorted(names)}.")
@@ -100,7 +100,7 @@ def fix_input_shapes(
     new_inputs = []
     for var in inputs:
         static = list(var.type.shape)
-        if var.name in shapes:
+        if var.name is not None and var.name in shapes:
             given = tuple(int(s) for s in shapes[var.name])
             if len(given) != var.type.ndim or any(
                 s < 0 or (k is not None and k != s) for s, k in zip(given, static, strict=False)
@@ -129,4 +129,5 @@ def fix_input_shapes(
             new_inputs.append(var)
     if not replacements:
         return new_inputs, list(outputs)
-    return new_inputs, list(graph_replace(list(outputs), replacements, strict=False))
+    replaced = graph_replace(list(outputs), replacements, strict=False)  # type: ignore[arg-type]
+    return new_inputs, list(replaced)  # type: ignore[arg-type]

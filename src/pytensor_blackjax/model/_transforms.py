@@ -7,6 +7,7 @@ the log of the absolute determinant of ``dy/dx`` summed over all elements.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -33,7 +34,8 @@ __all__ = [
 class Transform(Protocol):
     """What every transform provides; ``suffix`` names the unconstrained value (``alpha_log__``)."""
 
-    suffix: str
+    @property
+    def suffix(self) -> str: ...
 
     def forward(self, x: TensorVariable) -> TensorVariable: ...
 
@@ -358,7 +360,7 @@ class CholeskyCorr:
         return (*shape[:-2], n * (n - 1) // 2)
 
 
-_NAMED = {
+_NAMED: dict[str | None, Callable[[], Transform]] = {
     None: Real,
     "real": Real,
     "positive": Positive,

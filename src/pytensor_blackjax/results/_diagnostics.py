@@ -1,20 +1,40 @@
-"""After sampling: one concise warning naming every problem found, with the usual thresholds."""
+"""The diagnostics of a result, computed once: the post-sampling warning and the report render them."""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from pytensor_blackjax.results._checks import (
+    Diagnostic,
+    divergence_check,
+    ebfmi_check,
+    ess_check,
+    not_computed,
+    not_meaningful,
+    rhat_check,
+    tree_depth_check,
+)
 from pytensor_blackjax.results._convergence import rhat_and_ess
 
-__all__ = ["ApproximationWarning", "SamplingWarning", "diagnose", "is_approximate", "warn_on_problems"]
+__all__ = [
+    "ApproximationWarning",
+    "Convergence",
+    "SamplingWarning",
+    "convergence_of",
+    "diagnose",
+    "diagnostics",
+    "is_approximate",
+    "warn_on_problems",
+]
 
-RHAT_MAX = 1.01
-ESS_PER_CHAIN_MIN = 100
-EBFMI_MIN = 0.3
+# Warnings point at the user's line, however deep inside the package they are raised.
+_PACKAGE = str(Path(__file__).resolve().parents[1])
 
 
 class SamplingWarning(UserWarning):
@@ -30,128 +50,102 @@ def is_approximate(tree: xr.DataTree) -> bool:
     return bool(int(tree.attrs.get("approximate", 0) or 0))
 
 
-def _ebfmi(energy: np.ndarray) -> np.ndarray:
-    num = np.mean(np.diff(energy, axis=1) ** 2, axis=1)
-    den = np.var(energy, axis=1)
-    return num / np.maximum(den, 1e-300)
+@dataclass(frozen=True)
+class Convergence:
+    """R-hat and ESS per posterior entry, labelled (e.g. ``theta[3]``).
+
+    Attributes:
+        labels: one per entry.
+        rhat: rank-normalised split R-hat.
+        ess_bulk: bulk effective sample size.
+        ess_tail: tail effective sample size, when computed (ArviZ's summary has it).
+    """
+
+    labels: Sequence[str]
+    rhat: np.ndarray
+    ess_bulk: np.ndarray
+    ess_tail: np.ndarray | None = None
 
 
-def _rhat_and_ess_by_variable(post, chains: int, draws: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """R-hat and bulk ESS of every finite, non-constant entry, and the variable each belongs to."""
-    columns, owners = [], []
-    for name in post.data_vars:
-        if post[name].size > 0:  # zero-length: nothing to judge
-            columns.append(np.asarray(post[name].values, dtype=float).reshape(chains, draws, -1))
-            owners += [name] * columns[-1].shape[2]
-    if not columns:
-        return np.empty(0), np.empty(0), np.empty(0, dtype=object)
-    x, owners = np.concatenate(columns, axis=2), np.array(owners, dtype=object)
-    judged = np.all(np.isfinite(x), axis=(0, 1)) & (np.ptp(x, axis=(0, 1)) > 0)  # constants: skip
-    if not judged.any():
-        return np.empty(0), np.empty(0), np.empty(0, dtype=object)
+class _Labels(Sequence[str]):
+    """Entry labels (``theta[3]``) made on demand: a check names one entry, the posterior may have 1e6."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], columns: np.ndarray):
+        self._shapes, self._columns = shapes, columns  # columns: kept flat indices into all entries
+        self._starts = np.cumsum([0, *(int(np.prod(s)) for s in shapes.values())])
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        column = int(self._columns[i])
+        k = int(np.searchsorted(self._starts, column, side="right")) - 1
+        name, shape = list(self._shapes.items())[k]
+        index = np.unravel_index(column - self._starts[k], shape) if shape else ()
+        return name if not shape else f"{name}[{', '.join(str(int(j)) for j in index)}]"
+
+
+def convergence_of(tree: xr.DataTree) -> Convergence:
+    """R-hat and bulk ESS of every non-constant, finite entry (NumPy; see `_convergence`)."""
+    post = tree["posterior"]
+    chains, draws = post.sizes["chain"], post.sizes["draw"]
+    values = {str(k): np.asarray(post[k].values, dtype=float) for k in post.data_vars}
+    values = {k: v for k, v in values.items() if v.size > 0}  # zero-length: nothing to judge
+    if not values:
+        return Convergence([], np.zeros(0), np.zeros(0))
+    x = np.concatenate([v.reshape(chains, draws, -1) for v in values.values()], axis=2)
+    keep = np.flatnonzero(np.all(np.isfinite(x), axis=(0, 1)) & (np.ptp(x, axis=(0, 1)) > 0))  # no constants
+    labels = _Labels({k: v.shape[2:] for k, v in values.items()}, keep)
+    if not len(keep):
+        return Convergence(labels, np.zeros(0), np.zeros(0))
     with np.errstate(all="ignore"):
-        rhat, ess = rhat_and_ess(x[:, :, judged])
-    return rhat, ess, owners[judged]
+        rhat, ess = rhat_and_ess(x[:, :, keep])
+    return Convergence(labels, rhat, ess)
 
 
-def _worst(owners: np.ndarray, values: np.ndarray, bad: np.ndarray, sign: int, most: int = 3) -> str:
-    """The variables with flagged entries, worst first, at most ``most`` named."""
-    order = np.argsort(sign * np.nan_to_num(values, nan=-sign * np.inf))
-    names = list(dict.fromkeys(owners[i] for i in order if bad[i]))
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+def _stat(tree: xr.DataTree, name: str) -> np.ndarray | None:
+    if "sample_stats" in tree.children and name in tree["sample_stats"].data_vars:
+        return np.asarray(tree["sample_stats"][name].values)
+    return None
 
 
-def diagnose(tree: xr.DataTree, *, max_tree_depth: int | None = None) -> list[str]:
-    """Plain-words problems of a result; empty when all is well."""
-    problems = []
+def diagnostics(tree: xr.DataTree, convergence: Convergence | None = None) -> list[Diagnostic]:
+    """Every check that applies to ``tree``: divergences, E-BFMI and tree depth when the sampler reports
+    them, then R-hat and ESS (with 2 chains and 4 draws or more).
+
+    Args:
+        tree: a sampling result.
+        convergence: R-hat and ESS already computed (the report passes ArviZ's); computed with
+            `convergence_of` otherwise.
+    """
     if "posterior" not in tree.children:
-        return problems
-    stats = tree["sample_stats"] if "sample_stats" in tree.children else None
+        return []
+    out = []
+    diverging = _stat(tree, "diverging")
+    if diverging is not None:
+        out.append(divergence_check(diverging))
+    energy = _stat(tree, "energy")
+    if energy is not None and energy.shape[1] > 2:
+        out.append(ebfmi_check(energy))
+    depth, hit_max = _stat(tree, "tree_depth"), _stat(tree, "reached_max_treedepth")
+    if depth is not None or hit_max is not None:
+        out.append(tree_depth_check(depth, hit_max))
     chains, draws = tree["posterior"].sizes["chain"], tree["posterior"].sizes["draw"]
-    if stats is not None and "diverging" in stats.data_vars:
-        n = int(np.asarray(stats["diverging"].values).sum())
-        if n:
-            problems.append(
-                f"{n} divergent transition{'s' if n > 1 else ''} ({n} of {chains * draws} draws): "
-                "raise target_accept or reparameterise (e.g. non-centered)"
-            )
-    if stats is not None and "reached_max_treedepth" in stats.data_vars:
-        frac = float(np.asarray(stats["reached_max_treedepth"].values).mean())
-        if frac > 0.01:
-            problems.append(
-                f"{100 * frac:.1f}% of draws hit the maximum tree depth: raise max_tree_depth "
-                "or reparameterise"
-            )
-    if stats is not None and "energy" in stats.data_vars and draws > 2:
-        low = [i for i, e in enumerate(_ebfmi(np.asarray(stats["energy"].values))) if e < EBFMI_MIN]
-        if low:
-            problems.append(
-                f"E-BFMI below {EBFMI_MIN} in chains {low}: the posterior may be heavy-tailed "
-                "or poorly adapted"
-            )
-    if chains >= 2 and draws >= 4 and not is_approximate(tree):
-        rhat, ess, owners = _rhat_and_ess_by_variable(tree["posterior"], chains, draws)
-        if rhat.size and np.nanmax(rhat) > RHAT_MAX:
-            problems.append(
-                f"R-hat up to {np.nanmax(rhat):.3f} ({_worst(owners, rhat, rhat > RHAT_MAX, -1)}; "
-                f"> {RHAT_MAX}): chains disagree; run longer"
-            )
-        low = ess < ESS_PER_CHAIN_MIN * chains
-        if ess.size and low.any():
-            problems.append(
-                f"bulk ESS as low as {np.nanmin(ess):.0f} ({_worst(owners, ess, low, 1)}; "
-                f"< {ESS_PER_CHAIN_MIN} per chain): run more draws"
-            )
-    return problems
-    stats = tree["sample_stats"] if "sample_stats" in tree.children else None
-    chains, draws = tree["posterior"].sizes["chain"], tree["posterior"].sizes["draw"]
-    if stats is not None and "diverging" in stats.data_vars:
-        n = int(np.asarray(stats["diverging"].values).sum())
-        if n:
-            problems.append(
-                f"{n} divergent transition{'s' if n > 1 else ''} ({n} of {chains * draws} draws): "
-                "raise target_accept or reparameterise (e.g. non-centered)"
-            )
-    if stats is not None and "reached_max_treedepth" in stats.data_vars:
-        frac = float(np.asarray(stats["reached_max_treedepth"].values).mean())
-        if frac > 0.01:
-            problems.append(
-                f"{100 * frac:.1f}% of draws hit the maximum tree depth: raise max_tree_depth "
-                "or reparameterise"
-            )
-    if stats is not None and "energy" in stats.data_vars and draws > 2:
-        low = [i for i, e in enumerate(_ebfmi(np.asarray(stats["energy"].values))) if e < EBFMI_MIN]
-        if low:
-            problems.append(
-                f"E-BFMI below {EBFMI_MIN} in chains {low}: the posterior may be heavy-tailed "
-                "or poorly adapted"
-            )
-    if chains >= 2 and draws >= 4:
-        post = tree["posterior"]
-        columns = [
-            np.asarray(post[name].values, dtype=float).reshape(chains, draws, -1)
-            for name in post.data_vars
-            if post[name].size > 0
-        ]  # zero-length: nothing to judge
-        worst_rhat, worst_ess = 1.0, np.inf
-        if columns:
-            x = np.concatenate(columns, axis=2)
-            x = x[:, :, np.all(np.isfinite(x), axis=(0, 1)) & (np.ptp(x, axis=(0, 1)) > 0)]  # constants: skip
-            if x.shape[2]:
-                with np.errstate(all="ignore"):
-                    rhat, ess = rhat_and_ess(x)
-                    worst_rhat, worst_ess = float(np.nanmax(rhat)), float(np.nanmin(ess))
-        if worst_rhat > RHAT_MAX:
-            problems.append(f"R-hat up to {worst_rhat:.3f} (> {RHAT_MAX}): chains disagree; run longer")
-        if worst_ess < ESS_PER_CHAIN_MIN * chains:
-            problems.append(
-                f"bulk ESS as low as {worst_ess:.0f} (< {ESS_PER_CHAIN_MIN} per chain): run more draws"
-            )
-    return problems
+    if is_approximate(tree):
+        return [*out, not_meaningful(str(tree.attrs.get("sampler", "This sampler")))]
+    if chains < 2 or draws < 4:
+        return [*out, not_computed()]
+    conv = convergence if convergence is not None else convergence_of(tree)
+    out.append(rhat_check(conv.rhat, conv.labels))
+    out.append(ess_check(conv.ess_bulk, conv.labels, chains, "bulk"))
+    if conv.ess_tail is not None:
+        out.append(ess_check(conv.ess_tail, conv.labels, chains, "tail"))
+    return out
 
 
-# The warning points at the user's line, however deep inside the package it is raised.
-_PACKAGE = str(Path(__file__).resolve().parents[1])
+def diagnose(tree: xr.DataTree) -> list[str]:
+    """Plain-words problems of a result (the warning phrases of the failed checks); empty when all is well."""
+    return [d.warning for d in diagnostics(tree) if not d.ok and d.warning]
 
 
 def warn_on_problems(tree: xr.DataTree) -> None:

@@ -26,6 +26,7 @@ from pytensor_blackjax.run._programs import Programs, build_programs, float32_sc
 from pytensor_blackjax.run._progress import make_progress
 from pytensor_blackjax.run._settings import RunOutput, RunSettings
 from pytensor_blackjax.run._start import initial_points
+from pytensor_blackjax.run._until import Until, UntilCheck, warn_short
 from pytensor_blackjax.samplers import RunSize, Sampler
 
 __all__ = ["RunOutput", "RunSettings", "Sink", "run"]
@@ -70,9 +71,15 @@ def run(
     sink: Sink | None = None,
     resume: ResumePoint | None = None,
     log_likelihood: bool = False,
+    until: Until | None = None,
+    previous: dict[str, np.ndarray] | None = None,
 ) -> RunOutput:
     """Sample ``compiled`` with ``sampler``; ``resume`` continues from a stored state.
-    ``log_likelihood`` adds the pointwise log-likelihood of every draw (models that declare one)."""
+    ``log_likelihood`` adds the pointwise log-likelihood of every draw (models that declare one).
+
+    ``until``: stop at the first chunk boundary where its targets are met (``settings.draws`` is then
+    the most there may be); ``previous`` holds the posterior draws made before ``resume``, which its
+    checks include."""
     chunk = settings.chunk
     size = RunSize(draws=settings.draws * settings.thin, tune=settings.tune, chains=settings.chains)
     layout_cls = choose_layout(sampler.ensemble, settings.chains, settings.chain_method)
@@ -110,16 +117,36 @@ def run(
             if interrupt.hit and sink is None:
                 warmup_cut, interrupt.hit = True, False
                 last = min(chunk, settings.draws)
+            check = None if until is None or warmup_cut else UntilCheck(until, chunk, previous)
             if not interrupt.hit:
                 progress.start("sampling", settings.draws)
                 progress.advance(chunks.done)
-            while chunks.done < last and not interrupt.hit:
-                _sample_chunk(layout, programs, settings, data, chunks, sink, progress, log_likelihood)
+            # a resumed run may have committed its stopping chunk before it was killed
+            stop = check.stop_reason() if check is not None and check.done >= check.next else None
+            while chunks.done < last and not interrupt.hit and stop is None:
+                arrays = _sample_chunk(
+                    layout, programs, settings, data, chunks, sink, progress, log_likelihood
+                )
+                if check is not None:
+                    check.add(arrays["posterior"])
+                    stop = check.stop_reason()
+                    progress.note(check.progress_note())
+                    if stop is None and until.max_seconds is not None:
+                        stop = "max_seconds" if time.perf_counter() - t1 >= until.max_seconds else None
             timings["sampling"] = time.perf_counter() - t1
             interrupted = interrupt.hit or warmup_cut
     finally:
         progress.stop()
         layout.close()
+    extra = {}
+    if until is not None:
+        check = check or UntilCheck(until, chunk, chunks.joined().get("posterior"))
+        stop = "interrupted" if interrupted else stop or "max_draws"
+        final = check.final()
+        extra = {"stop_reason": stop, "until": final, "checks": check.checks}
+        extra["check_seconds"] = check.check_seconds
+        if stop in ("max_draws", "max_seconds"):
+            warn_short(stop, final, until, stacklevel=3)
     if interrupted:
         cut = " Warmup was cut short, so these draws may not be from the posterior." if warmup_cut else ""
         warnings.warn(
@@ -129,7 +156,7 @@ def run(
             stacklevel=3,
         )
     return RunOutput(chunks.joined(), chunks.done, interrupted, timings, layout.name, params=layout.params,
-                     warmup_divergences=warmup_divergences)  # fmt: skip
+                     warmup_divergences=warmup_divergences, extra=extra)  # fmt: skip
 
 
 def _warmup(layout: ChainLayout, sampler: Sampler, settings: RunSettings, positions: np.ndarray, progress,
@@ -159,7 +186,7 @@ def _warmup(layout: ChainLayout, sampler: Sampler, settings: RunSettings, positi
 
 
 def _sample_chunk(layout: ChainLayout, programs: Programs, settings: RunSettings, data: tuple,
-                  chunks: _Chunks, sink: Sink | None, progress, log_likelihood: bool) -> None:  # fmt: skip
+                  chunks: _Chunks, sink: Sink | None, progress, log_likelihood: bool) -> dict:  # fmt: skip
     """One chunk of draws: run it, hand it to the sink with the chains' state after it, keep it."""
     start, chunk = chunks.done, settings.chunk
     n_valid = min(chunk, settings.draws - start)
@@ -174,6 +201,7 @@ def _sample_chunk(layout: ChainLayout, programs: Programs, settings: RunSettings
         divergences=int(np.sum(arrays["sample_stats"].get("diverging", 0))),
         step_size=None if step is None else float(np.mean(step[..., 0])),
     )
+    return arrays
 
 
 def _with_precision(data: tuple, precision: str) -> tuple:
@@ -195,10 +223,11 @@ def _pad_rows(rows: np.ndarray, start: int, chunk: int) -> tuple[np.ndarray, int
 def _state_structure(compiled, sampler, size, settings, data) -> jax.tree_util.PyTreeDef:
     """The pytree structure of ``(state, params)`` after warmup, for rebuilding a stored state."""
     base = build_programs(compiled, sampler, size.only(sampler.size_fields), settings.chunk, settings.thin)
+    shape: tuple[int, ...] = (compiled.num_dims,)
     if sampler.ensemble:
         key, shape = root_key(settings.seed), (settings.chains, compiled.num_dims)
     else:
-        key, shape = split_chains(chain_keys(settings.seed, 1))[0], (compiled.num_dims,)
+        key = split_chains(chain_keys(settings.seed, 1))[0]
     float32 = settings.precision == "float32"
     with float32_scope() if float32 else contextlib.nullcontext():
         position = np.zeros(shape, np.float32 if float32 else np.float64)

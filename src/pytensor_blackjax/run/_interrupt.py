@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import Any
 
 __all__ = ["Interrupt"]
 
@@ -14,7 +15,7 @@ class Interrupt:
 
     def __init__(self) -> None:
         self.hit = False
-        self._previous = None
+        self._previous: Any = None
 
     def __enter__(self) -> Interrupt:
         if threading.current_thread() is threading.main_thread():
@@ -27,7 +28,6 @@ class Interrupt:
             raise KeyboardInterrupt
         self.hit = True
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
-        return False

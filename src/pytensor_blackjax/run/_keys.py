@@ -43,12 +43,12 @@ def _derive(seed: int, chains: int) -> tuple[np.ndarray, np.ndarray]:
 
 def root_key(seed: int) -> jax.Array:
     """The run's key."""
-    return jax.random.wrap_key_data(_derive(seed, 1)[0])
+    return jax.random.wrap_key_data(jnp.asarray(_derive(seed, 1)[0]))
 
 
 def chain_keys(seed: int, chains: int) -> jax.Array:
     """One key per chain, shape ``(chains,)``."""
-    return jax.random.wrap_key_data(_derive(seed, chains)[1])
+    return jax.random.wrap_key_data(jnp.asarray(_derive(seed, chains)[1]))
 
 
 def split_chains(keys: jax.Array) -> list[jax.Array]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 __all__ = ["HEARTBEAT_SECONDS", "Heartbeat", "NullProgress", "Progress", "make_progress"]
 
@@ -15,6 +16,8 @@ class NullProgress:
     def start(self, phase: str, total: int) -> None: ...
 
     def advance(self, n: int, *, divergences: int = 0, step_size: float | None = None) -> None: ...
+
+    def note(self, text: str) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -40,12 +43,13 @@ class Progress:
             TextColumn("{task.fields[rate]}"),
             TextColumn("div {task.fields[div]}"),
             TextColumn("step {task.fields[step]}"),
+            TextColumn("{task.fields[note]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             transient=False,
             refresh_per_second=4,
         )
-        self._task = None
+        self._task: Any = None
         self._t0 = 0.0
         self._done = 0
         self._div = 0
@@ -55,7 +59,7 @@ class Progress:
         self._t0, self._done, self._div = time.perf_counter(), 0, 0
         from rich.markup import escape
 
-        self._task = self._bar.add_task(escape(phase), total=total, rate="", div=0, step="")
+        self._task = self._bar.add_task(escape(phase), total=total, rate="", div=0, step="", note="")
 
     def advance(self, n: int, *, divergences: int = 0, step_size: float | None = None) -> None:
         self._done += n
@@ -69,6 +73,12 @@ class Progress:
             step="" if step_size is None else f"{step_size:.3g}",
         )
 
+    def note(self, text: str) -> None:
+        """A short line after the bar (e.g. an until-run's worst ESS and draws still needed)."""
+        from rich.markup import escape
+
+        self._bar.update(self._task, note=escape(text))
+
     def stop(self) -> None:
         self._bar.stop()
 
@@ -79,12 +89,15 @@ class Heartbeat:
 
     def __init__(self, chains: int, *, interval: float = HEARTBEAT_SECONDS, stream=None):
         self.chains, self.interval, self._stream = chains, interval, stream or sys.stdout
-        self._phase, self._total, self._done, self._div = "", 0, 0, 0
+        self._phase, self._total, self._done, self._div, self._note = "", 0, 0, 0, ""
         self._t0 = self._last = 0.0
+
+    def note(self, text: str) -> None:
+        self._note = text
 
     def start(self, phase: str, total: int) -> None:
         self.stop()  # the previous phase's last line
-        self._phase, self._total, self._done, self._div = phase, total, 0, 0
+        self._phase, self._total, self._done, self._div, self._note = phase, total, 0, 0, ""
         self._t0 = self._last = time.perf_counter()
 
     def advance(self, n: int, *, divergences: int = 0, step_size: float | None = None) -> None:
@@ -106,7 +119,8 @@ class Heartbeat:
         share = 100 * self._done / max(self._total, 1)
         print(
             f"{self._phase}: {self._done}/{self._total} draws per chain ({share:.0f}%), "
-            f"{rate:,.0f} draws/s, {self._div} divergences, {elapsed:.0f} s",
+            f"{rate:,.0f} draws/s, {self._div} divergences, {elapsed:.0f} s"
+            + (f"; {self._note}" if self._note else ""),
             file=self._stream,
             flush=True,
         )

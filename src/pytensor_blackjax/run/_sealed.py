@@ -121,14 +121,17 @@ def _read_key(path: Path) -> bytes | None:
                 return None
             continue
         except OSError as e:  # e.g. a symlink
-            return _refuse_key(path, f"cannot be opened safely ({e.strerror})")
+            _refuse_key(path, f"cannot be opened safely ({e.strerror})")
+            return None
         with os.fdopen(fd, "rb") as f:
             problem = _problem(os.fstat(f.fileno()), kind=stat.S_IFREG, forbidden=_OTHERS_ANY)
             if problem is not None:
-                return _refuse_key(path, problem)
+                _refuse_key(path, problem)
+                return None
             key = f.read(_KEY_BYTES + 1)
         if len(key) != _KEY_BYTES:
-            return _refuse_key(path, f"holds {len(key)} bytes instead of {_KEY_BYTES}")
+            _refuse_key(path, f"holds {len(key)} bytes instead of {_KEY_BYTES}")
+            return None
         return key
     return None
 
@@ -158,7 +161,6 @@ def _refuse_key(path: Path, problem: str) -> None:
         f"the program store's key {path} {problem}; running without the store (programs are compiled, "
         f"not loaded). Delete it (`rm {path}`): a new key is made and the store refills.",
     )
-    return None
 
 
 def _tag(vault: Vault, name: str, payload: bytes | memoryview) -> bytes:
@@ -176,17 +178,20 @@ def read_entry(vault: Vault, path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as e:
-        return _refuse_entry(path, f"cannot be opened safely ({e.strerror})")
+        _refuse_entry(path, f"cannot be opened safely ({e.strerror})")
+        return None
     with os.fdopen(fd, "rb") as f:
         problem = _problem(os.fstat(f.fileno()), kind=stat.S_IFREG, forbidden=_OTHERS_WRITE)
         if problem is not None:
-            return _refuse_entry(path, problem)
+            _refuse_entry(path, problem)
+            return None
         data = f.read()
     head = len(_MAGIC) + _TAG_BYTES
     if data[: len(_MAGIC)] != _MAGIC or not hmac.compare_digest(
         data[len(_MAGIC) : head], _tag(vault, path.name, memoryview(data)[head:])
     ):
-        return _refuse_entry(path, f"does not carry a valid HMAC under the key {vault.folder / KEY_NAME}")
+        _refuse_entry(path, f"does not carry a valid HMAC under the key {vault.folder / KEY_NAME}")
+        return None
     return data[head:]
 
 
@@ -198,7 +203,6 @@ def _refuse_entry(path: Path, problem: str) -> None:
     )
     with contextlib.suppress(OSError):
         path.unlink()
-    return None
 
 
 def write_entry(vault: Vault, path: Path, payload: bytes) -> bool:

@@ -132,7 +132,7 @@ class StoredProgram:
             return None
         h = hashlib.sha256(code_digest() + machine_digest() + config_digest())
         h.update(repr((self._identity, sig)).encode())
-        if self._model is not None:
+        if self._model is not None and self._data_arg is not None:
             h.update(self._model(args[self._data_arg]))
         return h.hexdigest()
 

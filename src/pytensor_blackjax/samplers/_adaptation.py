@@ -124,7 +124,7 @@ class DualAveraging(NamedTuple):
 
     log_step_size: jax.Array  # the step size to use next
     log_step_size_avg: jax.Array  # the averaged iterate: the step size to keep at the end
-    count: jax.Array  # updates so far
+    count: jax.Array  # type: ignore[assignment]  # updates so far (shadows tuple.count)
     error_avg: jax.Array  # running mean of (target - acceptance)
     mu: jax.Array  # the point the iterates shrink towards, log(10 * initial step size)
 
@@ -155,7 +155,7 @@ class Welford(NamedTuple):
 
     mean: jax.Array
     m2: jax.Array
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count
 
 
 def welford_init(num_dims: int, dense: bool, dtype) -> Welford:

@@ -96,7 +96,8 @@ class LowRankBuffer(NamedTuple):
 
     draws: jax.Array
     grads: jax.Array
-    count: jax.Array  # draws pushed since the window started (may exceed capacity)
+    # draws pushed since the window started (may exceed capacity); shadows tuple.count
+    count: jax.Array  # type: ignore[assignment]
 
 
 def low_rank_buffer_init(capacity: int, num_dims: int, dtype) -> LowRankBuffer:

@@ -163,7 +163,7 @@ class MCLMC(TunedMCLMC):
         return {"desired_energy_var": self.desired_energy_var}
 
     @property
-    def tuner_share(self) -> float:
+    def tuner_share(self) -> float:  # type: ignore[override]  # a property here, a constant elsewhere
         # Blackjax's default phases take 0.1, 0.1 (+1/3 of it with preconditioning) and 0.1 of num_steps
         return 0.1 + 0.1 * (4 / 3 if self.diagonal_preconditioning else 1) + 0.1
 

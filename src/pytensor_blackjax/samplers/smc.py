@@ -80,6 +80,7 @@ class SMC:
     approximate = False
     size_fields = ("draws", "chains")  # it keeps chains * draws particles
     init_radius = DEFAULT_RADIUS  # not used: the particles start from the reference
+    markov_chain = False  # its draws are particles, not a chain: until= and extend refuse it
 
     def __post_init__(self):
         check_probability("SMC", "target_ess", self.target_ess)

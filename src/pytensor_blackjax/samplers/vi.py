@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -123,7 +123,7 @@ class Pathfinder:
 class _Optimised(NamedTuple):
     fit: Any  # Blackjax MFVIState / FRVIState
     mean_fit: Any  # running average of (mu, scale parameters) over the second half of warmup
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count
 
 
 def _gaussian_vi(module, learning_rate: float, num_elbo_draws: int, logdensity_fn, chains):
@@ -175,6 +175,7 @@ class _GaussianVI:
             init_radius) in unconstrained space.
     """
 
+    name: ClassVar[str]
     learning_rate: float = 0.02
     num_elbo_draws: int = 10
     init_radius: float = DEFAULT_RADIUS

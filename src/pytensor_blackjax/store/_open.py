@@ -34,19 +34,25 @@ from pytensor_blackjax.store._model_io import dump_model, fingerprint
 from pytensor_blackjax.store._side import read_resume_point, read_run, run_document, upgrade_legacy, write_run
 from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink, writer_record
 
-__all__ = ["StoreError", "StoredRun", "open_new", "open_stored"]
+__all__ = ["StoreError", "StoredRun", "open_new", "open_stored", "reopen_for_more"]
 
 STATS_BYTES_PER_DRAW = 16 * 8  # a generous bound on one draw's sample stats
 
 
-def _estimate_bytes(compiled: CompiledModel, settings, log_likelihood: bool) -> int:
+def _estimate_bytes(compiled: CompiledModel, settings, log_likelihood: bool, draws: int) -> int:
     per_draw = STATS_BYTES_PER_DRAW
     for name, shape in compiled.output_shapes.items():
         itemsize = np.dtype(compiled.output_dtypes.get(name, "f8")).itemsize
         per_draw += int(np.prod(shape, dtype=np.int64)) * itemsize
     if log_likelihood:
         per_draw += 8 * sum(int(np.prod(s, dtype=np.int64)) for s in compiled.loglik_shapes.values())
-    return per_draw * settings.chains * settings.draws
+    return per_draw * settings.chains * draws
+
+
+def _first_allocation(settings, until) -> int:
+    """Draws the store is made for at first: all of a fixed-length run's, ten chunks of an until-run's
+    (whose arrays grow; its cap is not a size)."""
+    return settings.draws if until is None else min(settings.draws, 10 * settings.chunk)
 
 
 def open_new(
@@ -57,8 +63,12 @@ def open_new(
     new_data: dict,
     *,
     log_likelihood: bool = False,
+    until: Any = None,
 ) -> StoreSink:
     """Create the store, write the model and settings, and return the sink for the driver.
+
+    ``until``: an until-run's targets (an object with ``to_json``), kept in ``run.json`` so that
+    ``resume`` keeps checking them.
 
     Raises:
         FileExistsError: something is already at ``store``.
@@ -71,7 +81,8 @@ def open_new(
             f"pbj.resume({str(path)!r}), or delete it / pass a new path to start again."
         )
     check_writable(path)
-    check_free_space(path, _estimate_bytes(compiled, settings, log_likelihood))
+    first = _first_allocation(settings, until)
+    check_free_space(path, _estimate_bytes(compiled, settings, log_likelihood, first))
     model = compiled.model
     model_attrs: dict[str, Any] = {}
     try:
@@ -80,7 +91,8 @@ def open_new(
         model_attrs = {"model_copy": "stored", "model_copy_sha256": hashlib.sha256(blob).hexdigest()}
     except (pickle.PicklingError, TypeError, AttributeError) as e:
         model_attrs = {"model_copy": f"not stored ({type(e).__name__}: {e}); pass model= to pbj.resume"}
-    write_run(path, run_document(sampler, settings, log_likelihood), new_data)
+    until_json = None if until is None else until.to_json()
+    write_run(path, run_document(sampler, settings, log_likelihood, until_json), new_data)
     root = open_root(path, mode="a")
     data_now = {**compiled.default_data, **new_data}
     for kind, group in (("observed", "observed_data"), ("constant", "constant_data")):
@@ -108,7 +120,7 @@ def open_new(
     )
     consolidate(path)
     groups = DRAW_GROUPS if log_likelihood else DRAW_GROUPS[:2]
-    return StoreSink(path, model=model, settings=settings, groups=groups)
+    return StoreSink(path, model=model, settings=settings, groups=groups, grow=until is not None)
 
 
 @dataclass
@@ -128,10 +140,14 @@ class StoredRun:
     resume_point: ResumePoint | None
     complete: bool = False  # every draw is in: nothing to sample, only to read back
     chain_method_used: str = ""
+    until: dict | None = None  # an until-run's targets (`Until` fields), None for a fixed length
+    num_draws: int = 0  # draws per chain committed
 
     def sink(self) -> StoreSink:
         groups = DRAW_GROUPS if self.log_likelihood else DRAW_GROUPS[:2]
-        return StoreSink(self.path, model=self.compiled.model, settings=self.settings, groups=groups)
+        # an until-run's arrays start small (an extended run's exist; both grow when a chunk needs it)
+        model, grow = self.compiled.model, self.until is not None
+        return StoreSink(self.path, model=model, settings=self.settings, groups=groups, grow=grow)
 
     def read_draws(self, num_draws: int) -> dict[str, dict[str, np.ndarray]]:
         """Every committed draw, ``(chain, draw, ...)`` by group."""
@@ -267,6 +283,8 @@ def open_stored(
     # a settings field added since the store was written takes its default, which must mean "as before"
     settings = rebuild(settings_type, document.get("settings", {}), path, "run settings", allow_defaults=True)
     log_likelihood = bool(document.get("log_likelihood", False))
+    until = document.get("until")
+    num_draws = int(attrs.get("num_draws_completed", 0))
     compiled = _model_for(path, attrs, model)
     if resume_point is None:
         # e.g. killed after the last commit but before sample() returned: the draws are all there
@@ -280,10 +298,57 @@ def open_stored(
             None,
             complete=True,
             chain_method_used=str(attrs.get("chain_method_used", "")),
+            until=until,
+            num_draws=num_draws,
         )
     check_writable(path)
     if legacy:
         upgrade_legacy(path, document, new_data, resume_point)
     _truncate(path, resume_point.num_draws, settings.chunk)
     RootRecord(path).update(writer_record())  # this process continues the run (for watchers)
-    return StoredRun(path, compiled, sampler, settings, new_data, log_likelihood, resume_point)
+    return StoredRun(
+        path,
+        compiled,
+        sampler,
+        settings,
+        new_data,
+        log_likelihood,
+        resume_point,
+        until=until,
+        num_draws=num_draws,
+    )
+
+
+def reopen_for_more(store: str | Path, *, settings_type: type, more, until: dict | None) -> None:
+    """Turn a complete store into one that `open_stored` continues: new settings (``more(settings,
+    draws done)``) and targets in ``run.json``, then - last, so that a crash in between leaves the
+    complete store as it was - status "sampling" in the root record.
+
+    Raises:
+        FileNotFoundError: nothing at ``store``.
+        StoreError: a store of format 1, or one that is corrupt.
+        ValueError: the store is not complete (continue it with ``pbj.resume`` first).
+    """
+    path = Path(store).expanduser()
+    attrs = _root_attrs(path)
+    if attrs["pbj_store_format"] == LEGACY_FORMAT:
+        raise StoreError(
+            f"store {str(path)!r} was written by an older release (format 1) and cannot be "
+            f"extended; read it with pbj.resume({str(path)!r}) and sample a new run."
+        )
+    if attrs.get("status") != "complete":
+        raise ValueError(
+            f"store {str(path)!r} is not complete (status {attrs.get('status')!r}): finish it "
+            f"with pbj.resume({str(path)!r}) first, then extend it."
+        )
+    if not attrs.get("state_file"):
+        raise corrupt(path, "it is complete but records no chain state to continue from")
+    check_writable(path)
+    document, new_data = read_run(path)
+    settings = rebuild(settings_type, document.get("settings", {}), path, "run settings", allow_defaults=True)
+    longer = more(settings, int(attrs["num_draws_completed"]))
+    document = {**document, "settings": config_fields(longer, "settings"), "until": until}
+    document.pop("format_version", None)
+    document.pop("new_data", None)
+    write_run(path, document, new_data)
+    RootRecord(path).update({"status": "sampling", "extended": True, **writer_record()})

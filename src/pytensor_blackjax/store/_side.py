@@ -50,9 +50,10 @@ def state_file(num_draws: int) -> str:
     return f"state-{num_draws:09d}.npz"
 
 
-def run_document(sampler: Any, settings: Any, log_likelihood: bool) -> dict:
+def run_document(sampler: Any, settings: Any, log_likelihood: bool, until: dict | None = None) -> dict:
     """What ``_pbj/run.json`` holds (`write_run` adds the format version and
-    the names of the data overrides)."""
+    the names of the data overrides). ``until``: the fields of an until-run's targets (None for a
+    fixed-length run; stores written before the field existed read as None)."""
     try:
         sampler_json: Any = sampler_to_json(sampler)
     except TypeError as e:  # a custom sampler: the run goes ahead, resuming it will say why it cannot
@@ -61,6 +62,7 @@ def run_document(sampler: Any, settings: Any, log_likelihood: bool) -> dict:
         "settings": config_fields(settings, "settings"),
         "sampler": sampler_json,
         "log_likelihood": bool(log_likelihood),
+        "until": until,
     }
 
 

@@ -1,5 +1,11 @@
-"""The store as the driver's sink: every chunk's draws land in preallocated Zarr arrays, then the chain
-state, then - last - the commit record in the root ``zarr.json``.
+"""The store as the driver's sink: every chunk's draws land in Zarr arrays, then the chain state, then -
+last - the commit record in the root ``zarr.json``.
+
+A fixed-length run's arrays are made for all its draws at once. Those of a run whose length is not
+known beforehand (``until=``, or one ``extend`` continues) grow when a chunk would not fit, doubling
+up to the run's cap, and are cut to the committed draws when the run completes. A crash between a
+growth and the next commit leaves arrays longer than the commit, which is what a crash mid-chunk
+leaves anyway: draws past ``num_draws_completed`` are not part of the run.
 
 Commit protocol (each file write is atomic: a temporary file renamed into place):
 
@@ -60,8 +66,9 @@ def _fill_value(dtype: np.dtype) -> Any:
 class StoreSink:
     """Writes a run to ``path`` chunk by chunk; see the module docstring for the commit protocol."""
 
-    def __init__(self, path: Path, *, model, settings, groups: tuple[str, ...]):
+    def __init__(self, path: Path, *, model, settings, groups: tuple[str, ...], grow: bool = False):
         self.path = path
+        self.grow = grow  # the run's length is open: allocate a little and grow
         self.model = model
         self.settings = settings
         self.groups = groups
@@ -100,6 +107,7 @@ class StoreSink:
         try:
             if self._arrays is None:
                 self._arrays = self._open_or_create(arrays)
+            self._fit(start + n_valid)
             for group, values in self._arrays.items():
                 for name, array in values.items():
                     array[:, start : start + n_valid] = arrays[group][name]
@@ -113,13 +121,66 @@ class StoreSink:
             "sampling_time": json_safe(output.timings.get("sampling")),
             "warmup_time": json_safe(output.timings.get("warmup")),
         }
-        complete = output.num_draws >= self.settings.draws
+        # an until-run that stopped on its targets or a cap is complete too
+        complete = output.num_draws >= self.settings.draws or (
+            output.extra.get("stop_reason") not in (None, "interrupted")
+        )
         if complete:
             attrs["status"] = "complete"
+            self._cut(output.num_draws)
         self._update_root(attrs)
         if not complete:  # stopped early (Ctrl-C) in a process that may live on: not running any more
             note = {"phase": "stopped", "time": time.time(), **writer_record()}
             self._write_side(PROGRESS_FILE, json.dumps(note).encode())
+
+    # -- growing ------------------------------------------------------------------------------
+    def _length(self) -> int:
+        first = next(a for values in self._arrays.values() for a in values.values())
+        return first.shape[1]
+
+    def _fit(self, needed: int) -> None:
+        """Grow every draw array (doubling, up to the run's cap) so that ``needed`` draws fit."""
+        length = self._length()
+        if needed <= length:
+            return
+        chunk = self.settings.chunk
+        new = min(self.settings.draws, max(needed, 2 * length))
+        self._resize(-(-new // chunk) * chunk if new < self.settings.draws else new)
+
+    def _cut(self, num_draws: int) -> None:
+        """Arrays of exactly the committed draws (an open-length run allocated more)."""
+        if self._arrays is None:
+            try:
+                self._arrays = self._open_existing()
+            except (FileNotFoundError, KeyError):
+                return
+        if self._arrays and self._length() != num_draws:
+            self._resize(num_draws)
+
+    def _resize(self, length: int) -> None:
+        for group, values in self._arrays.items():
+            for array in values.values():
+                array.resize((array.shape[0], length, *array.shape[2:]))
+            draw = zarr.open_array(str(self.path), path=f"{group}/draw", mode="r+")
+            old = draw.shape[0]
+            draw.resize((length,))
+            if length > old:
+                draw[old:] = np.arange(old, length, dtype=draw.dtype)
+        consolidate(self.path)
+        self.record.reload()
+
+    def _open_existing(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for group in self.groups:
+            if not (self.path / group / "zarr.json").exists():
+                continue
+            zgroup = zarr.open_group(str(self.path), path=group, mode="r+", use_consolidated=False)
+            out[group] = {
+                name: zgroup[name]
+                for name in zgroup.array_keys()
+                if tuple(zgroup[name].metadata.dimension_names or ())[:2] == ("chain", "draw")
+            }
+        return out
 
     # -- helpers -----------------------------------------------------------------------------
     def _failure(self, what: str, error: OSError) -> str:
@@ -167,6 +228,8 @@ class StoreSink:
                 for g in wanted
             }
         s = self.settings
+        # an open-length run starts with ten chunks (or its cap) and grows
+        length = min(s.draws, 10 * s.chunk) if self.grow else s.draws
         template = make_datatree(
             {g: first[g] for g in self.groups if first.get(g)}, dims=self.model.dims, coords=self.model.coords
         )
@@ -175,14 +238,14 @@ class StoreSink:
             if group not in template.children:
                 continue
             ds = template[group].to_dataset()
-            coords = {c: (ds[c].dims, np.arange(s.draws) if c == "draw" else ds[c].values) for c in ds.coords}
+            coords = {c: (ds[c].dims, np.arange(length) if c == "draw" else ds[c].values) for c in ds.coords}
             xr.Dataset(coords=coords, attrs=ds.attrs).to_zarr(
                 str(self.path), group=group, mode="w", zarr_format=3, consolidated=False
             )
             zgroup = zarr.open_group(str(self.path), path=group, mode="r+", use_consolidated=False)
             out[group] = {}
             for name, var in ds.data_vars.items():
-                shape = (s.chains, s.draws, *var.shape[2:])
+                shape = (s.chains, length, *var.shape[2:])
                 out[group][name] = zgroup.create_array(
                     name,
                     shape=shape,

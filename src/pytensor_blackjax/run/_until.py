@@ -1,0 +1,387 @@
+"""Sampling until the answer is precise enough: the `Until` targets, the diagnostics checked at chunk
+boundaries, and the (deterministic) rule that says when to check and when to stop.
+
+The stopping rule depends only on the draws, never on timing (except the ``max_seconds`` cap), so a
+run killed and resumed stops at the same draw as one that was never interrupted, and a run extended
+with ``until=`` stops where one run with those targets from the start would have stopped.
+
+When to check (`next_check`): the first check comes after ``max(chunk, FIRST_CHECK)`` draws; after a
+check at ``n`` draws that did not meet the targets, the next one comes at the first chunk boundary
+at or after ``n * growth``, where ``growth`` is the ESS shortfall (target / worst ESS, since ESS grows
+in proportion to the draws) clipped to ``[1 + MIN_GROWTH, MAX_GROWTH]``. So a check is never more
+than ``MIN_GROWTH`` (10%) of the draws late, the number of checks grows only like ``log(draws)``, and
+their cost, which is proportional to the draws checked, stays a bounded fraction of the sampling.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+__all__ = [
+    "FIRST_CHECK",
+    "NESTED_RHAT_CHAINS",
+    "STOP_REASONS",
+    "Diagnosis",
+    "Until",
+    "UntilCheck",
+    "check_until",
+    "until_attrs",
+    "warn_short",
+    "diagnose",
+    "next_check",
+]
+
+FIRST_CHECK = 50  # draws per chain before the first check: ESS below that is noise
+MIN_GROWTH, MAX_GROWTH = 0.1, 2.0
+NESTED_RHAT_CHAINS = 32  # from this many chains, R-hat is nested R-hat (Margossian et al. 2024)
+SUPERCHAINS = 4
+FOCUS = 8  # checks between full ones look at this many scalars, those furthest from their targets
+TAIL_PROB = 0.05  # tail ESS: the worse of the 5% and 95% quantiles, as ArviZ
+STOP_REASONS = ("targets_met", "max_draws", "max_seconds", "interrupted")
+
+
+def _positive(name: str, value, *, integer: bool = False, allow_none: bool = True):
+    if value is None and allow_none:
+        return None
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or value <= 0:
+        example = {"ess_bulk": 400, "ess_tail": 400, "max_draws": 100_000, "max_seconds": 600}[name]
+        what = "a positive integer" if integer else "a positive number"
+        raise ValueError(
+            f"Until({name}={value!r}) is not valid: {name} must be {what} or None, e.g. {name}={example}."
+        )
+    return int(value) if integer else float(value)
+
+
+@dataclass(frozen=True)
+class Until:
+    """Sample until every scalar is estimated as precisely as asked, or a cap is reached.
+
+    Args:
+        ess_bulk: bulk effective sample size every scalar must reach (rank-normalized, as ArviZ).
+        ess_tail: tail effective sample size (5% and 95% quantiles) every scalar must reach.
+        rhat: every scalar's R-hat must be at most this (> 1, e.g. 1.01): rank-normalized split
+            R-hat, or nested R-hat with 32 chains or more (chains grouped into 4 superchains in order).
+        max_draws: draws per chain at most (counting draws made before, when extending a run).
+        max_seconds: sampling time at most (this call's); stopping on it is the only stop that depends
+            on timing, so it is not reproducible.
+        var_names: the posterior variables to check (default: all, deterministics included).
+
+    Raises:
+        ValueError: a target that is not positive, ``rhat <= 1``, a bad cap, or no target and no
+            ``max_seconds``.
+
+    Example:
+        >>> import pytensor_blackjax as pbj
+        >>> until = pbj.Until(ess_bulk=400, ess_tail=400, rhat=1.01)
+    """
+
+    ess_bulk: float | None = None
+    ess_tail: float | None = None
+    rhat: float | None = None
+    max_draws: int = 100_000
+    max_seconds: float | None = None
+    var_names: tuple[str, ...] | None = field(default=None)
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "ess_bulk", _positive("ess_bulk", self.ess_bulk))
+        set_(self, "ess_tail", _positive("ess_tail", self.ess_tail))
+        set_(self, "max_draws", _positive("max_draws", self.max_draws, integer=True, allow_none=False))
+        set_(self, "max_seconds", _positive("max_seconds", self.max_seconds))
+        if self.rhat is not None:
+            if isinstance(self.rhat, bool) or not isinstance(self.rhat, numbers.Real) or not self.rhat > 1:
+                raise ValueError(
+                    f"Until(rhat={self.rhat!r}) is not valid: R-hat is at least 1 even for a "
+                    "perfect sample, so the target must be above 1, e.g. rhat=1.01."
+                )
+            set_(self, "rhat", float(self.rhat))
+        if self.var_names is not None:
+            names = (self.var_names,) if isinstance(self.var_names, str) else tuple(self.var_names)
+            if not names or not all(isinstance(n, str) for n in names):
+                raise ValueError(
+                    f"Until(var_names={self.var_names!r}) is not valid: give variable names, e.g. "
+                    "var_names=('mu', 'sigma'), or None for every variable."
+                )
+            set_(self, "var_names", names)
+        if not self.targets and self.max_seconds is None:
+            raise ValueError(
+                "Until() has no target: give ess_bulk=, ess_tail= or rhat= (e.g. "
+                "Until(ess_bulk=400)), or max_seconds= to sample for a set time; for a fixed "
+                "number of draws use draws= instead of until=."
+            )
+
+    @property
+    def targets(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in ("ess_bulk", "ess_tail", "rhat") if getattr(self, k) is not None}
+
+    def to_json(self) -> dict:
+        return {
+            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)
+        }
+
+
+def check_until(until, *, sampler, chunk: int, chains: int, names) -> Until:
+    """``until`` checked against the run: a Markov-chain sampler, a cap of at least one chunk, known
+    variable names.
+
+    Raises:
+        TypeError: ``until`` is not an `Until`.
+        ValueError: an approximation (or SMC, whose draws are not a chain), a cap below one chunk, or a
+            variable the model does not have.
+    """
+    if not isinstance(until, Until):
+        raise TypeError(f"until={until!r} is not valid: give pbj.Until(ess_bulk=..., ...).")
+    if getattr(sampler, "approximate", False) or not getattr(sampler, "markov_chain", True):
+        raise ValueError(
+            f"until= and extend need a sampler whose draws form Markov chains, whose precision grows with "
+            f"more draws; sampler={sampler.name!r} is {'an approximation' if sampler.approximate else 'not'}."
+            " Use sampler='nuts' (or another MCMC sampler), or draws= for a fixed number of draws."
+        )
+    if until.max_draws < chunk:
+        raise ValueError(
+            f"Until(max_draws={until.max_draws}) is smaller than one chunk ({chunk} draws): checks happen "
+            f"at chunk boundaries; raise max_draws or lower chunk_size (e.g. chunk_size={until.max_draws})."
+        )
+    if until.rhat is not None and chains < 2:
+        raise ValueError(
+            f"Until(rhat={until.rhat}) needs chains >= 2 (R-hat compares chains); chains={chains}: "
+            "sample more chains or drop the rhat target."
+        )
+    if until.var_names is not None:
+        unknown = [n for n in until.var_names if n not in names]
+        if unknown:
+            raise ValueError(
+                f"Until(var_names=...) names {unknown}, which the model does not have; its "
+                f"variables are {sorted(names)}."
+            )
+    return until
+
+
+# -- diagnostics ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Diagnosis:
+    """The worst scalar of each diagnostic at one check (NaN: not computed)."""
+
+    draws: int
+    ess_bulk: float = math.nan
+    ess_tail: float = math.nan
+    rhat: float = math.nan
+    worst: str = ""  # the scalar furthest from its target, e.g. "x[3]"
+    shortfall: float = math.inf  # target ESS / worst ESS (the factor more draws needed), >= 0
+    met: bool = False
+    rhat_kind: str = "rank"
+    furthest: tuple[int, ...] = ()  # the scalars furthest from their targets, worst first (indices)
+    complete: bool = True  # every scalar was checked (not only the furthest of an earlier check)
+
+    def attrs(self) -> dict:
+        return {
+            "until_ess_bulk": self.ess_bulk,
+            "until_ess_tail": self.ess_tail,
+            "until_rhat": self.rhat,
+            "until_rhat_kind": self.rhat_kind,
+            "until_worst_variable": self.worst,
+        }
+
+
+def _scalars(posterior: dict[str, np.ndarray], var_names) -> tuple[np.ndarray, list[str]]:
+    """Every scalar as ``(scalar, chain, draw)`` and its label."""
+    parts, labels = [], []
+    for name in var_names or posterior:
+        value = np.asarray(posterior[name])
+        chains, draws = value.shape[:2]
+        flat = value.reshape(chains, draws, -1)
+        parts.append(np.moveaxis(flat, -1, 0))
+        shape = value.shape[2:]
+        labels += [name] if not shape else [f"{name}[{','.join(map(str, i))}]" for i in np.ndindex(*shape)]
+    return np.concatenate(parts, axis=0).astype(np.float64, copy=False), labels
+
+
+def superchain_ids(chains: int) -> np.ndarray:
+    """Chains grouped in order into `SUPERCHAINS` superchains of equal size (the rest dropped)."""
+    per = chains // SUPERCHAINS
+    return np.repeat(np.arange(SUPERCHAINS), per)
+
+
+def diagnose(
+    posterior: dict[str, np.ndarray], until: Until, *, everything: bool = False, only: tuple[int, ...] = ()
+) -> Diagnosis:
+    """The worst bulk/tail ESS and R-hat over the scalars of ``posterior`` (``(chain, draw, ...)``);
+    only the targeted diagnostics unless ``everything``, only the scalars ``only`` (indices) if given."""
+    from arviz_stats.base import array_stats
+
+    x, labels = _scalars(posterior, until.var_names)
+    index = np.asarray(only if only else range(len(labels)), dtype=int)
+    x, labels = x[index], [labels[i] for i in index]
+    chains, draws = x.shape[1:]
+    targets = until.targets
+    out: dict = {"draws": draws}
+    ratios = np.zeros(len(labels))  # how far each scalar is from its targets, > 1: not met
+    shortfall = np.zeros(len(labels))
+    if "ess_bulk" in targets or everything:
+        ess = np.asarray(array_stats.ess(x, method="bulk"), dtype=float)
+        out["ess_bulk"] = float(np.nanmin(ess)) if ess.size else math.nan
+        if "ess_bulk" in targets:
+            r = np.where(np.isfinite(ess), targets["ess_bulk"] / np.maximum(ess, 1e-12), np.inf)
+            ratios, shortfall = np.maximum(ratios, r), np.maximum(shortfall, r)
+    if "ess_tail" in targets or everything:
+        ess = np.asarray(array_stats.ess(x, method="tail", prob=TAIL_PROB), dtype=float)
+        out["ess_tail"] = float(np.nanmin(ess)) if ess.size else math.nan
+        if "ess_tail" in targets:
+            r = np.where(np.isfinite(ess), targets["ess_tail"] / np.maximum(ess, 1e-12), np.inf)
+            ratios, shortfall = np.maximum(ratios, r), np.maximum(shortfall, r)
+    if ("rhat" in targets or everything) and chains >= 2:
+        if chains >= NESTED_RHAT_CHAINS:
+            ids = superchain_ids(chains)
+            rhat = np.asarray(array_stats.rhat_nested(x[:, : len(ids)], superchain_ids=ids), dtype=float)
+            out["rhat_kind"] = "nested"
+        else:
+            rhat = np.asarray(array_stats.rhat(x), dtype=float)
+        out["rhat"] = float(np.nanmax(rhat)) if rhat.size else math.nan
+        if "rhat" in targets:
+            # (R-hat - 1) shrinks roughly like 1/draws once chains mix
+            r = np.where(np.isfinite(rhat), (rhat - 1) / (targets["rhat"] - 1), np.inf)
+            ratios = np.maximum(ratios, r)
+    worst = int(np.argmax(ratios)) if labels else 0
+    met = bool(labels) and bool(np.all(ratios <= 1.0))
+    order = np.argsort(-ratios, kind="stable")[:FOCUS]
+    return Diagnosis(
+        **out,
+        furthest=tuple(int(index[i]) for i in order),
+        complete=not only,
+        worst=labels[worst] if labels else "",
+        shortfall=float(np.max(shortfall)) if labels else math.inf,
+        met=met,
+    )
+
+
+def next_check(done: int, chunk: int, diagnosis: Diagnosis | None, max_draws: int) -> int:
+    """The draw count of the next check (a chunk boundary, at most ``max_draws``); see the module
+    docstring."""
+
+    def boundary(n: float) -> int:
+        return min(max_draws, int(math.ceil(n / chunk)) * chunk)
+
+    if diagnosis is None:
+        return boundary(max(chunk, FIRST_CHECK))
+    growth = diagnosis.shortfall if math.isfinite(diagnosis.shortfall) else MAX_GROWTH
+    growth = min(MAX_GROWTH, max(1.0 + MIN_GROWTH, growth))
+    return max(boundary(done * growth), min(max_draws, done + chunk))
+
+
+class UntilCheck:
+    """The driver's view of an `Until` run: the draws so far (including those made before a resume or
+    extension), the next check, and the stop reason once there is one."""
+
+    def __init__(self, until: Until, chunk: int, previous: dict[str, np.ndarray] | None):
+        import arviz_stats.base  # noqa: F401 - loaded now, not inside the first (timed) check
+
+        self.until, self.chunk = until, chunk
+        self.parts: dict[str, list[np.ndarray]] = {}
+        self.done = 0
+        self.last: Diagnosis | None = None
+        self.check_seconds = 0.0
+        self.checks = 0
+        if previous:
+            self.add(previous)
+        self.next = next_check(0, chunk, None, until.max_draws)
+        # replay the schedule over the draws made before: the checks depend only on the draws
+        while self.next < self.done and not self._check_at(self.next).met:
+            pass
+
+    def add(self, posterior: dict[str, np.ndarray]) -> None:
+        names = self.until.var_names or list(posterior)
+        for name in names:
+            self.parts.setdefault(name, []).append(posterior[name])
+        self.done += next(iter(posterior.values())).shape[1] if posterior else 0
+
+    def _draws(self, upto: int) -> dict[str, np.ndarray]:
+        return {k: np.concatenate(v, axis=1)[:, :upto] for k, v in self.parts.items()}
+
+    def _check_at(self, n: int) -> Diagnosis:
+        import time
+
+        t0 = time.perf_counter()
+        draws = self._draws(n)
+        focus = () if self.last is None else self.last.furthest
+        self.last = diagnose(draws, self.until, only=focus) if focus else None
+        if self.last is None or self.last.met:  # the focus meets its targets: check every scalar
+            self.last = diagnose(draws, self.until)
+        self.check_seconds += time.perf_counter() - t0
+        self.checks += 1
+        self.next = next_check(n, self.chunk, self.last, self.until.max_draws) if not self.last.met else n
+        return self.last
+
+    def stop_reason(self) -> str | None:
+        """After a chunk: "targets_met" or "max_draws" when the run should stop here, else None."""
+        if self.done >= self.next or self.done >= self.until.max_draws:
+            if self._check_at(self.done).met:
+                return "targets_met"
+        if self.done >= self.until.max_draws:
+            return "max_draws"
+        return None
+
+    def remaining(self) -> int | None:
+        """Draws per chain still needed by the last check's extrapolation (None before one)."""
+        if self.last is None or not math.isfinite(self.last.shortfall):
+            return None
+        return max(0, int(math.ceil(self.last.draws * self.last.shortfall)) - self.done)
+
+    def final(self) -> Diagnosis:
+        """Every diagnostic at the stopping point (for the result's attributes)."""
+        if self.done < 4:  # too few draws for any diagnostic
+            return Diagnosis(draws=self.done)
+        return diagnose(self._draws(self.done), self.until, everything=True)
+
+    def progress_note(self) -> str:
+        """The worst diagnostics of the last check and the draws still needed, for the progress bar."""
+        d = self.last
+        if d is None:
+            return f"first check at {self.next}"
+        parts = [
+            f"{k} {v:.0f}" if k != "R-hat" else f"{k} {v:.3f}"
+            for k, v in (("ESS bulk", d.ess_bulk), ("tail", d.ess_tail), ("R-hat", d.rhat))
+            if math.isfinite(v)
+        ]
+        left = self.remaining()
+        if left is not None:
+            parts.append(f"~{left} to go")
+        return " ".join(parts)
+
+
+def until_attrs(extra: dict) -> dict:
+    """The result attributes of an until-run (none for a fixed-length run)."""
+    if "stop_reason" not in extra:
+        return {}
+    return {
+        "stop_reason": extra["stop_reason"],
+        **extra["until"].attrs(),
+        "until_checks": extra["checks"],
+        "until_check_time": extra["check_seconds"],
+    }
+
+
+def warn_short(reason: str, diagnosis: Diagnosis, until: Until, *, stacklevel: int) -> None:
+    """A `SamplingWarning` saying which targets a capped run did not reach."""
+    import warnings
+
+    from pytensor_blackjax.results import SamplingWarning
+
+    got = {"ess_bulk": diagnosis.ess_bulk, "ess_tail": diagnosis.ess_tail, "rhat": diagnosis.rhat}
+    missed = [
+        f"{k} {got[k]:.4g} (target {t:g})"
+        for k, t in until.targets.items()
+        if not (got[k] <= t if k == "rhat" else got[k] >= t)
+    ]
+    cap = f"max_draws={until.max_draws}" if reason == "max_draws" else f"max_seconds={until.max_seconds:g}"
+    warnings.warn(
+        f"sampling stopped at {cap} after {diagnosis.draws} draws per chain, short of the targets: "
+        f"{', '.join(missed) or 'none'} (worst variable {diagnosis.worst or '-'}). Raise the cap, or continue"
+        " this run with pbj.extend(store, until=...) if it was sampled with store=.",
+        SamplingWarning,
+        stacklevel=stacklevel + 1,
+    )
