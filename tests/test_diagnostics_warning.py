@@ -69,3 +69,15 @@ def test_approximations_say_rhat_and_ess_are_not_meaningful(sampler):
     assert {"mean", "sd"} <= set(table.columns) and not {"r_hat", "ess_bulk"} & set(table.columns)
     found = {c.name: c for c in checks(tree)}
     assert found["R-hat and ESS"].shown == "not meaningful" and "ESS (bulk)" not in found
+
+
+def test_resume_warning_points_at_the_callers_line(tmp_path):
+    store = str(tmp_path / "schools.zarr")
+    with pytest.warns(pbj.SamplingWarning):
+        pbj.sample(
+            centered_eight_schools(), draws=100, tune=100, chains=2, seed=2, progressbar=False, store=store
+        )
+    with pytest.warns((pbj.SamplingWarning, RuntimeWarning)) as caught:
+        pbj.resume(store, progressbar=False)  # already complete: read back, checked again
+    sampling = [w for w in caught if issubclass(w.category, pbj.SamplingWarning)]
+    assert sampling and all(w.filename == __file__ for w in sampling), [w.filename for w in sampling]

@@ -102,7 +102,9 @@ def sample(
             "it with Until(max_draws=...)); draws= samples a fixed number. Give one of them."
         )
     settings = RunSettings(
-        draws=_until_draws(until) if until is not None else check_count("draws", 1000 if draws is None else draws),
+        draws=_until_draws(until)
+        if until is not None
+        else check_count("draws", 1000 if draws is None else draws),
         tune=check_count("tune", tune, minimum=0),
         chains=check_count("chains", chains),
         seed=check_seed(seed),
