@@ -54,7 +54,10 @@ def _positive(name: str, value, *, integer: bool = False, allow_none: bool = Tru
         raise ValueError(
             f"Until({name}={value!r}) is not valid: {name} must be {what} or None, e.g. {name}={example}."
         )
-    return int(value) if integer else float(value)
+    if integer:
+        assert isinstance(value, numbers.Integral)  # checked above
+        return int(value)
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,8 @@ class Diagnosis:
 
 def _scalars(posterior: dict[str, np.ndarray], var_names) -> tuple[np.ndarray, list[str]]:
     """Every scalar as ``(scalar, chain, draw)`` and its label."""
-    parts, labels = [], []
+    parts: list[np.ndarray] = []
+    labels: list[str] = []
     for name in var_names or posterior:
         value = np.asarray(posterior[name])
         chains, draws = value.shape[:2]

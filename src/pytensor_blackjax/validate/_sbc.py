@@ -196,7 +196,7 @@ def fit_all(
         tree = sample(compiled, data=simulations.data_of(i), seed=simulations.seeds[i], **kwargs)
         posterior, stats = tree["posterior"], tree["sample_stats"]
         draws = {k: np.asarray(posterior[k].values)[0] for k in names}  # the one chain: (L, *shape)
-        return draws, int(stats["diverging"].values.sum()) if "diverging" in stats.data_vars else 0
+        return draws, int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats.data_vars else 0
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
