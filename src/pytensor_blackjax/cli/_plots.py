@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,9 +45,9 @@ class Figure:
             f.write(self.data)
 
 
-def _per_dim_caps(posterior: xr.Dataset, per_var: int) -> dict[str, int]:
+def _per_dim_caps(posterior: xr.Dataset, per_var: int) -> dict[Hashable, int]:
     """How many entries to keep along each non-sample dimension, so no variable exceeds ``per_var``."""
-    caps: dict[str, int] = {}
+    caps: dict[Hashable, int] = {}
     for var in posterior.data_vars.values():
         dims = [d for d in var.dims if d not in SAMPLE_DIMS]
         if not dims:
@@ -80,7 +81,8 @@ def select(posterior: xr.Dataset, kind: str, var_names: list[str] | None = None)
     unknown = [n for n in names if n not in posterior.data_vars]
     if unknown:
         raise ValueError(
-            f"--var {unknown[0]!r} is not in the posterior; its variables are {sorted(posterior.data_vars)}."
+            f"--var {unknown[0]!r} is not in the posterior; its variables are "
+            f"{sorted(map(str, posterior.data_vars))}."
         )
     notes = []
     if len(names) > max_vars:
