@@ -212,7 +212,7 @@ def diagnose(
 ) -> Diagnosis:
     """The worst bulk/tail ESS and R-hat over the scalars of ``posterior`` (``(chain, draw, ...)``);
     only the targeted diagnostics unless ``everything``, only the scalars ``only`` (indices) if given."""
-    from arviz_stats.base import array_stats
+    from pytensor_blackjax.run._until_diagnostics import rank_diagnostics
 
     x, labels = _scalars(posterior, until.var_names)
     index = np.asarray(only if only else range(len(labels)), dtype=int)
@@ -222,26 +222,26 @@ def diagnose(
     out: dict = {"draws": draws}
     ratios = np.zeros(len(labels))  # how far each scalar is from its targets, > 1: not met
     shortfall = np.zeros(len(labels))
-    if "ess_bulk" in targets or everything:
-        ess = np.asarray(array_stats.ess(x, method="bulk"), dtype=float)
-        out["ess_bulk"] = float(np.nanmin(ess)) if ess.size else math.nan
-        if "ess_bulk" in targets:
-            r = np.where(np.isfinite(ess), targets["ess_bulk"] / np.maximum(ess, 1e-12), np.inf)
-            ratios, shortfall = np.maximum(ratios, r), np.maximum(shortfall, r)
-    if "ess_tail" in targets or everything:
-        ess = np.asarray(array_stats.ess(x, method="tail", prob=TAIL_PROB), dtype=float)
-        out["ess_tail"] = float(np.nanmin(ess)) if ess.size else math.nan
-        if "ess_tail" in targets:
-            r = np.where(np.isfinite(ess), targets["ess_tail"] / np.maximum(ess, 1e-12), np.inf)
-            ratios, shortfall = np.maximum(ratios, r), np.maximum(shortfall, r)
-    if ("rhat" in targets or everything) and chains >= 2:
-        if chains >= NESTED_RHAT_CHAINS:
-            ids = superchain_ids(chains)
-            rhat = np.asarray(array_stats.rhat_nested(x[:, : len(ids)], superchain_ids=ids), dtype=float)
-            out["rhat_kind"] = "nested"
-        else:
-            rhat = np.asarray(array_stats.rhat(x), dtype=float)
-        out["rhat"] = float(np.nanmax(rhat)) if rhat.size else math.nan
+    nested = chains >= NESTED_RHAT_CHAINS
+    ids = superchain_ids(chains) if nested else None
+    wanted = {k: k in targets or everything for k in ("ess_bulk", "ess_tail", "rhat")}
+    wanted["rhat"] = wanted["rhat"] and chains >= 2
+    # one pass over all scalars; nested R-hat drops the chains that do not fill a superchain
+    which = dict(bulk=wanted["ess_bulk"], tail=wanted["ess_tail"], prob=TAIL_PROB)
+    values = rank_diagnostics(x, **which, rhat=wanted["rhat"] and not nested)
+    if wanted["rhat"] and nested:
+        values |= rank_diagnostics(x[:, : len(ids)], bulk=False, tail=False, superchains=ids)
+    for kind in ("ess_bulk", "ess_tail"):
+        if kind in values:
+            ess = values[kind]
+            out[kind] = float(np.nanmin(ess)) if ess.size and not np.all(np.isnan(ess)) else math.nan
+            if kind in targets:
+                r = np.where(np.isfinite(ess), targets[kind] / np.maximum(ess, 1e-12), np.inf)
+                ratios, shortfall = np.maximum(ratios, r), np.maximum(shortfall, r)
+    if "rhat" in values:
+        rhat = values["rhat"]
+        out["rhat_kind"] = "nested" if nested else "rank"
+        out["rhat"] = float(np.nanmax(rhat)) if rhat.size and not np.all(np.isnan(rhat)) else math.nan
         if "rhat" in targets:
             # (R-hat - 1) shrinks roughly like 1/draws once chains mix
             r = np.where(np.isfinite(rhat), (rhat - 1) / (targets["rhat"] - 1), np.inf)
@@ -278,7 +278,7 @@ class UntilCheck:
     extension), the next check, and the stop reason once there is one."""
 
     def __init__(self, until: Until, chunk: int, previous: dict[str, np.ndarray] | None):
-        import arviz_stats.base  # noqa: F401 - loaded now, not inside the first (timed) check
+        import pytensor_blackjax.run._until_diagnostics  # noqa: F401 - loaded now, not in the first (timed) check
 
         self.until, self.chunk = until, chunk
         self.parts: dict[str, list[np.ndarray]] = {}
