@@ -93,7 +93,13 @@ def test_only_the_diagnostics_asked_for():
 
 def test_split_chains_and_ranks_with_ties():
     x = np.arange(10.0).reshape(1, 2, 5)
-    np.testing.assert_array_equal(split_chains(x)[0], [[0, 1], [5, 6], [3, 4], [8, 9]])
+    np.testing.assert_array_equal(split_chains(x)[0], [[0, 1], [3, 4], [5, 6], [8, 9]])
     tied = np.array([[[1.0, 2.0, 2.0, 3.0]]])
     z = z_scale(tied)[0, 0]
     assert z[1] == z[2] and z[0] < z[1] < z[3] and z[0] == pytest.approx(-z[3])
+
+
+def test_slowly_mixing_chains_get_every_lag():
+    """ESS first looks at the early lags only; chains still correlated there get the full pass."""
+    x = ar1(np.random.default_rng(7), 3, 4, 2000, np.array([0.3, 0.97, 0.995]))
+    assert_agree(rank_diagnostics(x), arviz(x))

@@ -32,6 +32,7 @@ __all__ = [
     "until_attrs",
     "warn_short",
     "diagnose",
+    "diagnose_scalars",
     "next_check",
 ]
 
@@ -212,9 +213,16 @@ def diagnose(
 ) -> Diagnosis:
     """The worst bulk/tail ESS and R-hat over the scalars of ``posterior`` (``(chain, draw, ...)``);
     only the targeted diagnostics unless ``everything``, only the scalars ``only`` (indices) if given."""
+    x, labels = _scalars(posterior, until.var_names)
+    return diagnose_scalars(x, labels, until, everything=everything, only=only)
+
+
+def diagnose_scalars(
+    x: np.ndarray, labels: list[str], until: Until, *, everything: bool = False, only: tuple[int, ...] = ()
+) -> Diagnosis:
+    """`diagnose` of the scalars ``x`` (``(scalar, chain, draw)``) named ``labels``."""
     from pytensor_blackjax.run._until_diagnostics import rank_diagnostics
 
-    x, labels = _scalars(posterior, until.var_names)
     index = np.asarray(only if only else range(len(labels)), dtype=int)
     x, labels = x[index], [labels[i] for i in index]
     chains, draws = x.shape[1:]
@@ -281,7 +289,8 @@ class UntilCheck:
         import pytensor_blackjax.run._until_diagnostics  # noqa: F401 - loaded now, not in the first (timed) check
 
         self.until, self.chunk = until, chunk
-        self.parts: dict[str, list[np.ndarray]] = {}
+        self.x = np.empty((0, 0, 0))  # every checked scalar's draws so far, (scalar, chain, capacity)
+        self.labels: list[str] = []
         self.done = 0
         self.last: Diagnosis | None = None
         self.check_seconds = 0.0
@@ -294,23 +303,27 @@ class UntilCheck:
             pass
 
     def add(self, posterior: dict[str, np.ndarray]) -> None:
-        names = self.until.var_names or list(posterior)
-        for name in names:
-            self.parts.setdefault(name, []).append(posterior[name])
-        self.done += next(iter(posterior.values())).shape[1] if posterior else 0
-
-    def _draws(self, upto: int) -> dict[str, np.ndarray]:
-        return {k: np.concatenate(v, axis=1)[:, :upto] for k, v in self.parts.items()}
+        if not posterior:
+            return
+        x, self.labels = _scalars({k: posterior[k] for k in self.until.var_names or posterior}, None)
+        n = x.shape[2]
+        if self.done + n > self.x.shape[2]:  # grow by doubling: each draw is copied O(1) times
+            grown = np.empty((*x.shape[:2], max(2 * self.x.shape[2], self.done + n)))
+            if self.done:
+                grown[:, :, : self.done] = self.x[:, :, : self.done]
+            self.x = grown
+        self.x[:, :, self.done : self.done + n] = x
+        self.done += n
 
     def _check_at(self, n: int) -> Diagnosis:
         import time
 
         t0 = time.perf_counter()
-        draws = self._draws(n)
+        draws = self.x[:, :, :n]
         focus = () if self.last is None else self.last.furthest
-        self.last = diagnose(draws, self.until, only=focus) if focus else None
+        self.last = diagnose_scalars(draws, self.labels, self.until, only=focus) if focus else None
         if self.last is None or self.last.met:  # the focus meets its targets: check every scalar
-            self.last = diagnose(draws, self.until)
+            self.last = diagnose_scalars(draws, self.labels, self.until)
         self.check_seconds += time.perf_counter() - t0
         self.checks += 1
         self.next = next_check(n, self.chunk, self.last, self.until.max_draws) if not self.last.met else n
@@ -335,7 +348,10 @@ class UntilCheck:
         """Every diagnostic at the stopping point (for the result's attributes)."""
         if self.done < 4:  # too few draws for any diagnostic
             return Diagnosis(draws=self.done)
-        return diagnose(self._draws(self.done), self.until, everything=True)
+        last = self.last
+        if last is not None and last.complete and last.draws == self.done and len(self.until.targets) == 3:
+            return last  # the stopping check looked at every scalar with every diagnostic already
+        return diagnose_scalars(self.x[:, :, : self.done], self.labels, self.until, everything=True)
 
     def progress_note(self) -> str:
         """The worst diagnostics of the last check and the draws still needed, for the progress bar."""

@@ -28,13 +28,21 @@ __all__ = ["rank_diagnostics", "split_chains", "z_scale"]
 
 MIN_DRAWS = 4  # fewer draws per chain: NaN, as ArviZ
 BLOM = 3 / 8  # the offset of the normal scores of ranks (Blom 1958), as ArviZ
+SHORT_LAGS = 64  # lags of the first, shorter autocovariance pass of an ESS
 
 
 def split_chains(x: np.ndarray) -> np.ndarray:
-    """Each chain cut into its first and last halves (the middle draw of an odd length dropped), the
-    first halves of all chains first: ``(scalar, 2 * chain, draw // 2)``."""
-    half = x.shape[-1] // 2
-    return np.concatenate([x[..., :half], x[..., x.shape[-1] - half :]], axis=-2)
+    """Each chain cut into its first and last halves (the middle draw of an odd length dropped):
+    ``(scalar, 2 * chain, draw // 2)``, chain ``c``'s halves at ``2c`` and ``2c + 1``.
+
+    ArviZ stacks all first halves before all second halves; every diagnostic here is the same for any
+    order of the chains (nested R-hat gives each half its chain's superchain), and this order is a
+    view, not a copy, when the length is even."""
+    k, chains, draws = x.shape
+    half = draws // 2
+    if draws % 2:
+        x = np.concatenate([x[..., :half], x[..., draws - half :]], axis=-1)
+    return x.reshape(k, 2 * chains, half)
 
 
 def _normal_scores(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,22 +50,25 @@ def _normal_scores(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rank, Blom's offset), as ArviZ's ``_z_scale``, and the sorted rows.
 
     One sort per row; the scores come from a table of the ``2n - 1`` possible (half-integer) ranks
-    instead of an inverse normal CDF per draw."""
+    instead of an inverse normal CDF per draw, and ties (rare, but a folded row always has some) are
+    handled where they are."""
     rows, n = flat.shape
     order = np.argsort(flat, axis=1)  # the kind does not matter: tied draws get the same rank
     s = np.take_along_axis(flat, order, axis=1)
-    twice_ranks = np.arange(2, 2 * n + 1)  # 2 * rank for every possible average rank
-    table = ndtri((twice_ranks / 2 - BLOM) / (n - 2 * BLOM + 1))
-    differs = s[:, 1:] != s[:, :-1]
-    if differs.all():
+    table = ndtri((np.arange(2, 2 * n + 1) / 2 - BLOM) / (n - 2 * BLOM + 1))  # by twice the rank - 2
+    row, col = np.nonzero(s[:, 1:] == s[:, :-1])  # sorted position col ties with col + 1
+    if row.size:
+        scores = np.tile(table[::2], (rows, 1))
+        # runs of consecutive tied positions form one tie group each: first..last + 1
+        start = np.ones(row.size, bool)
+        start[1:] = (row[1:] != row[:-1]) | (col[1:] != col[:-1] + 1)
+        end = np.append(start[1:], True)
+        group = np.cumsum(start) - 1
+        value = table[col[start][group] + col[end][group] + 1]
+        scores[row, col] = value
+        scores[row, col + 1] = value
+    else:
         scores = np.broadcast_to(table[::2], (rows, n))
-    else:  # ties: each draw gets the mean of its tie group's first and last position
-        index = np.broadcast_to(np.arange(n), (rows, n))
-        edge = np.ones((rows, 1), bool)
-        first = np.maximum.accumulate(np.where(np.concatenate([edge, differs], 1), index, 0), axis=1)
-        last = np.where(np.concatenate([differs, edge], 1), index, n)
-        last = np.minimum.accumulate(last[:, ::-1], axis=1)[:, ::-1]
-        scores = table[first + last]
     z = np.empty_like(flat)
     np.put_along_axis(z, order, scores, axis=1)
     return z, s
@@ -83,9 +94,50 @@ def _quantiles(s: np.ndarray, probs) -> np.ndarray:
     return np.stack(out)
 
 
+def _mean_autocov(centred: np.ndarray, m: int, lags: int) -> np.ndarray:
+    """The mean over chains of the autocovariances at lags ``0..lags - 1`` of ``centred`` (``(scalar,
+    chain, n)``), through FFTs of length ``m``: exact for lags up to ``m - n`` (no wrap-around)."""
+    k, chains, n = centred.shape
+    f = rfft(centred.reshape(-1, n), n=m, axis=1)  # as rows: twice as fast as along a 3-d array's axis
+    power = (f.real**2 + f.imag**2).reshape(k, chains, -1)
+    # one inverse transform of the mean power spectrum gives the mean of the chains' autocovariances
+    return irfft(power.mean(axis=1), n=m, axis=1)[:, :lags] / n
+
+
+def _geyer(rho: np.ndarray, n: int, total: int) -> tuple[np.ndarray, np.ndarray]:
+    """ESS from the autocorrelations ``rho`` (``(scalar, lags)``, ``rho[:, 0] == 1``) as ArviZ's loop,
+    and whether ``rho`` had enough lags to decide it (else recompute with more)."""
+    # The pairs (rho[2j], rho[2j+1]) are added while their sum is positive, for j up to the first
+    # index whose odd lag reaches n - 3 (`bound`): ArviZ's loop, with its order of tests kept exactly.
+    bound = max(0, -(-(n - 4) // 2))
+    count = min(bound + 1, rho.shape[1] // 2)
+    pairs = rho[:, 0 : 2 * count : 2] + rho[:, 1 : 2 * count : 2]
+    stop = ~(pairs > 0)  # a NaN sum stops it too, as ``while ... and sum > 0`` does
+    if count == bound + 1:
+        stop[:, bound] = True
+    decided = stop.any(axis=1)
+    j = np.argmax(stop, axis=1)
+    rows = np.arange(len(j))
+    monotone = np.minimum.accumulate(pairs, axis=1)  # Geyer's initial monotone sequence
+    before = np.arange(count)[None, :] < j[:, None]
+    head = np.sum(np.where(before, monotone, 0.0), axis=1)
+    even = rho[rows, 2 * j]
+    kept = (pairs[rows, j] >= 0) | (even > 0)  # ArviZ keeps the last even lag in these two cases
+    tau = -1.0 + 2.0 * head + np.where(kept, even, 0.0)
+    used = np.arange(2 * count)[None, :] < (2 * j + 2)[:, None]
+    broken = np.any(np.isnan(np.where(used, rho[:, : 2 * count], 0.0)), axis=1)
+    tau = np.maximum(tau, 1.0 / np.log10(total))
+    return np.where(broken, np.nan, total / tau), decided
+
+
 def _ess(x: np.ndarray) -> np.ndarray:
     """ESS of chains ``(scalar, chain, draw)`` as ArviZ's ``_ess``: Geyer's initial monotone sequence
-    of the multi-chain autocorrelation, capped below at ``1 / log10(draws)`` for its sum."""
+    of the multi-chain autocorrelation, capped below at ``1 / log10(draws)`` for its sum.
+
+    ArviZ transforms chains padded to twice their length, for every lag; the sum stops at the first
+    lag pair whose sum is not positive, early for all but slowly mixing chains. So the first pass uses
+    the lags up to ``SHORT_LAGS`` (or n / 8) only, through transforms of about half the length, and
+    only the scalars it cannot decide are transformed again at full length: the same ESS."""
     k, chains, n = x.shape
     total = chains * n
     out = np.full(k, np.nan)
@@ -95,41 +147,31 @@ def _ess(x: np.ndarray) -> np.ndarray:
     live = ~constant & np.isfinite(span)
     if not live.any():
         return out
-    x = x[live]
+    if not live.all():
+        x = x[live]
     centred = x - x.mean(axis=2, keepdims=True)
-    m = next_fast_len(2 * n)
-    f = rfft(centred, n=m, axis=2)
-    power = f.real**2 + f.imag**2
-    # the mean over chains of the autocovariances, by one inverse transform of the mean power spectrum
-    acov = irfft(power.mean(axis=1), n=m, axis=1)[:, :n] / n
-    mean_var = acov[:, 0] * n / (n - 1.0)
-    var_plus = mean_var * (n - 1.0) / n
-    if chains > 1:
-        var_plus = var_plus + np.var(x.mean(axis=2), axis=1, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = 1.0 - (mean_var[:, None] - acov) / var_plus[:, None]
-    rho[:, 0] = 1.0
-    # The pairs (rho[2j], rho[2j+1]) are added while their sum is positive, for j up to the first
-    # index whose odd lag reaches n - 3 (`bound`): ArviZ's loop, with its order of tests kept exactly.
-    bound = max(0, -(-(n - 4) // 2))
-    lags = 2 * (bound + 1)
-    if lags > n:  # n < 4 cannot happen (MIN_DRAWS); kept so the slicing below stays in range
-        rho = np.concatenate([rho, np.zeros((rho.shape[0], lags - n))], axis=1)
-    pairs = rho[:, 0:lags:2] + rho[:, 1:lags:2]
-    stop = ~(pairs > 0)  # a NaN sum stops it too, as ``while ... and sum > 0`` does
-    stop[:, bound] = True
-    j = np.argmax(stop, axis=1)
-    rows = np.arange(len(j))
-    monotone = np.minimum.accumulate(pairs, axis=1)  # Geyer's initial monotone sequence
-    before = np.arange(pairs.shape[1])[None, :] < j[:, None]
-    head = np.sum(np.where(before, monotone, 0.0), axis=1)
-    even = rho[rows, 2 * j]
-    kept = (pairs[rows, j] >= 0) | (even > 0)  # ArviZ keeps the last even lag in these two cases
-    tau = -1.0 + 2.0 * head + np.where(kept, even, 0.0)
-    used = np.arange(lags)[None, :] < (2 * j + 2)[:, None]
-    broken = np.any(np.isnan(np.where(used, rho[:, :lags], 0.0)), axis=1)
-    tau = np.maximum(tau, 1.0 / np.log10(total))
-    out[live] = np.where(broken, np.nan, total / tau)
+    between = np.var(x.mean(axis=2), axis=1, ddof=1) if chains > 1 else 0.0
+
+    def ess_from(acov: np.ndarray, between) -> tuple[np.ndarray, np.ndarray]:
+        mean_var = acov[:, 0] * n / (n - 1.0)
+        var_plus = mean_var * (n - 1.0) / n + between
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = 1.0 - (mean_var[:, None] - acov) / var_plus[:, None]
+        rho[:, 0] = 1.0
+        return _geyer(rho, n, total)
+
+    full = next_fast_len(2 * n)
+    short = max(SHORT_LAGS, n // 8)
+    m = next_fast_len(n + short)
+    if m < 0.8 * full:
+        ess, decided = ess_from(_mean_autocov(centred, m, short + 1), between)
+    else:
+        ess, decided = np.empty(len(x)), np.zeros(len(x), bool)
+    if not decided.all():
+        again = ~decided
+        part = between[again] if chains > 1 else 0.0
+        ess[again] = ess_from(_mean_autocov(centred[again], full, n), part)[0]
+    out[live] = ess
     return out
 
 
@@ -181,7 +223,8 @@ def rank_diagnostics(
     nan = np.full(k, np.nan)
     if not valid.any():
         return {name: nan for name, on in (("ess_bulk", bulk), ("ess_tail", tail), ("rhat", rhat)) if on}
-    x = np.where(valid[:, None, None], x, 0.0)  # NaN scalars computed as zeros, reported as NaN
+    if not valid.all():
+        x = np.where(valid[:, None, None], x, 0.0)  # NaN scalars computed as zeros, reported as NaN
     split = split_chains(x)
     flat = split.reshape(k, -1)
     z, ordered = _normal_scores(flat)  # shared by bulk ESS and R-hat
@@ -204,7 +247,7 @@ def rank_diagnostics(
         if chains < 2:
             out["rhat"] = nan
             return out
-        ids = None if superchains is None else np.concatenate([superchains, superchains])
+        ids = None if superchains is None else np.repeat(superchains, 2)  # as split_chains orders
         centre = (ordered[:, flat.shape[1] // 2 - 1] + ordered[:, flat.shape[1] // 2]) / 2  # the median
         folded = _normal_scores(np.abs(flat - centre[:, None]))[0].reshape(split.shape)
         rank, fold = _rhat(z, ids), _rhat(folded, ids)
