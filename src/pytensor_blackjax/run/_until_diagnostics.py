@@ -169,7 +169,7 @@ def _ess(x: np.ndarray) -> np.ndarray:
         ess, decided = np.empty(len(x)), np.zeros(len(x), bool)
     if not decided.all():
         again = ~decided
-        part = between[again] if chains > 1 else 0.0
+        part: np.ndarray | float = between[again] if chains > 1 else 0.0  # type: ignore[index]
         ess[again] = ess_from(_mean_autocov(centred[again], full, n), part)[0]
     out[live] = ess
     return out
