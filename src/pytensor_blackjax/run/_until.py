@@ -240,7 +240,8 @@ def diagnose_scalars(
     wanted["rhat"] = wanted["rhat"] and chains >= 2
     # one pass over all scalars; nested R-hat drops the chains that do not fill a superchain
     plain_rhat = wanted["rhat"] and not nested
-    values = rank_diagnostics(x, bulk=wanted["ess_bulk"], tail=wanted["ess_tail"], prob=TAIL_PROB, rhat=plain_rhat)
+    bulk, tail = wanted["ess_bulk"], wanted["ess_tail"]
+    values = rank_diagnostics(x, bulk=bulk, tail=tail, prob=TAIL_PROB, rhat=plain_rhat)
     if wanted["rhat"] and ids is not None:
         values |= rank_diagnostics(x[:, : len(ids)], bulk=False, tail=False, superchains=ids)
     for kind in ("ess_bulk", "ess_tail"):
