@@ -24,8 +24,10 @@ __all__ = [
     "compile",
     "distributed",
     "examples",
+    "many",
     "resume",
     "sample",
+    "sample_many",
     "samplers",
     "transforms",
 ]
@@ -35,7 +37,9 @@ _LAZY = {
     "SamplingWarning": ("pytensor_blackjax.results", "SamplingWarning"),
     "distributed": ("pytensor_blackjax.distributed", None),
     "examples": ("pytensor_blackjax.examples", None),
+    "many": ("pytensor_blackjax.many", None),
     "resume": ("pytensor_blackjax._resume", "resume"),
+    "sample_many": ("pytensor_blackjax.many", "sample_many"),
 }
 
 
