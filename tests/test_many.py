@@ -138,3 +138,66 @@ def test_client_without_dask_names_the_extra(compiled, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if dask.distributed were not installed
     with pytest.raises(ImportError, match=r"pip install 'pytensor-blackjax\[dask\]'"):
         pbj.sample_many(compiled, datasets(1), seed=1, client=object())
+
+
+MODEL_FILE = f"""
+import numpy as np
+import pytensor.tensor as pt
+import pytensor_blackjax as pbj
+
+m = pbj.ModelBuilder()
+mu = m.param("mu")
+y = m.data("y", np.zeros({N}), observed=True)
+m.add_logp(-0.5 * (mu / {PRIOR_SD}) ** 2 - 0.5 * pt.sum((y - mu) ** 2))
+model = m.build()
+"""
+
+
+def test_run_many_command_over_a_folder_and_a_table(tmp_path):
+    import pandas as pd
+    import xarray as xr
+    from typer.testing import CliRunner
+
+    from pytensor_blackjax.cli import app
+
+    (tmp_path / "model.py").write_text(MODEL_FILE)
+    sets = datasets(3)
+    folder = tmp_path / "sets"
+    folder.mkdir()
+    for label, data in zip(("a", "b", "c"), sets, strict=True):
+        np.savez(folder / f"{label}.npz", **data)
+    table = pd.concat(
+        [pd.DataFrame({"fit": label, "y": d["y"]}) for label, d in zip("abc", sets, strict=True)]
+    )
+    table.to_csv(tmp_path / "sets.csv", index=False)
+    common = ["--draws", "50", "--tune", "50", "--chains", "1", "--seed", "3", "--no-progress"]
+    results = []
+    for source, out in ((folder, tmp_path / "out1"), (tmp_path / "sets.csv", tmp_path / "out2")):
+        result = CliRunner().invoke(
+            app, ["run-many", str(tmp_path / "model.py"), str(source), "--out", str(out), *common]
+        )
+        assert result.exit_code == 0, result.output
+        assert "3 of 3 fits ok" in result.output
+        fits = pd.read_csv(out / "fits.csv")
+        assert list(fits["fit"]) == ["a", "b", "c"] and list(fits["status"]) == ["ok"] * 3
+        assert "mu_mean" in fits.columns
+        results.append(xr.open_datatree(out / "results.zarr", engine="zarr", consolidated=False))
+    np.testing.assert_array_equal(results[0]["posterior"]["mu"].values, results[1]["posterior"]["mu"].values)
+
+    bad = CliRunner().invoke(
+        app,
+        [
+            "run-many",
+            str(tmp_path / "model.py"),
+            str(tmp_path / "sets.csv").replace("sets.csv", "nothing.csv"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert bad.exit_code == 1 and "do not exist" in bad.output
+    pd.DataFrame({"y": [1.0]}).to_csv(tmp_path / "nofit.csv", index=False)
+    bad = CliRunner().invoke(
+        app,
+        ["run-many", str(tmp_path / "model.py"), str(tmp_path / "nofit.csv"), "--out", str(tmp_path / "o")],
+    )
+    assert bad.exit_code == 1 and "has no 'fit' column" in bad.output

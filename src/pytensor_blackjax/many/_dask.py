@@ -16,7 +16,7 @@ from typing import Any
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.many._fit import FitJob, FitOptions, FitOutcome, run_fit
 
-__all__ = ["ModelShipment", "run_on_dask"]
+__all__ = ["ModelShipment", "connect", "run_on_dask"]
 
 INSTALL_HINT = "pip install 'pytensor-blackjax[dask]'"
 # task reruns after an error inside the task itself; reruns after a worker death are Dask's own
@@ -107,3 +107,15 @@ def run_on_dask(
     finally:
         client.cancel([*futures, shipment])
     return [outcomes[job.index] for job in jobs]
+
+
+def connect(address: str) -> Any:
+    """A ``dask.distributed.Client`` connected to the scheduler at ``address`` (``tcp://host:8786``)."""
+    distributed = _require_distributed()
+    try:
+        return distributed.Client(address, timeout="30s")
+    except OSError as exc:
+        raise OSError(
+            f"cannot reach a Dask scheduler at {address!r} ({exc}); start one (dask scheduler, or a "
+            "dask-jobqueue cluster) and pass its address, e.g. --scheduler tcp://10.0.0.5:8786."
+        ) from exc
