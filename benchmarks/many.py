@@ -65,7 +65,9 @@ def one(model_name: str, method: str) -> dict:
 
         workers = int(method[4:])
         with (
-            LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cl,
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+            ) as cl,
             Client(cl) as client,
         ):
             t0 = time.perf_counter()  # the cluster's start (a few seconds) is not the fits' cost
@@ -86,9 +88,11 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
     load = os.getloadavg()[0]
     print(f"# Many fits: sample_many vs a loop over pbj.sample ({ARGS.fits} fits, 1 chain, 1000+1000)\n")
-    print(f"commit {commit.strip()}, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
-          f"load average {load:.1f} at the start, best of {ARGS.repeat}; seconds from the model to every "
-          "fit's draws in a fresh process with an empty program store (compilation counted).\n")
+    print(
+        f"commit {commit.strip()}, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
+        f"load average {load:.1f} at the start, best of {ARGS.repeat}; seconds from the model to every "
+        "fit's draws in a fresh process with an empty program store (compilation counted).\n"
+    )
     print("| model | " + " | ".join(methods) + " | loop / best local |")
     print("|---|" + "---|" * (len(methods) + 1))
     for model_name in MODELS:
