@@ -4,7 +4,7 @@ SBC-style: 64 data sets, one chain of 1000 warmup + 1000 draws each, for two sma
 configuration runs in a fresh process with an empty program store, so compilation is counted (as a user
 meets it the first time; later runs load the programs from the store). Prints a Markdown table.
 
-    .venv/bin/python benchmarks/many.py [--fits 64] [--repeat 1] [--dask] > benchmarks/results/many.md
+    .venv/bin/python benchmarks/many.py [--fits 64] [--repeat 1] [--dask] [--models normal logistic]
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def main() -> None:
     )
     print("| model | " + " | ".join(methods) + " | loop / best local |")
     print("|---|" + "---|" * (len(methods) + 1))
-    for model_name in MODELS:
+    for model_name in ARGS.models:
         times = {m: min(measure(model_name, m) for _ in range(ARGS.repeat)) for m in methods}
         best = min(times[m] for m in methods if m.startswith("threads"))
         cells = " | ".join(f"{times[m]:.1f}" for m in methods)
@@ -106,6 +106,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--fits", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--dask", action="store_true", help="also 1 and 2 Dask worker processes")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "METHOD"), help=argparse.SUPPRESS)
     ARGS = parser.parse_args()
