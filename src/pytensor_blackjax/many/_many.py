@@ -3,9 +3,15 @@ back as one DataTree with a leading ``fit`` dimension and a ``fits`` table."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,8 +72,10 @@ def sample_many(
         store_dir: folder for one Zarr store per fit (``fit-00012.zarr``). A fit whose store is partial
             (its worker died) resumes from its last committed chunk; a complete one is read back. The
             folder must be reachable from every worker.
-        fits_at_once: local runs only: how many fits run at the same time, each in its own thread
-            (default: the available cores divided by the chains per fit, at least 1).
+        fits_at_once: local runs only: how many fits run at the same time (default: one per available
+            core): one in this process, the others in helper processes started for this call (JAX runs
+            the programs of one CPU device in turn, so threads of one process would share one core).
+            Models that do not pickle run in this process only.
 
     Returns:
         ``xarray.DataTree``: every group of a single fit with a leading ``fit`` dimension (``posterior``
@@ -113,7 +121,7 @@ def sample_many(
 
         outcomes = run_on_dask(client, compiled, jobs, options, progressbar=progressbar)
     else:
-        workers = _fits_at_once(fits_at_once, options.chains, len(jobs))
+        workers = _fits_at_once(fits_at_once, len(jobs))
         outcomes = _run_local(compiled, jobs, options, workers, progressbar=progressbar)
     tree = assemble(outcomes, labels)
     tree.attrs.update({"seed": seed, "num_fits": len(jobs), "scheduler": _where(client)})
@@ -133,13 +141,13 @@ def _split_datasets(datasets: Any) -> tuple[list, list]:
     return list(range(len(datasets))), list(datasets)
 
 
-def _fits_at_once(requested: int | None, chains: int, num_fits: int) -> int:
+def _fits_at_once(requested: int | None, num_fits: int) -> int:
     from pytensor_blackjax.run._runners import available_cores
 
     if requested is not None:
-        return check_count("fits_at_once", requested)
-    # each fit runs its chains in threads already; more fits than cores only queue behind the GIL
-    return max(1, min(num_fits, available_cores() // min(chains, available_cores())))
+        return min(num_fits, check_count("fits_at_once", requested))
+    # one fit per core: a fit's chain threads share one core (JAX runs one CPU device's programs in turn)
+    return max(1, min(num_fits, available_cores()))
 
 
 def _where(client: Any) -> str:
@@ -149,20 +157,101 @@ def _where(client: Any) -> str:
 
 
 def _run_local(
-    compiled: CompiledModel, jobs: list[FitJob], options: FitOptions, workers: int, *, progressbar: bool
+    compiled: CompiledModel, jobs: list[FitJob], options: FitOptions, lanes: int, *, progressbar: bool
 ) -> list[FitOutcome]:
+    """Fits on this machine: one lane in this process, ``lanes - 1`` in helper processes (see `_worker`
+    for why threads would not do), each lane taking the next fit from one queue."""
+    pending: queue.SimpleQueue = queue.SimpleQueue()
+    for job in jobs:
+        pending.put(job)
+    outcomes: dict[int, FitOutcome] = {}
+    stop = threading.Event()
+    payload = _payload(compiled) if lanes > 1 else None
     with _Progress(len(jobs), progressbar) as progress:
-        if workers == 1:
-            outcomes = []
-            for job in jobs:
-                outcomes.append(run_fit(compiled, job, options))
-                progress.advance(outcomes[-1])
-            return outcomes
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pbj-fit") as pool:
-            futures = [pool.submit(run_fit, compiled, job, options) for job in jobs]
-            for future in as_completed(futures):
-                progress.advance(future.result())
-        return [f.result() for f in futures]
+        lock = threading.Lock()
+
+        def report(outcome: FitOutcome) -> None:
+            with lock:
+                outcomes[outcome.index] = outcome
+                progress.advance(outcome)
+
+        def next_job() -> FitJob | None:
+            if stop.is_set():
+                return None
+            try:
+                return pending.get_nowait()
+            except queue.Empty:
+                return None
+
+        helpers = [
+            threading.Thread(target=_helper_lane, args=(payload, options, next_job, report), daemon=True)
+            for _ in range(lanes - 1 if payload is not None else 0)
+        ]
+        for thread in helpers:
+            thread.start()
+        try:
+            while (job := next_job()) is not None:
+                report(run_fit(compiled, job, options))
+            for thread in helpers:
+                while thread.is_alive():
+                    thread.join(0.2)  # short waits: Ctrl-C reaches this thread
+        except BaseException:
+            stop.set()  # Ctrl-C: the fits running finish or are killed with their process, no new ones start
+            raise
+    return [outcomes[job.index] for job in jobs]
+
+
+def _payload(compiled: CompiledModel) -> bytes | None:
+    """The model for the helper processes, or None (run in this process only) if it does not pickle."""
+    from pytensor_blackjax.store._model_io import dump_model
+
+    try:
+        return dump_model(compiled.model)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None
+
+
+def _helper_lane(payload: bytes, options: FitOptions, next_job, report) -> None:
+    """Feed fits to one helper process until none is left; a fit whose process died fails alone."""
+    import pytensor_blackjax
+    from pytensor_blackjax.many._worker import receive, send
+
+    env = dict(os.environ)
+    package_root = str(Path(pytensor_blackjax.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytensor_blackjax.many._worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        send(process.stdin, (payload, options))
+        while (job := next_job()) is not None:
+            try:
+                send(process.stdin, job)
+                outcome = receive(process.stdout)
+            except (EOFError, OSError):
+                code = process.wait()
+                report(
+                    FitOutcome(
+                        job.index, job.seed, f"WorkerDied: its helper process ended (exit code {code})"
+                    )
+                )
+                return
+            report(outcome)
+        send(process.stdin, None)
+    except (EOFError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
 
 
 class _Progress:
