@@ -2,6 +2,7 @@
 one failing fit kept apart, stores read back, and the argument errors."""
 
 import sys
+import time
 
 import arviz_stats
 import numpy as np
@@ -201,3 +202,24 @@ def test_run_many_command_over_a_folder_and_a_table(tmp_path):
         ["run-many", str(tmp_path / "model.py"), str(tmp_path / "nofit.csv"), "--out", str(tmp_path / "o")],
     )
     assert bad.exit_code == 1 and "has no 'fit' column" in bad.output
+
+
+def test_helper_processes_give_the_same_draws(compiled, tmp_path, monkeypatch):
+    from pytensor_blackjax.many import _many
+
+    monkeypatch.setattr(_many._HelperTimer, "worth_it", lambda self, seconds, remaining: True)
+    run_here = _many.run_fit
+
+    def slow_here(*args):  # this process's lane lingers, so that the helper surely takes fits too
+        time.sleep(2.0)
+        return run_here(*args)
+
+    monkeypatch.setattr(_many, "run_fit", slow_here)
+    sets = datasets(6)
+    kw = dict(KW, draws=100, tune=100)
+    tree = pbj.sample_many(compiled, sets, store_dir=tmp_path, fits_at_once=2, **kw)
+    assert list(tree["fits"]["status"].values) == ["ok"] * 6
+    pids = {read_attempts(tmp_path / f"fit-{i:05d}.zarr")[0]["pid"] for i in range(6)}
+    assert len(pids) == 2  # this process and one helper
+    alone = pbj.sample(compiled, data=sets[5], **dict(kw, seed=fit_seed(21, 5)))
+    np.testing.assert_array_equal(tree["posterior"]["mu"].values[5], alone["posterior"]["mu"].values)

@@ -10,6 +10,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,10 +73,11 @@ def sample_many(
         store_dir: folder for one Zarr store per fit (``fit-00012.zarr``). A fit whose store is partial
             (its worker died) resumes from its last committed chunk; a complete one is read back. The
             folder must be reachable from every worker.
-        fits_at_once: local runs only: how many fits run at the same time (default: one per available
-            core): one in this process, the others in helper processes started for this call (JAX runs
-            the programs of one CPU device in turn, so threads of one process would share one core).
-            Models that do not pickle run in this process only.
+        fits_at_once: local runs only: at most how many fits run at the same time (default: one per
+            available core): one in this process, the others in helper processes started for this call
+            once the fits done so far show that the remaining ones outweigh a helper's start-up (JAX
+            runs the programs of one CPU device in turn, so threads of one process would share one
+            core). Models that do not pickle run in this process only.
 
     Returns:
         ``xarray.DataTree``: every group of a single fit with a leading ``fit`` dimension (``posterior``
@@ -159,8 +161,9 @@ def _where(client: Any) -> str:
 def _run_local(
     compiled: CompiledModel, jobs: list[FitJob], options: FitOptions, lanes: int, *, progressbar: bool
 ) -> list[FitOutcome]:
-    """Fits on this machine: one lane in this process, ``lanes - 1`` in helper processes (see `_worker`
-    for why threads would not do), each lane taking the next fit from one queue."""
+    """Fits on this machine: one lane in this process and, when `_HelperTimer` says they pay off,
+    ``lanes - 1`` in helper processes (see `_worker` for why threads would not do); each lane takes the
+    next fit from one queue."""
     pending: queue.SimpleQueue = queue.SimpleQueue()
     for job in jobs:
         pending.put(job)
@@ -183,15 +186,28 @@ def _run_local(
             except queue.Empty:
                 return None
 
-        helpers = [
-            threading.Thread(target=_helper_lane, args=(payload, options, next_job, report), daemon=True)
-            for _ in range(lanes - 1 if payload is not None else 0)
-        ]
-        for thread in helpers:
-            thread.start()
+        helpers: list[threading.Thread] = []
+
+        def start_helpers() -> None:
+            for _ in range(lanes - 1):
+                helpers.append(
+                    threading.Thread(
+                        target=_helper_lane, args=(payload, options, next_job, report), daemon=True
+                    )
+                )
+                helpers[-1].start()
+
+        timer = _HelperTimer()
         try:
             while (job := next_job()) is not None:
+                t0 = time.perf_counter()
                 report(run_fit(compiled, job, options))
+                if (
+                    payload is not None
+                    and not helpers
+                    and timer.worth_it(time.perf_counter() - t0, pending.qsize())
+                ):
+                    start_helpers()
             for thread in helpers:
                 while thread.is_alive():
                     thread.join(0.2)  # short waits: Ctrl-C reaches this thread
@@ -199,6 +215,26 @@ def _run_local(
             stop.set()  # Ctrl-C: the fits running finish or are killed with their process, no new ones start
             raise
     return [outcomes[job.index] for job in jobs]
+
+
+class _HelperTimer:
+    """Whether helper processes would pay off, from the fits this process has run so far.
+
+    A helper needs about as long as this process's first fit before its own first draw (Python and
+    JAX start-up, the model compiled, or its programs loaded from the program store now that they are
+    there), then takes its share of the rest. Helpers start once the remaining fits, at the pace of a
+    fit after the first, are worth at least twice that start-up (measured on 2 cores: fits of 40 ms
+    never were, 64 fits of 0.7 s were).
+    """
+
+    def __init__(self):
+        self.first: float | None = None
+
+    def worth_it(self, seconds: float, remaining: int) -> bool:
+        if self.first is None:
+            self.first = seconds
+            return False
+        return remaining * seconds > 2 * self.first
 
 
 def _payload(compiled: CompiledModel) -> bytes | None:
@@ -219,6 +255,8 @@ def _helper_lane(payload: bytes, options: FitOptions, next_job, report) -> None:
     env = dict(os.environ)
     package_root = str(Path(pytensor_blackjax.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    # one BLAS/OpenMP thread per helper, as Dask gives its workers: the cores are the helpers' already
+    env.update({name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
     process = subprocess.Popen(
         [sys.executable, "-m", "pytensor_blackjax.many._worker"],
         stdin=subprocess.PIPE,
