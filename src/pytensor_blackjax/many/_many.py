@@ -223,8 +223,9 @@ class _HelperTimer:
     A helper needs about as long as this process's first fit before its own first draw (Python and
     JAX start-up, the model compiled, or its programs loaded from the program store now that they are
     there), then takes its share of the rest. Helpers start once the remaining fits, at the pace of a
-    fit after the first, are worth at least twice that start-up (measured on 2 cores: fits of 40 ms
-    never were, 64 fits of 0.7 s were).
+    fit after the first, are worth at least twice that start-up (on 2 cores, benchmarks/many.py: 64 fits
+    of 40 ms stay here, where compiling once is most of the time; 64 rat-tumour fits of ~0.7 s start a
+    helper, 49.9 s in a loop -> 35.1 s).
     """
 
     def __init__(self):
