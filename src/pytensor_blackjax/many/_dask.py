@@ -47,7 +47,7 @@ class ModelShipment:
         return {"payload": self.payload}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["payload"])
+        self.__init__(state["payload"])  # type: ignore[misc]  # this class, unpickled: not a subclass
 
     def compiled(self) -> CompiledModel:
         with self._lock:  # a worker with several threads compiles once

@@ -145,6 +145,7 @@ def _root_attrs(path: Path) -> dict | None:
 def _run_stored(compiled: CompiledModel, job: FitJob, options: FitOptions) -> tuple[xr.DataTree, int, int]:
     import pytensor_blackjax as pbj
 
+    assert job.store is not None  # only fits with a store come here
     path = Path(job.store)
     attrs = _root_attrs(path)
     committed = 0 if attrs is None else int(attrs.get("num_draws_completed", 0))

@@ -144,7 +144,7 @@ def _split_datasets(datasets: Any) -> tuple[list, list]:
 
 
 def _fits_at_once(requested: int | None, num_fits: int) -> int:
-    from pytensor_blackjax.run._runners import available_cores
+    from pytensor_blackjax.run._layouts import available_cores
 
     if requested is not None:
         return min(num_fits, check_count("fits_at_once", requested))
@@ -165,8 +165,8 @@ def _run_local(
     ``lanes - 1`` in helper processes (see `_worker` for why threads would not do); each lane takes the
     next fit from one queue."""
     pending: queue.SimpleQueue = queue.SimpleQueue()
-    for job in jobs:
-        pending.put(job)
+    for queued in jobs:
+        pending.put(queued)
     outcomes: dict[int, FitOutcome] = {}
     stop = threading.Event()
     payload = _payload(compiled) if lanes > 1 else None
@@ -264,12 +264,14 @@ def _helper_lane(payload: bytes, options: FitOptions, next_job, report) -> None:
         stdout=subprocess.PIPE,
         env=env,
     )
+    stdin, stdout = process.stdin, process.stdout
+    assert stdin is not None and stdout is not None  # both are pipes
     try:
-        send(process.stdin, (payload, options))
+        send(stdin, (payload, options))
         while (job := next_job()) is not None:
             try:
-                send(process.stdin, job)
-                outcome = receive(process.stdout)
+                send(stdin, job)
+                outcome = receive(stdout)
             except (EOFError, OSError):
                 code = process.wait()
                 report(
@@ -279,18 +281,18 @@ def _helper_lane(payload: bytes, options: FitOptions, next_job, report) -> None:
                 )
                 return
             report(outcome)
-        send(process.stdin, None)
+        send(stdin, None)
     except (EOFError, OSError):
         pass
     finally:
         with contextlib.suppress(OSError):
-            process.stdin.close()
+            stdin.close()
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        process.stdout.close()
+        stdout.close()
 
 
 class _Progress:
@@ -344,6 +346,7 @@ def assemble(outcomes: Sequence[FitOutcome], labels: Sequence[Any]) -> xr.DataTr
     root_attrs: dict = {}
     if good:
         template = good[0].tree
+        assert template is not None
         root_attrs = {k: v for k, v in template.attrs.items() if k not in _PER_FIT_ATTRS}
         for group in template.children:
             parts = [_group_or_nan(o.tree, template, group) for o in outcomes]
