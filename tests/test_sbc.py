@@ -9,7 +9,15 @@ import pytest
 import pytensor_blackjax as pbj
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.validate import simulation_based_calibration
-from pytensor_blackjax.validate._sbc import FitSettings, Simulations, fit_all, rank_all, simulate_all
+from pytensor_blackjax.validate._sbc import (
+    Fits,
+    FitSettings,
+    SBCResult,
+    Simulations,
+    fit_all,
+    rank_all,
+    simulate_all,
+)
 
 NUM_SIMULATIONS = 256
 ALPHA = 1e-3  # family-wise, split over the quantities tested (Bonferroni)
@@ -145,3 +153,63 @@ def test_simulations_and_fit_seeds_follow_from_the_study_seed():
 def test_sbc_rejects_no_simulations():
     with pytest.raises(ValueError, match="num_simulations=0 is not valid"):
         simulation_based_calibration(pbj.compile(normal_model()), simulate_normal, num_simulations=0)
+
+
+# -- until-runs: does stopping when the targets are met bias the posterior? ---------------------------
+UNTIL = pbj.Until(ess_bulk=150, rhat=1.02, max_draws=5000)
+UNTIL_SIMULATIONS = 256
+
+
+def conjugate_model(size: int = 10):
+    """mu ~ Normal(0, 1), y ~ Normal(mu, 1): the posterior is Normal(sum(y) / (size + 1), 1 / (size + 1))."""
+    m = pbj.ModelBuilder(name="conjugate")
+    y = m.data("y", np.zeros(size), observed=True)
+    mu = m.param("mu")
+    m.add_logp(-0.5 * mu**2 - 0.5 * pt.sum((y - mu) ** 2))
+    return m.build()
+
+
+def simulate_conjugate(key, size: int = 10):
+    k_mu, k_y = jax.random.split(key)
+    mu = jax.random.normal(k_mu)
+    return {"mu": mu}, {"y": mu + jax.random.normal(k_y, (size,))}
+
+
+def until_study(model, simulate, seed):
+    compiled = pbj.compile(model)
+    simulations = simulate_all(compiled, simulate, UNTIL_SIMULATIONS, seed)
+    settings = FitSettings(
+        draws=99, tune=300, thin=1, sampler=pbj.samplers.NUTS(target_accept=0.9), until=UNTIL
+    )
+    return simulations, fit_all(compiled, simulations, settings)
+
+
+def distorted(simulations, fits, scale=1.0, shift=0.0):
+    """SBC of the same fits with each posterior made ``scale`` times as wide around its mean and
+    moved by ``shift`` posterior sds: what a miscalibration of that size would look like."""
+    draws = {}
+    for k, x in fits.draws.items():
+        mean, sd = x.mean(axis=1, keepdims=True), x.std(axis=1, keepdims=True)
+        draws[k] = mean + scale * (x - mean) + shift * sd
+    result = Fits(draws, fits.divergences, fits.sizes)
+    return SBCResult(rank_all(simulations, result), 99, fits.divergences, fits.sizes)
+
+
+def min_p(result):
+    return min(float(np.min(p)) for p in result.chi_square(bins=10).values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "model, simulate, seed",
+    [(conjugate_model, simulate_conjugate, 21), (hierarchical_model, simulate_hierarchical, 22)],
+    ids=["conjugate", "hierarchical"],
+)
+def test_sbc_of_until_runs_shows_no_stopping_bias(model, simulate, seed):
+    simulations, fits = until_study(model(), simulate, seed)
+    result = SBCResult(rank_all(simulations, fits), 99, fits.divergences, fits.sizes)
+    assert len(set(fits.sizes.tolist())) > 1, "every fit stopped at the same length: no optional stopping"
+    assert_uniform(result)
+    # the power the study has: the same fits made 25% too narrow are caught (figures in docs/until.md)
+    tested = sum(p.size for p in result.chi_square().values())
+    assert min_p(distorted(simulations, fits, scale=0.75)) < ALPHA / tested

@@ -238,3 +238,21 @@ def test_kill_9_during_an_until_run_then_resume_stops_at_the_same_draw(tmp_path)
                            progressbar=False)  # fmt: skip
     assert resumed.attrs["stop_reason"] == reference.attrs["stop_reason"] == "targets_met"
     np.testing.assert_array_equal(resumed["posterior"]["x"].values, reference["posterior"]["x"].values)
+
+
+# -- chain layouts ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(sampler="chees", chains=16, chunk_size=50),  # the ensemble layout: one program for all chains
+        dict(sampler="nuts", chains=4, chain_method="vectorized"),
+    ],
+    ids=["ensemble-chees", "vectorized"],
+)
+def test_until_meets_its_targets_in_every_layout(kwargs):
+    until = pbj.Until(ess_bulk=400, ess_tail=200, rhat=1.01, max_draws=5_000)
+    tree = pbj.sample(gaussian(), until=until, seed=8, tune=300, progressbar=False, **kwargs)
+    assert tree.attrs["stop_reason"] == "targets_met"
+    assert worst_ess(tree, "bulk") >= 400 and worst_ess(tree, "tail") >= 200
+    assert tree.attrs["until_rhat"] <= 1.01 and tree.attrs["until_rhat_kind"] == "rank"
+    assert tree["posterior"].sizes["chain"] == kwargs["chains"]

@@ -447,7 +447,7 @@ def test_start_watch_serves_the_store_from_a_separate_process(finished, capsys):
 
 
 def test_page_data_before_the_first_commit_has_a_column_per_chain(interrupted):
-    from pytensor_blackjax.cli import _watch
+    from pytensor_blackjax.cli import _watch_page
 
     _set_attrs(interrupted, status="warmup", num_draws_completed=0)
     status = read_status(interrupted)
@@ -455,5 +455,5 @@ def test_page_data_before_the_first_commit_has_a_column_per_chain(interrupted):
     draws.advance(0)
     view = build_view(status, draws, version=1, rate=Rate())
     assert view.labels == () and view.diagnostics == ()
-    assert set(_watch.trace_data(view, "")) == {"draw", "c0", "c1"}  # the glyphs' columns exist, empty
-    assert set(_watch.rank_data(view, "")) == {"bin", "c0", "c1"}
+    assert set(_watch_page.trace_data(view, "")) == {"draw", "c0", "c1"}  # the glyphs' columns exist, empty
+    assert set(_watch_page.rank_data(view, "")) == {"bin", "c0", "c1"}

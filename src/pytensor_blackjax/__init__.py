@@ -34,8 +34,10 @@ __all__ = [
     "compile",
     "distributed",
     "examples",
+    "many",
     "resume",
     "sample",
+    "sample_many",
     "samplers",
     "set_program_cache",
     "transforms",
@@ -51,8 +53,10 @@ _LAZY = {
     "WatchOptions": ("pytensor_blackjax._watching", "WatchOptions"),
     "distributed": ("pytensor_blackjax.distributed", None),
     "examples": ("pytensor_blackjax.examples", None),
+    "many": ("pytensor_blackjax.many", None),
     "resume": ("pytensor_blackjax._resume", "resume"),
     "extend": ("pytensor_blackjax._extend", "extend"),
+    "sample_many": ("pytensor_blackjax.many", "sample_many"),
     "set_program_cache": ("pytensor_blackjax.run._cache", "set_program_cache"),
 }
 

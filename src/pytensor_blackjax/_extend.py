@@ -67,12 +67,16 @@ def extend(
         raise TypeError(f"until={until!r} is not valid: give pbj.Until(ess_bulk=..., ...).")
 
     def more(settings: RunSettings, done: int) -> RunSettings:
-        total = done + draws if draws is not None else until.max_draws
-        if total <= done:
-            raise ValueError(
-                f"Until(max_draws={until.max_draws}) counts every draw of the run, and the store "
-                f"holds {done} per chain already; give a larger max_draws."
-            )
+        if draws is not None:
+            total = done + draws
+        else:
+            assert until is not None  # exactly one of draws and until, checked above
+            total = until.max_draws
+            if total <= done:
+                raise ValueError(
+                    f"Until(max_draws={until.max_draws}) counts every draw of the run, and the store "
+                    f"holds {done} per chain already; give a larger max_draws."
+                )
         # keep the stored chunk: the store's arrays are chunked by it
         return dataclasses.replace(settings, draws=total, chunk_size=settings.chunk)
 

@@ -70,10 +70,12 @@ def continue_run(stored: StoredRun, *, progressbar: bool) -> xr.DataTree:
     compiled = stored.compiled
     settings = _same_layout(stored)
     until = stored_until(stored)
+    point = stored.resume_point
+    assert point is not None  # only a complete store has none, and it is not continued
     previous = None
-    if until is not None and stored.resume_point.num_draws:
+    if until is not None and point.num_draws:
         # the checks look at every draw, those made before this call included
-        previous = stored.read_draws(stored.resume_point.num_draws).get("posterior")
+        previous = stored.read_draws(point.num_draws).get("posterior")
     t0 = time.perf_counter()
     output = run(
         compiled,
@@ -82,7 +84,7 @@ def continue_run(stored: StoredRun, *, progressbar: bool) -> xr.DataTree:
         compiled.data_tuple(stored.new_data),
         progressbar=progressbar,
         sink=sink,
-        resume=stored.resume_point,
+        resume=point,
         log_likelihood=stored.log_likelihood,
         until=until,
         previous=previous,

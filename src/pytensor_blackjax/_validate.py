@@ -22,7 +22,7 @@ def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
 def check_seed(seed: Any) -> int:
     if seed is None:
         return int(np.random.SeedSequence().generate_state(1)[0])
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < 2**64:
         raise TypeError(
             f"seed={seed!r} is not valid: give a non-negative integer below 2**64 (e.g. seed=1) "
             "or None for a random one."

@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import sys
 import warnings
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from pytensor_blackjax.cli._console import err_console, out_console, print_error, print_summary, print_warning
-from pytensor_blackjax.cli._io import UserError, display_path, load_model_file, read_results, write_results
+from pytensor_blackjax.cli._io import UserError, load_model_file, read_results
+from pytensor_blackjax.cli._options import (
+    Chains,
+    Draws,
+    Ess,
+    MaxDraws,
+    MaxRows,
+    OpenBrowser,
+    Out,
+    ProgressFlag,
+    Seed,
+    Tune,
+    WatchPort,
+)
+from pytensor_blackjax.cli._options import finish as _finish
+from pytensor_blackjax.cli._options import sample_with_warnings as _sample
+from pytensor_blackjax.cli._options import user_errors as _user_errors
+from pytensor_blackjax.cli._run_many import run_many
 
 __all__ = ["app", "main"]
 
@@ -44,76 +60,6 @@ def _root(
     ] = False,
 ) -> None:
     ctx.obj = {"traceback": traceback}
-
-
-@contextmanager
-def _user_errors(ctx: typer.Context):
-    """Mistakes in the input (from this module or the public API) -> one line on stderr, exit 1."""
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except (UserError, ValueError, TypeError, FileNotFoundError, ImportError, NotImplementedError) as exc:
-        if ctx.obj and ctx.obj.get("traceback"):
-            raise
-        print_error(str(exc))
-        raise typer.Exit(code=1) from None
-
-
-# Options shared by `demo` and `run`; annotated aliases keep the command signatures short.
-Draws = Annotated[int, typer.Option(min=1, help="Draws kept per chain.")]
-Tune = Annotated[int, typer.Option(min=0, help="Warmup (adaptation) steps per chain.")]
-Chains = Annotated[int, typer.Option(min=1, help="Independent chains.")]
-Seed = Annotated[int | None, typer.Option(min=0, help="Random seed; the same seed gives the same draws.")]
-Out = Annotated[
-    str | None,
-    typer.Option(
-        "--out", "-o", help="Folder to write results.zarr, summary.csv, trace.png and report.html into."
-    ),
-]
-ProgressFlag = Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress bar.")]
-MaxRows = Annotated[int | None, typer.Option(min=1, help="Show at most this many rows of the summary.")]
-Ess = Annotated[
-    float | None,
-    typer.Option(
-        min=1,
-        help="Sample until every scalar has bulk and tail ESS >= this and R-hat <= 1.01 (not with --draws).",
-    ),
-]
-MaxDraws = Annotated[int, typer.Option(min=1, help="With --ess: draws per chain at most.")]
-WatchPort = Annotated[
-    int | None, typer.Option("--port", min=1, max=65535, help="Port of the live page (default: a free one).")
-]
-OpenBrowser = Annotated[bool, typer.Option("--open", help="Open the live page in the default web browser.")]
-
-
-def _sample(model, *, progress: bool, **options):
-    import pytensor_blackjax as pbj
-
-    # The driver's diagnostics warnings become one readable line each instead of Python's warning format.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        tree = pbj.sample(model, progressbar=progress, **options)
-    for w in caught:
-        print_warning(str(w.message))
-    return tree
-
-
-def _finish(tree, *, out: str | None, max_rows: int | None) -> None:
-    print_summary(tree, max_rows=max_rows)
-    console = out_console()
-    if tree.attrs.get("interrupted"):
-        console.print(f"Interrupted: kept the first {tree.attrs.get('num_draws_completed')} draws per chain.")
-    if "stop_reason" in tree.attrs:  # an until-run
-        console.print(
-            f"stopped: {tree.attrs['stop_reason']} after {tree.attrs.get('num_draws_completed')}"
-            f" draws per chain (worst: {tree.attrs.get('until_worst_variable')})"
-        )
-    if "seed" in tree.attrs:
-        console.print(f"seed: {tree.attrs['seed']} (pass --seed {tree.attrs['seed']} to repeat this run)")
-    if out is not None:
-        paths = write_results(tree, out, console=console)
-        console.print("Wrote " + ", ".join(display_path(p) for p in paths))
 
 
 @app.command()
@@ -402,6 +348,9 @@ def _is_click_error(exc: BaseException) -> bool:
     return callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int)
 
 
+app.command("run-many")(run_many)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``pytensor-blackjax`` script: usage errors become one line on stderr."""
     command = typer.main.get_command(app)
@@ -415,6 +364,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         context = getattr(exc, "ctx", None)
         where = context.command_path if context is not None else PROG
-        print_error(f"{exc.format_message()} (see '{where} --help')")
-        sys.exit(exc.exit_code)
+        usage: Any = exc  # a click usage error (checked above)
+        print_error(f"{usage.format_message()} (see '{where} --help')")
+        sys.exit(usage.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,9 +45,9 @@ class Figure:
             f.write(self.data)
 
 
-def _per_dim_caps(posterior: xr.Dataset, per_var: int) -> dict[str, int]:
+def _per_dim_caps(posterior: xr.Dataset, per_var: int) -> dict[Hashable, int]:
     """How many entries to keep along each non-sample dimension, so no variable exceeds ``per_var``."""
-    caps: dict[str, int] = {}
+    caps: dict[Hashable, int] = {}
     for var in posterior.data_vars.values():
         dims = [d for d in var.dims if d not in SAMPLE_DIMS]
         if not dims:

@@ -126,7 +126,11 @@ def _settings_rows(tree: xr.DataTree) -> str:
         elif isinstance(value, float | np.floating):
             value = f"{value:.2f}"
         rows.append(f"<tr><td>{label}</td><td>{html.escape(str(value))}</td></tr>")
-    versions = ", ".join(f"{k[len('version_') :]} {v}" for k, v in attrs.items() if k.startswith("version_"))
+    versions = ", ".join(
+        f"{k[len('version_') :]} {v}"
+        for k, v in attrs.items()
+        if isinstance(k, str) and k.startswith("version_")
+    )
     if versions:
         rows.append(f"<tr><td>Versions</td><td>{html.escape(versions)}</td></tr>")
     return "\n".join(rows)

@@ -1,7 +1,7 @@
 """What the live page shows, computed from committed draws: plain arrays and rows, no Bokeh.
 
-Runs off the page's document lock, once per new commit; the page only copies the result into its
-data sources.
+`Watcher` keeps it current: it runs off the page's document lock, once per new commit; the page only
+copies the result into its data sources.
 """
 
 from __future__ import annotations
@@ -9,14 +9,24 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from pytensor_blackjax.results import EBFMI_MIN, ESS_PER_CHAIN_MIN, RHAT_MAX, ebfmi
-from pytensor_blackjax.store._watch_read import CommittedDraws, StoreStatus
+from pytensor_blackjax.store._watch_read import CommittedDraws, StoreStatus, read_status
 
-__all__ = ["EBFMI_MIN", "ESS_PER_CHAIN_MIN", "RHAT_MAX", "Rate", "View", "build_view", "thin_index"]
+__all__ = [
+    "EBFMI_MIN",
+    "ESS_PER_CHAIN_MIN",
+    "RHAT_MAX",
+    "Rate",
+    "View",
+    "Watcher",
+    "build_view",
+    "thin_index",
+]
 
 MIN_DRAWS_FOR_DIAGNOSTICS = 4  # split R-hat halves each chain
 
@@ -212,3 +222,33 @@ def thin_index(num_draws: int, max_points: int) -> np.ndarray:
     """Evenly spaced draw indices, at most ``max_points``: long traces stay light in the browser."""
     stride = max(1, -(-num_draws // max_points))
     return np.arange(0, num_draws, stride)
+
+
+class Watcher:
+    """The latest `View` of one store, shared by every page the server shows."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.draws = CommittedDraws(path)
+        self.rate = Rate()
+        self.view: View | None = None
+        self.error = ""
+        self._key: tuple | None = None
+
+    def refresh(self) -> None:
+        """Read the commit record; read new draws and recompute only when something changed."""
+        try:
+            status = read_status(self.path)
+            key = (status.phase, status.num_draws, (status.warmup or {}).get("steps_done"))
+            if key == self._key:
+                return
+            self.draws.advance(status.num_draws)
+            view = build_view(
+                status, self.draws, version=self._version() + 1, rate=self.rate, previous=self.view
+            )
+            self.view, self._key, self.error = view, key, ""
+        except (OSError, ValueError) as e:  # e.g. the store was moved away: say so, keep the last view
+            self.error = f"cannot read the store now: {e}"
+
+    def _version(self) -> int:
+        return self.view.version if self.view is not None else 0

@@ -64,7 +64,8 @@ def _import_dispatch() -> None:
             return
         hide = "numpyro" not in sys.modules
         if hide:
-            sys.modules["numpyro"] = None  # `import numpyro` raises ImportError meanwhile
+            # `import numpyro` raises ImportError meanwhile (typeshed's sys.modules allows no None)
+            sys.modules["numpyro"] = None  # type: ignore[assignment]
         x64 = jax.config.read("jax_enable_x64")
         try:
             importlib.import_module(_DISPATCH)
@@ -75,7 +76,7 @@ def _import_dispatch() -> None:
                 jax.config.update("jax_enable_x64", x64)
         random = sys.modules.get(f"{_DISPATCH}.random")
         if hide and random is not None and importlib.util.find_spec("numpyro") is not None:
-            random.numpyro_available = True
+            random.numpyro_available = True  # type: ignore[attr-defined]  # typeshed: ModuleType is read-only
 
 
 def _freeze_shared(outputs: Sequence[TensorVariable]) -> list[TensorVariable]:
@@ -84,7 +85,7 @@ def _freeze_shared(outputs: Sequence[TensorVariable]) -> list[TensorVariable]:
     if not shared:
         return list(outputs)
     replace = {v: pt.constant(v.get_value(borrow=True), name=v.name, dtype=v.type.dtype) for v in shared}
-    return list(graph_replace(list(outputs), replace, strict=False))
+    return list(graph_replace(list(outputs), replace, strict=False))  # type: ignore[arg-type]  # PyTensor types Variable
 
 
 def jaxify(inputs: Sequence[TensorVariable], outputs: Sequence[TensorVariable]) -> Callable:

@@ -131,8 +131,9 @@ def run(
                     check.add(arrays["posterior"])
                     stop = check.stop_reason()
                     progress.note(check.progress_note())
-                    if stop is None and until.max_seconds is not None:
-                        stop = "max_seconds" if time.perf_counter() - t1 >= until.max_seconds else None
+                    seconds = check.until.max_seconds
+                    if stop is None and seconds is not None:
+                        stop = "max_seconds" if time.perf_counter() - t1 >= seconds else None
             timings["sampling"] = time.perf_counter() - t1
             interrupted = interrupt.hit or warmup_cut
     finally:

@@ -32,6 +32,7 @@ __all__ = [
     "until_attrs",
     "warn_short",
     "diagnose",
+    "diagnose_scalars",
     "next_check",
 ]
 
@@ -54,7 +55,10 @@ def _positive(name: str, value, *, integer: bool = False, allow_none: bool = Tru
         raise ValueError(
             f"Until({name}={value!r}) is not valid: {name} must be {what} or None, e.g. {name}={example}."
         )
-    return int(value) if integer else float(value)
+    if integer:
+        assert isinstance(value, numbers.Integral)  # checked above
+        return int(value)
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,8 @@ class Diagnosis:
 
 def _scalars(posterior: dict[str, np.ndarray], var_names) -> tuple[np.ndarray, list[str]]:
     """Every scalar as ``(scalar, chain, draw)`` and its label."""
-    parts, labels = [], []
+    parts: list[np.ndarray] = []
+    labels: list[str] = []
     for name in var_names or posterior:
         value = np.asarray(posterior[name])
         chains, draws = value.shape[:2]
@@ -212,9 +217,16 @@ def diagnose(
 ) -> Diagnosis:
     """The worst bulk/tail ESS and R-hat over the scalars of ``posterior`` (``(chain, draw, ...)``);
     only the targeted diagnostics unless ``everything``, only the scalars ``only`` (indices) if given."""
-    from arviz_stats.base import array_stats
-
     x, labels = _scalars(posterior, until.var_names)
+    return diagnose_scalars(x, labels, until, everything=everything, only=only)
+
+
+def diagnose_scalars(
+    x: np.ndarray, labels: list[str], until: Until, *, everything: bool = False, only: tuple[int, ...] = ()
+) -> Diagnosis:
+    """`diagnose` of the scalars ``x`` (``(scalar, chain, draw)``) named ``labels``."""
+    from pytensor_blackjax.run._until_diagnostics import rank_diagnostics
+
     index = np.asarray(only if only else range(len(labels)), dtype=int)
     x, labels = x[index], [labels[i] for i in index]
     chains, draws = x.shape[1:]
@@ -222,26 +234,27 @@ def diagnose(
     out: dict = {"draws": draws}
     ratios = np.zeros(len(labels))  # how far each scalar is from its targets, > 1: not met
     shortfall = np.zeros(len(labels))
-    if "ess_bulk" in targets or everything:
-        ess = np.asarray(array_stats.ess(x, method="bulk"), dtype=float)
-        out["ess_bulk"] = float(np.nanmin(ess)) if ess.size else math.nan
-        if "ess_bulk" in targets:
-            r = np.where(np.isfinite(ess), targets["ess_bulk"] / np.maximum(ess, 1e-12), np.inf)
-            ratios, shortfall = np.maximum(ratios, r), np.maximum(shortfall, r)
-    if "ess_tail" in targets or everything:
-        ess = np.asarray(array_stats.ess(x, method="tail", prob=TAIL_PROB), dtype=float)
-        out["ess_tail"] = float(np.nanmin(ess)) if ess.size else math.nan
-        if "ess_tail" in targets:
-            r = np.where(np.isfinite(ess), targets["ess_tail"] / np.maximum(ess, 1e-12), np.inf)
-            ratios, shortfall = np.maximum(ratios, r), np.maximum(shortfall, r)
-    if ("rhat" in targets or everything) and chains >= 2:
-        if chains >= NESTED_RHAT_CHAINS:
-            ids = superchain_ids(chains)
-            rhat = np.asarray(array_stats.rhat_nested(x[:, : len(ids)], superchain_ids=ids), dtype=float)
-            out["rhat_kind"] = "nested"
-        else:
-            rhat = np.asarray(array_stats.rhat(x), dtype=float)
-        out["rhat"] = float(np.nanmax(rhat)) if rhat.size else math.nan
+    nested = chains >= NESTED_RHAT_CHAINS
+    ids = superchain_ids(chains) if nested else None
+    wanted = {k: k in targets or everything for k in ("ess_bulk", "ess_tail", "rhat")}
+    wanted["rhat"] = wanted["rhat"] and chains >= 2
+    # one pass over all scalars; nested R-hat drops the chains that do not fill a superchain
+    plain_rhat = wanted["rhat"] and not nested
+    bulk, tail = wanted["ess_bulk"], wanted["ess_tail"]
+    values = rank_diagnostics(x, bulk=bulk, tail=tail, prob=TAIL_PROB, rhat=plain_rhat)
+    if wanted["rhat"] and ids is not None:
+        values |= rank_diagnostics(x[:, : len(ids)], bulk=False, tail=False, superchains=ids)
+    for kind in ("ess_bulk", "ess_tail"):
+        if kind in values:
+            ess = values[kind]
+            out[kind] = float(np.nanmin(ess)) if ess.size and not np.all(np.isnan(ess)) else math.nan
+            if kind in targets:
+                r = np.where(np.isfinite(ess), targets[kind] / np.maximum(ess, 1e-12), np.inf)
+                ratios, shortfall = np.maximum(ratios, r), np.maximum(shortfall, r)
+    if "rhat" in values:
+        rhat = values["rhat"]
+        out["rhat_kind"] = "nested" if nested else "rank"
+        out["rhat"] = float(np.nanmax(rhat)) if rhat.size and not np.all(np.isnan(rhat)) else math.nan
         if "rhat" in targets:
             # (R-hat - 1) shrinks roughly like 1/draws once chains mix
             r = np.where(np.isfinite(rhat), (rhat - 1) / (targets["rhat"] - 1), np.inf)
@@ -278,10 +291,11 @@ class UntilCheck:
     extension), the next check, and the stop reason once there is one."""
 
     def __init__(self, until: Until, chunk: int, previous: dict[str, np.ndarray] | None):
-        import arviz_stats.base  # noqa: F401 - loaded now, not inside the first (timed) check
+        import pytensor_blackjax.run._until_diagnostics  # noqa: F401 - loaded now, not in the first (timed) check
 
         self.until, self.chunk = until, chunk
-        self.parts: dict[str, list[np.ndarray]] = {}
+        self.x = np.empty((0, 0, 0))  # every checked scalar's draws so far, (scalar, chain, capacity)
+        self.labels: list[str] = []
         self.done = 0
         self.last: Diagnosis | None = None
         self.check_seconds = 0.0
@@ -294,23 +308,27 @@ class UntilCheck:
             pass
 
     def add(self, posterior: dict[str, np.ndarray]) -> None:
-        names = self.until.var_names or list(posterior)
-        for name in names:
-            self.parts.setdefault(name, []).append(posterior[name])
-        self.done += next(iter(posterior.values())).shape[1] if posterior else 0
-
-    def _draws(self, upto: int) -> dict[str, np.ndarray]:
-        return {k: np.concatenate(v, axis=1)[:, :upto] for k, v in self.parts.items()}
+        if not posterior:
+            return
+        x, self.labels = _scalars({k: posterior[k] for k in self.until.var_names or posterior}, None)
+        n = x.shape[2]
+        if self.done + n > self.x.shape[2]:  # grow by doubling: each draw is copied O(1) times
+            grown = np.empty((*x.shape[:2], max(2 * self.x.shape[2], self.done + n)))
+            if self.done:
+                grown[:, :, : self.done] = self.x[:, :, : self.done]
+            self.x = grown
+        self.x[:, :, self.done : self.done + n] = x
+        self.done += n
 
     def _check_at(self, n: int) -> Diagnosis:
         import time
 
         t0 = time.perf_counter()
-        draws = self._draws(n)
+        draws = self.x[:, :, :n]
         focus = () if self.last is None else self.last.furthest
-        self.last = diagnose(draws, self.until, only=focus) if focus else None
+        self.last = diagnose_scalars(draws, self.labels, self.until, only=focus) if focus else None
         if self.last is None or self.last.met:  # the focus meets its targets: check every scalar
-            self.last = diagnose(draws, self.until)
+            self.last = diagnose_scalars(draws, self.labels, self.until)
         self.check_seconds += time.perf_counter() - t0
         self.checks += 1
         self.next = next_check(n, self.chunk, self.last, self.until.max_draws) if not self.last.met else n
@@ -335,7 +353,10 @@ class UntilCheck:
         """Every diagnostic at the stopping point (for the result's attributes)."""
         if self.done < 4:  # too few draws for any diagnostic
             return Diagnosis(draws=self.done)
-        return diagnose(self._draws(self.done), self.until, everything=True)
+        last = self.last
+        if last is not None and last.complete and last.draws == self.done and len(self.until.targets) == 3:
+            return last  # the stopping check looked at every scalar with every diagnostic already
+        return diagnose_scalars(self.x[:, :, : self.done], self.labels, self.until, everything=True)
 
     def progress_note(self) -> str:
         """The worst diagnostics of the last check and the draws still needed, for the progress bar."""

@@ -74,11 +74,13 @@ class Sampler(Protocol):
     of the uniform box in unconstrained space its chains start in (see `samplers._start`).
     """
 
-    name: str
-    ensemble: bool
-    approximate: bool
+    name: ClassVar[str]
+    ensemble: ClassVar[bool]
+    approximate: ClassVar[bool]
     size_fields: ClassVar[tuple[str, ...]]
-    init_radius: float
+
+    @property
+    def init_radius(self) -> float: ...
 
     def schedule(self, tune: int) -> np.ndarray:
         """One row per warmup step, passed to ``warmup_step`` (shape ``(tune, k)``)."""

@@ -8,7 +8,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -65,7 +65,7 @@ class ChEES(EnsembleTuned):
     min_chains: int = 16
     init: Literal["random", "pathfinder"] = "pathfinder"
     init_radius: float = DEFAULT_RADIUS
-    name = "chees"
+    name: ClassVar[str] = "chees"
     size_fields = ("draws", "tune", "chains")
     tuned_what = "its step size and trajectory length"
 

@@ -7,7 +7,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import jax
 
@@ -87,7 +87,7 @@ class HMC(StaticPathHMC):
     target_accept: float = 0.8
     adaptation: Literal["auto", "diag", "dense"] = "auto"
     init_radius: float = DEFAULT_RADIUS
-    name = "hmc"
+    name: ClassVar[str] = "hmc"
 
     def __post_init__(self):
         check_int("HMC", "num_integration_steps", self.num_integration_steps, 1, 1024)

@@ -13,7 +13,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pytensor_blackjax.samplers._start import DEFAULT_RADIUS
 from pytensor_blackjax.samplers.hmc import StaticPathHMC
@@ -45,7 +45,7 @@ class MALA(StaticPathHMC):
     target_accept: float = OPTIMAL_MALA_ACCEPT
     adaptation: Literal["auto", "diag", "dense"] = "auto"
     init_radius: float = DEFAULT_RADIUS
-    name = "mala"
+    name: ClassVar[str] = "mala"
 
     def __post_init__(self):
         self.check_options()

@@ -151,7 +151,7 @@ class MCLMC(TunedMCLMC):
     desired_energy_var: float = 5e-4
     diagonal_preconditioning: bool = True
     init_radius: float = DEFAULT_RADIUS
-    name = "mclmc"
+    name: ClassVar[str] = "mclmc"
     module = "blackjax.mcmc.mclmc"
     tuner = "mclmc_find_L_and_step_size"
 
@@ -205,7 +205,7 @@ class AdjustedMCLMC(TunedMCLMC):
         ('tune',)
     """
 
-    name = "adjusted_mclmc"
+    name: ClassVar[str] = "adjusted_mclmc"
     module = "blackjax.mcmc.adjusted_mclmc_dynamic"
     tuner = "adjusted_mclmc_find_L_and_step_size"
     tuner_share = 0.2  # the tuner's two dual-averaging phases take 0.1 of num_steps each by default

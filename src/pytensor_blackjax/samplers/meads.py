@@ -7,7 +7,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,7 +57,7 @@ class MEADS(EnsembleTuned):
     num_folds: int = 4
     init: Literal["random", "pathfinder"] = "pathfinder"
     init_radius: float = DEFAULT_RADIUS
-    name = "meads"
+    name: ClassVar[str] = "meads"
     size_fields = ("tune", "chains")
     # the momentum persists between draws, so the energy's draw-to-draw changes are small by design:
     # E-BFMI computed from it would flag a healthy chain

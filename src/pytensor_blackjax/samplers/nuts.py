@@ -12,7 +12,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pytensor_blackjax.samplers._base import Kernel, RunSize, rename_info
 from pytensor_blackjax.samplers._options import check_choice, check_int, check_probability
@@ -57,7 +57,7 @@ class NUTS(WindowedSampler):
     init: Literal["random", "pathfinder"] = "random"
     max_rank: int = 10
     init_radius: float = DEFAULT_RADIUS
-    name = "nuts"
+    name: ClassVar[str] = "nuts"
 
     def __post_init__(self):
         check_probability("NUTS", "target_accept", self.target_accept)

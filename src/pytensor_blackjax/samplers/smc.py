@@ -20,7 +20,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -75,7 +75,7 @@ class SMC:
     num_mcmc_steps: int = 10
     num_integration_steps: int = 8
     reference_sd: float = 3.0
-    name = "smc"
+    name: ClassVar[str] = "smc"
     ensemble = True
     approximate = False
     size_fields = ("draws", "chains")  # it keeps chains * draws particles

@@ -75,7 +75,7 @@ class Pathfinder:
     maxiter: int = 100
     num_elbo_draws: int = 200
     init_radius: float = DEFAULT_RADIUS
-    name = "pathfinder"
+    name: ClassVar[str] = "pathfinder"
     ensemble = True
     approximate = True
     size_fields = ("chains",)
@@ -213,7 +213,7 @@ class MeanFieldVI(_GaussianVI):
         >>> sampler = pbj.samplers.MeanFieldVI(learning_rate=0.02)
     """
 
-    name = "meanfield_vi"
+    name: ClassVar[str] = "meanfield_vi"
 
 
 @dataclass(frozen=True)
@@ -228,4 +228,4 @@ class FullRankVI(_GaussianVI):
         >>> sampler = pbj.samplers.FullRankVI(learning_rate=0.01)
     """
 
-    name = "fullrank_vi"
+    name: ClassVar[str] = "fullrank_vi"

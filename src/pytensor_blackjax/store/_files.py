@@ -8,7 +8,7 @@ import os
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import zarr
 
@@ -19,6 +19,7 @@ __all__ = [
     "check_free_space",
     "check_writable",
     "consolidate",
+    "draw_arrays",
     "open_root",
     "remove_partial_files",
     "write_atomic",
@@ -102,7 +103,17 @@ def consolidate(path: Path) -> None:
         zarr.consolidate_metadata(str(path))
 
 
-def open_root(path: Path, mode: str = "r+") -> zarr.Group:
+def draw_arrays(group: zarr.Group) -> dict[str, zarr.Array]:
+    """The group's arrays whose dimensions start ``(chain, draw)``, by name, in the group's order."""
+    return {name: array for name, array in group.arrays() if _dimension_names(array)[:2] == ("chain", "draw")}
+
+
+def _dimension_names(array: zarr.Array) -> tuple[str | None, ...]:
+    # only zarr v3 metadata names dimensions (v2 has no such field); every store is written as v3
+    return tuple(getattr(array.metadata, "dimension_names", None) or ())
+
+
+def open_root(path: Path, mode: Literal["r", "r+", "a", "w", "w-"] = "r+") -> zarr.Group:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=zarr.errors.ZarrUserWarning)
         return zarr.open_group(str(path), mode=mode, zarr_format=3)

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def read_arrays(path: Path, file: Path) -> dict[str, np.ndarray]:
         raise corrupt(path, f"{where} cannot be read ({type(e).__name__}: {e})") from None
 
 
-def numbered(prefix: str, leaves: list) -> dict[str, np.ndarray]:
+def numbered(prefix: str, leaves: Sequence[Any]) -> dict[str, np.ndarray]:
     """Leaves as ``{prefix_00000: leaf, ...}``, in order (``jax.tree.leaves`` order)."""
     return {f"{prefix}_{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
 
@@ -155,7 +156,7 @@ def sampler_to_json(sampler: Any) -> dict[str, Any]:
             does not fit in JSON; the store then keeps no copy of it.
     """
     name = getattr(sampler, "name", None)
-    if SAMPLERS.get(name) is not type(sampler):
+    if not isinstance(name, str) or SAMPLERS.get(name) is not type(sampler):
         raise TypeError(
             f"{type(sampler).__name__} (name {name!r}) is not in pytensor_blackjax.samplers.SAMPLERS"
         )
@@ -173,7 +174,8 @@ def sampler_from_json(document: Any, path: Path) -> Any:
             f"store {str(path)!r} holds no copy of its sampler ({document}): only the samplers of "
             "pytensor_blackjax.samplers.SAMPLERS can be resumed; start again with pbj.sample(..., store=...)."
         )
-    cls = SAMPLERS.get(document.get("name"))
+    name = document.get("name")
+    cls = SAMPLERS.get(name) if isinstance(name, str) else None
     if cls is None:
         raise StoreError(
             f"store {str(path)!r} was sampled with {document.get('name')!r}, which this release does not "

@@ -46,7 +46,9 @@ def fingerprint(model: Model) -> str:
         "dims": {k: list(v) for k, v in model.dims.items()},
     }
     digest.update(json.dumps(layout, sort_keys=True).encode())
-    digest.update(pytensor.printing.debugprint(graphs, file="str", print_type=True).encode())
+    text = pytensor.printing.debugprint(graphs, file="str", print_type=True)
+    assert isinstance(text, str)  # file="str" returns the printout
+    digest.update(text.encode())
     for var in ancestors(graphs):
         if isinstance(var, Constant):
             digest.update(np.ascontiguousarray(var.data).tobytes())

@@ -24,6 +24,7 @@ from pytensor_blackjax.store._files import (
     check_free_space,
     check_writable,
     consolidate,
+    draw_arrays,
     open_root,
     remove_partial_files,
     write_atomic,
@@ -156,9 +157,7 @@ class StoredRun:
             if (self.path / group / "zarr.json").exists():
                 arrays = zarr.open_group(str(self.path), path=group, mode="r", use_consolidated=False)
                 out[group] = {
-                    name: np.asarray(arrays[name][:, :num_draws])
-                    for name in arrays.array_keys()
-                    if tuple(arrays[name].metadata.dimension_names or ())[:2] == ("chain", "draw")
+                    name: np.asarray(array[:, :num_draws]) for name, array in draw_arrays(arrays).items()
                 }
         return out
 

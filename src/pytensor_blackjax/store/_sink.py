@@ -40,7 +40,14 @@ import zarr
 
 from pytensor_blackjax._checkpoint import Checkpoint
 from pytensor_blackjax.results import make_datatree
-from pytensor_blackjax.store._files import SIDE_DIR, RootRecord, consolidate, json_safe, write_atomic
+from pytensor_blackjax.store._files import (
+    SIDE_DIR,
+    RootRecord,
+    consolidate,
+    draw_arrays,
+    json_safe,
+    write_atomic,
+)
 from pytensor_blackjax.store._formats import arrays_blob, numbered
 from pytensor_blackjax.store._side import PARAMS_FILE, state_file
 
@@ -135,6 +142,7 @@ class StoreSink:
 
     # -- growing ------------------------------------------------------------------------------
     def _length(self) -> int:
+        assert self._arrays is not None  # called only once the arrays are open
         first = next(a for values in self._arrays.values() for a in values.values())
         return first.shape[1]
 
@@ -158,6 +166,7 @@ class StoreSink:
             self._resize(num_draws)
 
     def _resize(self, length: int) -> None:
+        assert self._arrays is not None  # called only once the arrays are open
         for group, values in self._arrays.items():
             for array in values.values():
                 array.resize((array.shape[0], length, *array.shape[2:]))
@@ -175,11 +184,7 @@ class StoreSink:
             if not (self.path / group / "zarr.json").exists():
                 continue
             zgroup = zarr.open_group(str(self.path), path=group, mode="r+", use_consolidated=False)
-            out[group] = {
-                name: zgroup[name]
-                for name in zgroup.array_keys()
-                if tuple(zgroup[name].metadata.dimension_names or ())[:2] == ("chain", "draw")
-            }
+            out[group] = draw_arrays(zgroup)
         return out
 
     # -- helpers -----------------------------------------------------------------------------
@@ -244,7 +249,8 @@ class StoreSink:
             )
             zgroup = zarr.open_group(str(self.path), path=group, mode="r+", use_consolidated=False)
             out[group] = {}
-            for name, var in ds.data_vars.items():
+            for key, var in ds.data_vars.items():
+                name = str(key)  # xarray types names as Hashable; a store's are strings
                 shape = (s.chains, length, *var.shape[2:])
                 out[group][name] = zgroup.create_array(
                     name,
@@ -252,7 +258,7 @@ class StoreSink:
                     chunks=(s.chains, s.chunk, *var.shape[2:]),
                     dtype=var.dtype,
                     fill_value=_fill_value(var.dtype),
-                    dimension_names=var.dims,
+                    dimension_names=[str(d) for d in var.dims],
                 )
         consolidate(self.path)
         # reload so that later commits keep the new consolidated metadata

@@ -117,15 +117,15 @@ def read_status(path: Path, *, now: float | None = None) -> StoreStatus:
     attrs = check_store(path)
     root_time = (path / "zarr.json").stat().st_mtime
     note, note_time = _read_progress(path)
-    newest_note = note is not None and note_time >= root_time
-    writer = note if newest_note else attrs
+    newest_note = note if note is not None and note_time >= root_time else None
+    writer = newest_note if newest_note is not None else attrs
     alive = _alive(writer.get("writer_pid"), writer.get("writer_host"))
     updated = max(root_time, note_time)
     stale = ((now or time.time()) - updated) > STALE_AFTER
     status = str(attrs.get("status", "warmup"))
     if status == "complete":
         phase = "complete"
-    elif alive is False or stale or (newest_note and note.get("phase") == "stopped"):
+    elif alive is False or stale or (newest_note is not None and newest_note.get("phase") == "stopped"):
         phase = "interrupted"
     else:
         phase = status

@@ -60,7 +60,8 @@ def select(posterior: xr.DataTree | xr.Dataset, name: str) -> np.ndarray | None:
     values = np.asarray(posterior[base].values)
     if values.ndim != 2 + len(index) or any(i >= n for i, n in zip(index, values.shape[2:], strict=True)):
         return None
-    return values[(slice(None), slice(None), *index)]
+    key: tuple[slice | int, ...] = (slice(None), slice(None), *index)
+    return values[key]
 
 
 def posterior_folders(path: Path) -> list[Path]:

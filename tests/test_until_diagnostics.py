@@ -1,0 +1,105 @@
+"""The vectorized diagnostics of until-checks agree with arviz_stats: bulk and tail ESS, rank-normalized
+split R-hat and nested R-hat, on independent, autocorrelated, tied and constant draws of many shapes."""
+
+import warnings
+
+import numpy as np
+import pytest
+from arviz_stats.base import array_stats
+
+from pytensor_blackjax.run._until import superchain_ids
+from pytensor_blackjax.run._until_diagnostics import rank_diagnostics, split_chains, z_scale
+
+
+def ar1(rng, scalars, chains, draws, phi):
+    """AR(1) chains, one autocorrelation ``phi`` per scalar (negative ones included)."""
+    x = np.zeros((scalars, chains, draws))
+    noise = rng.normal(size=x.shape)
+    x[..., 0] = noise[..., 0]
+    for t in range(1, draws):
+        x[..., t] = phi[:, None] * x[..., t - 1] + noise[..., t]
+    return x
+
+
+def draws_of(kind, rng, shape):
+    scalars, chains, draws = shape
+    if kind == "independent":
+        return rng.normal(size=shape)
+    if kind == "ar1":
+        return ar1(rng, scalars, chains, draws, np.linspace(-0.5, 0.95, scalars)) + 3.0
+    if kind == "ties":  # repeated values, as a Metropolis sampler's rejections make
+        return np.round(ar1(rng, scalars, chains, draws, np.linspace(0.0, 0.9, scalars)))
+    x = rng.normal(size=shape)  # constant scalars, and one constant in its first half of every chain
+    x[0] = 3.0
+    x[1, :, : draws // 2] = 1.0
+    return x
+
+
+def arviz(x, superchains=None):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # ArviZ divides 0 by 0 for constant scalars
+        out = {
+            "ess_bulk": array_stats.ess(x, method="bulk"),
+            "ess_tail": array_stats.ess(x, method="tail", prob=0.05),
+        }
+        if superchains is None:
+            out["rhat"] = array_stats.rhat(x, method="rank") if x.shape[1] > 1 else np.full(len(x), np.nan)
+        else:
+            out["rhat"] = array_stats.rhat_nested(x, superchain_ids=superchains)
+    return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+def assert_agree(mine, reference):
+    for name, expected in reference.items():
+        got = mine[name]
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=name)
+        np.testing.assert_allclose(got, expected, rtol=1e-8, err_msg=name)
+
+
+@pytest.mark.parametrize("kind", ["independent", "ar1", "ties", "constant"])
+@pytest.mark.parametrize(
+    "shape", [(6, 4, 200), (5, 2, 101), (3, 1, 57), (4, 3, 9), (4, 4, 4), (3, 2, 5), (2, 8, 1001)]
+)
+def test_agrees_with_arviz(kind, shape):
+    x = draws_of(kind, np.random.default_rng(sum(shape)), shape)
+    assert_agree(rank_diagnostics(x), arviz(x))
+
+
+@pytest.mark.parametrize("chains, draws", [(32, 100), (36, 51), (64, 20)])
+def test_nested_rhat_agrees_with_arviz(chains, draws):
+    rng = np.random.default_rng(chains)
+    x = rng.normal(size=(5, chains, draws)) + 0.3 * rng.normal(size=(5, chains, 1))
+    ids = superchain_ids(chains)
+    mine = rank_diagnostics(x[:, : len(ids)], bulk=False, tail=False, superchains=ids)
+    assert_agree(mine, {"rhat": arviz(x[:, : len(ids)], ids)["rhat"]})
+
+
+def test_too_few_draws_and_nan_give_nan_as_arviz():
+    rng = np.random.default_rng(0)
+    short = rank_diagnostics(rng.normal(size=(2, 4, 3)))
+    assert all(np.isnan(v).all() for v in short.values())
+    x = rng.normal(size=(3, 4, 50))
+    x[1, 2, 7] = np.nan
+    mine = rank_diagnostics(x)
+    assert all(np.isnan(v[1]) and np.isfinite(v[[0, 2]]).all() for v in mine.values())
+    assert_agree({k: v[[0, 2]] for k, v in mine.items()}, arviz(x[[0, 2]]))
+
+
+def test_only_the_diagnostics_asked_for():
+    x = np.random.default_rng(1).normal(size=(2, 4, 40))
+    assert set(rank_diagnostics(x, tail=False, rhat=False)) == {"ess_bulk"}
+    assert set(rank_diagnostics(x, bulk=False)) == {"ess_tail", "rhat"}
+
+
+def test_split_chains_and_ranks_with_ties():
+    x = np.arange(10.0).reshape(1, 2, 5)
+    np.testing.assert_array_equal(split_chains(x)[0], [[0, 1], [3, 4], [5, 6], [8, 9]])
+    tied = np.array([[[1.0, 2.0, 2.0, 3.0]]])
+    z = z_scale(tied)[0, 0]
+    assert z[1] == z[2] and z[0] < z[1] < z[3] and z[0] == pytest.approx(-z[3])
+
+
+def test_slowly_mixing_chains_get_every_lag():
+    """ESS first looks at the early lags only; chains still correlated there get the full pass."""
+    x = ar1(np.random.default_rng(7), 3, 4, 2000, np.array([0.3, 0.97, 0.995]))
+    assert_agree(rank_diagnostics(x), arviz(x))
