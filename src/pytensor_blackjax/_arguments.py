@@ -118,13 +118,15 @@ def with_target_accept(sampler: Sampler, target_accept: float | None) -> Sampler
     """``sampler`` with ``target_accept`` set; samplers without that field refuse it."""
     if target_accept is None:
         return sampler
-    names = {f.name for f in dataclasses.fields(sampler)} if dataclasses.is_dataclass(sampler) else set()
+    names: set[str] = set()
+    if dataclasses.is_dataclass(sampler) and not isinstance(sampler, type):
+        names = {f.name for f in dataclasses.fields(sampler)}
     if "target_accept" not in names:
         raise ValueError(
             f"target_accept={target_accept!r}: the {sampler.name!r} sampler has no target acceptance; use it "
             "with a NUTS-family sampler ('nuts', 'hmc', 'mala', 'chees', ...) or drop it."
         )
-    return dataclasses.replace(sampler, target_accept=target_accept)
+    return dataclasses.replace(sampler, target_accept=target_accept)  # type: ignore[type-var]  # a dataclass, checked above
 
 
 def check_var_names(var_names: Sequence[str] | str | None, compiled: CompiledModel) -> tuple[str, ...] | None:

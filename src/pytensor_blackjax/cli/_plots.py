@@ -91,8 +91,8 @@ def _entries_named(posterior: xr.Dataset, names: list[str]) -> tuple[xr.Dataset,
                     f"--var {name!r}: {label!r} is not a label of dimension {dim!r}; "
                     f"its labels start {list(by_text)[:10]}."
                 )
-            if by_text[label] not in labels.setdefault(dim, []):
-                labels[dim].append(by_text[label])
+            if by_text[label] not in labels.setdefault(str(dim), []):
+                labels[str(dim)].append(by_text[label])
         if base not in chosen:
             chosen.append(base)
     return (posterior.sel(labels) if labels else posterior), chosen
@@ -113,7 +113,7 @@ def select(posterior: xr.Dataset, kind: str, var_names: list[str] | None = None)
         >>> subset, note = select(tree["posterior"].to_dataset(), "trace")
     """
     max_vars, per_var, total = _LIMITS[kind]
-    posterior, names = _entries_named(posterior, list(var_names or posterior.data_vars))
+    posterior, names = _entries_named(posterior, [str(v) for v in (var_names or posterior.data_vars)])
     notes = []
     if len(names) > max_vars:
         notes.append(f"the first {max_vars} of {len(names)} variables")

@@ -46,7 +46,7 @@ def index_limits(model: Model) -> Mapping[str, int | None]:
             continue
         seen.add(node)
         for index, length in _indexed(node):
-            name = integer.get(index)
+            name = integer.get(index)  # type: ignore[call-overload]  # PyTensor types graph inputs as object
             if name is None:
                 continue
             known = [n for n in (limits.get(name), length) if n is not None]

@@ -140,7 +140,7 @@ def _variables(values: np.ndarray, labels: Sequence[str], bad: np.ndarray, sign:
     """The variables of the flagged entries, worst first: "tau, theta" (at most ``most`` named)."""
     order = np.flatnonzero(bad)
     order = order[np.argsort(sign * values[order], kind="stable")][:10_000]  # labels are made one by one
-    names = list(dict.fromkeys(str(labels[i]).split("[")[0] for i in order))
+    names = list(dict.fromkeys(str(labels[int(i)]).split("[")[0] for i in order))
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 

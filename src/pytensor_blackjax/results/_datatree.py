@@ -86,9 +86,9 @@ def make_datatree(
     for group, values in groups.items():
         if values:
             children[group] = _dataset(values, dims, coords, ("chain", "draw"), dict(base_attrs))
-    for group, values in (("observed_data", observed), ("constant_data", constant)):
-        if values:
-            children[group] = _dataset(values, dims, coords, (), dict(base_attrs))
+    for group, data in (("observed_data", observed), ("constant_data", constant)):
+        if data:
+            children[group] = _dataset(data, dims, coords, (), dict(base_attrs))
     tree = xr.DataTree.from_dict({f"/{k}": v for k, v in children.items()})
     tree.attrs.update(attrs or {})
     return tree

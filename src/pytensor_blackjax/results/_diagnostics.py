@@ -77,7 +77,7 @@ class _Labels(Sequence[str]):
     def __len__(self) -> int:
         return len(self._columns)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         column = int(self._columns[i])
         k = int(np.searchsorted(self._starts, column, side="right")) - 1
         name, shape = list(self._shapes.items())[k]
@@ -89,7 +89,7 @@ def convergence_of(tree: xr.DataTree) -> Convergence:
     """R-hat and bulk ESS of every non-constant, finite entry (NumPy; see `_convergence`)."""
     post = tree["posterior"]
     chains, draws = post.sizes["chain"], post.sizes["draw"]
-    values = {str(k): np.asarray(post[k].values, dtype=float) for k in post.data_vars}
+    values = {str(k): np.asarray(post[str(k)].values, dtype=float) for k in post.data_vars}
     values = {k: v for k, v in values.items() if v.size > 0}  # zero-length: nothing to judge
     if not values:
         return Convergence([], np.zeros(0), np.zeros(0))

@@ -35,7 +35,7 @@ SAMPLERS: dict[str, type] = {
 
 def _suggesting_fields(cls: type) -> None:
     """Make ``cls(typo=...)`` raise a TypeError naming the nearest field instead of Python's bare one."""
-    init = cls.__init__
+    init = cls.__init__  # type: ignore[misc]  # the dataclass-made __init__ of this very class
     valid = [f.name for f in fields(cls) if f.init]
 
     @functools.wraps(init)
@@ -50,7 +50,7 @@ def _suggesting_fields(cls: type) -> None:
                 )
         init(self, *args, **kwargs)
 
-    cls.__init__ = __init__
+    cls.__init__ = __init__  # type: ignore[misc]
 
 
 for _cls in SAMPLERS.values():
