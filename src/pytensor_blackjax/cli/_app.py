@@ -205,17 +205,21 @@ def report(
         out_console().print(f"Wrote {output}")
 
 
+# `resume` and `extend`: the model file of a stored run
+StoredModel = Annotated[
+    str | None,
+    typer.Option(
+        metavar="MODEL.py[:NAME]",
+        help="The model file that started the run; by default the copy kept in the store.",
+    ),
+]
+
+
 @app.command()
 def resume(
     ctx: typer.Context,
     store: Annotated[str, typer.Argument(metavar="STORE", help="The --store of an interrupted run.")],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            metavar="MODEL.py[:NAME]",
-            help="The model file that started the run; by default the copy kept in the store.",
-        ),
-    ] = None,
+    model: StoredModel = None,
     out: Out = None,
     progress: ProgressFlag = True,
     max_rows: MaxRows = 25,
@@ -261,13 +265,7 @@ def extend(
     max_draws: Annotated[
         int, typer.Option(min=1, help="With --ess: draws per chain at most, the earlier ones included.")
     ] = 100_000,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            metavar="MODEL.py[:NAME]",
-            help="The model file that started the run; by default the copy kept in the store.",
-        ),
-    ] = None,
+    model: StoredModel = None,
     out: Out = None,
     progress: ProgressFlag = True,
     max_rows: MaxRows = 25,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pickle
@@ -285,37 +286,20 @@ def open_stored(
     until = document.get("until")
     num_draws = int(attrs.get("num_draws_completed", 0))
     compiled = _model_for(path, attrs, model)
+    run = StoredRun(
+        path, compiled, sampler, settings, new_data, log_likelihood, None, until=until, num_draws=num_draws
+    )
     if resume_point is None:
         # e.g. killed after the last commit but before sample() returned: the draws are all there
-        return StoredRun(
-            path,
-            compiled,
-            sampler,
-            settings,
-            new_data,
-            log_likelihood,
-            None,
-            complete=True,
-            chain_method_used=str(attrs.get("chain_method_used", "")),
-            until=until,
-            num_draws=num_draws,
+        return dataclasses.replace(
+            run, complete=True, chain_method_used=str(attrs.get("chain_method_used", ""))
         )
     check_writable(path)
     if legacy:
         upgrade_legacy(path, document, new_data, resume_point)
     _truncate(path, resume_point.num_draws, settings.chunk)
     RootRecord(path).update(writer_record())  # this process continues the run (for watchers)
-    return StoredRun(
-        path,
-        compiled,
-        sampler,
-        settings,
-        new_data,
-        log_likelihood,
-        resume_point,
-        until=until,
-        num_draws=num_draws,
-    )
+    return dataclasses.replace(run, resume_point=resume_point)
 
 
 def reopen_for_more(store: str | Path, *, settings_type: type, more, until: dict | None) -> None:
