@@ -27,7 +27,7 @@ APPROX = ["pathfinder", "meanfield_vi", "fullrank_vi"]
 CHAINS = {"chees": 32, "meads": 32}
 # draws per chain that keep bulk ESS above 100 per chain (no SamplingWarning) at these seeds
 FAST_DRAWS = {"mala": 1000, "mclmc": 600, "meads": 1500}
-CORRELATED_DRAWS = {"mala": 1000, "mclmc": 2000, "adjusted_mclmc": 1500, "meads": 3000}
+CORRELATED_DRAWS = {"hmc": 1000, "mala": 1000, "mclmc": 2000, "adjusted_mclmc": 1500, "meads": 3000}
 TUNE = {"meanfield_vi": 1000, "fullrank_vi": 1000}  # stochastic optimisation needs its steps
 
 
