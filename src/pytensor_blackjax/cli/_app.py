@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from pytensor_blackjax.cli._console import err_console, out_console, print_error, print_summary, print_warning
+from pytensor_blackjax.cli._console import err_console, out_console, print_error, print_summary
 from pytensor_blackjax.cli._io import UserError, load_model_file, read_results
 from pytensor_blackjax.cli._options import (
     Chains,
@@ -24,6 +23,7 @@ from pytensor_blackjax.cli._options import (
     Seed,
     Tune,
     WatchPort,
+    warnings_as_lines,
 )
 from pytensor_blackjax.cli._options import finish as _finish
 from pytensor_blackjax.cli._options import sample_with_warnings as _sample
@@ -240,11 +240,7 @@ def resume(
                 "(pytensor_blackjax.resume is missing)."
             )
         loaded = load_model_file(model) if model is not None else None
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            tree = resume_fn(store, model=loaded, progressbar=progress)
-        for w in caught:
-            print_warning(str(w.message))
+        tree = warnings_as_lines(resume_fn, store, model=loaded, progressbar=progress)
         _finish(tree, out=out, max_rows=max_rows)
 
 
@@ -283,13 +279,8 @@ def extend(
                 "give one of --draws N (that many more draws per chain) or --ess N (until ESS >= N)."
             )
         loaded = load_model_file(model) if model is not None else None
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            tree = pbj.extend(
-                store, draws=draws, model=loaded, progressbar=progress, **_until_option(ess, max_draws)
-            )
-        for w in caught:
-            print_warning(str(w.message))
+        until = _until_option(ess, max_draws)
+        tree = warnings_as_lines(pbj.extend, store, draws=draws, model=loaded, progressbar=progress, **until)
         _finish(tree, out=out, max_rows=max_rows)
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "finish",
     "sample_with_warnings",
     "user_errors",
+    "warnings_as_lines",
 ]
 
 
@@ -72,16 +73,21 @@ WatchPort = Annotated[
 OpenBrowser = Annotated[bool, typer.Option("--open", help="Open the live page in the default web browser.")]
 
 
+def warnings_as_lines(call, *args, **kwargs):
+    """``call(*args, **kwargs)`` with the warnings it raises printed as one readable line each (the
+    driver's diagnostics, interrupts) instead of Python's warning format."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call(*args, **kwargs)
+    for w in caught:
+        print_warning(str(w.message))
+    return result
+
+
 def sample_with_warnings(model, *, progress: bool, **options):
     import pytensor_blackjax as pbj
 
-    # The driver's diagnostics warnings become one readable line each instead of Python's warning format.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        tree = pbj.sample(model, progressbar=progress, **options)
-    for w in caught:
-        print_warning(str(w.message))
-    return tree
+    return warnings_as_lines(pbj.sample, model, progressbar=progress, **options)
 
 
 def finish(tree, *, out: str | None, max_rows: int | None) -> None:
