@@ -17,7 +17,7 @@ import pytest
 from arviz_stats.base import array_stats
 
 import pytensor_blackjax as pbj
-from pytensor_blackjax.run._until import Diagnosis, diagnose, next_check
+from pytensor_blackjax.run._until import FIRST_CHECK, Diagnosis, diagnose, first_check, next_check
 
 SCALES = np.array([0.5, 1.0, 2.0, 4.0])
 MODEL = f"""
@@ -100,6 +100,16 @@ def test_next_check_is_geometric_and_follows_the_shortfall():
     assert next_check(1000, 100, middle, 10_000) == 1500  # where the targets should be met
     assert next_check(1000, 30, middle, 10_000) == 1500  # rounded up to a chunk boundary
     assert next_check(9000, 100, far, 10_000) == 10_000  # never past the cap
+    assert next_check(0, 100, None, 10_000, first=176) == 200  # the first check that can pass
+
+
+def test_no_check_before_the_ess_targets_can_hold():
+    # an ESS of N draws in all is at most N log10 N: 4 x 176 = 704 draws can reach 2000, 4 x 175 cannot
+    assert 704 * np.log10(704) >= 2000 > 700 * np.log10(700)
+    assert first_check(4, pbj.Until(ess_bulk=2000, ess_tail=100)) == 176
+    assert first_check(1, pbj.Until(ess_tail=100)) == 58  # 57 would do, but split chains drop an odd middle
+    assert first_check(4, pbj.Until(rhat=1.01)) == FIRST_CHECK  # no ESS target: no bound
+    assert first_check(64, pbj.Until(ess_bulk=400)) == FIRST_CHECK
 
 
 def test_diagnose_agrees_with_arviz():

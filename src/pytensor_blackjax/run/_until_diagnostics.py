@@ -98,14 +98,17 @@ def _quantiles(s: np.ndarray, probs) -> np.ndarray:
     return np.stack(out)
 
 
-def _mean_autocov(centred: np.ndarray, m: int, lags: int) -> np.ndarray:
-    """The mean over chains of the autocovariances at lags ``0..lags - 1`` of ``centred`` (``(scalar,
+def _mean_autocov(x: np.ndarray, mean: np.ndarray, m: int, lags: int) -> np.ndarray:
+    """The mean over chains of the autocovariances at lags ``0..lags - 1`` of ``x - mean`` (``(scalar,
     chain, n)``), through FFTs of length ``m``: exact for lags up to ``m - n`` (no wrap-around)."""
-    k, chains, n = centred.shape
-    f = rfft(centred.reshape(-1, n), n=m, axis=1)  # as rows: twice as fast as along a 3-d array's axis
-    power = (f.real**2 + f.imag**2).reshape(k, chains, -1)
+    k, chains, n = x.shape
+    padded = np.zeros((k * chains, m))  # centred straight into the zero-padded rows: one copy, not two
+    np.subtract(x, mean, out=padded[:, :n].reshape(k, chains, n))
+    f = rfft(padded, axis=1, overwrite_x=True)  # as rows: twice as fast as along a 3-d array's axis
+    power = np.square(f.real)
+    power += np.square(f.imag)
     # one inverse transform of the mean power spectrum gives the mean of the chains' autocovariances
-    return irfft(power.mean(axis=1), n=m, axis=1)[:, :lags] / n
+    return irfft(power.reshape(k, chains, -1).mean(axis=1), n=m, axis=1)[:, :lags] / n
 
 
 def _geyer(rho: np.ndarray, n: int, total: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,8 +156,8 @@ def _ess(x: np.ndarray) -> np.ndarray:
         return out
     if not live.all():
         x = x[live]
-    centred = x - x.mean(axis=2, keepdims=True)
-    between = np.var(x.mean(axis=2), axis=1, ddof=1) if chains > 1 else 0.0
+    means = x.mean(axis=2, keepdims=True)
+    between = np.var(means[..., 0], axis=1, ddof=1) if chains > 1 else 0.0
 
     def ess_from(acov: np.ndarray, between) -> tuple[np.ndarray, np.ndarray]:
         mean_var = acov[:, 0] * n / (n - 1.0)
@@ -168,13 +171,13 @@ def _ess(x: np.ndarray) -> np.ndarray:
     short = max(SHORT_LAGS, n // 8)
     m = next_fast_len(n + short)
     if m < 0.8 * full:
-        ess, decided = ess_from(_mean_autocov(centred, m, short + 1), between)
+        ess, decided = ess_from(_mean_autocov(x, means, m, short + 1), between)
     else:
         ess, decided = np.empty(len(x)), np.zeros(len(x), bool)
     if not decided.all():
         again = ~decided
         part: np.ndarray | float = between[again] if chains > 1 else 0.0  # type: ignore[index]
-        ess[again] = ess_from(_mean_autocov(centred[again], full, n), part)[0]
+        ess[again] = ess_from(_mean_autocov(x[again], means[again], full, n), part)[0]
     out[live] = ess
     return out
 
@@ -233,16 +236,18 @@ def rank_diagnostics(
     flat = split.reshape(k, -1)
     z, ordered = _normal_scores(flat)  # shared by bulk ESS and R-hat
     z = z.reshape(split.shape)
-    series = []  # every ESS from one batched autocovariance
+    # every ESS from one batched autocovariance: bulk, then the indicators of the two tail quantiles
+    series = np.empty((int(bulk) + 2 * int(tail), *split.shape))
     if bulk:
-        series.append(z)
+        series[0] = z
     if tail:
         probs = sorted((prob, 1 - prob))
         # the split chains hold every draw when the length is even, so their sorted rows serve
         quantiles = _quantiles(ordered, probs) if draws % 2 == 0 else np.quantile(x.reshape(k, -1), probs, 1)
-        series += [split_chains((x <= q[:, None, None]).astype(float)) for q in quantiles]
-    if series:
-        ess = _ess(np.concatenate(series)).reshape(len(series), k)
+        for i, q in enumerate(quantiles, start=int(bulk)):
+            np.less_equal(split, q[:, None, None], out=series[i])
+    if len(series):
+        ess = _ess(series.reshape(-1, *split.shape[1:])).reshape(len(series), k)
         if bulk:
             out["ess_bulk"] = np.where(valid, ess[0], np.nan)
         if tail:
