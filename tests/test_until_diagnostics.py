@@ -1,6 +1,7 @@
 """The vectorized diagnostics of until-checks agree with arviz_stats: bulk and tail ESS, rank-normalized
 split R-hat and nested R-hat, on independent, autocorrelated, tied and constant draws of many shapes."""
 
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -121,7 +122,7 @@ def test_blocked_checks_agree_and_do_not_depend_on_the_cores(monkeypatch):
     values = {}
     for workers in (1, 3):
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            monkeypatch.setattr(_until_diagnostics, "_pool", pool)
+            monkeypatch.setattr(_until_diagnostics, "_pool", (os.getpid(), pool))
             values[workers] = blocked_rank_diagnostics(x)
     for name, expected in rank_diagnostics(x).items():
         np.testing.assert_array_equal(values[1][name], values[3][name], err_msg=name)

@@ -20,6 +20,7 @@ References:
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -266,17 +267,18 @@ def rank_diagnostics(
     return out
 
 
-_pool: ThreadPoolExecutor | None = None
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool)
 
 
 def _workers() -> ThreadPoolExecutor:
-    """Threads for the blocks of a large check, one per core (made once, on first use)."""
+    """Threads for the blocks of a large check, one per core: made once per process (a forked child
+    has none of its parent's threads, so it makes its own)."""
     global _pool
-    if _pool is None:
+    if _pool is None or _pool[0] != os.getpid():
         from pytensor_blackjax.run._layouts import available_cores
 
-        _pool = ThreadPoolExecutor(max_workers=available_cores(), thread_name_prefix="pbj-until-check")
-    return _pool
+        _pool = (os.getpid(), ThreadPoolExecutor(available_cores(), thread_name_prefix="pbj-until-check"))
+    return _pool[1]
 
 
 def blocked_rank_diagnostics(x: np.ndarray, **options) -> dict[str, np.ndarray]:
