@@ -5,12 +5,17 @@ The stopping rule depends only on the draws, never on timing (except the ``max_s
 run killed and resumed stops at the same draw as one that was never interrupted, and a run extended
 with ``until=`` stops where one run with those targets from the start would have stopped.
 
-When to check (`next_check`): the first check comes after ``max(chunk, FIRST_CHECK)`` draws; after a
-check at ``n`` draws that did not meet the targets, the next one comes at the first chunk boundary
-at or after ``n * growth``, where ``growth`` is the ESS shortfall (target / worst ESS, since ESS grows
-in proportion to the draws) clipped to ``[1 + MIN_GROWTH, MAX_GROWTH]``. So a check is never more
-than ``MIN_GROWTH`` (10%) of the draws late, the number of checks grows only like ``log(draws)``, and
-their cost, which is proportional to the draws checked, stays a bounded fraction of the sampling.
+When to check (`next_check`): the first check comes at the first chunk boundary after at least
+``FIRST_CHECK`` draws and after as many as the ESS targets need to be reachable at all (`first_check`:
+an ESS of ``N`` draws in all is at most ``N log10 N``); after a check at ``n`` draws that did not meet
+the targets, the next one comes at the first chunk boundary at or after ``n * growth``, where
+``growth`` is the ESS shortfall (target / worst ESS, since ESS grows in proportion to the draws)
+clipped to ``[1 + MIN_GROWTH, MAX_GROWTH]``. So a check is never more than ``MIN_GROWTH`` (10%) of the
+draws late, the number of checks grows only like ``log(draws)``, and their cost, which is proportional
+to the draws checked, stays a bounded fraction of the sampling.
+Between full checks only the `FOCUS` scalars furthest from their targets are checked; a model with no
+more scalars than that gets one full check each time. Large checks run in blocks on every core
+(`blocked_rank_diagnostics`), with values that do not depend on the number of cores.
 """
 
 from __future__ import annotations

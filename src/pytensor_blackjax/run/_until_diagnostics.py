@@ -6,8 +6,9 @@ rank transform for all scalars, one batched FFT autocovariance for all chains of
 Geyer's initial positive and monotone sequences as array operations (a running minimum of the lag-pair
 sums). The rank transform of the split chains is shared by bulk ESS and R-hat. Results agree with
 ``arviz_stats.ess(method="bulk" | "tail")``, ``rhat(method="rank")`` and ``rhat_nested`` to rounding
-(tests/test_until_diagnostics.py); an until-check on a model of ~70 scalars costs a few milliseconds
-rather than ~2 ms per scalar.
+(tests/test_until_diagnostics.py). A check of many draws (`PARALLEL_VALUES`) runs in blocks of `BLOCK`
+scalars on every core (`blocked_rank_diagnostics`); a full check of the rat-tumor model (73 scalars,
+4 chains of 1800 draws) costs ~42 ms of CPU, against ~400 ms for ArviZ's per-scalar estimators.
 
 Every function takes draws shaped ``(scalar, chain, draw)``; a scalar with a NaN gives NaN, as ArviZ.
 
