@@ -113,7 +113,8 @@ def diagnose_scalars(
     from pytensor_blackjax.run._until_diagnostics import blocked_rank_diagnostics as rank_diagnostics
 
     index = np.asarray(only if only else range(len(labels)), dtype=int)
-    x, labels = x[index], [labels[i] for i in index]
+    if only:  # (a full check reads x as it is: no copy of every draw)
+        x, labels = x[index], [labels[i] for i in index]
     chains, draws = x.shape[1:]
     targets = until.targets
     out: dict = {"draws": draws}
