@@ -110,7 +110,7 @@ def diagnose_scalars(
     x: np.ndarray, labels: list[str], until: Until, *, everything: bool = False, only: tuple[int, ...] = ()
 ) -> Diagnosis:
     """`diagnose` of the scalars ``x`` (``(scalar, chain, draw)``) named ``labels``."""
-    from pytensor_blackjax.run._until_diagnostics import blocked_rank_diagnostics as rank_diagnostics
+    from pytensor_blackjax.run._until_diagnostics import blocked_rank_diagnostics
 
     index = np.asarray(only if only else range(len(labels)), dtype=int)
     if only:  # (a full check reads x as it is: no copy of every draw)
@@ -127,9 +127,9 @@ def diagnose_scalars(
     # one pass over all scalars; nested R-hat drops the chains that do not fill a superchain
     plain_rhat = wanted["rhat"] and not nested
     bulk, tail = wanted["ess_bulk"], wanted["ess_tail"]
-    values = rank_diagnostics(x, bulk=bulk, tail=tail, prob=TAIL_PROB, rhat=plain_rhat)
+    values = blocked_rank_diagnostics(x, bulk=bulk, tail=tail, prob=TAIL_PROB, rhat=plain_rhat)
     if wanted["rhat"] and ids is not None:
-        values |= rank_diagnostics(x[:, : len(ids)], bulk=False, tail=False, superchains=ids)
+        values |= blocked_rank_diagnostics(x[:, : len(ids)], bulk=False, tail=False, superchains=ids)
     for kind in ("ess_bulk", "ess_tail"):
         if kind in values:
             ess = values[kind]
