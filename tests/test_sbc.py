@@ -1,7 +1,9 @@
 """Simulation-based calibration: the uniformity band, its power, and SBC of NUTS through ``pbj.sample``."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import pytensor.tensor as pt
 import pytest
 from scipy.stats import binom
 
@@ -203,10 +205,37 @@ def distorted(simulations, fits, scale=1.0, shift=0.0):
     return SBCResult(rank_all(simulations, result), 99, fits.divergences, fits.sizes)
 
 
+def hierarchical_model(groups: int = 6):
+    """Non-centered: mu ~ N(0, 1), tau ~ half-N(0, 1), theta = mu + tau * z, y_j ~ N(theta_j, 1)."""
+    m = pbj.ModelBuilder(name="hierarchical")
+    y = m.data("y", np.zeros(groups), observed=True)
+    mu = m.param("mu")
+    tau = m.param("tau", transform="positive")
+    z = m.param("z", shape=(groups,))
+    theta = m.deterministic("theta", mu + tau * z)
+    m.add_logp(-0.5 * mu**2 - 0.5 * tau**2 - 0.5 * pt.sum(z**2))
+    m.add_logp(-0.5 * pt.sum((y - theta) ** 2))
+    return m.build()
+
+
+def simulate_hierarchical(key, groups: int = 6):
+    k_mu, k_tau, k_z, k_y = jax.random.split(key, 4)
+    mu = jax.random.normal(k_mu)
+    tau = jnp.abs(jax.random.normal(k_tau))
+    theta = mu + tau * jax.random.normal(k_z, (groups,))
+    y = theta + jax.random.normal(k_y, (groups,))
+    return {"mu": mu, "tau": tau, "theta": theta}, {"y": y}
+
+
+HIERARCHICAL = sbc.SBCCase("hierarchical", hierarchical_model, simulate_hierarchical)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("case", [sbc.conjugate_normal(), sbc.eight_schools()], ids=lambda case: case.name)
-def test_sbc_of_until_runs_shows_no_stopping_bias(case):
-    simulations, fits = until_study(case, 21)
+@pytest.mark.parametrize(
+    "case, seed", [(sbc.conjugate_normal(), 21), (HIERARCHICAL, 22)], ids=["conjugate", "hierarchical"]
+)
+def test_sbc_of_until_runs_shows_no_stopping_bias(case, seed):
+    simulations, fits = until_study(case, seed)
     result = SBCResult(rank_all(simulations, fits), 99, fits.divergences, fits.sizes)
     assert len(set(fits.sizes.tolist())) > 1, "every fit stopped at the same length: no optional stopping"
     verdict = result.check(ALPHA)

@@ -37,14 +37,18 @@ def conjugate_ranks(
     """Ranks of the true mean among draws of a deliberately wrong posterior: ``(num_simulations, studies)``.
 
     Each column is one SBC study of the conjugate normal model (module docstring) whose "sampler" draws
-    from N(m + shift * s, (scale * s)^2) instead of the exact N(m, s^2).
+    from N(m + shift * s, (scale * s)^2) instead of the exact N(m, s^2). The number of ``L`` independent
+    draws below the truth is Binomial(L, P(draw < truth)), drawn as such (the same distribution as
+    drawing the ``L`` draws and counting, at a fraction of the cost).
     """
+    from scipy.special import ndtr
+
     shape = (num_simulations, studies)
     mu = rng.standard_normal(shape)
     y_sum = observations * mu + np.sqrt(observations) * rng.standard_normal(shape)
     mean, sd = y_sum / (observations + 1), 1.0 / np.sqrt(observations + 1)
-    draws = mean[..., None] + sd * (shift + scale * rng.standard_normal((*shape, num_draws)))
-    return np.sum(draws < mu[..., None], axis=-1)
+    below = ndtr(((mu - mean) / sd - shift) / scale)
+    return rng.binomial(num_draws, below)
 
 
 def detection_rate(
