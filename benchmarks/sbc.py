@@ -36,6 +36,7 @@ CI_SIMULATIONS = 200  # tests/test_sbc.py
 
 
 def commit() -> str:
+    """The commit checked out (``+dirty`` when src/ has changes), read when the study starts."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True)
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
@@ -45,6 +46,7 @@ def run_case(case, simulations: int) -> Path:
     import pytensor_blackjax as pbj
     from pytensor_blackjax.validate import simulation_based_calibration
 
+    started_at = commit()
     t0 = time.perf_counter()
     compiled = pbj.compile(case.build())
     result = simulation_based_calibration(
@@ -57,7 +59,7 @@ def run_case(case, simulations: int) -> Path:
         "sampler": repr(case.sampler),
         "simulations": simulations,
         "seconds": round(seconds, 1),
-        "commit": commit(),
+        "commit": started_at,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         **SETTINGS,
         "seed": SEED,
