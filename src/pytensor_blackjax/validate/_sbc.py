@@ -164,7 +164,8 @@ class Simulations:
     seed: int
 
     def __len__(self) -> int:
-        return len(next(iter(self.data.values()))) if self.data else 0
+        arrays = [*self.truth.values(), *self.data.values()]
+        return len(arrays[0]) if arrays else 0
 
     @property
     def seeds(self) -> tuple[int, ...]:
