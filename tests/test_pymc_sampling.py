@@ -78,7 +78,8 @@ def test_eight_schools_matches_posteriordb(eight_schools):
 def test_eight_schools_result_layout(eight_schools):
     _, result, _ = eight_schools
     post = result["posterior"]
-    assert set(post.data_vars) == {"mu", "tau", "theta_tilde", "theta"}
+    # PyMC's order: free variables as declared, then deterministics (sorted would put theta first)
+    assert list(post.data_vars) == ["mu", "tau", "theta_tilde", "theta"]
     assert post["theta"].dims == ("chain", "draw", "school")
     assert list(post["school"].values) == list("ABCDEFGH")
     assert list(result["observed_data"].data_vars) == ["y"]

@@ -23,7 +23,7 @@ from pytensor_blackjax.samplers import Sampler, resolve
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["build_result", "sample"]
+__all__ = ["build_result", "in_order", "model_order", "sample"]
 
 CHAIN_METHODS = ("auto", "vectorized", "parallel")
 
@@ -192,12 +192,13 @@ def _check_precision(precision: Any) -> str:
 def build_result(compiled, sampler, settings, output, new_data, *, log_likelihood, elapsed) -> xr.DataTree:
     res = results()
     model = compiled.model
+    order = model_order(compiled)
     groups = {
-        "posterior": output.groups.get("posterior", {}),
+        "posterior": in_order(output.groups.get("posterior", {}), order["posterior"]),
         "sample_stats": output.groups.get("sample_stats", {}),
     }
     if log_likelihood:
-        groups["log_likelihood"] = output.groups.get("log_likelihood", {})
+        groups["log_likelihood"] = in_order(output.groups.get("log_likelihood", {}), order["log_likelihood"])
     data_now = {**compiled.default_data, **new_data}
     observed = {k: data_now[k] for k, d in model.data.items() if d.kind == "observed"}
     constant = {k: data_now[k] for k, d in model.data.items() if d.kind == "constant"}
@@ -228,3 +229,23 @@ def build_result(compiled, sampler, settings, output, new_data, *, log_likelihoo
     if output.num_draws > 0:
         res.warn_on_problems(tree)
     return tree
+
+
+def model_order(compiled: CompiledModel) -> dict[str, tuple[str, ...]]:
+    """Each draw group's variables in the model's order: the posterior's free variables as declared (PyMC:
+    ``free_RVs``), then deterministics; positions by value. Draws lose this order on the way (JAX
+    flattens a dict output with its keys sorted, a store lists its arrays in any order), so results
+    are rebuilt in it."""
+    outputs = tuple(compiled.output_shapes)
+    return {
+        "posterior": outputs,
+        "warmup_posterior": outputs,
+        "log_likelihood": tuple(compiled.loglik_shapes),
+        "unconstrained_posterior": compiled.value_names,
+    }
+
+
+def in_order(values: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``values`` with the keys in ``names`` first, in that order, then any others as they came."""
+    first = {k: values[k] for k in names if k in values}
+    return {**first, **{k: v for k, v in values.items() if k not in first}}
