@@ -17,6 +17,7 @@ from pytensor_blackjax._watching import WatchOptions, check_watch, start_watch
 from pytensor_blackjax.compile import CompiledModel, compile
 from pytensor_blackjax.model import Model
 from pytensor_blackjax.run import RunSettings, run
+from pytensor_blackjax.run._interrupt import interrupted_before_draws
 from pytensor_blackjax.run._until import Until, check_until, until_attrs
 from pytensor_blackjax.samplers import Sampler, resolve
 
@@ -89,6 +90,8 @@ def sample(
 
     Raises:
         ValueError, TypeError: invalid arguments, with the offending value and the fix.
+        KeyboardInterrupt: Ctrl-C before the first draw (during compilation or warmup); a Ctrl-C
+            during sampling returns the draws made so far instead, with a ``RuntimeWarning``.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -150,6 +153,8 @@ def sample(
     )
     if sink is not None:
         sink.close(output)
+    if output.interrupted and not output.num_draws:
+        raise interrupted_before_draws(None if sink is None else sink.path)
     if keep is not None:
         posterior = {k: v for k, v in output.groups.get("posterior", {}).items() if k in keep}
         output = dataclasses.replace(output, groups={**output.groups, "posterior": posterior})

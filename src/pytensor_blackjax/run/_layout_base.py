@@ -66,6 +66,7 @@ class ChainLayout:
         self.params: Any = None
         self._float32 = precision == "float32"
         self._prepared: threading.Thread | None = None
+        self._cancel = threading.Event()  # set by `close`: compile nothing more ahead
         self._start_shape: tuple[int, int] | None = None
 
     # -- how programs are built ----------------------------------------------------------------
@@ -116,8 +117,12 @@ class ChainLayout:
         state, params = jax.tree.unflatten(structure, [*point.state_leaves, *point.params_leaves])
         self._load(state, params)
 
-    def close(self) -> None:
-        self._await_prepared()
+    def close(self, *, wait: bool = True) -> None:
+        """End the run. ``wait=False`` (after a Ctrl-C or an error) returns at once: a compilation
+        running in the background is left to finish on its own, and no further one starts."""
+        self._cancel.set()
+        if wait:
+            self._await_prepared()
 
     # -- compiling ahead -----------------------------------------------------------------------
     def prepare_sampling(self, chunk: int, *, with_log_likelihood: bool = False) -> None:
@@ -133,13 +138,20 @@ class ChainLayout:
         # one chunk of draws, flattened over chains, as `constrain` receives it
         flat = jax.ShapeDtypeStruct((chains * chunk, dims), np.float64)
 
+        cancel = self._cancel
+
         def compile_ahead():
+            # XLA cannot stop a compilation midway; after a Ctrl-C the one running ends and no other starts
             with contextlib.suppress(Exception):  # a failure here resurfaces in the phase's own call
                 state, params = p.finish.compiled(carry).out_info
-                p.sample.compiled(state, params, key, 0, chunk, self.data)
-                p.constrain.compiled(flat, self.data)
+                steps = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
+                steps.append(lambda: p.constrain.compiled(flat, self.data))
                 if with_log_likelihood:
-                    p.log_likelihood.compiled(flat, self.data)
+                    steps.append(lambda: p.log_likelihood.compiled(flat, self.data))
+                for step in steps:
+                    if cancel.is_set():
+                        return
+                    step()
 
         self._prepared = threading.Thread(target=compile_ahead, name="pbj-compile", daemon=True)
         self._prepared.start()
