@@ -162,6 +162,8 @@ def _warmup(layout: ChainLayout, sampler: Sampler, settings: RunSettings, positi
     """Warmup in chunks from ``positions``; returns the number of divergent warmup steps. After a
     Ctrl-C it returns at the next chunk boundary without finishing the adaptation."""
     chunk = settings.chunk
+    if interrupt.hit:  # while the start points were found
+        return 0
     layout.init(positions)
     if interrupt.hit:
         return 0
