@@ -9,7 +9,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from pytensor_blackjax._sample import build_result
+from pytensor_blackjax._sample import build_result, with_log_prior
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.model import Model
 from pytensor_blackjax.run import RunOutput, RunSettings, run
@@ -95,6 +95,8 @@ def continue_run(stored: StoredRun, *, progressbar: bool) -> xr.DataTree:
     if output.interrupted and not output.num_draws:
         raise interrupted_before_draws(stored.path)
     output = dataclasses.replace(output, groups=stored.read_draws(output.num_draws))
+    if stored.log_prior:
+        output = with_log_prior(compiled, output, stored.new_data)
     tree = build_result(
         compiled,
         stored.sampler,
@@ -133,6 +135,8 @@ def _complete_result(stored: StoredRun) -> xr.DataTree:
         stacklevel=3,
     )
     output = RunOutput(stored.read_draws(draws), draws, False, {}, stored.chain_method_used)
+    if stored.log_prior:
+        output = with_log_prior(stored.compiled, output, stored.new_data)
     tree = build_result(
         stored.compiled,
         stored.sampler,
