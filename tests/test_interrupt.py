@@ -170,3 +170,38 @@ def test_a_second_ctrl_c_raises_at_once(monkeypatch):
         pbj.sample(make_model(), **KW)
     assert "first draw" not in str(info.value)  # raised by the handler itself, not after the run
     assert (calls.warmup_chunks, calls.finish, calls.sample) == (1, 0, 0)
+
+
+def test_ctrl_c_while_the_sampling_programs_compile_does_not_wait_for_them(monkeypatch):
+    import threading
+
+    from pytensor_blackjax.run._layouts import ChainLayout
+
+    calls = Calls(monkeypatch, presses=0)
+    warmup_over, release = threading.Event(), threading.Event()
+
+    def slow_compile():  # stands in for an XLA compilation that outlasts the warmup
+        warmup_over.wait(60)
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C while the driver waits for this "compilation"
+        release.wait(60)
+
+    def prepare_sampling(layout, chunk, *, with_log_likelihood=False):
+        layout._prepared = threading.Thread(target=slow_compile, daemon=True)
+        layout._prepared.start()
+
+    warmup = ChainLayout.warmup
+
+    def warmup_then_signal(layout, start, n_valid, rows):
+        out = warmup(layout, start, n_valid, rows)
+        if start + n_valid == KW["tune"]:
+            warmup_over.set()
+        return out
+
+    monkeypatch.setattr(ChainLayout, "prepare_sampling", prepare_sampling)
+    monkeypatch.setattr(ChainLayout, "warmup", warmup_then_signal)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="before the first draw"):
+            pbj.sample(make_model(), **KW)
+        assert not release.is_set() and (calls.finish, calls.sample) == (0, 0)
+    finally:
+        release.set()

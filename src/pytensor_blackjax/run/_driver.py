@@ -184,7 +184,7 @@ def _warmup(layout: ChainLayout, sampler: Sampler, settings: RunSettings, positi
         progress.advance(n_valid, divergences=div, step_size=last_step)
         if sink is not None:
             sink.warmup_progress(start + n_valid, settings.tune, last_step, divergences)
-    if interrupt.hit:
+    if not layout.await_prepared(lambda: interrupt.hit):
         return divergences
     layout.finish_warmup()
     return divergences

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
@@ -155,6 +156,15 @@ class ChainLayout:
 
         self._prepared = threading.Thread(target=compile_ahead, name="pbj-compile", daemon=True)
         self._prepared.start()
+
+    def await_prepared(self, stop: Callable[[], bool]) -> bool:
+        """Wait for the programs compiling in the background; False as soon as ``stop()`` is true
+        (checked every 0.1 s: a Ctrl-C need not wait for a compilation it does not need)."""
+        while self._prepared is not None and self._prepared.is_alive():
+            if stop():
+                return False
+            self._prepared.join(0.1)
+        return not stop()
 
     def _await_prepared(self) -> None:
         if self._prepared is not None:
