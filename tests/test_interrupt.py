@@ -1,4 +1,5 @@
-"""Ctrl-C: sampling stops at the next chunk boundary, returns the draws so far, the store stays resumable."""
+"""Ctrl-C: sampling stops at the next chunk boundary and returns the draws so far; during warmup it skips
+sampling and raises; a second Ctrl-C raises at once; the store stays resumable."""
 
 import json
 import os
