@@ -15,15 +15,17 @@ from pytensor_blackjax._preload import preload, results
 from pytensor_blackjax._validate import check_count, check_data, check_seed
 from pytensor_blackjax._watching import WatchOptions, check_watch, start_watch
 from pytensor_blackjax.compile import CompiledModel, compile
+from pytensor_blackjax.compile._prior import has_log_prior, log_prior_draws
 from pytensor_blackjax.model import Model
-from pytensor_blackjax.run import RunSettings, run
+from pytensor_blackjax.run import RunOutput, RunSettings, run
+from pytensor_blackjax.run._interrupt import interrupted_before_draws
 from pytensor_blackjax.run._until import Until, check_until, until_attrs
 from pytensor_blackjax.samplers import Sampler, resolve
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["build_result", "sample"]
+__all__ = ["build_result", "in_order", "model_order", "sample", "with_log_prior"]
 
 CHAIN_METHODS = ("auto", "vectorized", "parallel")
 
@@ -43,6 +45,7 @@ def sample(
     chunk_size: int = 100,
     precision: str = "float64",
     log_likelihood: bool = False,
+    log_prior: bool = False,
     store: str | None = None,
     watch: bool | WatchOptions = False,
     until: Until | None = None,
@@ -71,6 +74,10 @@ def sample(
         precision: "float64" or "float32": the dtype of positions, data, log-density and draws
             ("float32" runs the sampler with 32-bit JAX; model constants are truncated to float32).
         log_likelihood: add a pointwise ``log_likelihood`` group (models that declare one).
+        log_prior: add a pointwise ``log_prior`` group, each free variable's prior log-density at each
+            draw (PyMC models, or priors declared with ``ModelBuilder.add_logp(term, prior=name)``), as
+            PyMC's ``compute_log_prior`` makes it; with ``log_likelihood=True`` it is what
+            ``arviz_stats.psense_summary`` (power-scaling sensitivity) needs.
         store: path of a Zarr store to stream draws to; see ``resume``.
         watch: serve a live page of the run (read from ``store``, which it needs) and open it in a web
             browser; ``pbj.WatchOptions(port=..., open_browser=False)`` to choose. Needs the ``watch`` extra.
@@ -89,6 +96,8 @@ def sample(
 
     Raises:
         ValueError, TypeError: invalid arguments, with the offending value and the fix.
+        KeyboardInterrupt: Ctrl-C before the first draw (during compilation or warmup); a Ctrl-C
+            during sampling returns the draws made so far instead, with a ``RuntimeWarning``.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -128,12 +137,24 @@ def sample(
             "log_likelihood=True but the model declares no pointwise log-likelihood: use a PyMC model with "
             "observed variables, or ModelBuilder.log_likelihood(name, pointwise)."
         )
+    if log_prior and not has_log_prior(compiled):
+        raise ValueError(
+            "log_prior=True but the model declares no prior terms: use a PyMC model (each free variable's "
+            "prior), or declare them with ModelBuilder.add_logp(term, prior='name')."
+        )
     sink = None
     if store is not None:
         from pytensor_blackjax.store import open_new
 
         sink = open_new(
-            store, compiled, sampler, settings, new_data, log_likelihood=log_likelihood, until=until
+            store,
+            compiled,
+            sampler,
+            settings,
+            new_data,
+            log_likelihood=log_likelihood,
+            log_prior=log_prior,
+            until=until,
         )
         if watching is not None:
             start_watch(sink.path, watching)
@@ -150,6 +171,10 @@ def sample(
     )
     if sink is not None:
         sink.close(output)
+    if output.interrupted and not output.num_draws:
+        raise interrupted_before_draws(None if sink is None else sink.path)
+    if log_prior:  # before var_names drops any of the variables the priors take
+        output = with_log_prior(compiled, output, new_data)
     if keep is not None:
         posterior = {k: v for k, v in output.groups.get("posterior", {}).items() if k in keep}
         output = dataclasses.replace(output, groups={**output.groups, "posterior": posterior})
@@ -192,12 +217,15 @@ def _check_precision(precision: Any) -> str:
 def build_result(compiled, sampler, settings, output, new_data, *, log_likelihood, elapsed) -> xr.DataTree:
     res = results()
     model = compiled.model
+    order = model_order(compiled)
     groups = {
-        "posterior": output.groups.get("posterior", {}),
+        "posterior": in_order(output.groups.get("posterior", {}), order["posterior"]),
         "sample_stats": output.groups.get("sample_stats", {}),
     }
     if log_likelihood:
-        groups["log_likelihood"] = output.groups.get("log_likelihood", {})
+        groups["log_likelihood"] = in_order(output.groups.get("log_likelihood", {}), order["log_likelihood"])
+    if "log_prior" in output.groups:
+        groups["log_prior"] = output.groups["log_prior"]
     data_now = {**compiled.default_data, **new_data}
     observed = {k: data_now[k] for k, d in model.data.items() if d.kind == "observed"}
     constant = {k: data_now[k] for k, d in model.data.items() if d.kind == "constant"}
@@ -228,3 +256,31 @@ def build_result(compiled, sampler, settings, output, new_data, *, log_likelihoo
     if output.num_draws > 0:
         res.warn_on_problems(tree)
     return tree
+
+
+def with_log_prior(compiled: CompiledModel, output: RunOutput, new_data: Mapping[str, Any]) -> RunOutput:
+    """``output`` with a ``log_prior`` group computed from its posterior draws (it is never stored: a
+    store's run gets it again when read back)."""
+    data = compiled.data_tuple(new_data)
+    prior = log_prior_draws(compiled, output.groups.get("posterior", {}), data)
+    return dataclasses.replace(output, groups={**output.groups, "log_prior": prior})
+
+
+def model_order(compiled: CompiledModel) -> dict[str, tuple[str, ...]]:
+    """Each draw group's variables in the model's order: the posterior's free variables as declared (PyMC:
+    ``free_RVs``), then deterministics; positions by value. Draws lose this order on the way (JAX
+    flattens a dict output with its keys sorted, a store lists its arrays in any order), so results
+    are rebuilt in it."""
+    outputs = tuple(compiled.output_shapes)
+    return {
+        "posterior": outputs,
+        "warmup_posterior": outputs,
+        "log_likelihood": tuple(compiled.loglik_shapes),
+        "unconstrained_posterior": compiled.value_names,
+    }
+
+
+def in_order(values: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``values`` with the keys in ``names`` first, in that order, then any others as they came."""
+    first = {k: values[k] for k in names if k in values}
+    return {**first, **{k: v for k, v in values.items() if k not in first}}

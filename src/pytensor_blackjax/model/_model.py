@@ -51,6 +51,9 @@ class Model:
         name: a label used in reports.
         terms: name -> scalar part of ``logp`` (each PyMC variable's log-density, each ``add_logp`` term
             and Jacobian), evaluated only to say which part is not finite; may be empty.
+        log_prior: free variable name -> its pointwise prior log-density (no Jacobian), as PyMC's
+            ``compute_log_prior`` gives it, for ``sample(log_prior=True)``; a graph of data and of
+            inputs named after the posterior variables whose (constrained) draws they take. May be empty.
     """
 
     values: tuple[TensorVariable, ...]
@@ -63,9 +66,10 @@ class Model:
     name: str = "model"
     source: Any = None  # the object the model came from (e.g. a PyMC model), for round trips
     terms: Mapping[str, TensorVariable] = field(default_factory=dict)  # logp's parts, to explain a -inf
+    log_prior: Mapping[str, TensorVariable] = field(default_factory=dict)
 
     def __post_init__(self):
-        for attr in ("outputs", "data", "log_likelihood", "coords", "dims", "terms"):
+        for attr in ("outputs", "data", "log_likelihood", "coords", "dims", "terms", "log_prior"):
             object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
 
     def __repr__(self) -> str:

@@ -185,11 +185,12 @@ def model_from_pymc(pm_model: Any) -> Model:
 
     values = _value_inputs(pm_model)
     data_replace, data, derived = _data_inputs(pm_model)
-    replace = {**values, **data_replace}
-    graphs = graph_replace([logp, *outputs, *pointwise, *factors], replace, strict=False)  # type: ignore[arg-type]
-    logp, *rest = _jax_ready(list(graphs), check_bounds=bool(pm_model.check_bounds))  # type: ignore[arg-type]
-    n_out, n_pw = len(outputs), len(pointwise)
-    outputs, pointwise, factors = rest[:n_out], rest[n_out : n_out + n_pw], rest[n_out + n_pw :]
+    priors, prior_replace = _prior_graphs(pm_model, data)
+    replace = {**values, **data_replace, **prior_replace}
+    parts = [[logp], outputs, pointwise, factors, list(priors.values())]
+    graphs = graph_replace([g for part in parts for g in part], replace, strict=False)
+    ready = iter(_jax_ready(list(graphs), check_bounds=bool(pm_model.check_bounds)))  # type: ignore[arg-type]
+    (logp,), outputs, pointwise, factors, prior_graphs = ([next(ready) for _ in part] for part in parts)
 
     named = {
         name: _dims_of(name, pm_model.named_vars_to_dims)
@@ -219,4 +220,28 @@ def model_from_pymc(pm_model: Any) -> Model:
         name=pm_model.name or "pymc_model",
         source=pm_model,
         terms=dict(zip(factor_names, factors, strict=True)),
+        log_prior=dict(zip(priors, prior_graphs, strict=True)),
     )
+
+
+def _prior_graphs(pm_model: Any, data: dict[str, DataVar]) -> tuple[dict[str, TensorVariable], dict]:
+    """Each free variable's pointwise prior log-density at its constrained value, as PyMC's
+    ``compute_log_prior`` computes it (on the model without value transforms, so without Jacobians), in
+    ``free_RVs`` order; and the replacements of that model's value and data variables by inputs named
+    after the free variables and by the data inputs."""
+    from pymc.model.transform.conditioning import remove_value_transforms
+
+    plain = remove_value_transforms(pm_model)  # a copy: its own variables, named as the original's
+    rvs = {rv.name: rv for rv in plain.free_RVs}
+    names = [rv.name for rv in pm_model.free_RVs]
+    terms = plain.logp(vars=[rvs[n] for n in names], sum=False)
+    shapes = plain.eval_rv_shapes()
+    replace = {}
+    for name in names:
+        value = plain.rvs_to_values[rvs[name]]
+        shape = tuple(int(s) for s in shapes[value.name])
+        replace[value] = pt.tensor(name=name, dtype=value.type.dtype, shape=shape)
+    for var in plain.data_vars:
+        if var.name in data:
+            replace[var] = data[var.name].variable
+    return dict(zip(names, terms, strict=True)), replace

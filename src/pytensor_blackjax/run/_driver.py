@@ -93,9 +93,10 @@ def run(
     progress = make_progress(progressbar, settings.chains)
     chunks = _Chunks({"posterior": {}, "sample_stats": {}}, done=resume.num_draws if resume else 0)
     timings: dict[str, float] = {}
-    warmup_divergences, warmup_cut = 0, False
+    warmup_divergences, stop, check = 0, None, None
+    interrupt, finished = Interrupt(), False
     try:
-        with Interrupt() as interrupt:
+        with interrupt:
             t0 = time.perf_counter()
             if resume is None or resume.phase == "warmup":
                 positions = initial_points(compiled, keys, data, sampler.init_radius)
@@ -110,20 +111,15 @@ def run(
                 layout.restore(resume, structure)
             timings["warmup"] = time.perf_counter() - t0
             t1 = time.perf_counter()
-            # Ctrl-C during warmup without a store: adaptation ends where it is and one chunk of draws
-            # is made, so the caller still gets a posterior of the usual layout. With a store, stop at
-            # once: the store stays resumable and a resume repeats the (deterministic) warmup.
-            last = settings.draws
-            if interrupt.hit and sink is None:
-                warmup_cut, interrupt.hit = True, False
-                last = min(chunk, settings.draws)
-            check = None if until is None or warmup_cut else UntilCheck(until, chunk, previous)
+            # Ctrl-C during warmup: the sampling phase is skipped (its programs are neither awaited nor
+            # run); with a store, a resume repeats the (deterministic) warmup.
+            check = None if until is None else UntilCheck(until, chunk, previous)
             if not interrupt.hit:
                 progress.start("sampling", settings.draws)
                 progress.advance(chunks.done)
             # a resumed run may have committed its stopping chunk before it was killed
             stop = check.stop_reason() if check is not None and check.done >= check.next else None
-            while chunks.done < last and not interrupt.hit and stop is None:
+            while chunks.done < settings.draws and not interrupt.hit and stop is None:
                 arrays = _sample_chunk(
                     layout, programs, settings, data, chunks, sink, progress, log_likelihood
                 )
@@ -135,10 +131,12 @@ def run(
                     if stop is None and seconds is not None:
                         stop = "max_seconds" if time.perf_counter() - t1 >= seconds else None
             timings["sampling"] = time.perf_counter() - t1
-            interrupted = interrupt.hit or warmup_cut
+            interrupted = interrupt.hit
+            finished = True
     finally:
         progress.stop()
-        layout.close()
+        # after a Ctrl-C (or an error) nothing waits for programs compiling in the background
+        layout.close(wait=finished and not interrupt.hit)
     extra = {}
     if until is not None:
         check = check or UntilCheck(until, chunk, chunks.joined().get("posterior"))
@@ -148,11 +146,10 @@ def run(
         extra["check_seconds"] = check.check_seconds
         if stop in ("max_draws", "max_seconds"):
             warn_short(stop, final, until, stacklevel=3)
-    if interrupted:
-        cut = " Warmup was cut short, so these draws may not be from the posterior." if warmup_cut else ""
+    if interrupted and chunks.done:  # no draws at all: the caller raises `interrupted_before_draws`
         warnings.warn(
             f"sampling interrupted: returning the {chunks.done} draws per chain made so far "
-            f"(of {settings.draws} asked for).{cut}",
+            f"(of {settings.draws} asked for).",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -162,15 +159,22 @@ def run(
 
 def _warmup(layout: ChainLayout, sampler: Sampler, settings: RunSettings, positions: np.ndarray, progress,
             interrupt: Interrupt, *, sink: Sink | None, log_likelihood: bool) -> int:  # fmt: skip
-    """Warmup in chunks from ``positions``; returns the number of divergent warmup steps."""
+    """Warmup in chunks from ``positions``; returns the number of divergent warmup steps. After a
+    Ctrl-C it returns at the next chunk boundary without finishing the adaptation."""
     chunk = settings.chunk
+    if interrupt.hit:  # while the start points were found
+        return 0
     layout.init(positions)
+    if interrupt.hit:
+        return 0
     # the sampling programs compile in the background while warmup runs
     layout.prepare_sampling(chunk, with_log_likelihood=log_likelihood)
     rows = sampler.schedule(settings.tune)
     progress.start("warmup", settings.tune)
     divergences = 0
     for start in range(0, settings.tune, chunk):
+        if interrupt.hit:
+            return divergences  # no adapted parameters: nothing to sample with
         part, n_valid = _pad_rows(rows, start, chunk)
         stats = layout.warmup(start, n_valid, part)
         div = int(np.sum(stats.get("diverging", np.zeros(1))[..., :n_valid]))
@@ -180,8 +184,8 @@ def _warmup(layout: ChainLayout, sampler: Sampler, settings: RunSettings, positi
         progress.advance(n_valid, divergences=div, step_size=last_step)
         if sink is not None:
             sink.warmup_progress(start + n_valid, settings.tune, last_step, divergences)
-        if interrupt.hit:
-            break
+    if not layout.await_prepared(lambda: interrupt.hit):
+        return divergences
     layout.finish_warmup()
     return divergences
 

@@ -65,6 +65,7 @@ def open_new(
     new_data: dict,
     *,
     log_likelihood: bool = False,
+    log_prior: bool = False,
     until: Any = None,
 ) -> StoreSink:
     """Create the store, write the model and settings, and return the sink for the driver.
@@ -94,7 +95,9 @@ def open_new(
     except (pickle.PicklingError, TypeError, AttributeError) as e:
         model_attrs = {"model_copy": f"not stored ({type(e).__name__}: {e}); pass model= to pbj.resume"}
     until_json = None if until is None else until.to_json()
-    write_run(path, run_document(sampler, settings, log_likelihood, until_json), new_data)
+    write_run(
+        path, run_document(sampler, settings, log_likelihood, until_json, log_prior=log_prior), new_data
+    )
     root = open_root(path, mode="a")
     data_now = {**compiled.default_data, **new_data}
     for kind, group in (("observed", "observed_data"), ("constant", "constant_data")):
@@ -144,6 +147,7 @@ class StoredRun:
     chain_method_used: str = ""
     until: dict | None = None  # an until-run's targets (`Until` fields), None for a fixed length
     num_draws: int = 0  # draws per chain committed
+    log_prior: bool = False  # results read back get a log_prior group (computed, never stored)
 
     def sink(self) -> StoreSink:
         groups = DRAW_GROUPS if self.log_likelihood else DRAW_GROUPS[:2]
@@ -283,12 +287,14 @@ def open_stored(
     # a settings field added since the store was written takes its default, which must mean "as before"
     settings = rebuild(settings_type, document.get("settings", {}), path, "run settings", allow_defaults=True)
     log_likelihood = bool(document.get("log_likelihood", False))
+    log_prior = bool(document.get("log_prior", False))
     until = document.get("until")
     num_draws = int(attrs.get("num_draws_completed", 0))
     compiled = _model_for(path, attrs, model)
     run = StoredRun(
-        path, compiled, sampler, settings, new_data, log_likelihood, None, until=until, num_draws=num_draws
-    )
+        path, compiled, sampler, settings, new_data, log_likelihood, None, until=until, num_draws=num_draws,
+        log_prior=log_prior,
+    )  # fmt: skip
     if resume_point is None:
         # e.g. killed after the last commit but before sample() returned: the draws are all there
         return dataclasses.replace(

@@ -50,10 +50,14 @@ def state_file(num_draws: int) -> str:
     return f"state-{num_draws:09d}.npz"
 
 
-def run_document(sampler: Any, settings: Any, log_likelihood: bool, until: dict | None = None) -> dict:
+def run_document(
+    sampler: Any, settings: Any, log_likelihood: bool, until: dict | None = None, *, log_prior: bool = False
+) -> dict:
     """What ``_pbj/run.json`` holds (`write_run` adds the format version and
     the names of the data overrides). ``until``: the fields of an until-run's targets (None for a
-    fixed-length run; stores written before the field existed read as None)."""
+    fixed-length run; stores written before the field existed read as None). ``log_prior``: whether
+    results read back get a ``log_prior`` group (computed from the draws, not stored; stores written
+    before the field existed read as False)."""
     try:
         sampler_json: Any = sampler_to_json(sampler)
     except TypeError as e:  # a custom sampler: the run goes ahead, resuming it will say why it cannot
@@ -62,6 +66,7 @@ def run_document(sampler: Any, settings: Any, log_likelihood: bool, until: dict 
         "settings": config_fields(settings, "settings"),
         "sampler": sampler_json,
         "log_likelihood": bool(log_likelihood),
+        "log_prior": bool(log_prior),
         "until": until,
     }
 
