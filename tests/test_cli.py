@@ -165,6 +165,21 @@ def test_usage_errors_from_main_are_one_line(capsys):
     assert "pytensor-blackjax run --help" in err
 
 
+def test_ctrl_c_before_the_first_draw_prints_why_and_how_to_resume(model_file, monkeypatch, capsys):
+    message = (
+        "interrupted (Ctrl-C) before the first draw: there are no draws to return. Resume: pbj.resume('x')"
+    )
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt(message)
+
+    monkeypatch.setattr(pbj, "sample", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(model_file), "--no-progress"])
+    assert exit_info.value.code == 130
+    assert message in capsys.readouterr().err
+
+
 def test_results_mistakes(tmp_path, run_out):
     result = invoke("summary", tmp_path / "none.zarr")
     assert result.exit_code == 1 and "results '" in result.stderr and "do not exist" in result.stderr
