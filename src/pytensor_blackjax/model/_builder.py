@@ -10,7 +10,7 @@ import pytensor.tensor as pt
 from pytensor.tensor.variable import TensorVariable
 
 from pytensor_blackjax.model._checks import check_name, check_scalar_logp
-from pytensor_blackjax.model._model import DataVar, Model
+from pytensor_blackjax.model._model import DataVar, Model, Unconstrain
 from pytensor_blackjax.model._transforms import Transform, resolve
 
 __all__ = ["ModelBuilder"]
@@ -50,6 +50,7 @@ class ModelBuilder:
         self._values: list[TensorVariable] = []
         self._params: dict[str, TensorVariable] = {}
         self._jacobians: dict[str, TensorVariable] = {}
+        self._unconstrain: dict[str, Unconstrain] = {}
         self._terms: list[TensorVariable] = []
         self._deterministics: dict[str, TensorVariable] = {}
         self._data: dict[str, DataVar] = {}
@@ -101,6 +102,8 @@ class ModelBuilder:
         self._values.append(value)
         self._params[name] = constrained
         self._jacobians[name] = kind.log_jacobian(value)
+        given = pt.tensor(name=name, dtype="float64", shape=shape)
+        self._unconstrain[name] = Unconstrain(value_name, given, kind.backward(given))
         self._set_dims(name, dims, len(shape))
         return constrained
 
@@ -213,4 +216,5 @@ class ModelBuilder:
             dims=dict(self._dims),
             name=self._name,
             terms=terms,
+            unconstrain=dict(self._unconstrain),
         )
