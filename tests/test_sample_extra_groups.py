@@ -74,14 +74,30 @@ def test_unconstrained_draws_are_the_transformed_posterior(model):
     np.testing.assert_allclose(free["w_simplex__"].values, np.log(w[..., :2] / w[..., 2:]), rtol=1e-9)
 
 
-def test_unconstrained_draws_go_to_the_store(model, tmp_path):
+class Crash(Exception):
+    pass
+
+
+def test_unconstrained_draws_go_to_the_store_and_survive_a_resume(model, tmp_path, monkeypatch):
+    from pytensor_blackjax.store._sink import StoreSink
+
+    reference = pbj.sample(model, **SMALL, include_unconstrained=True)
     store = str(tmp_path / "run.zarr")
-    tree = pbj.sample(model, **SMALL, include_unconstrained=True, store=store)
-    with pytest.warns(RuntimeWarning, match="already complete"):
-        again = pbj.resume(store, progressbar=False)
+    commit = StoreSink._commit_state
+
+    def crash_at_20(self, state, *, num_draws, **kw):
+        if num_draws == 20:  # the second chunk is on disk, its commit is not
+            raise Crash
+        return commit(self, state, num_draws=num_draws, **kw)
+
+    monkeypatch.setattr(StoreSink, "_commit_state", crash_at_20)
+    with pytest.raises(Crash):
+        pbj.sample(model, **SMALL, include_unconstrained=True, store=store)
+    monkeypatch.undo()
+    again = pbj.resume(store, progressbar=False)
     np.testing.assert_array_equal(
         again["unconstrained_posterior"]["sigma_log__"].values,
-        tree["unconstrained_posterior"]["sigma_log__"].values,
+        reference["unconstrained_posterior"]["sigma_log__"].values,
     )
 
 

@@ -117,18 +117,28 @@ def test_from_logp_models_take_their_input_names():
     np.testing.assert_array_equal(starts, [[7.0, -7.0], [7.0, -7.0]])
 
 
-def test_a_store_records_the_start_and_resume_repeats_it(model, tmp_path):
+class Crash(Exception):
+    pass
+
+
+def test_a_store_records_the_start_and_resume_repeats_it(model, tmp_path, monkeypatch):
+    from pytensor_blackjax.store._sink import StoreSink
+
+    reference = pbj.sample(model, **SMALL, initvals={"mu": 40.0})
     store = tmp_path / "run.zarr"
-    tree = pbj.sample(model, **SMALL, initvals={"mu": 40.0}, store=str(store))
-    assert (store / "_pbj" / "start.npz").exists()
+
+    def crash(self, checkpoint):
+        raise Crash
+
+    # killed at the end of warmup: the resume repeats the warmup from the recorded start
+    monkeypatch.setattr(StoreSink, "warmup_done", crash)
+    with pytest.raises(Crash):
+        pbj.sample(model, **SMALL, initvals={"mu": 40.0}, store=str(store))
+    monkeypatch.undo()
     starts = np.load(store / "_pbj" / "start.npz")["start"]
     assert np.all(starts[:, 0] == 40.0)
-    # a run killed during warmup: its resume starts from the recorded points and makes the same draws
-    from pytensor_blackjax.store._files import RootRecord
-
-    RootRecord(store).update({"status": "warmup", "num_draws_completed": 0, "state_file": None})
     again = pbj.resume(str(store), progressbar=False)
-    np.testing.assert_array_equal(again["posterior"]["mu"].values, tree["posterior"]["mu"].values)
+    np.testing.assert_array_equal(again["posterior"]["mu"].values, reference["posterior"]["mu"].values)
 
 
 pm = pytest.importorskip("pymc")

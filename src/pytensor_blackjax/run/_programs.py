@@ -226,7 +226,7 @@ def has_warmup_draws(sampler: Sampler, num_dims: int, size: RunSize) -> bool:
     """Whether ``sampler``'s warmup moves its chains step by step, so that its draws can be kept."""
     # building a kernel only makes closures; the log-density placeholder is never called
     kernel = sampler.build(lambda x: jnp.sum(x), num_dims, size.only(sampler.size_fields))
-    return kernel.warmup_position is not None
+    return getattr(kernel, "warmup_position", None) is not None
 
 
 def _build(compiled, sampler, layout, size, chunk, thin, mesh, precision, *, warmup_draws=False) -> Programs:
