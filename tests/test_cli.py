@@ -304,3 +304,17 @@ def test_model_repr_summarises_data():
 
 def test_version():
     assert pbj.__version__[0].isdigit()
+
+
+def test_run_keeps_warmup_and_unconstrained_draws(model_file, tmp_path):
+    import xarray as xr
+
+    out = tmp_path / "groups"
+    result = invoke(
+        "run", model_file, "--draws", 20, "--tune", 30, "--chains", 2, "--seed", 3, "--no-progress",
+        "--keep-warmup", "--include-unconstrained", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    tree = xr.open_datatree(out / "results.zarr", engine="zarr", consolidated=False)
+    assert tree["warmup_posterior"].sizes["draw"] == 30
+    assert "warmup_sample_stats" in tree.children and "unconstrained_posterior" in tree.children

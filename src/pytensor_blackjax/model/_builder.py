@@ -12,7 +12,7 @@ from pytensor.graph.traversal import graph_inputs
 from pytensor.tensor.variable import TensorVariable
 
 from pytensor_blackjax.model._checks import check_name, check_scalar_logp
-from pytensor_blackjax.model._model import DataVar, Model
+from pytensor_blackjax.model._model import DataVar, Model, Unconstrain
 from pytensor_blackjax.model._transforms import Transform, resolve
 
 __all__ = ["ModelBuilder"]
@@ -52,6 +52,7 @@ class ModelBuilder:
         self._values: list[TensorVariable] = []
         self._params: dict[str, TensorVariable] = {}
         self._jacobians: dict[str, TensorVariable] = {}
+        self._unconstrain: dict[str, Unconstrain] = {}
         self._terms: list[TensorVariable] = []
         self._priors: dict[str, TensorVariable] = {}  # param name -> its prior term(s), pointwise
         self._deterministics: dict[str, TensorVariable] = {}
@@ -104,6 +105,8 @@ class ModelBuilder:
         self._values.append(value)
         self._params[name] = constrained
         self._jacobians[name] = kind.log_jacobian(value)
+        given = pt.tensor(name=name, dtype="float64", shape=shape)
+        self._unconstrain[name] = Unconstrain(value_name, given, kind.backward(given))
         self._set_dims(name, dims, len(shape))
         return constrained
 
@@ -236,6 +239,7 @@ class ModelBuilder:
             name=self._name,
             terms=terms,
             log_prior=self._prior_graphs(),
+            unconstrain=dict(self._unconstrain),
         )
 
     def _prior_graphs(self) -> dict[str, TensorVariable]:

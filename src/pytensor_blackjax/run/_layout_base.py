@@ -92,10 +92,15 @@ class ChainLayout:
         with self._scope():
             self.carry = self._init(positions)
 
-    def warmup(self, start: int, n_valid: int, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """One chunk of warmup steps; returns its stats, ``(chains, chunk)`` each."""
+    def warmup(
+        self, start: int, n_valid: int, rows: np.ndarray
+    ) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        """One chunk of warmup steps: the flat positions after each step, ``(chains, chunk, dims)``, when
+        the warmup program is the variant that returns them (else None), and the stats, ``(chains,
+        chunk)`` each."""
         with self._scope():
-            return self._warmup(start, n_valid, rows)
+            out = self._warmup(start, n_valid, rows)
+        return out if isinstance(out, tuple) else (None, out)
 
     def finish_warmup(self) -> None:
         self._await_prepared()
@@ -178,7 +183,8 @@ class ChainLayout:
     def _init(self, positions: np.ndarray) -> Any:
         raise NotImplementedError
 
-    def _warmup(self, start: int, n_valid: int, rows: np.ndarray) -> dict[str, np.ndarray]:
+    def _warmup(self, start: int, n_valid: int, rows: np.ndarray) -> Any:
+        """The warmup program's output on the host: stats, or ``(positions, stats)``."""
         raise NotImplementedError
 
     def _finish(self) -> tuple[Any, Any]:

@@ -34,7 +34,7 @@ from pytensor_blackjax.store._formats import StoreError, config_fields, corrupt,
 from pytensor_blackjax.store._legacy import LEGACY_FORMAT, read_legacy
 from pytensor_blackjax.store._model_io import dump_model, fingerprint
 from pytensor_blackjax.store._side import read_resume_point, read_run, run_document, upgrade_legacy, write_run
-from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink, writer_record
+from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink, draw_groups, writer_record
 
 __all__ = ["StoreError", "StoredRun", "open_new", "open_stored", "reopen_for_more"]
 
@@ -48,6 +48,8 @@ def _estimate_bytes(compiled: CompiledModel, settings, log_likelihood: bool, dra
         per_draw += int(np.prod(shape, dtype=np.int64)) * itemsize
     if log_likelihood:
         per_draw += 8 * sum(int(np.prod(s, dtype=np.int64)) for s in compiled.loglik_shapes.values())
+    if getattr(settings, "include_unconstrained", False):
+        per_draw += 8 * compiled.num_dims
     return per_draw * settings.chains * draws
 
 
@@ -124,7 +126,7 @@ def open_new(
         }
     )
     consolidate(path)
-    groups = DRAW_GROUPS if log_likelihood else DRAW_GROUPS[:2]
+    groups = draw_groups(log_likelihood, bool(getattr(settings, "include_unconstrained", False)))
     return StoreSink(path, model=model, settings=settings, groups=groups, grow=until is not None)
 
 
@@ -150,7 +152,9 @@ class StoredRun:
     log_prior: bool = False  # results read back get a log_prior group (computed, never stored)
 
     def sink(self) -> StoreSink:
-        groups = DRAW_GROUPS if self.log_likelihood else DRAW_GROUPS[:2]
+        groups = draw_groups(
+            self.log_likelihood, bool(getattr(self.settings, "include_unconstrained", False))
+        )
         # an until-run's arrays start small (an extended run's exist; both grow when a chunk needs it)
         model, grow = self.compiled.model, self.until is not None
         return StoreSink(self.path, model=model, settings=self.settings, groups=groups, grow=grow)
