@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -250,12 +249,10 @@ def _payload(compiled: CompiledModel) -> bytes | None:
 
 def _helper_lane(payload: bytes, options: FitOptions, next_job, report) -> None:
     """Feed fits to one helper process until none is left; a fit whose process died fails alone."""
-    import pytensor_blackjax
+    from pytensor_blackjax.many._dask import child_environment
     from pytensor_blackjax.many._worker import receive, send
 
-    env = dict(os.environ)
-    package_root = str(Path(pytensor_blackjax.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env = child_environment()
     # one BLAS/OpenMP thread per helper, as Dask gives its workers: the cores are the helpers' already
     env.update({name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
     process = subprocess.Popen(
