@@ -1,6 +1,7 @@
 """``sample_many`` on this machine: exact posteriors per fit, each fit equal to the same fit run alone,
 one failing fit kept apart, stores read back, and the argument errors."""
 
+import os
 import sys
 import time
 
@@ -207,11 +208,20 @@ def test_run_many_command_over_a_folder_and_a_table(tmp_path):
 def test_helper_processes_give_the_same_draws(compiled, tmp_path, monkeypatch):
     from pytensor_blackjax.many import _many
 
-    monkeypatch.setattr(_many._HelperTimer, "worth_it", lambda self, seconds, remaining: True)
+    monkeypatch.setattr(_many._HelperTimer, "at_once", lambda self, num_fits: True)  # a helper from the start
     run_here = _many.run_fit
 
-    def slow_here(*args):  # this process's lane lingers, so that the helper surely takes fits too
-        time.sleep(2.0)
+    def helper_started() -> bool:
+        stores = [str(log).removesuffix(".attempts.jsonl") for log in tmp_path.glob("*.attempts.jsonl")]
+        try:
+            return any(entry["pid"] != os.getpid() for store in stores for entry in read_attempts(store))
+        except ValueError:  # a line being written
+            return False
+
+    def slow_here(*args):  # this process's lane waits until the helper has taken a fit too
+        deadline = time.time() + 120
+        while time.time() < deadline and not helper_started():
+            time.sleep(0.1)
         return run_here(*args)
 
     monkeypatch.setattr(_many, "run_fit", slow_here)
@@ -223,3 +233,20 @@ def test_helper_processes_give_the_same_draws(compiled, tmp_path, monkeypatch):
     assert len(pids) == 2  # this process and one helper
     alone = pbj.sample(compiled, data=sets[5], **dict(kw, seed=fit_seed(21, 5)))
     np.testing.assert_array_equal(tree["posterior"]["mu"].values[5], alone["posterior"]["mu"].values)
+
+
+def test_a_helper_still_starting_when_the_fits_run_out_is_ended(compiled, monkeypatch):
+    import psutil
+
+    from pytensor_blackjax.many import _many
+
+    monkeypatch.setattr(_many._HelperTimer, "at_once", lambda self, num_fits: True)
+    pbj.sample(compiled, data=datasets(1)[0], **KW)  # the programs are in the store: fits here are quick
+    before = set(psutil.Process().children())
+    t0 = time.perf_counter()
+    tree = pbj.sample_many(compiled, datasets(2), fits_at_once=2, **KW)
+    seconds = time.perf_counter() - t0
+    assert list(tree["fits"]["status"].values) == ["ok"] * 2
+    assert set(psutil.Process().children()) == before  # the helper was ended with the call
+    # it was ended, not awaited: the call took about what its two fits took here
+    assert seconds < 2 * float(tree["fits"]["seconds"].values.sum()) + 1.0

@@ -7,8 +7,10 @@ time as their wall time). Fits on several cores need several processes. These ar
 them (``spawn`` re-runs an unguarded ``__main__``; ``fork`` copies a multithreaded JAX).
 
 Protocol on the pipes (pickles between this package's own processes, never read from a file):
-the parent sends ``(model_payload, FitOptions)`` once, then one `FitJob` per fit and ``None`` to stop;
-the worker answers each job with its `FitOutcome`. Messages are length-prefixed.
+the parent sends ``(model_payload, FitOptions)`` once; the worker answers `READY` once the model is
+compiled; then the parent sends one `FitJob` per fit and ``None`` to stop, and the worker answers each job
+with its `FitOutcome`. Messages are length-prefixed. Until `READY` a helper holds no fit, so one that
+is still starting when the fits run out is simply ended.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import struct
 import sys
 from typing import IO, Any
 
-__all__ = ["receive", "send"]
+__all__ = ["READY", "receive", "send"]
 
+READY = "ready"
 _HEADER = struct.Struct("<Q")
 
 
@@ -53,6 +56,7 @@ def main() -> None:
     from pytensor_blackjax.many._fit import run_fit
 
     compiled = compile(pickle.loads(payload))
+    send(out, READY)
     while (job := receive(source)) is not None:
         send(out, run_fit(compiled, job, options))
 
