@@ -2,6 +2,7 @@
 one failing fit kept apart, stores read back, and the argument errors."""
 
 import os
+import subprocess
 import sys
 import time
 
@@ -250,3 +251,33 @@ def test_a_helper_still_starting_when_the_fits_run_out_is_ended(compiled, monkey
     assert set(psutil.Process().children()) == before  # the helper was ended with the call
     # it was ended, not awaited: the call took about what its two fits took here
     assert seconds < 2 * float(tree["fits"]["seconds"].values.sum()) + 1.0
+
+
+HELPER_PARENT = """
+import subprocess, sys, time
+helper = subprocess.Popen([sys.executable, "-m", "pytensor_blackjax.many._worker", str(os.getpid())],
+                          stdin=int(sys.argv[1]))
+print(helper.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_helper_ends_when_its_parent_is_killed():
+    import psutil
+
+    # the helper's stdin stays open here, so that only its watch on its parent can end it
+    read_end, write_end = os.pipe()
+    try:
+        with subprocess.Popen(
+            [sys.executable, "-c", "import os\n" + HELPER_PARENT, str(read_end)],
+            stdout=subprocess.PIPE,
+            text=True,
+            pass_fds=(read_end,),
+        ) as parent:
+            assert parent.stdout is not None
+            helper = psutil.Process(int(parent.stdout.readline()))
+            parent.kill()
+        helper.wait(timeout=30)  # psutil.TimeoutExpired if it outlived its parent
+    finally:
+        os.close(read_end)
+        os.close(write_end)

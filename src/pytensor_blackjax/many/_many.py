@@ -67,16 +67,19 @@ def sample_many(
         draws, tune, chains, sampler, chain_method, thin, chunk_size, precision, log_likelihood: as in
             ``sample``, the same for every fit.
         progressbar: show how many fits are done.
-        client: a ``dask.distributed.Client``: run each fit as a Dask task on its cluster (needs
-            ``pip install 'pytensor-blackjax[dask]'``). None: run on this machine's cores.
+        client: a ``dask.distributed.Client``, or a Dask cluster such as ``pbj.many.local_cluster()``
+            (which a plain script can start without an ``if __name__ == "__main__":`` guard): run each
+            fit as a Dask task on that cluster (needs ``pip install 'pytensor-blackjax[dask]'``).
+            None: run on this machine's cores.
         store_dir: folder for one Zarr store per fit (``fit-00012.zarr``). A fit whose store is partial
             (its worker died) resumes from its last committed chunk; a complete one is read back. The
             folder must be reachable from every worker.
         fits_at_once: local runs only: at most how many fits run at the same time (default: one per
             available core): one in this process, the others in helper processes started for this call
-            once the fits done so far show that the remaining ones outweigh a helper's start-up (JAX
-            runs the programs of one CPU device in turn, so threads of one process would share one
-            core). Models that do not pickle run in this process only.
+            (JAX runs the programs of one CPU device in turn, so threads of one process would share one
+            core): with the call when there are 16 fits or more (their start-up then overlaps this
+            process's compilation), otherwise once the fits done so far show that the remaining ones
+            outweigh a helper's start-up. Models that do not pickle run in this process only.
 
     Returns:
         ``xarray.DataTree``: every group of a single fit with a leading ``fit`` dimension (``posterior``
@@ -250,7 +253,7 @@ class _HelperLane:
         # one BLAS/OpenMP thread per helper, as Dask gives its workers: the cores are the helpers' already
         env.update({name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pytensor_blackjax.many._worker"],
+            [sys.executable, "-m", "pytensor_blackjax.many._worker", str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
