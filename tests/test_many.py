@@ -219,10 +219,13 @@ def test_helper_processes_give_the_same_draws(compiled, tmp_path, monkeypatch):
         except ValueError:  # a line being written
             return False
 
-    def slow_here(*args):  # this process's lane waits until the helper has taken a fit too
+    calls = []
+
+    def slow_here(*args):  # after its first fit, this process's lane waits until the helper takes one
         deadline = time.time() + 120
-        while time.time() < deadline and not helper_started():
+        while calls and time.time() < deadline and not helper_started():
             time.sleep(0.1)
+        calls.append(1)
         return run_here(*args)
 
     monkeypatch.setattr(_many, "run_fit", slow_here)

@@ -189,10 +189,15 @@ def _run_local(
                 return None
 
         helpers: list[_HelperLane] = []
+        # set once this process's first fit is done: its programs are then in the program store, and
+        # a helper's first fit loads them instead of compiling them a second time
+        programs_stored = threading.Event()
 
         def start_helpers() -> None:
             assert payload is not None  # only models that pickle get helpers
-            helpers.extend(_HelperLane(payload, options, next_job, report) for _ in range(lanes - 1))
+            helpers.extend(
+                _HelperLane(payload, options, next_job, report, programs_stored) for _ in range(lanes - 1)
+            )
 
         timer = _HelperTimer()
         try:
@@ -201,6 +206,7 @@ def _run_local(
             while (job := next_job()) is not None:
                 t0 = time.perf_counter()
                 report(run_fit(compiled, job, options))
+                programs_stored.set()
                 if (
                     payload is not None
                     and not helpers
@@ -219,12 +225,12 @@ class _HelperTimer:
     """When helper processes pay off, from the number of fits and the fits this process has run so far.
 
     A helper needs a start-up before its own first draw (Python and JAX, the model compiled, its
-    programs compiled or loaded from the program store). With many fits (`AT_ONCE` or more) helpers
-    start with the call, so that this start-up overlaps this process's own compilation and first fits
-    (on an idle second core it then costs no time; a helper still starting when the fits run out is
-    ended). With fewer, helpers start once the remaining fits, at the pace of a fit after the first,
-    are worth at least twice this process's first fit (about a helper's start-up once the programs are
-    in the store): a few short fits stay here, where compiling once is most of the time.
+    programs loaded from the program store once this process's first fit has put them there). With
+    many fits (`AT_ONCE` or more) helpers start with the call, so that this start-up overlaps this
+    process's compilation and first fit (a helper still starting when the fits run out is ended).
+    With fewer, helpers start once the remaining fits, at the pace of a fit after the first, are worth
+    at least twice this process's first fit (about a helper's start-up once the programs are in the
+    store): a few short fits stay here, where compiling once is most of the time.
     """
 
     AT_ONCE = 16
@@ -246,7 +252,7 @@ class _HelperLane:
     """One helper process and the thread that feeds it fits until none is left; a fit whose process
     died fails alone."""
 
-    def __init__(self, payload: bytes, options: FitOptions, next_job, report):
+    def __init__(self, payload: bytes, options: FitOptions, next_job, report, go: threading.Event):
         from pytensor_blackjax.many._dask import child_environment
 
         env = child_environment()
@@ -258,7 +264,7 @@ class _HelperLane:
             stdout=subprocess.PIPE,
             env=env,
         )
-        self._next_job, self._report = next_job, report
+        self._next_job, self._report, self._go = next_job, report, go
         self._lock = threading.Lock()
         self._busy = False  # a fit is in the helper: wait for it
         self._ended = False  # no fit is left: take none
@@ -281,6 +287,9 @@ class _HelperLane:
             send(stdin, (payload, options))
             if receive(stdout) != READY:
                 raise EOFError("the helper process did not start")
+            while not self._go.wait(0.2):  # its first fit would compile the programs again
+                if self._ended:
+                    return
             while (job := self._take()) is not None:
                 send(stdin, job)
                 self._report(receive(stdout))
