@@ -210,6 +210,7 @@ def test_helper_processes_give_the_same_draws(compiled, tmp_path, monkeypatch):
     from pytensor_blackjax.many import _many
 
     monkeypatch.setattr(_many._HelperTimer, "at_once", lambda self, num_fits: True)  # a helper from the start
+    monkeypatch.setattr(_many._HelperTimer, "worth_it", lambda self, seconds, remaining: True)
     run_here = _many.run_fit
 
     def helper_started() -> bool:

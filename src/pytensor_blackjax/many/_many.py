@@ -189,15 +189,14 @@ def _run_local(
                 return None
 
         helpers: list[_HelperLane] = []
-        # set once this process's first fit is done: its programs are then in the program store, and
-        # a helper's first fit loads them instead of compiling them a second time
-        programs_stored = threading.Event()
+        # set once `_HelperTimer` says helpers pay off; never before this process's first fit is done,
+        # so that the programs are in the program store and a helper loads them rather than compiling
+        # them a second time
+        go = threading.Event()
 
         def start_helpers() -> None:
             assert payload is not None  # only models that pickle get helpers
-            helpers.extend(
-                _HelperLane(payload, options, next_job, report, programs_stored) for _ in range(lanes - 1)
-            )
+            helpers.extend(_HelperLane(payload, options, next_job, report, go) for _ in range(lanes - 1))
 
         timer = _HelperTimer()
         try:
@@ -206,13 +205,14 @@ def _run_local(
             while (job := next_job()) is not None:
                 t0 = time.perf_counter()
                 report(run_fit(compiled, job, options))
-                programs_stored.set()
                 if (
                     payload is not None
-                    and not helpers
+                    and not go.is_set()
                     and timer.worth_it(time.perf_counter() - t0, pending.qsize())
                 ):
-                    start_helpers()
+                    if not helpers:
+                        start_helpers()
+                    go.set()
             for helper in helpers:
                 helper.finish()
         except BaseException:
@@ -225,12 +225,12 @@ class _HelperTimer:
     """When helper processes pay off, from the number of fits and the fits this process has run so far.
 
     A helper needs a start-up before its own first draw (Python and JAX, the model compiled, its
-    programs loaded from the program store once this process's first fit has put them there). With
-    many fits (`AT_ONCE` or more) helpers start with the call, so that this start-up overlaps this
-    process's compilation and first fit (a helper still starting when the fits run out is ended).
-    With fewer, helpers start once the remaining fits, at the pace of a fit after the first, are worth
-    at least twice this process's first fit (about a helper's start-up once the programs are in the
-    store): a few short fits stay here, where compiling once is most of the time.
+    programs loaded from the program store once this process's first fit has put them there). Helpers
+    take fits once the remaining fits, at the pace of a fit after the first, are worth at least twice
+    this process's first fit (about a helper's start-up once the programs are in the store): a few
+    short fits stay here, where compiling once is most of the time. With many fits (`AT_ONCE` or more)
+    the helpers are started with the call and wait, ready, for that decision, so that their start-up
+    overlaps this process's compilation; helpers that were never needed are ended with the call.
     """
 
     AT_ONCE = 16
