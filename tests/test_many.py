@@ -1,6 +1,8 @@
 """``sample_many`` on this machine: exact posteriors per fit, each fit equal to the same fit run alone,
 one failing fit kept apart, stores read back, and the argument errors."""
 
+import os
+import subprocess
 import sys
 import time
 
@@ -207,11 +209,24 @@ def test_run_many_command_over_a_folder_and_a_table(tmp_path):
 def test_helper_processes_give_the_same_draws(compiled, tmp_path, monkeypatch):
     from pytensor_blackjax.many import _many
 
+    monkeypatch.setattr(_many._HelperTimer, "at_once", lambda self, num_fits: True)  # a helper from the start
     monkeypatch.setattr(_many._HelperTimer, "worth_it", lambda self, seconds, remaining: True)
     run_here = _many.run_fit
 
-    def slow_here(*args):  # this process's lane lingers, so that the helper surely takes fits too
-        time.sleep(2.0)
+    def helper_started() -> bool:
+        stores = [str(log).removesuffix(".attempts.jsonl") for log in tmp_path.glob("*.attempts.jsonl")]
+        try:
+            return any(entry["pid"] != os.getpid() for store in stores for entry in read_attempts(store))
+        except ValueError:  # a line being written
+            return False
+
+    calls = []
+
+    def slow_here(*args):  # after its first fit, this process's lane waits until the helper takes one
+        deadline = time.time() + 120
+        while calls and time.time() < deadline and not helper_started():
+            time.sleep(0.1)
+        calls.append(1)
         return run_here(*args)
 
     monkeypatch.setattr(_many, "run_fit", slow_here)
@@ -233,3 +248,50 @@ def test_fits_keep_the_model_order():
     m.add_logp(-0.5 * z**2 - a - 0.5 * pt.sum((y - z) ** 2))
     tree = pbj.sample_many(m.build(), [{"y": np.ones(3)}, {"y": -np.ones(3)}], **KW)
     assert list(tree["posterior"].data_vars) == ["z", "a", "b"]
+
+
+def test_a_helper_still_starting_when_the_fits_run_out_is_ended(compiled, monkeypatch):
+    import psutil
+
+    from pytensor_blackjax.many import _many
+
+    monkeypatch.setattr(_many._HelperTimer, "at_once", lambda self, num_fits: True)
+    pbj.sample(compiled, data=datasets(1)[0], **KW)  # the programs are in the store: fits here are quick
+    before = set(psutil.Process().children())
+    t0 = time.perf_counter()
+    tree = pbj.sample_many(compiled, datasets(2), fits_at_once=2, **KW)
+    seconds = time.perf_counter() - t0
+    assert list(tree["fits"]["status"].values) == ["ok"] * 2
+    assert set(psutil.Process().children()) == before  # the helper was ended with the call
+    # it was ended, not awaited: the call took about what its two fits took here
+    assert seconds < 2 * float(tree["fits"]["seconds"].values.sum()) + 1.0
+
+
+HELPER_PARENT = """
+import subprocess, sys, time
+helper = subprocess.Popen([sys.executable, "-m", "pytensor_blackjax.many._worker", str(os.getpid())],
+                          stdin=int(sys.argv[1]))
+print(helper.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_helper_ends_when_its_parent_is_killed():
+    import psutil
+
+    # the helper's stdin stays open here, so that only its watch on its parent can end it
+    read_end, write_end = os.pipe()
+    try:
+        with subprocess.Popen(
+            [sys.executable, "-c", "import os\n" + HELPER_PARENT, str(read_end)],
+            stdout=subprocess.PIPE,
+            text=True,
+            pass_fds=(read_end,),
+        ) as parent:
+            assert parent.stdout is not None
+            helper = psutil.Process(int(parent.stdout.readline()))
+            parent.kill()
+        helper.wait(timeout=30)  # psutil.TimeoutExpired if it outlived its parent
+    finally:
+        os.close(read_end)
+        os.close(write_end)

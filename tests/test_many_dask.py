@@ -1,9 +1,13 @@
-"""``sample_many(client=...)`` on a two-process Dask LocalCluster: the same draws as on this machine,
-and a worker SIGKILLed mid-fit loses nothing (its fit resumes from its store, no draw made twice)."""
+"""``sample_many(client=...)`` on a two-worker ``pbj.many.local_cluster``: the same draws as on this machine,
+and a worker SIGKILLed mid-fit loses nothing (its fit resumes from its store, no draw made twice); a plain
+script (no ``__main__`` guard) can start such a cluster, and its workers end with it."""
 
 import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -22,13 +26,14 @@ KW = dict(draws=300, tune=300, chains=2, seed=21, progressbar=False)
 
 
 @pytest.fixture(scope="module")
-def client():
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+def cluster():
+    with pbj.many.local_cluster(2) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    with distributed.Client(cluster) as client:
         yield client
 
 
@@ -37,9 +42,11 @@ def compiled():
     return pbj.compile(normal_model())
 
 
-def test_fits_on_dask_equal_the_local_fits(client, compiled):
+def test_fits_on_dask_equal_the_local_fits(cluster, compiled):
     sets = datasets(8)
-    on_dask = pbj.sample_many(compiled, sets, client=client, **KW)
+    on_dask = pbj.sample_many(
+        compiled, sets, client=cluster, **KW
+    )  # a cluster: a client is made for the call
     local = pbj.sample_many(compiled, sets, **KW)
     assert list(on_dask["fits"]["status"].values) == ["ok"] * 8
     np.testing.assert_array_equal(on_dask["posterior"]["mu"].values, local["posterior"]["mu"].values)
@@ -103,3 +110,52 @@ def test_a_killed_worker_loses_no_fit_and_its_fit_resumes(client, compiled, tmp_
     # and the draws equal an undisturbed run of the same fit on this machine
     alone = pbj.sample(compiled, data=sets[index], **dict(kw, seed=int(tree["fits"]["seed"].values[index])))
     np.testing.assert_array_equal(tree["posterior"]["mu"].values[index], alone["posterior"]["mu"].values)
+
+
+def test_local_cluster_arguments_are_checked():
+    with pytest.raises(ValueError, match=r"workers=0 is not valid"):
+        pbj.many.local_cluster(0)
+    with pytest.raises(ValueError, match=r"threads_per_worker=1.5 is not valid"):
+        pbj.many.local_cluster(1, threads_per_worker=1.5)
+
+
+PLAIN_SCRIPT = """
+    import os, sys
+    print("top level ran", flush=True)  # once: a worker never imports this script
+    import numpy as np, psutil, pytensor_blackjax as pbj
+    from test_many import datasets, normal_model
+    cluster = pbj.many.local_cluster(2)
+    tree = pbj.sample_many(normal_model(), datasets(2), seed=1, draws=50, tune=50, chains=1,
+                           progressbar=False, client=cluster)
+    print("status", *tree["fits"]["status"].values, flush=True)
+    print("children", *(p.pid for p in psutil.Process().children(recursive=True)), flush=True)
+    sys.stdin.read()  # until killed
+"""
+
+
+@pytest.mark.slow
+def test_a_plain_script_runs_local_cluster_once_and_leaves_no_worker(tmp_path):
+    import psutil
+
+    script = tmp_path / "plain.py"
+    script.write_text(textwrap.dedent(PLAIN_SCRIPT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), *sys.path]))
+    with subprocess.Popen(
+        [sys.executable, "-W", "ignore", str(script)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as process:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line.split())
+            if line.startswith("children"):
+                break
+        assert lines[0] == ["top", "level", "ran"] and lines[1] == ["status", "ok", "ok"], lines
+        children = [psutil.Process(int(pid)) for pid in lines[2][1:]]
+        assert len(children) >= 4  # per worker: its program (nanny) and its worker process
+        process.kill()  # SIGKILL: no clean-up runs in the script
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, [p.cmdline()[:3] for p in alive]

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,16 +67,19 @@ def sample_many(
         draws, tune, chains, sampler, chain_method, thin, chunk_size, precision, log_likelihood: as in
             ``sample``, the same for every fit.
         progressbar: show how many fits are done.
-        client: a ``dask.distributed.Client``: run each fit as a Dask task on its cluster (needs
-            ``pip install 'pytensor-blackjax[dask]'``). None: run on this machine's cores.
+        client: a ``dask.distributed.Client``, or a Dask cluster such as ``pbj.many.local_cluster()``
+            (which a plain script can start without an ``if __name__ == "__main__":`` guard): run each
+            fit as a Dask task on that cluster (needs ``pip install 'pytensor-blackjax[dask]'``).
+            None: run on this machine's cores.
         store_dir: folder for one Zarr store per fit (``fit-00012.zarr``). A fit whose store is partial
             (its worker died) resumes from its last committed chunk; a complete one is read back. The
             folder must be reachable from every worker.
         fits_at_once: local runs only: at most how many fits run at the same time (default: one per
             available core): one in this process, the others in helper processes started for this call
-            once the fits done so far show that the remaining ones outweigh a helper's start-up (JAX
-            runs the programs of one CPU device in turn, so threads of one process would share one
-            core). Models that do not pickle run in this process only.
+            (JAX runs the programs of one CPU device in turn, so threads of one process would share one
+            core): with the call when there are 16 fits or more (their start-up then overlaps this
+            process's compilation), otherwise once the fits done so far show that the remaining ones
+            outweigh a helper's start-up. Models that do not pickle run in this process only.
 
     Returns:
         ``xarray.DataTree``: every group of a single fit with a leading ``fit`` dimension (``posterior``
@@ -186,31 +188,33 @@ def _run_local(
             except queue.Empty:
                 return None
 
-        helpers: list[threading.Thread] = []
+        helpers: list[_HelperLane] = []
+        # set once `_HelperTimer` says helpers pay off; never before this process's first fit is done,
+        # so that the programs are in the program store and a helper loads them rather than compiling
+        # them a second time
+        go = threading.Event()
 
         def start_helpers() -> None:
-            for _ in range(lanes - 1):
-                helpers.append(
-                    threading.Thread(
-                        target=_helper_lane, args=(payload, options, next_job, report), daemon=True
-                    )
-                )
-                helpers[-1].start()
+            assert payload is not None  # only models that pickle get helpers
+            helpers.extend(_HelperLane(payload, options, next_job, report, go) for _ in range(lanes - 1))
 
         timer = _HelperTimer()
         try:
+            if payload is not None and timer.at_once(len(jobs)):
+                start_helpers()
             while (job := next_job()) is not None:
                 t0 = time.perf_counter()
                 report(run_fit(compiled, job, options))
                 if (
                     payload is not None
-                    and not helpers
+                    and not go.is_set()
                     and timer.worth_it(time.perf_counter() - t0, pending.qsize())
                 ):
-                    start_helpers()
-            for thread in helpers:
-                while thread.is_alive():
-                    thread.join(0.2)  # short waits: Ctrl-C reaches this thread
+                    if not helpers:
+                        start_helpers()
+                    go.set()
+            for helper in helpers:
+                helper.finish()
         except BaseException:
             stop.set()  # Ctrl-C: the fits running finish or are killed with their process, no new ones start
             raise
@@ -218,24 +222,105 @@ def _run_local(
 
 
 class _HelperTimer:
-    """Whether helper processes would pay off, from the fits this process has run so far.
+    """When helper processes pay off, from the number of fits and the fits this process has run so far.
 
-    A helper needs about as long as this process's first fit before its own first draw (Python and
-    JAX start-up, the model compiled, or its programs loaded from the program store now that they are
-    there), then takes its share of the rest. Helpers start once the remaining fits, at the pace of a
-    fit after the first, are worth at least twice that start-up (on 2 cores, benchmarks/many.py: 64 fits
-    of 40 ms stay here, where compiling once is most of the time; 64 rat-tumour fits of ~0.7 s start a
-    helper, 49.9 s in a loop -> 35.1 s).
+    A helper needs a start-up before its own first draw (Python and JAX, the model compiled, its
+    programs loaded from the program store once this process's first fit has put them there). Helpers
+    take fits once the remaining fits, at the pace of a fit after the first, are worth at least twice
+    this process's first fit (about a helper's start-up once the programs are in the store): a few
+    short fits stay here, where compiling once is most of the time. With many fits (`AT_ONCE` or more)
+    the helpers are started with the call and wait, ready, for that decision, so that their start-up
+    overlaps this process's compilation; helpers that were never needed are ended with the call.
     """
+
+    AT_ONCE = 16
 
     def __init__(self):
         self.first: float | None = None
+
+    def at_once(self, num_fits: int) -> bool:
+        return num_fits >= self.AT_ONCE
 
     def worth_it(self, seconds: float, remaining: int) -> bool:
         if self.first is None:
             self.first = seconds
             return False
         return remaining * seconds > 2 * self.first
+
+
+class _HelperLane:
+    """One helper process and the thread that feeds it fits until none is left; a fit whose process
+    died fails alone."""
+
+    def __init__(self, payload: bytes, options: FitOptions, next_job, report, go: threading.Event):
+        from pytensor_blackjax.many._dask import child_environment
+
+        env = child_environment()
+        # one BLAS/OpenMP thread per helper, as Dask gives its workers: the cores are the helpers' already
+        env.update({name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pytensor_blackjax.many._worker", str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        self._next_job, self._report, self._go = next_job, report, go
+        self._lock = threading.Lock()
+        self._busy = False  # a fit is in the helper: wait for it
+        self._ended = False  # no fit is left: take none
+        self._thread = threading.Thread(target=self._feed, args=(payload, options), daemon=True)
+        self._thread.start()
+
+    def _take(self) -> FitJob | None:
+        with self._lock:
+            job = None if self._ended else self._next_job()
+            self._busy = job is not None
+            return job
+
+    def _feed(self, payload: bytes, options: FitOptions) -> None:
+        from pytensor_blackjax.many._worker import READY, receive, send
+
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None  # both are pipes
+        job = None
+        try:
+            send(stdin, (payload, options))
+            if receive(stdout) != READY:
+                raise EOFError("the helper process did not start")
+            while not self._go.wait(0.2):  # its first fit would compile the programs again
+                if self._ended:
+                    return
+            while (job := self._take()) is not None:
+                send(stdin, job)
+                self._report(receive(stdout))
+                job = None
+            send(stdin, None)
+        except (EOFError, OSError):
+            if job is not None:
+                code = self.process.wait()
+                self._report(
+                    FitOutcome(
+                        job.index, job.seed, f"WorkerDied: its helper process ended (exit code {code})"
+                    )
+                )
+
+    def finish(self) -> None:
+        """No fit is left to start: end the helper now unless it holds a fit, then wait for it."""
+        with self._lock:
+            self._ended = True
+            if not self._busy:
+                self.process.kill()  # still starting, or waiting for a fit: it holds nothing
+        while self._thread.is_alive():
+            self._thread.join(0.2)  # short waits: Ctrl-C reaches this thread
+        assert self.process.stdin is not None and self.process.stdout is not None  # both are pipes
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
 
 
 def _payload(compiled: CompiledModel) -> bytes | None:
@@ -246,53 +331,6 @@ def _payload(compiled: CompiledModel) -> bytes | None:
         return dump_model(compiled.model)
     except (pickle.PicklingError, TypeError, AttributeError):
         return None
-
-
-def _helper_lane(payload: bytes, options: FitOptions, next_job, report) -> None:
-    """Feed fits to one helper process until none is left; a fit whose process died fails alone."""
-    import pytensor_blackjax
-    from pytensor_blackjax.many._worker import receive, send
-
-    env = dict(os.environ)
-    package_root = str(Path(pytensor_blackjax.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    # one BLAS/OpenMP thread per helper, as Dask gives its workers: the cores are the helpers' already
-    env.update({name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytensor_blackjax.many._worker"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-    )
-    stdin, stdout = process.stdin, process.stdout
-    assert stdin is not None and stdout is not None  # both are pipes
-    try:
-        send(stdin, (payload, options))
-        while (job := next_job()) is not None:
-            try:
-                send(stdin, job)
-                outcome = receive(stdout)
-            except (EOFError, OSError):
-                code = process.wait()
-                report(
-                    FitOutcome(
-                        job.index, job.seed, f"WorkerDied: its helper process ended (exit code {code})"
-                    )
-                )
-                return
-            report(outcome)
-        send(stdin, None)
-    except (EOFError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            stdin.close()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        stdout.close()
 
 
 class _Progress:
