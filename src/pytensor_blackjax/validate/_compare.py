@@ -48,7 +48,7 @@ __all__ = [
 CRITERIA = ("mean", "sd", "q05", "q95")
 QUANTILES = (0.05, 0.95)
 # Per posterior and run. 14 posteriors x 3 seeds make 42 runs of NUTS alone: at 0.001 each, a correct
-# sampler gives a false FAIL somewhere with probability below 4.2%; at 0.01 it would be 34%.
+# sampler gives a false FAIL somewhere with probability below 4.1%; at 0.01 it would be 34%.
 DEFAULT_ALPHA = 0.001
 
 
