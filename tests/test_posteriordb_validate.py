@@ -267,3 +267,18 @@ def test_pymc_versions_pass(posteriordb_root):
     report = run_validation(posteriordb_root, source="pymc", progress=False)
     assert len(report.rows) == 3
     assert report.passed, report.table()
+
+
+def test_cli_exits_non_zero_on_a_fail(tmp_path):
+    from typer.testing import CliRunner
+
+    from pytensor_blackjax.cli import app
+
+    folder = tmp_path / "mystery-model"
+    folder.mkdir()
+    (folder / "data.json").write_text("{}")
+    (folder / "reference_draws.json").write_text(json.dumps([{"x": [0.0, 1.0]}]))
+    result = CliRunner().invoke(app, ["validate", str(tmp_path), "--seeds", "2", "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert "runs passed 0/2 -> FAILED" in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
