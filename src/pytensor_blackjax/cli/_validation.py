@@ -52,6 +52,10 @@ def validate(
         except ImportError as exc:
             raise UserError(f"validation is not available in this installation ({exc}).") from exc
         docs = _docs_folder() if write_docs else None
+        if docs is not None:
+            from pytensor_blackjax.validate._docs import provenance
+
+            ran_on = provenance(docs.parent)  # the code as it is now, before the (long) run
         result = run_validation(
             path,
             sampler=sampler or ["nuts"],
@@ -68,7 +72,7 @@ def validate(
             from pytensor_blackjax.validate._docs import write_docs as write
 
             command = _command(path, sampler, only, seeds, first_seed, draws, tune, chains, alpha)
-            for written in write(result, docs, command=command):
+            for written in write(result, docs, command=command, ran_on=ran_on):
                 err_console().print(f"wrote {written}", markup=False, highlight=False)
     raise typer.Exit(code=0 if result.passed else 1)
 

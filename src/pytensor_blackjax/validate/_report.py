@@ -77,7 +77,7 @@ class Run:
         if self.comparison is not None:
             out += self.comparison.failures()
         if self.divergences:
-            out.append(f"{self.divergences} divergences")
+            out.append(f"{self.divergences} divergence{'s' if self.divergences > 1 else ''}")
         return out
 
 
