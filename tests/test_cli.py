@@ -165,6 +165,21 @@ def test_usage_errors_from_main_are_one_line(capsys):
     assert "pytensor-blackjax run --help" in err
 
 
+def test_ctrl_c_before_the_first_draw_prints_why_and_how_to_resume(model_file, monkeypatch, capsys):
+    message = (
+        "interrupted (Ctrl-C) before the first draw: there are no draws to return. Resume: pbj.resume('x')"
+    )
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt(message)
+
+    monkeypatch.setattr(pbj, "sample", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(model_file), "--no-progress"])
+    assert exit_info.value.code == 130
+    assert message in capsys.readouterr().err
+
+
 def test_results_mistakes(tmp_path, run_out):
     result = invoke("summary", tmp_path / "none.zarr")
     assert result.exit_code == 1 and "results '" in result.stderr and "do not exist" in result.stderr
@@ -307,3 +322,17 @@ def test_model_repr_summarises_data():
 
 def test_version():
     assert pbj.__version__[0].isdigit()
+
+
+def test_run_keeps_warmup_and_unconstrained_draws(model_file, tmp_path):
+    import xarray as xr
+
+    out = tmp_path / "groups"
+    result = invoke(
+        "run", model_file, "--draws", 20, "--tune", 30, "--chains", 2, "--seed", 3, "--no-progress",
+        "--keep-warmup", "--include-unconstrained", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    tree = xr.open_datatree(out / "results.zarr", engine="zarr", consolidated=False)
+    assert tree["warmup_posterior"].sizes["draw"] == 30
+    assert "warmup_sample_stats" in tree.children and "unconstrained_posterior" in tree.children

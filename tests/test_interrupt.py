@@ -1,4 +1,5 @@
-"""Ctrl-C: sampling stops at the next chunk boundary, returns the draws so far, the store stays resumable."""
+"""Ctrl-C: sampling stops at the next chunk boundary and returns the draws so far; during warmup it skips
+sampling and raises; a second Ctrl-C raises at once; the store stays resumable."""
 
 import json
 import os
@@ -110,22 +111,98 @@ print("WARNING", [str(w.message) for w in caught if w.category is RuntimeWarning
     assert stored.resume_point.state_leaves and stored.resume_point.layout == "threaded"
 
 
-def test_ctrl_c_during_warmup_without_store_still_returns_one_chunk(monkeypatch):
+class Calls:
+    """Counts the driver's calls of the layout's phases, and presses Ctrl-C in the first warmup chunk
+    (``presses`` times: a second press raises at once)."""
+
+    def __init__(self, monkeypatch, presses=1):
+        from pytensor_blackjax.run._layouts import ChainLayout
+
+        self.warmup_chunks, self.finish, self.sample = 0, 0, 0
+        warmup, finish, sample = ChainLayout.warmup, ChainLayout.finish_warmup, ChainLayout.sample
+
+        def warmup_and_press(layout, start, n_valid, rows):
+            out = warmup(layout, start, n_valid, rows)
+            self.warmup_chunks += 1
+            if start == 0:
+                for _ in range(presses):
+                    signal.raise_signal(signal.SIGINT)
+            return out
+
+        def count_finish(layout):
+            self.finish += 1
+            return finish(layout)
+
+        def count_sample(layout, start, n_valid):
+            self.sample += 1
+            return sample(layout, start, n_valid)
+
+        monkeypatch.setattr(ChainLayout, "warmup", warmup_and_press)
+        monkeypatch.setattr(ChainLayout, "finish_warmup", count_finish)
+        monkeypatch.setattr(ChainLayout, "sample", count_sample)
+
+
+def test_ctrl_c_during_warmup_skips_sampling_and_raises(monkeypatch):
+    calls = Calls(monkeypatch)
+    with pytest.raises(KeyboardInterrupt, match=r"before the first draw: there are no draws to return"):
+        pbj.sample(make_model(), **KW)
+    # the warmup chunk running when Ctrl-C came ends; adaptation is not finished, nothing is sampled
+    assert (calls.warmup_chunks, calls.finish, calls.sample) == (1, 0, 0)
+
+
+def test_ctrl_c_during_warmup_with_a_store_stays_resumable(tmp_path, monkeypatch):
+    model = make_model()
+    reference = pbj.sample(model, **KW)
+    path = tmp_path / "run.zarr"
+    calls = Calls(monkeypatch)
+    with pytest.raises(KeyboardInterrupt, match=r"stays resumable: pbj.resume\(.*run.zarr"):
+        pbj.sample(model, store=str(path), **KW)
+    monkeypatch.undo()
+    assert (calls.warmup_chunks, calls.finish, calls.sample) == (1, 0, 0)
+    record = json.loads((path / "zarr.json").read_text())["attributes"]
+    assert record["status"] == "warmup" and record["num_draws_completed"] == 0
+    resumed = pbj.resume(str(path), progressbar=False)  # repeats the warmup
+    np.testing.assert_array_equal(resumed["posterior"]["x"].values, reference["posterior"]["x"].values)
+
+
+def test_a_second_ctrl_c_raises_at_once(monkeypatch):
+    calls = Calls(monkeypatch, presses=2)
+    with pytest.raises(KeyboardInterrupt) as info:
+        pbj.sample(make_model(), **KW)
+    assert "first draw" not in str(info.value)  # raised by the handler itself, not after the run
+    assert (calls.warmup_chunks, calls.finish, calls.sample) == (1, 0, 0)
+
+
+def test_ctrl_c_while_the_sampling_programs_compile_does_not_wait_for_them(monkeypatch):
+    import threading
+
     from pytensor_blackjax.run._layouts import ChainLayout
 
-    model = make_model()
+    calls = Calls(monkeypatch, presses=0)
+    warmup_over, release = threading.Event(), threading.Event()
+
+    def slow_compile():  # stands in for an XLA compilation that outlasts the warmup
+        warmup_over.wait(60)
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C while the driver waits for this "compilation"
+        release.wait(60)
+
+    def prepare_sampling(layout, chunk, *, with_log_likelihood=False):
+        layout._prepared = threading.Thread(target=slow_compile, daemon=True)
+        layout._prepared.start()
+
     warmup = ChainLayout.warmup
 
-    def press_ctrl_c_in_first_warmup_chunk(self, start, n_valid, rows):
-        out = warmup(self, start, n_valid, rows)
-        if start == 0:
-            os.kill(os.getpid(), signal.SIGINT)
+    def warmup_then_signal(layout, start, n_valid, rows):
+        out = warmup(layout, start, n_valid, rows)
+        if start + n_valid == KW["tune"]:
+            warmup_over.set()
         return out
 
-    monkeypatch.setattr(ChainLayout, "warmup", press_ctrl_c_in_first_warmup_chunk)
-    with pytest.warns(RuntimeWarning, match=r"returning the 50 draws per chain .*Warmup was cut short"):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=pbj.SamplingWarning)  # 50 draws: not the point here
-            tree = pbj.sample(model, **KW)
-    assert tree["posterior"]["x"].shape == (2, 50, 3)
-    assert np.isfinite(tree["posterior"]["x"].values).all() and tree.attrs["interrupted"] == 1
+    monkeypatch.setattr(ChainLayout, "prepare_sampling", prepare_sampling)
+    monkeypatch.setattr(ChainLayout, "warmup", warmup_then_signal)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="before the first draw"):
+            pbj.sample(make_model(), **KW)
+        assert not release.is_set() and (calls.finish, calls.sample) == (0, 0)
+    finally:
+        release.set()

@@ -223,3 +223,13 @@ def test_helper_processes_give_the_same_draws(compiled, tmp_path, monkeypatch):
     assert len(pids) == 2  # this process and one helper
     alone = pbj.sample(compiled, data=sets[5], **dict(kw, seed=fit_seed(21, 5)))
     np.testing.assert_array_equal(tree["posterior"]["mu"].values[5], alone["posterior"]["mu"].values)
+
+
+def test_fits_keep_the_model_order():
+    m = pbj.ModelBuilder()
+    z, a = m.param("z"), m.param("a", transform="positive")
+    m.deterministic("b", z + a)
+    y = m.data("y", np.zeros(3))
+    m.add_logp(-0.5 * z**2 - a - 0.5 * pt.sum((y - z) ** 2))
+    tree = pbj.sample_many(m.build(), [{"y": np.ones(3)}, {"y": -np.ones(3)}], **KW)
+    assert list(tree["posterior"].data_vars) == ["z", "a", "b"]

@@ -63,6 +63,7 @@ def eight_schools():
         sampler=pbj.samplers.NUTS(target_accept=0.9),
         progressbar=False,
         log_likelihood=True,
+        log_prior=True,
     )
     return pm_model, result, ref
 
@@ -78,7 +79,8 @@ def test_eight_schools_matches_posteriordb(eight_schools):
 def test_eight_schools_result_layout(eight_schools):
     _, result, _ = eight_schools
     post = result["posterior"]
-    assert set(post.data_vars) == {"mu", "tau", "theta_tilde", "theta"}
+    # PyMC's order: free variables as declared, then deterministics (sorted would put theta first)
+    assert list(post.data_vars) == ["mu", "tau", "theta_tilde", "theta"]
     assert post["theta"].dims == ("chain", "draw", "school")
     assert list(post["school"].values) == list("ABCDEFGH")
     assert list(result["observed_data"].data_vars) == ["y"]
@@ -100,6 +102,20 @@ def test_eight_schools_loo_and_posterior_predictive(eight_schools):
     # the predictive mean of each school is its posterior theta mean
     diff = y_pred.mean(("chain", "draw")) - result["posterior"]["theta"].mean(("chain", "draw"))
     assert float(np.max(np.abs(diff))) < 1.5
+
+
+def test_eight_schools_log_prior_is_pymcs_and_feeds_psense(eight_schools):
+    pm_model, result, _ = eight_schools
+    prior = result["log_prior"]
+    assert list(prior.data_vars) == ["mu", "tau", "theta_tilde"]  # the free variables, in model order
+    assert prior["theta_tilde"].dims == ("chain", "draw", "school")
+    expected = pm.stats.compute_log_prior(
+        result.copy(), model=pm_model, extend_inferencedata=False, progressbar=False
+    )
+    for name in expected.data_vars:
+        np.testing.assert_allclose(prior[name].values, expected[name].values, rtol=0, atol=1e-8)
+    sensitivity = arviz_stats.psense_summary(result)
+    assert np.isfinite(sensitivity[["prior", "likelihood"]].to_numpy(dtype=float)).all()
 
 
 def test_data_swap_moves_a_conjugate_posterior():

@@ -29,7 +29,8 @@ def model():
     [
         ("random_seed", r"'random_seed'.*use seed="),
         ("nuts_sampler", r"'nuts_sampler'.*use sampler="),
-        ("initvals", r"PyMC's 'initvals' is not supported yet"),
+        ("store_unconstrained", r"'store_unconstrained'.*use include_unconstrained=True"),
+        ("discard_tuned_samples", r"use keep_warmup="),
         ("draw", r"'draw'; did you mean 'draws'\?"),
         ("chain", r"did you mean 'chains'\?"),
     ],

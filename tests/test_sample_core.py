@@ -195,6 +195,14 @@ def test_a_hand_written_model_without_deterministics_reports_its_inputs():
     assert mcse_z(tree, "x", [3.0, -3.0]) < 5
 
 
+@pytest.mark.filterwarnings("ignore::pytensor_blackjax.SamplingWarning")  # short run; order is the point
+def test_a_hand_written_model_keeps_its_order_inputs_then_deterministics():
+    z, a = pt.scalar("z"), pt.vector("a", shape=(2,))
+    model = pbj.Model.from_logp(-0.5 * (z**2 + pt.sum(a**2)), inputs=[z, a], deterministics={"b": z + a[0]})
+    tree = pbj.sample(model, seed=9, draws=100, tune=100, chains=2, progressbar=False)
+    assert list(tree.posterior.data_vars) == ["z", "a", "b"]
+
+
 def test_a_zero_length_parameter_is_carried_through():
     m = pbj.ModelBuilder()
     a = m.param("a")

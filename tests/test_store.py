@@ -213,3 +213,34 @@ def test_fingerprint_follows_graphs_and_data():
 
     assert fingerprint(with_data(np.ones(4))) == fingerprint(with_data(np.ones(4)))
     assert fingerprint(with_data(np.ones(4))) != fingerprint(with_data(np.arange(4.0)))
+
+
+def unsorted_model():
+    """Names out of alphabetical order, so sorting anywhere on the way would show."""
+    m = pbj.ModelBuilder()
+    z = m.param("z")
+    a = m.param("a", transform="positive")
+    v = m.param("m", shape=(2,))
+    m.deterministic("b", z + a)
+    m.add_logp(-0.5 * (z**2 + pt.sum(v**2)) - a)
+    return m.build()
+
+
+@pytest.mark.filterwarnings("ignore::pytensor_blackjax.results.SamplingWarning")
+def test_variables_keep_the_model_order_through_store_resume_and_extend(tmp_path, monkeypatch):
+    path = tmp_path / "run.zarr"
+    model, order = unsorted_model(), ["z", "a", "m", "b"]
+    assert list(pbj.sample(model, **KW).posterior.data_vars) == order
+    commit = StoreSink._commit_state
+
+    def crash_at_150(self, carry, *, num_draws, **kw):
+        if num_draws == 150:
+            raise Crash
+        return commit(self, carry, num_draws=num_draws, **kw)
+
+    monkeypatch.setattr(StoreSink, "_commit_state", crash_at_150)
+    with pytest.raises(Crash):
+        pbj.sample(model, store=str(path), **KW)
+    monkeypatch.undo()
+    assert list(pbj.resume(str(path), progressbar=False).posterior.data_vars) == order
+    assert list(pbj.extend(str(path), draws=50, progressbar=False).posterior.data_vars) == order

@@ -17,7 +17,15 @@ import pytest
 from arviz_stats.base import array_stats
 
 import pytensor_blackjax as pbj
-from pytensor_blackjax.run._until import Diagnosis, diagnose, next_check
+from pytensor_blackjax.run import _until
+from pytensor_blackjax.run._until import (
+    FIRST_CHECK,
+    Diagnosis,
+    UntilCheck,
+    diagnose,
+    first_check,
+    next_check,
+)
 
 SCALES = np.array([0.5, 1.0, 2.0, 4.0])
 MODEL = f"""
@@ -100,6 +108,37 @@ def test_next_check_is_geometric_and_follows_the_shortfall():
     assert next_check(1000, 100, middle, 10_000) == 1500  # where the targets should be met
     assert next_check(1000, 30, middle, 10_000) == 1500  # rounded up to a chunk boundary
     assert next_check(9000, 100, far, 10_000) == 10_000  # never past the cap
+    assert next_check(0, 100, None, 10_000, first=176) == 200  # the first check that can pass
+
+
+def test_no_check_before_the_ess_targets_can_hold():
+    # an ESS of N draws in all is at most N log10 N: 4 x 176 = 704 draws can reach 2000, 4 x 175 cannot
+    assert 704 * np.log10(704) >= 2000 > 700 * np.log10(700)
+    assert first_check(4, pbj.Until(ess_bulk=2000, ess_tail=100)) == 176
+    assert first_check(1, pbj.Until(ess_tail=100)) == 58  # 57 would do, but split chains drop an odd middle
+    assert first_check(4, pbj.Until(rhat=1.01)) == FIRST_CHECK  # no ESS target: no bound
+    assert first_check(64, pbj.Until(ess_bulk=400)) == FIRST_CHECK
+
+
+@pytest.mark.parametrize("scalars, calls", [(4, [1, 1]), (20, [1, 2])])
+def test_checks_focus_on_the_furthest_scalars_unless_that_is_every_scalar(monkeypatch, scalars, calls):
+    """After a full check, a check looks at the 8 scalars furthest from their targets and, when they
+    pass, at every scalar; with 8 scalars or fewer the focus is every scalar: one full check."""
+    made: list[int] = []
+    real = _until.diagnose_scalars
+    monkeypatch.setattr(_until, "diagnose_scalars", lambda *a, **k: made.append(1) or real(*a, **k))
+    x = np.random.default_rng(5).normal(size=(4, 600, scalars))
+    check = UntilCheck(pbj.Until(ess_bulk=400, max_draws=600), 100, None)
+    counts = []
+    for start in range(0, 600, 100):
+        check.add({"x": x[:, start : start + 100]})
+        made.clear()
+        stop = check.stop_reason()
+        if made:
+            counts.append(len(made))
+        if stop:
+            break
+    assert stop == "targets_met" and counts == calls  # independent draws: ESS ~ 4 x draws
 
 
 def test_diagnose_agrees_with_arviz():

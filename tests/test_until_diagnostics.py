@@ -1,14 +1,23 @@
 """The vectorized diagnostics of until-checks agree with arviz_stats: bulk and tail ESS, rank-normalized
 split R-hat and nested R-hat, on independent, autocorrelated, tied and constant draws of many shapes."""
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from arviz_stats.base import array_stats
 
+from pytensor_blackjax.run import _until_diagnostics
 from pytensor_blackjax.run._until import superchain_ids
-from pytensor_blackjax.run._until_diagnostics import rank_diagnostics, split_chains, z_scale
+from pytensor_blackjax.run._until_diagnostics import (
+    PARALLEL_VALUES,
+    blocked_rank_diagnostics,
+    rank_diagnostics,
+    split_chains,
+    z_scale,
+)
 
 
 def ar1(rng, scalars, chains, draws, phi):
@@ -103,3 +112,18 @@ def test_slowly_mixing_chains_get_every_lag():
     """ESS first looks at the early lags only; chains still correlated there get the full pass."""
     x = ar1(np.random.default_rng(7), 3, 4, 2000, np.array([0.3, 0.97, 0.995]))
     assert_agree(rank_diagnostics(x), arviz(x))
+
+
+def test_blocked_checks_agree_and_do_not_depend_on_the_cores(monkeypatch):
+    """A large check runs in blocks of scalars on every core: the same values as one block, to
+    rounding, and the same bits with any number of threads (so the same stopping point anywhere)."""
+    x = draws_of("ar1", np.random.default_rng(3), (21, 4, 1500))
+    assert x.size >= PARALLEL_VALUES
+    values = {}
+    for workers in (1, 3):
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            monkeypatch.setattr(_until_diagnostics, "_pool", (os.getpid(), pool))
+            values[workers] = blocked_rank_diagnostics(x)
+    for name, expected in rank_diagnostics(x).items():
+        np.testing.assert_array_equal(values[1][name], values[3][name], err_msg=name)
+        np.testing.assert_allclose(values[3][name], expected, rtol=1e-12, err_msg=name)

@@ -24,14 +24,12 @@ PYMC_EQUIVALENTS: Mapping[str, str | None] = {
     "cores": "chain_method= (chains run in parallel by default)",
     "progressbar_theme": "progressbar=",
     "return_inferencedata": "nothing: the result is always an xarray.DataTree",
-    "idata_kwargs": "log_likelihood=True for the log_likelihood group",
+    "idata_kwargs": "log_likelihood=True for the log_likelihood group (log_prior=True for log_prior)",
     "compute_convergence_checks": "nothing: the checks always run (a SamplingWarning names problems)",
-    "discard_tuned_samples": "nothing: warmup draws are not kept",
+    "discard_tuned_samples": "keep_warmup= (discard_tuned_samples=False is keep_warmup=True)",
     "nuts_sampler_kwargs": "a sampler config such as pbj.samplers.NUTS(max_tree_depth=12)",
-    "initvals": None,
-    "keep_warmup": None,
-    "include_unconstrained": None,
-    "log_prior": None,
+    "store_unconstrained": "include_unconstrained=True (nutpie's name)",
+    "initval": "initvals=",
     "model": "the first argument",
 }
 

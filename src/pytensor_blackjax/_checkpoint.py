@@ -41,6 +41,8 @@ class ResumePoint:
         state_leaves: the leaves of the chain state pytree in ``jax.tree.leaves`` order; the driver
             rebuilds the pytree from its own programs' structure.
         params_leaves: the same for the adapted parameters (empty when there are none).
+        start_points: the chains' starting points, ``(chains, dims)``, of a run whose start was given
+            (``initvals``), for a warmup that runs again; None: the default start.
     """
 
     phase: str
@@ -48,3 +50,4 @@ class ResumePoint:
     layout: str | None = None
     state_leaves: tuple[Any, ...] = ()
     params_leaves: tuple[Any, ...] = ()
+    start_points: Any = None

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import xarray as xr
 
-from pytensor_blackjax._sample import build_result
+from pytensor_blackjax._sample import build_result, with_log_prior
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.model import Model
 from pytensor_blackjax.run import RunOutput, RunSettings, run
+from pytensor_blackjax.run._interrupt import interrupted_before_draws
 from pytensor_blackjax.run._until import Until
 from pytensor_blackjax.store import StoredRun, open_stored
 from pytensor_blackjax.store._formats import rebuild
@@ -50,6 +51,7 @@ def resume(
         pytensor_blackjax.StoreError: the store is corrupt, was written by a different model, or holds
             a sampler config or settings this release cannot rebuild.
         OSError: the store is no longer writable.
+        KeyboardInterrupt: Ctrl-C while the repeated warmup ran (the store stays resumable).
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -90,7 +92,11 @@ def continue_run(stored: StoredRun, *, progressbar: bool) -> xr.DataTree:
         previous=previous,
     )
     sink.close(output)
+    if output.interrupted and not output.num_draws:
+        raise interrupted_before_draws(stored.path)
     output = dataclasses.replace(output, groups=stored.read_draws(output.num_draws))
+    if stored.log_prior:
+        output = with_log_prior(compiled, output, stored.new_data)
     tree = build_result(
         compiled,
         stored.sampler,
@@ -129,6 +135,8 @@ def _complete_result(stored: StoredRun) -> xr.DataTree:
         stacklevel=3,
     )
     output = RunOutput(stored.read_draws(draws), draws, False, {}, stored.chain_method_used)
+    if stored.log_prior:
+        output = with_log_prior(stored.compiled, output, stored.new_data)
     tree = build_result(
         stored.compiled,
         stored.sampler,

@@ -11,19 +11,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pytensor_blackjax._arguments import check_var_names, reject_unknown, resolve_model, with_target_accept
+from pytensor_blackjax._initvals import check_initvals, start_points
 from pytensor_blackjax._preload import preload, results
 from pytensor_blackjax._validate import check_count, check_data, check_seed
 from pytensor_blackjax._watching import WatchOptions, check_watch, start_watch
 from pytensor_blackjax.compile import CompiledModel, compile
+from pytensor_blackjax.compile._prior import has_log_prior, log_prior_draws
 from pytensor_blackjax.model import Model
-from pytensor_blackjax.run import RunSettings, run
+from pytensor_blackjax.run import RunOutput, RunSettings, run
+from pytensor_blackjax.run._interrupt import interrupted_before_draws
+from pytensor_blackjax.run._keys import chain_keys
+from pytensor_blackjax.run._programs import has_warmup_draws
+from pytensor_blackjax.run._start import initial_points
 from pytensor_blackjax.run._until import Until, check_until, until_attrs
-from pytensor_blackjax.samplers import Sampler, resolve
+from pytensor_blackjax.samplers import RunSize, Sampler, resolve
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["build_result", "sample"]
+__all__ = ["build_result", "in_order", "model_order", "sample", "with_log_prior"]
 
 CHAIN_METHODS = ("auto", "vectorized", "parallel")
 
@@ -43,11 +49,15 @@ def sample(
     chunk_size: int = 100,
     precision: str = "float64",
     log_likelihood: bool = False,
+    log_prior: bool = False,
     store: str | None = None,
     watch: bool | WatchOptions = False,
     until: Until | None = None,
     target_accept: float | None = None,
     var_names: Sequence[str] | None = None,
+    initvals: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    keep_warmup: bool = False,
+    include_unconstrained: bool = False,
     **unknown: Any,
 ) -> xr.DataTree:
     """Draw from the posterior of ``model`` and return an ArviZ DataTree.
@@ -71,6 +81,10 @@ def sample(
         precision: "float64" or "float32": the dtype of positions, data, log-density and draws
             ("float32" runs the sampler with 32-bit JAX; model constants are truncated to float32).
         log_likelihood: add a pointwise ``log_likelihood`` group (models that declare one).
+        log_prior: add a pointwise ``log_prior`` group, each free variable's prior log-density at each
+            draw (PyMC models, or priors declared with ``ModelBuilder.add_logp(term, prior=name)``), as
+            PyMC's ``compute_log_prior`` makes it; with ``log_likelihood=True`` it is what
+            ``arviz_stats.psense_summary`` (power-scaling sensitivity) needs.
         store: path of a Zarr store to stream draws to; see ``resume``.
         watch: serve a live page of the run (read from ``store``, which it needs) and open it in a web
             browser; ``pbj.WatchOptions(port=..., open_browser=False)`` to choose. Needs the ``watch`` extra.
@@ -80,15 +94,31 @@ def sample(
         target_accept: shortcut for the ``target_accept`` of a NUTS-family sampler (NUTS, HMC, MALA,
             ChEES); refused by samplers without one.
         var_names: the variables kept in the ``posterior`` group (default: all).
+        initvals: starting values on the constrained scale, as PyMC's: one dict ``{name: value}`` for
+            every chain, or a list of dicts, one per chain, naming free variables (PyMC's names for a
+            PyMC model). Variables left out start at random as usual. Converted through the model's
+            transforms; a value outside the support, a wrong shape or a start where the log-density is
+            not finite is an error. Ensemble samplers given one dict jitter it per chain by
+            uniform(-1, 1) in unconstrained space; SMC refuses it. A store records the start, so a
+            ``resume`` that repeats the warmup starts there again.
+        keep_warmup: add ``warmup_posterior`` and ``warmup_sample_stats`` groups (PyMC's names) with
+            every warmup step (``draw`` 0..tune-1; ``thin`` does not apply). For samplers whose warmup
+            moves the chains step by step (NUTS, HMC, MALA); not with ``store``.
+        include_unconstrained: add an ``unconstrained_posterior`` group: the draws in the space the
+            sampler moves in, one variable per unconstrained value (PyMC's value names such as
+            ``sigma_log__``; `ModelBuilder` names them ``<name>_<transform>__`` likewise, untransformed
+            parameters keep their name), dims ``(chain, draw, <value>_dim_0, ...)``.
         **unknown: refused; the error names the nearest keyword (and PyMC's equivalent, e.g.
             ``random_seed`` -> ``seed``).
 
     Returns:
-        ``xarray.DataTree`` with ``posterior`` and ``sample_stats`` (and data groups), dims
-        ``(chain, draw, ...)``.
+        ``xarray.DataTree`` with ``posterior`` and ``sample_stats`` (and data groups, and those asked
+        for above), dims ``(chain, draw, ...)``.
 
     Raises:
         ValueError, TypeError: invalid arguments, with the offending value and the fix.
+        KeyboardInterrupt: Ctrl-C before the first draw (during compilation or warmup); a Ctrl-C
+            during sampling returns the draws made so far instead, with a ``RuntimeWarning``.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -112,6 +142,8 @@ def sample(
         chunk_size=check_count("chunk_size", chunk_size),
         chain_method=_check_method(chain_method),
         precision=_check_precision(precision),
+        keep_warmup=_check_flag("keep_warmup", keep_warmup),
+        include_unconstrained=_check_flag("include_unconstrained", include_unconstrained),
     )
     watching = check_watch(watch, store)
     sampler = with_target_accept(resolve(sampler), target_accept)
@@ -123,17 +155,32 @@ def sample(
         check_until(until, sampler=sampler, chunk=settings.chunk, chains=settings.chains,
                     names=compiled.output_shapes)  # fmt: skip
     new_data = check_data(compiled.default_data, data, compiled.index_limits)
+    if keep_warmup:
+        _check_keep_warmup(sampler, settings, compiled.num_dims, store)
+    start = None if initvals is None else _start(initvals, compiled, sampler, settings, new_data)
     if log_likelihood and not compiled.loglik_shapes:
         raise ValueError(
             "log_likelihood=True but the model declares no pointwise log-likelihood: use a PyMC model with "
             "observed variables, or ModelBuilder.log_likelihood(name, pointwise)."
+        )
+    if log_prior and not has_log_prior(compiled):
+        raise ValueError(
+            "log_prior=True but the model declares no prior terms: use a PyMC model (each free variable's "
+            "prior), or declare them with ModelBuilder.add_logp(term, prior='name')."
         )
     sink = None
     if store is not None:
         from pytensor_blackjax.store import open_new
 
         sink = open_new(
-            store, compiled, sampler, settings, new_data, log_likelihood=log_likelihood, until=until
+            store,
+            compiled,
+            sampler,
+            settings,
+            new_data,
+            log_likelihood=log_likelihood,
+            log_prior=log_prior,
+            until=until,
         )
         if watching is not None:
             start_watch(sink.path, watching)
@@ -147,12 +194,21 @@ def sample(
         sink=sink,
         log_likelihood=log_likelihood,
         until=until,
+        start=start,
     )
     if sink is not None:
         sink.close(output)
+    if output.interrupted and not output.num_draws:
+        raise interrupted_before_draws(None if sink is None else sink.path)
+    if log_prior:  # before var_names drops any of the variables the priors take
+        output = with_log_prior(compiled, output, new_data)
     if keep is not None:
-        posterior = {k: v for k, v in output.groups.get("posterior", {}).items() if k in keep}
-        output = dataclasses.replace(output, groups={**output.groups, "posterior": posterior})
+        kept: dict[str, dict[str, np.ndarray]] = {
+            g: {k: v for k, v in output.groups[g].items() if k in keep}
+            for g in ("posterior", "warmup_posterior")
+            if g in output.groups
+        }
+        output = dataclasses.replace(output, groups={**output.groups, **kept})
     tree = build_result(
         compiled,
         sampler,
@@ -177,6 +233,44 @@ def _until_draws(until: Any) -> int:
 KEYWORDS = tuple(p for p in inspect.signature(sample).parameters if p != "unknown")
 
 
+def _check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name}={value!r} must be True or False.")
+    return bool(value)
+
+
+def _check_keep_warmup(sampler: Sampler, settings: RunSettings, num_dims: int, store: str | None) -> None:
+    if store is not None:
+        raise ValueError(
+            "keep_warmup=True with store=: a store keeps the sampling draws only; drop one of them (sample "
+            "without store= to see the warmup draws)."
+        )
+    size = RunSize(draws=settings.draws * settings.thin, tune=settings.tune, chains=settings.chains)
+    if not has_warmup_draws(sampler, num_dims, size):
+        raise ValueError(
+            f"keep_warmup=True: the warmup of {type(sampler).__name__} makes no draws of its own (it tunes "
+            "in one call, by tempering or by optimisation); use a sampler whose warmup moves the chains "
+            "step by step (NUTS, HMC, MALA), or drop keep_warmup."
+        )
+
+
+def _start(
+    initvals, compiled: CompiledModel, sampler: Sampler, settings: RunSettings, new_data
+) -> np.ndarray:
+    """The chains' starting points with ``initvals`` written over the default ones."""
+    if not getattr(type(sampler), "uses_start_points", True):
+        raise ValueError(
+            f"initvals: {type(sampler).__name__} does not start from given points (its particles are drawn "
+            "from its reference distribution); drop initvals, or use another sampler."
+        )
+    given, shared = check_initvals(initvals, compiled, settings.chains)
+    data = compiled.data_tuple(new_data)
+    keys = chain_keys(settings.seed, settings.chains)
+    default = initial_points(compiled, keys, data, sampler.init_radius)
+    jitter = settings.seed if shared and sampler.ensemble and settings.chains > 1 else None
+    return start_points(given, compiled, default, data, shared=shared, jitter_seed=jitter)
+
+
 def _check_method(method: Any) -> str:
     if method not in CHAIN_METHODS:
         raise ValueError(f"chain_method={method!r} is not known; use one of {list(CHAIN_METHODS)}.")
@@ -192,12 +286,18 @@ def _check_precision(precision: Any) -> str:
 def build_result(compiled, sampler, settings, output, new_data, *, log_likelihood, elapsed) -> xr.DataTree:
     res = results()
     model = compiled.model
+    order = model_order(compiled)
     groups = {
-        "posterior": output.groups.get("posterior", {}),
+        "posterior": in_order(output.groups.get("posterior", {}), order["posterior"]),
         "sample_stats": output.groups.get("sample_stats", {}),
     }
     if log_likelihood:
-        groups["log_likelihood"] = output.groups.get("log_likelihood", {})
+        groups["log_likelihood"] = in_order(output.groups.get("log_likelihood", {}), order["log_likelihood"])
+    if "log_prior" in output.groups:
+        groups["log_prior"] = output.groups["log_prior"]
+    for extra in ("unconstrained_posterior", "warmup_posterior", "warmup_sample_stats"):
+        if output.groups.get(extra):
+            groups[extra] = in_order(output.groups[extra], order.get(extra, ()))
     data_now = {**compiled.default_data, **new_data}
     observed = {k: data_now[k] for k, d in model.data.items() if d.kind == "observed"}
     constant = {k: data_now[k] for k, d in model.data.items() if d.kind == "constant"}
@@ -228,3 +328,31 @@ def build_result(compiled, sampler, settings, output, new_data, *, log_likelihoo
     if output.num_draws > 0:
         res.warn_on_problems(tree)
     return tree
+
+
+def with_log_prior(compiled: CompiledModel, output: RunOutput, new_data: Mapping[str, Any]) -> RunOutput:
+    """``output`` with a ``log_prior`` group computed from its posterior draws (it is never stored: a
+    store's run gets it again when read back)."""
+    data = compiled.data_tuple(new_data)
+    prior = log_prior_draws(compiled, output.groups.get("posterior", {}), data)
+    return dataclasses.replace(output, groups={**output.groups, "log_prior": prior})
+
+
+def model_order(compiled: CompiledModel) -> dict[str, tuple[str, ...]]:
+    """Each draw group's variables in the model's order: the posterior's free variables as declared (PyMC:
+    ``free_RVs``), then deterministics; positions by value. Draws lose this order on the way (JAX
+    flattens a dict output with its keys sorted, a store lists its arrays in any order), so results
+    are rebuilt in it."""
+    outputs = tuple(compiled.output_shapes)
+    return {
+        "posterior": outputs,
+        "warmup_posterior": outputs,
+        "log_likelihood": tuple(compiled.loglik_shapes),
+        "unconstrained_posterior": compiled.value_names,
+    }
+
+
+def in_order(values: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``values`` with the keys in ``names`` first, in that order, then any others as they came."""
+    first = {k: values[k] for k in names if k in values}
+    return {**first, **{k: v for k, v in values.items() if k not in first}}

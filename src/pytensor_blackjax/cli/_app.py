@@ -117,6 +117,16 @@ def run(
     open_browser: OpenBrowser = False,
     ess: Ess = None,
     max_draws: MaxDraws = 100_000,
+    keep_warmup: Annotated[
+        bool,
+        typer.Option("--keep-warmup", help="Keep the warmup draws (warmup_posterior, warmup_sample_stats)."),
+    ] = False,
+    include_unconstrained: Annotated[
+        bool,
+        typer.Option(
+            "--include-unconstrained", help="Keep the unconstrained draws (unconstrained_posterior)."
+        ),
+    ] = False,
 ) -> None:
     """Sample the model defined in a Python file and print its summary.
 
@@ -140,6 +150,8 @@ def run(
             seed=seed,
             store=store,
             watch=WatchOptions(port=port, open_browser=open_browser) if watch else False,
+            keep_warmup=keep_warmup,
+            include_unconstrained=include_unconstrained,
             **_until_option(ess, max_draws),
         )
         tree.attrs["model_file"] = model

@@ -44,6 +44,10 @@ def user_errors(ctx: typer.Context) -> Iterator[None]:
             raise
         print_error(str(exc))
         raise typer.Exit(code=1) from None
+    except KeyboardInterrupt as exc:
+        # said here, not left to click: it would drop the message that tells what was kept and how to resume
+        print_error(str(exc) or "interrupted (Ctrl-C).")
+        raise typer.Exit(code=130) from None
 
 
 # Options shared by `demo` and `run`; annotated aliases keep the command signatures short.

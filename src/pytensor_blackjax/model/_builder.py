@@ -7,10 +7,12 @@ from typing import Any
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.graph.replace import graph_replace
+from pytensor.graph.traversal import graph_inputs
 from pytensor.tensor.variable import TensorVariable
 
 from pytensor_blackjax.model._checks import check_name, check_scalar_logp
-from pytensor_blackjax.model._model import DataVar, Model
+from pytensor_blackjax.model._model import DataVar, Model, Unconstrain
 from pytensor_blackjax.model._transforms import Transform, resolve
 
 __all__ = ["ModelBuilder"]
@@ -50,7 +52,9 @@ class ModelBuilder:
         self._values: list[TensorVariable] = []
         self._params: dict[str, TensorVariable] = {}
         self._jacobians: dict[str, TensorVariable] = {}
+        self._unconstrain: dict[str, Unconstrain] = {}
         self._terms: list[TensorVariable] = []
+        self._priors: dict[str, TensorVariable] = {}  # param name -> its prior term(s), pointwise
         self._deterministics: dict[str, TensorVariable] = {}
         self._data: dict[str, DataVar] = {}
         self._log_likelihood: dict[str, TensorVariable] = {}
@@ -101,6 +105,8 @@ class ModelBuilder:
         self._values.append(value)
         self._params[name] = constrained
         self._jacobians[name] = kind.log_jacobian(value)
+        given = pt.tensor(name=name, dtype="float64", shape=shape)
+        self._unconstrain[name] = Unconstrain(value_name, given, kind.backward(given))
         self._set_dims(name, dims, len(shape))
         return constrained
 
@@ -135,12 +141,31 @@ class ModelBuilder:
         self._set_dims(name, dims, array.ndim)
         return var
 
-    def add_logp(self, term: TensorVariable) -> None:
-        """Add a term to the log-density; non-scalar terms are summed."""
-        term = pt.as_tensor_variable(term)
-        if term.type.ndim:
-            term = pt.sum(term)
+    def add_logp(self, term: TensorVariable, *, prior: str | None = None) -> None:
+        """Add a term to the log-density; non-scalar terms are summed.
+
+        Args:
+            term: a log-density term, a function of parameters and data.
+            prior: the name of the param whose prior density ``term`` is (e.g. ``prior="mu"`` for
+                ``normal_logpdf(mu, 0, 5)``). The term is then also kept, pointwise (unsummed), in the
+                ``log_prior`` group of ``sample(..., log_prior=True)``, which power-scaling sensitivity
+                (``arviz_stats.psense_summary``) needs. Several terms for one param add up.
+
+        Raises:
+            ValueError: ``prior`` names no param declared so far.
+        """
+        pointwise = pt.as_tensor_variable(term)
+        term = pt.sum(pointwise) if pointwise.type.ndim else pointwise
         check_scalar_logp(term, where="add_logp")
+        if prior is not None:
+            if prior not in self._params:
+                raise ValueError(
+                    f"add_logp(prior={prior!r}): {prior!r} is not a param of this model; name the param "
+                    f"whose prior this term is, one of {list(self._params)} (declare it with "
+                    "m.param(...) first)."
+                )
+            earlier = self._priors.get(prior)
+            self._priors[prior] = pointwise if earlier is None else earlier + pointwise
         self._terms.append(term)
 
     def deterministic(self, name: str, expr: Any, *, dims: Sequence[str] | None = None) -> TensorVariable:
@@ -213,4 +238,26 @@ class ModelBuilder:
             dims=dict(self._dims),
             name=self._name,
             terms=terms,
+            log_prior=self._prior_graphs(),
+            unconstrain=dict(self._unconstrain),
         )
+
+    def _prior_graphs(self) -> dict[str, TensorVariable]:
+        """The declared prior terms as graphs of the constrained params (inputs named after them), in
+        the params' order: what ``log_prior`` evaluates at the posterior draws."""
+        names = [name for name in self._params if name in self._priors]
+        if not names:
+            return {}
+        inputs = {
+            name: pt.tensor(name=name, dtype=c.type.dtype, shape=c.type.shape)
+            for name, c in self._params.items()
+        }
+        replace = {self._params[name]: inputs[name] for name in self._params}
+        graphs = graph_replace([self._priors[name] for name in names], replace, strict=False)  # type: ignore[arg-type]
+        left = {str(v.name) for v in graph_inputs(graphs) if v in set(self._values)}
+        if left:
+            raise ValueError(
+                f"ModelBuilder.build: the prior terms of {names} use the unconstrained values {sorted(left)} "
+                "other than through their params; write prior terms in the params that m.param returns."
+            )
+        return dict(zip(names, graphs, strict=True))  # type: ignore[arg-type]  # PyTensor types Variable

@@ -18,7 +18,7 @@ from pytensor.tensor.variable import TensorVariable
 
 from pytensor_blackjax.model._shapes import fix_input_shapes
 
-__all__ = ["DataVar", "Model"]
+__all__ = ["DataVar", "Model", "Unconstrain"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,31 @@ class DataVar:
     dims: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True)
+class Unconstrain:
+    """How a free variable's constrained value becomes its unconstrained value (for ``initvals``).
+
+    Attributes:
+        value: the name of the unconstrained value (one of ``Model.values``).
+        constrained: a placeholder input of the variable's constrained shape.
+        unconstrained: the value as a graph of ``constrained``; it may also depend on other values and
+            on data (a PyMC bound given by another free variable).
+    """
+
+    value: str
+    constrained: TensorVariable
+    unconstrained: TensorVariable
+
+
+def identity_unconstrain(values: Sequence[TensorVariable]) -> dict[str, Unconstrain]:
+    """Values that are their own constrained variables (``Model.from_logp``)."""
+    out = {}
+    for v in values:
+        y = v.type()
+        out[str(v.name)] = Unconstrain(str(v.name), y, y)
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class Model:
     """A log-density over named unconstrained values, with the quantities to report.
@@ -51,6 +76,11 @@ class Model:
         name: a label used in reports.
         terms: name -> scalar part of ``logp`` (each PyMC variable's log-density, each ``add_logp`` term
             and Jacobian), evaluated only to say which part is not finite; may be empty.
+        log_prior: free variable name -> its pointwise prior log-density (no Jacobian), as PyMC's
+            ``compute_log_prior`` gives it, for ``sample(log_prior=True)``; a graph of data and of
+            inputs named after the posterior variables whose (constrained) draws they take. May be empty.
+        unconstrain: free variable name -> `Unconstrain`, in the order of ``values``: how given
+            initial values (constrained) become unconstrained ones; may be empty (no ``initvals``).
     """
 
     values: tuple[TensorVariable, ...]
@@ -63,9 +93,20 @@ class Model:
     name: str = "model"
     source: Any = None  # the object the model came from (e.g. a PyMC model), for round trips
     terms: Mapping[str, TensorVariable] = field(default_factory=dict)  # logp's parts, to explain a -inf
+    log_prior: Mapping[str, TensorVariable] = field(default_factory=dict)
+    unconstrain: Mapping[str, Unconstrain] = field(default_factory=dict)  # for initvals
 
     def __post_init__(self):
-        for attr in ("outputs", "data", "log_likelihood", "coords", "dims", "terms"):
+        for attr in (
+            "outputs",
+            "data",
+            "log_likelihood",
+            "coords",
+            "dims",
+            "terms",
+            "log_prior",
+            "unconstrain",
+        ):
             object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
 
     def __repr__(self) -> str:
@@ -140,7 +181,13 @@ class Model:
         # the inputs are the parameters the user wrote the model in: report them, then the deterministics
         outputs = {str(v.name): v for v in fixed}
         outputs.update(zip(deterministics, det_new, strict=True))
-        return cls(values=tuple(fixed), logp=logp_new, outputs=outputs, name=name)
+        return cls(
+            values=tuple(fixed),
+            logp=logp_new,
+            outputs=outputs,
+            name=name,
+            unconstrain=identity_unconstrain(fixed),
+        )
 
     @classmethod
     def from_pymc(cls, pymc_model: Any) -> Model:

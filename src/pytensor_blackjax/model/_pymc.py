@@ -33,7 +33,7 @@ from pytensor.graph.rewriting.basic import in2out, node_rewriter
 from pytensor.raise_op import CheckAndRaise
 from pytensor.tensor.variable import TensorVariable
 
-from pytensor_blackjax.model._model import DataVar, Model
+from pytensor_blackjax.model._model import DataVar, Model, Unconstrain
 
 __all__ = ["model_from_pymc"]
 
@@ -76,6 +76,23 @@ def _value_inputs(pm_model: Any) -> dict[Variable, TensorVariable]:
         shape = tuple(int(s) for s in shapes[value.name])
         out[value] = pt.tensor(name=value.name, dtype=value.type.dtype, shape=shape)
     return out
+
+
+def _unconstrain_graphs(pm_model: Any) -> tuple[list[str], list[TensorVariable], list[TensorVariable]]:
+    """Per free variable: its value's name, a placeholder of its constrained shape, and the value as a
+    graph of the placeholder (PyMC's ``transform.forward``, whose parameters may be other variables)."""
+    shapes = pm_model.eval_rv_shapes()
+    names, given, graphs = [], [], []
+    for rv in pm_model.free_RVs:
+        value = pm_model.rvs_to_values[rv]
+        y = pt.tensor(name=rv.name, dtype=rv.type.dtype, shape=tuple(int(s) for s in shapes[rv.name]))
+        transform = pm_model.rvs_to_transforms.get(rv)
+        x = y if transform is None else transform.forward(y, *rv.owner.inputs)
+        names.append(value.name)
+        given.append(y)
+        graphs.append(x)
+    graphs = pm_model.replace_rvs_by_values(graphs)
+    return names, given, graphs
 
 
 def _data_inputs(pm_model: Any) -> tuple[dict[Variable, TensorVariable], dict[str, DataVar], dict[str, Any]]:
@@ -176,6 +193,7 @@ def model_from_pymc(pm_model: Any) -> Model:
 
     logp = pm_model.logp(jacobian=True)
     outputs = pm_model.replace_rvs_by_values([*pm_model.free_RVs, *pm_model.deterministics])
+    value_names, given, unconstrained = _unconstrain_graphs(pm_model)
     pointwise = pm_model.logp(vars=list(pm_model.observed_RVs), sum=False) if obs_names else []
     # one factor per basic variable, then per potential, as pm.Model.point_logps names them
     factors = pm_model.logp(jacobian=True, sum=False)
@@ -185,11 +203,14 @@ def model_from_pymc(pm_model: Any) -> Model:
 
     values = _value_inputs(pm_model)
     data_replace, data, derived = _data_inputs(pm_model)
-    replace = {**values, **data_replace}
-    graphs = graph_replace([logp, *outputs, *pointwise, *factors], replace, strict=False)  # type: ignore[arg-type]
-    logp, *rest = _jax_ready(list(graphs), check_bounds=bool(pm_model.check_bounds))  # type: ignore[arg-type]
-    n_out, n_pw = len(outputs), len(pointwise)
-    outputs, pointwise, factors = rest[:n_out], rest[n_out : n_out + n_pw], rest[n_out + n_pw :]
+    priors, prior_replace = _prior_graphs(pm_model, data)
+    replace = {**values, **data_replace, **prior_replace}
+    parts = [[logp], outputs, pointwise, factors, list(priors.values()), unconstrained]
+    graphs = graph_replace([g for part in parts for g in part], replace, strict=False)
+    ready = iter(_jax_ready(list(graphs), check_bounds=bool(pm_model.check_bounds)))  # type: ignore[arg-type]
+    (logp,), outputs, pointwise, factors, prior_graphs, unconstrained = (
+        [next(ready) for _ in part] for part in parts
+    )
 
     named = {
         name: _dims_of(name, pm_model.named_vars_to_dims)
@@ -219,4 +240,32 @@ def model_from_pymc(pm_model: Any) -> Model:
         name=pm_model.name or "pymc_model",
         source=pm_model,
         terms=dict(zip(factor_names, factors, strict=True)),
+        log_prior=dict(zip(priors, prior_graphs, strict=True)),
+        unconstrain={
+            name: Unconstrain(value, y, x)
+            for name, value, y, x in zip(free_names, value_names, given, unconstrained, strict=True)
+        },
     )
+
+
+def _prior_graphs(pm_model: Any, data: dict[str, DataVar]) -> tuple[dict[str, TensorVariable], dict]:
+    """Each free variable's pointwise prior log-density at its constrained value, as PyMC's
+    ``compute_log_prior`` computes it (on the model without value transforms, so without Jacobians), in
+    ``free_RVs`` order; and the replacements of that model's value and data variables by inputs named
+    after the free variables and by the data inputs."""
+    from pymc.model.transform.conditioning import remove_value_transforms
+
+    plain = remove_value_transforms(pm_model)  # a copy: its own variables, named as the original's
+    rvs = {rv.name: rv for rv in plain.free_RVs}
+    names = [rv.name for rv in pm_model.free_RVs]
+    terms = plain.logp(vars=[rvs[n] for n in names], sum=False)
+    shapes = plain.eval_rv_shapes()
+    replace = {}
+    for name in names:
+        value = plain.rvs_to_values[rvs[name]]
+        shape = tuple(int(s) for s in shapes[value.name])
+        replace[value] = pt.tensor(name=name, dtype=value.type.dtype, shape=shape)
+    for var in plain.data_vars:
+        if var.name in data:
+            replace[var] = data[var.name].variable
+    return dict(zip(names, terms, strict=True)), replace

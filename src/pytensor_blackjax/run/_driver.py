@@ -42,6 +42,10 @@ class Sink(Protocol):
     def warmup_progress(self, steps_done: int, tune: int, step_size: float | None, divergences: int) -> None:
         """Where warmup is, after each warmup chunk (for watchers; not a checkpoint)."""
 
+    def start_points(self, positions: np.ndarray) -> None:
+        """The chains' starting points, ``(chains, dims)``, when they were given (``initvals``): a resume
+        that repeats the warmup starts there again."""
+
 
 @dataclass
 class _Chunks:
@@ -73,9 +77,15 @@ def run(
     log_likelihood: bool = False,
     until: Until | None = None,
     previous: dict[str, np.ndarray] | None = None,
+    start: np.ndarray | None = None,
 ) -> RunOutput:
     """Sample ``compiled`` with ``sampler``; ``resume`` continues from a stored state.
     ``log_likelihood`` adds the pointwise log-likelihood of every draw (models that declare one).
+
+    ``start``: the chains' starting points, ``(chains, dims)`` (from ``initvals``), instead of the
+    default ones; the sink records them. ``settings.keep_warmup`` adds the
+    ``warmup_posterior`` and ``warmup_sample_stats`` groups, ``settings.include_unconstrained`` the
+    ``unconstrained_posterior`` group.
 
     ``until``: stop at the first chunk boundary where its targets are met (``settings.draws`` is then
     the most there may be); ``previous`` holds the posterior draws made before ``resume``, which its
@@ -86,23 +96,34 @@ def run(
     programs = programs_for(
         compiled, sampler, layout_cls, size, chunk, settings.thin,
         mesh=layout_cls.mesh_for(settings.chains), precision=settings.precision,
+        warmup_draws=settings.keep_warmup,
     )  # fmt: skip
     keys = chain_keys(settings.seed, settings.chains)
     data = _with_precision(data, settings.precision)
     layout = layout_cls(programs, keys, settings.seed, data, precision=settings.precision)
     progress = make_progress(progressbar, settings.chains)
     chunks = _Chunks({"posterior": {}, "sample_stats": {}}, done=resume.num_draws if resume else 0)
+    warmup_chunks = _Chunks({}) if settings.keep_warmup else None
     timings: dict[str, float] = {}
-    warmup_divergences, warmup_cut = 0, False
+    warmup_divergences, stop, check = 0, None, None
+    interrupt, finished = Interrupt(), False
     try:
-        with Interrupt() as interrupt:
+        with interrupt:
             t0 = time.perf_counter()
             if resume is None or resume.phase == "warmup":
-                positions = initial_points(compiled, keys, data, sampler.init_radius)
+                if resume is not None and resume.start_points is not None:
+                    positions = np.asarray(resume.start_points, np.float64)
+                elif start is not None:
+                    positions = np.asarray(start, np.float64)
+                    if sink is not None:
+                        sink.start_points(positions)
+                else:
+                    positions = initial_points(compiled, keys, data, sampler.init_radius)
                 if settings.precision == "float32":
                     positions = positions.astype(np.float32)
                 warmup_divergences = _warmup(layout, sampler, settings, positions, progress, interrupt,
-                                             sink=sink, log_likelihood=log_likelihood)  # fmt: skip
+                                             sink=sink, log_likelihood=log_likelihood,
+                                             kept=warmup_chunks, programs=programs, data=data)  # fmt: skip
                 if sink is not None and not interrupt.hit:
                     sink.warmup_done(layout.checkpoint(0))
             else:
@@ -110,23 +131,19 @@ def run(
                 layout.restore(resume, structure)
             timings["warmup"] = time.perf_counter() - t0
             t1 = time.perf_counter()
-            # Ctrl-C during warmup without a store: adaptation ends where it is and one chunk of draws
-            # is made, so the caller still gets a posterior of the usual layout. With a store, stop at
-            # once: the store stays resumable and a resume repeats the (deterministic) warmup.
-            last = settings.draws
-            if interrupt.hit and sink is None:
-                warmup_cut, interrupt.hit = True, False
-                last = min(chunk, settings.draws)
-            check = None if until is None or warmup_cut else UntilCheck(until, chunk, previous)
+            # Ctrl-C during warmup: the sampling phase is skipped (its programs are neither awaited nor
+            # run); with a store, a resume repeats the (deterministic) warmup.
+            check = None if until is None else UntilCheck(until, chunk, previous)
             if not interrupt.hit:
                 progress.start("sampling", settings.draws)
                 progress.advance(chunks.done)
             # a resumed run may have committed its stopping chunk before it was killed
             stop = check.stop_reason() if check is not None and check.done >= check.next else None
-            while chunks.done < last and not interrupt.hit and stop is None:
+            while chunks.done < settings.draws and not interrupt.hit and stop is None:
                 arrays = _sample_chunk(
-                    layout, programs, settings, data, chunks, sink, progress, log_likelihood
-                )
+                    layout, programs, settings, data, chunks, sink, progress, log_likelihood,
+                    compiled.blocks if settings.include_unconstrained else None,
+                )  # fmt: skip
                 if check is not None:
                     check.add(arrays["posterior"])
                     stop = check.stop_reason()
@@ -135,10 +152,12 @@ def run(
                     if stop is None and seconds is not None:
                         stop = "max_seconds" if time.perf_counter() - t1 >= seconds else None
             timings["sampling"] = time.perf_counter() - t1
-            interrupted = interrupt.hit or warmup_cut
+            interrupted = interrupt.hit
+            finished = True
     finally:
         progress.stop()
-        layout.close()
+        # after a Ctrl-C (or an error) nothing waits for programs compiling in the background
+        layout.close(wait=finished and not interrupt.hit)
     extra = {}
     if until is not None:
         check = check or UntilCheck(until, chunk, chunks.joined().get("posterior"))
@@ -148,31 +167,44 @@ def run(
         extra["check_seconds"] = check.check_seconds
         if stop in ("max_draws", "max_seconds"):
             warn_short(stop, final, until, stacklevel=3)
-    if interrupted:
-        cut = " Warmup was cut short, so these draws may not be from the posterior." if warmup_cut else ""
+    if interrupted and chunks.done:  # no draws at all: the caller raises `interrupted_before_draws`
         warnings.warn(
             f"sampling interrupted: returning the {chunks.done} draws per chain made so far "
-            f"(of {settings.draws} asked for).{cut}",
+            f"(of {settings.draws} asked for).",
             RuntimeWarning,
             stacklevel=3,
         )
-    return RunOutput(chunks.joined(), chunks.done, interrupted, timings, layout.name, params=layout.params,
+    groups = chunks.joined()
+    if warmup_chunks is not None:
+        groups.update({f"warmup_{g}": values for g, values in warmup_chunks.joined().items()})
+    return RunOutput(groups, chunks.done, interrupted, timings, layout.name, params=layout.params,
                      warmup_divergences=warmup_divergences, extra=extra)  # fmt: skip
 
 
 def _warmup(layout: ChainLayout, sampler: Sampler, settings: RunSettings, positions: np.ndarray, progress,
-            interrupt: Interrupt, *, sink: Sink | None, log_likelihood: bool) -> int:  # fmt: skip
-    """Warmup in chunks from ``positions``; returns the number of divergent warmup steps."""
+            interrupt: Interrupt, *, sink: Sink | None, log_likelihood: bool, kept: _Chunks | None = None,
+            programs: Programs | None = None, data: tuple = ()) -> int:  # fmt: skip
+    """Warmup in chunks from ``positions``; returns the number of divergent warmup steps. ``kept``
+    collects the warmup draws and stats (a run with ``keep_warmup``), constrained by ``programs``.
+    After a Ctrl-C it returns at the next chunk boundary without finishing the adaptation."""
     chunk = settings.chunk
+    if interrupt.hit:  # while the start points were found
+        return 0
     layout.init(positions)
+    if interrupt.hit:
+        return 0
     # the sampling programs compile in the background while warmup runs
     layout.prepare_sampling(chunk, with_log_likelihood=log_likelihood)
     rows = sampler.schedule(settings.tune)
     progress.start("warmup", settings.tune)
     divergences = 0
     for start in range(0, settings.tune, chunk):
+        if interrupt.hit:
+            return divergences  # no adapted parameters: nothing to sample with
         part, n_valid = _pad_rows(rows, start, chunk)
-        stats = layout.warmup(start, n_valid, part)
+        drawn, stats = layout.warmup(start, n_valid, part)
+        if kept is not None and drawn is not None:
+            kept.add(_chunk_groups(programs, data, drawn, stats, n_valid, False), n_valid)
         div = int(np.sum(stats.get("diverging", np.zeros(1))[..., :n_valid]))
         divergences += div
         step = stats.get("step_size")
@@ -180,19 +212,21 @@ def _warmup(layout: ChainLayout, sampler: Sampler, settings: RunSettings, positi
         progress.advance(n_valid, divergences=div, step_size=last_step)
         if sink is not None:
             sink.warmup_progress(start + n_valid, settings.tune, last_step, divergences)
-        if interrupt.hit:
-            break
+    if not layout.await_prepared(lambda: interrupt.hit):
+        return divergences
     layout.finish_warmup()
     return divergences
 
 
 def _sample_chunk(layout: ChainLayout, programs: Programs, settings: RunSettings, data: tuple,
-                  chunks: _Chunks, sink: Sink | None, progress, log_likelihood: bool) -> dict:  # fmt: skip
-    """One chunk of draws: run it, hand it to the sink with the chains' state after it, keep it."""
+                  chunks: _Chunks, sink: Sink | None, progress, log_likelihood: bool,
+                  blocks: tuple | None = None) -> dict:  # fmt: skip
+    """One chunk of draws: run it, hand it to the sink with the chains' state after it, keep it;
+    ``blocks`` (the model's layout) adds the unconstrained draws."""
     start, chunk = chunks.done, settings.chunk
     n_valid = min(chunk, settings.draws - start)
     positions, stats = layout.sample(start, n_valid)
-    arrays = _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood)
+    arrays = _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood, blocks)
     if sink is not None:
         sink.chunk(start, arrays, layout.checkpoint(start + n_valid))
     chunks.add(arrays, n_valid)
@@ -236,8 +270,9 @@ def _state_structure(compiled, sampler, size, settings, data) -> jax.tree_util.P
     return jax.tree.structure(out)
 
 
-def _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood) -> dict[str, dict]:
-    """One chunk's arrays by ArviZ group: constrained draws, sample stats, pointwise log-likelihood."""
+def _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood, blocks=None) -> dict[str, dict]:
+    """One chunk's arrays by ArviZ group: constrained draws, sample stats, pointwise log-likelihood, and
+    (given the model's ``blocks``) the unconstrained draws, one array per value."""
     chains, chunk = positions.shape[:2]
     flat = positions.reshape(chains * chunk, -1)
     constrained = jax.device_get(programs.constrain(flat, data))
@@ -251,6 +286,11 @@ def _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood) -> 
             v = np.broadcast_to(v[None], (chains, *v.shape))
         sample_stats[k] = v[:, :n_valid]
     out = {"posterior": posterior, "sample_stats": sample_stats}
+    if blocks is not None:
+        kept = np.asarray(positions)[:, :n_valid]
+        out["unconstrained_posterior"] = {
+            b.name: kept[..., b.start : b.start + b.size].reshape(chains, n_valid, *b.shape) for b in blocks
+        }
     if log_likelihood:
         ll = jax.device_get(programs.log_likelihood(flat, data))
         out["log_likelihood"] = {

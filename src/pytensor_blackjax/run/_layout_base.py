@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
@@ -66,6 +67,7 @@ class ChainLayout:
         self.params: Any = None
         self._float32 = precision == "float32"
         self._prepared: threading.Thread | None = None
+        self._cancel = threading.Event()  # set by `close`: compile nothing more ahead
         self._start_shape: tuple[int, int] | None = None
 
     # -- how programs are built ----------------------------------------------------------------
@@ -90,10 +92,15 @@ class ChainLayout:
         with self._scope():
             self.carry = self._init(positions)
 
-    def warmup(self, start: int, n_valid: int, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """One chunk of warmup steps; returns its stats, ``(chains, chunk)`` each."""
+    def warmup(
+        self, start: int, n_valid: int, rows: np.ndarray
+    ) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        """One chunk of warmup steps: the flat positions after each step, ``(chains, chunk, dims)``, when
+        the warmup program is the variant that returns them (else None), and the stats, ``(chains,
+        chunk)`` each."""
         with self._scope():
-            return self._warmup(start, n_valid, rows)
+            out = self._warmup(start, n_valid, rows)
+        return out if isinstance(out, tuple) else (None, out)
 
     def finish_warmup(self) -> None:
         self._await_prepared()
@@ -116,8 +123,12 @@ class ChainLayout:
         state, params = jax.tree.unflatten(structure, [*point.state_leaves, *point.params_leaves])
         self._load(state, params)
 
-    def close(self) -> None:
-        self._await_prepared()
+    def close(self, *, wait: bool = True) -> None:
+        """End the run. ``wait=False`` (after a Ctrl-C or an error) returns at once: a compilation
+        running in the background is left to finish on its own, and no further one starts."""
+        self._cancel.set()
+        if wait:
+            self._await_prepared()
 
     # -- compiling ahead -----------------------------------------------------------------------
     def prepare_sampling(self, chunk: int, *, with_log_likelihood: bool = False) -> None:
@@ -133,16 +144,32 @@ class ChainLayout:
         # one chunk of draws, flattened over chains, as `constrain` receives it
         flat = jax.ShapeDtypeStruct((chains * chunk, dims), np.float64)
 
+        cancel = self._cancel
+
         def compile_ahead():
+            # XLA cannot stop a compilation midway; after a Ctrl-C the one running ends and no other starts
             with contextlib.suppress(Exception):  # a failure here resurfaces in the phase's own call
                 state, params = p.finish.compiled(carry).out_info
-                p.sample.compiled(state, params, key, 0, chunk, self.data)
-                p.constrain.compiled(flat, self.data)
+                steps = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
+                steps.append(lambda: p.constrain.compiled(flat, self.data))
                 if with_log_likelihood:
-                    p.log_likelihood.compiled(flat, self.data)
+                    steps.append(lambda: p.log_likelihood.compiled(flat, self.data))
+                for step in steps:
+                    if cancel.is_set():
+                        return
+                    step()
 
         self._prepared = threading.Thread(target=compile_ahead, name="pbj-compile", daemon=True)
         self._prepared.start()
+
+    def await_prepared(self, stop: Callable[[], bool]) -> bool:
+        """Wait for the programs compiling in the background; False as soon as ``stop()`` is true
+        (checked every 0.1 s: a Ctrl-C need not wait for a compilation it does not need)."""
+        while self._prepared is not None and self._prepared.is_alive():
+            if stop():
+                return False
+            self._prepared.join(0.1)
+        return not stop()
 
     def _await_prepared(self) -> None:
         if self._prepared is not None:
@@ -156,7 +183,8 @@ class ChainLayout:
     def _init(self, positions: np.ndarray) -> Any:
         raise NotImplementedError
 
-    def _warmup(self, start: int, n_valid: int, rows: np.ndarray) -> dict[str, np.ndarray]:
+    def _warmup(self, start: int, n_valid: int, rows: np.ndarray) -> Any:
+        """The warmup program's output on the host: stats, or ``(positions, stats)``."""
         raise NotImplementedError
 
     def _finish(self) -> tuple[Any, Any]:

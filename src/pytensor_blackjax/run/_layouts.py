@@ -127,9 +127,10 @@ class Threaded(ChainLayout):
     def build(cls, base: Programs, mesh: Mesh | None) -> Programs:
         return jit_all(base, vmap_chains=False)
 
-    def close(self) -> None:
-        super().close()
-        self._pool.shutdown(wait=True)
+    def close(self, *, wait: bool = True) -> None:
+        super().close(wait=wait)
+        # wait=False: a second Ctrl-C; the chunks the chain threads are running end on their own
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
         if self._blas_limits is not None:
             self._blas_limits.restore_original_limits()
             self._blas_limits = None

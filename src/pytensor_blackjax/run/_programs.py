@@ -25,7 +25,7 @@ from pytensor_blackjax.run._stored import StoredProgram, config_identity, digest
 from pytensor_blackjax.samplers import RunSize, Sampler
 from pytensor_blackjax.samplers._base import size_key
 
-__all__ = ["CHAIN_AXIS", "Programs", "build_programs", "float32_scope", "programs_for"]
+__all__ = ["CHAIN_AXIS", "Programs", "build_programs", "float32_scope", "has_warmup_draws", "programs_for"]
 
 CHAIN_AXIS = "chains"
 
@@ -73,8 +73,17 @@ def _skip_or(step, i, n_valid, carry, *args):
 
 
 def build_programs(
-    compiled: CompiledModel, sampler: Sampler, size: RunSize, chunk: int, thin: int
+    compiled: CompiledModel,
+    sampler: Sampler,
+    size: RunSize,
+    chunk: int,
+    thin: int,
+    *,
+    warmup_draws: bool = False,
 ) -> Programs:
+    """The pure programs of one run; ``warmup_draws``: the warmup program also returns the chain's
+    position after every step, ``(wstate, (positions, stats))`` (samplers whose kernel has a
+    ``warmup_position``), for ``sample(keep_warmup=True)``."""
 
     def kernel(data):
         return sampler.build(partial(compiled.flat_logdensity, data=data), compiled.num_dims, size)
@@ -91,6 +100,13 @@ def build_programs(
             def one(c):
                 return k.warmup_step(step_key(key, WARMUP, start + i), c, row)
 
+            if warmup_draws:
+
+                def with_position(c):
+                    c, stats = one(c)
+                    return c, (k.warmup_position(c), stats)
+
+                return _skip_or(with_position, i, n_valid, carry)
             return _skip_or(lambda c: one(c), i, n_valid, carry)
 
         return jax.lax.scan(body, wstate, (jnp.arange(chunk), rows))
@@ -181,28 +197,52 @@ def programs_for(
     *,
     mesh: Mesh | None = None,
     precision: str = "float64",
+    warmup_draws: bool = False,
 ) -> Programs:
     """The programs one chain layout calls (``layout.build`` of `build_programs`), looked up in the
     program store for layouts that allow it; ``precision="float32"`` traces and runs them with 32-bit
     JAX. Kept in the compiled model's program cache, under the sizes the sampler's programs depend on
-    (`size_key`)."""
+    (`size_key`).
+
+    ``warmup_draws``: the warmup program is the variant that also returns positions (see
+    `build_programs`), kept under a key of its own; every other program is the default run's."""
     devices = None if mesh is None else tuple(d.id for d in mesh.devices.flat)
     size = size.only(sampler.size_fields)
     key = ("programs", sampler, size_key(sampler, size), chunk, thin, layout.name, devices, precision)
-    return compiled.programs.get(
+    progs = compiled.programs.get(
         key, lambda: _build(compiled, sampler, layout, size, chunk, thin, mesh, precision)
     )
+    if not warmup_draws:
+        return progs
+
+    def with_draws() -> Programs:
+        variant = _build(compiled, sampler, layout, size, chunk, thin, mesh, precision, warmup_draws=True)
+        return progs._replace(warmup=variant.warmup)
+
+    return compiled.programs.get((*key, "warmup_draws"), with_draws)
 
 
-def _build(compiled, sampler, layout, size, chunk, thin, mesh, precision) -> Programs:
-    progs = layout.build(build_programs(compiled, sampler, size, chunk, thin), mesh)
+def has_warmup_draws(sampler: Sampler, num_dims: int, size: RunSize) -> bool:
+    """Whether ``sampler``'s warmup moves its chains step by step, so that its draws can be kept."""
+    # building a kernel only makes closures; the log-density placeholder is never called
+    kernel = sampler.build(lambda x: jnp.sum(x), num_dims, size.only(sampler.size_fields))
+    return getattr(kernel, "warmup_position", None) is not None
+
+
+def _build(compiled, sampler, layout, size, chunk, thin, mesh, precision, *, warmup_draws=False) -> Programs:
+    progs = layout.build(
+        build_programs(compiled, sampler, size, chunk, thin, warmup_draws=warmup_draws), mesh
+    )
     if layout.storable:
         identity = config_identity(sampler)
         sizes = size_key(sampler, size)
+        variant = "|warmup_draws" if warmup_draws else ""
         progs = _stored(
             progs,
             compiled,
-            None if identity is None else f"{identity}|{sizes}|{chunk}|{thin}|{layout.name}|{precision}",
+            None
+            if identity is None
+            else f"{identity}|{sizes}|{chunk}|{thin}|{layout.name}|{precision}{variant}",
         )
     if precision == "float32":
         progs = Programs(*(_in_float32(f) for f in progs))

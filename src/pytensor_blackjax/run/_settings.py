@@ -22,6 +22,10 @@ class RunSettings:
     chunk_size: int = 100
     chain_method: str = "auto"
     precision: str = "float64"
+    # what is kept besides the posterior: the warmup draws (``warmup_posterior``, ``warmup_sample_stats``)
+    # and the unconstrained draws (``unconstrained_posterior``); see ``sample``
+    keep_warmup: bool = False
+    include_unconstrained: bool = False
 
     @property
     def chunk(self) -> int:

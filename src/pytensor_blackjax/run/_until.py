@@ -5,12 +5,17 @@ The stopping rule depends only on the draws, never on timing (except the ``max_s
 run killed and resumed stops at the same draw as one that was never interrupted, and a run extended
 with ``until=`` stops where one run with those targets from the start would have stopped.
 
-When to check (`next_check`): the first check comes after ``max(chunk, FIRST_CHECK)`` draws; after a
-check at ``n`` draws that did not meet the targets, the next one comes at the first chunk boundary
-at or after ``n * growth``, where ``growth`` is the ESS shortfall (target / worst ESS, since ESS grows
-in proportion to the draws) clipped to ``[1 + MIN_GROWTH, MAX_GROWTH]``. So a check is never more
-than ``MIN_GROWTH`` (10%) of the draws late, the number of checks grows only like ``log(draws)``, and
-their cost, which is proportional to the draws checked, stays a bounded fraction of the sampling.
+When to check (`next_check`): the first check comes at the first chunk boundary after at least
+``FIRST_CHECK`` draws and after as many as the ESS targets need to be reachable at all (`first_check`:
+an ESS of ``N`` draws in all is at most ``N log10 N``); after a check at ``n`` draws that did not meet
+the targets, the next one comes at the first chunk boundary at or after ``n * growth``, where
+``growth`` is the ESS shortfall (target / worst ESS, since ESS grows in proportion to the draws)
+clipped to ``[1 + MIN_GROWTH, MAX_GROWTH]``. So a check is never more than ``MIN_GROWTH`` (10%) of the
+draws late, the number of checks grows only like ``log(draws)``, and their cost, which is proportional
+to the draws checked, stays a bounded fraction of the sampling.
+Between full checks only the `FOCUS` scalars furthest from their targets are checked; a model with no
+more scalars than that gets one full check each time. Large checks run in blocks on every core
+(`blocked_rank_diagnostics`), with values that do not depend on the number of cores.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ __all__ = [
     "warn_short",
     "diagnose",
     "diagnose_scalars",
+    "first_check",
     "next_check",
 ]
 
@@ -104,10 +110,11 @@ def diagnose_scalars(
     x: np.ndarray, labels: list[str], until: Until, *, everything: bool = False, only: tuple[int, ...] = ()
 ) -> Diagnosis:
     """`diagnose` of the scalars ``x`` (``(scalar, chain, draw)``) named ``labels``."""
-    from pytensor_blackjax.run._until_diagnostics import rank_diagnostics
+    from pytensor_blackjax.run._until_diagnostics import blocked_rank_diagnostics
 
     index = np.asarray(only if only else range(len(labels)), dtype=int)
-    x, labels = x[index], [labels[i] for i in index]
+    if only:  # (a full check reads x as it is: no copy of every draw)
+        x, labels = x[index], [labels[i] for i in index]
     chains, draws = x.shape[1:]
     targets = until.targets
     out: dict = {"draws": draws}
@@ -120,9 +127,9 @@ def diagnose_scalars(
     # one pass over all scalars; nested R-hat drops the chains that do not fill a superchain
     plain_rhat = wanted["rhat"] and not nested
     bulk, tail = wanted["ess_bulk"], wanted["ess_tail"]
-    values = rank_diagnostics(x, bulk=bulk, tail=tail, prob=TAIL_PROB, rhat=plain_rhat)
+    values = blocked_rank_diagnostics(x, bulk=bulk, tail=tail, prob=TAIL_PROB, rhat=plain_rhat)
     if wanted["rhat"] and ids is not None:
-        values |= rank_diagnostics(x[:, : len(ids)], bulk=False, tail=False, superchains=ids)
+        values |= blocked_rank_diagnostics(x[:, : len(ids)], bulk=False, tail=False, superchains=ids)
     for kind in ("ess_bulk", "ess_tail"):
         if kind in values:
             ess = values[kind]
@@ -151,15 +158,31 @@ def diagnose_scalars(
     )
 
 
-def next_check(done: int, chunk: int, diagnosis: Diagnosis | None, max_draws: int) -> int:
-    """The draw count of the next check (a chunk boundary, at most ``max_draws``); see the module
-    docstring."""
+def first_check(chains: int, until: Until) -> int:
+    """The fewest draws per chain at which the ESS targets can be met at all: an ESS of ``N`` draws in
+    all is at most ``N * log10(N)`` (the sum of the autocorrelations is capped below at
+    ``1 / log10(N)``, as ArviZ), so no check before that is made; at least `FIRST_CHECK`."""
+    target = max((v for k, v in until.targets.items() if k != "rhat"), default=0.0)
+    low, high = 2, max(10, math.ceil(target))  # high * log10(high) >= target
+    while low < high:  # the least total of draws whose ESS can reach the target
+        mid = (low + high) // 2
+        low, high = (mid + 1, high) if mid * math.log10(mid) < target else (low, mid)
+    total = low
+    n = -(-total // max(chains, 1))
+    return max(FIRST_CHECK, n + n % 2)  # split chains drop the middle draw of an odd length
+
+
+def next_check(
+    done: int, chunk: int, diagnosis: Diagnosis | None, max_draws: int, first: int = FIRST_CHECK
+) -> int:
+    """The draw count of the next check (a chunk boundary, at most ``max_draws``): the first after at
+    least ``first`` draws (`first_check`), then see the module docstring."""
 
     def boundary(n: float) -> int:
         return min(max_draws, int(math.ceil(n / chunk)) * chunk)
 
     if diagnosis is None:
-        return boundary(max(chunk, FIRST_CHECK))
+        return boundary(max(chunk, first))
     growth = diagnosis.shortfall if math.isfinite(diagnosis.shortfall) else MAX_GROWTH
     growth = min(MAX_GROWTH, max(1.0 + MIN_GROWTH, growth))
     return max(boundary(done * growth), min(max_draws, done + chunk))
@@ -179,9 +202,9 @@ class UntilCheck:
         self.last: Diagnosis | None = None
         self.check_seconds = 0.0
         self.checks = 0
+        self.next = next_check(0, chunk, None, until.max_draws)
         if previous:
             self.add(previous)
-        self.next = next_check(0, chunk, None, until.max_draws)
         # replay the schedule over the draws made before: the checks depend only on the draws
         while self.next < self.done and not self._check_at(self.next).met:
             pass
@@ -198,13 +221,19 @@ class UntilCheck:
             self.x = grown
         self.x[:, :, self.done : self.done + n] = x
         self.done += n
+        if self.last is None:  # now that the chains are known, no check before the ESS targets can hold
+            self.next = next_check(
+                0, self.chunk, None, self.until.max_draws, first_check(x.shape[1], self.until)
+            )
 
     def _check_at(self, n: int) -> Diagnosis:
         import time
 
         t0 = time.perf_counter()
         draws = self.x[:, :, :n]
-        focus = () if self.last is None else self.last.furthest
+        # a focus of every scalar is a full check (small models): made once, as a full one
+        last = self.last
+        focus = () if last is None or len(last.furthest) >= len(self.labels) else last.furthest
         self.last = diagnose_scalars(draws, self.labels, self.until, only=focus) if focus else None
         if self.last is None or self.last.met:  # the focus meets its targets: check every scalar
             self.last = diagnose_scalars(draws, self.labels, self.until)

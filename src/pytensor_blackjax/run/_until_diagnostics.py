@@ -6,8 +6,9 @@ rank transform for all scalars, one batched FFT autocovariance for all chains of
 Geyer's initial positive and monotone sequences as array operations (a running minimum of the lag-pair
 sums). The rank transform of the split chains is shared by bulk ESS and R-hat. Results agree with
 ``arviz_stats.ess(method="bulk" | "tail")``, ``rhat(method="rank")`` and ``rhat_nested`` to rounding
-(tests/test_until_diagnostics.py); an until-check on a model of ~70 scalars costs a few milliseconds
-rather than ~2 ms per scalar.
+(tests/test_until_diagnostics.py). A check of many draws (`PARALLEL_VALUES`) runs in blocks of `BLOCK`
+scalars on every core (`blocked_rank_diagnostics`); a full check of the rat-tumor model (73 scalars,
+4 chains of 1800 draws) costs ~42 ms of CPU, against ~400 ms for ArviZ's per-scalar estimators.
 
 Every function takes draws shaped ``(scalar, chain, draw)``; a scalar with a NaN gives NaN, as ArviZ.
 
@@ -20,15 +21,20 @@ References:
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy.fft import irfft, next_fast_len, rfft
 from scipy.special import ndtri
 
-__all__ = ["rank_diagnostics", "split_chains", "z_scale"]
+__all__ = ["blocked_rank_diagnostics", "rank_diagnostics", "split_chains", "z_scale"]
 
 MIN_DRAWS = 4  # fewer draws per chain: NaN, as ArviZ
 BLOM = 3 / 8  # the offset of the normal scores of ranks (Blom 1958), as ArviZ
 SHORT_LAGS = 64  # lags of the first, shorter autocovariance pass of an ESS
+BLOCK = 8  # scalars per block of a large check; fixed, so the values never depend on the core count
+PARALLEL_VALUES = 100_000  # from this many draws in all, a check runs its blocks on every core
 
 
 def split_chains(x: np.ndarray) -> np.ndarray:
@@ -51,27 +57,27 @@ def _normal_scores(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     One sort per row; the scores come from a table of the ``2n - 1`` possible (half-integer) ranks
     instead of an inverse normal CDF per draw, and ties (rare, but a folded row always has some) are
-    handled where they are."""
+    handled where they are. Gathers and scatters go through flat positions: a third of the time of
+    ``take_along_axis`` and ``put_along_axis``."""
     rows, n = flat.shape
+    flat = np.ascontiguousarray(flat)
     order = np.argsort(flat, axis=1)  # the kind does not matter: tied draws get the same rank
-    s = np.take_along_axis(flat, order, axis=1)
+    order += (np.arange(rows) * n)[:, None]  # positions in the flattened rows
+    s = flat.ravel()[order]
     table = ndtri((np.arange(2, 2 * n + 1) / 2 - BLOM) / (n - 2 * BLOM + 1))  # by twice the rank - 2
+    z = np.empty(rows * n)
+    z[order] = table[::2]  # the scores of untied ranks, broadcast over the rows
     row, col = np.nonzero(s[:, 1:] == s[:, :-1])  # sorted position col ties with col + 1
     if row.size:
-        scores = np.tile(table[::2], (rows, 1))
         # runs of consecutive tied positions form one tie group each: first..last + 1
         start = np.ones(row.size, bool)
         start[1:] = (row[1:] != row[:-1]) | (col[1:] != col[:-1] + 1)
         end = np.append(start[1:], True)
         group = np.cumsum(start) - 1
         value = table[col[start][group] + col[end][group] + 1]
-        scores[row, col] = value
-        scores[row, col + 1] = value
-    else:
-        scores = np.broadcast_to(table[::2], (rows, n))
-    z = np.empty_like(flat)
-    np.put_along_axis(z, order, scores, axis=1)
-    return z, s
+        z[order[row, col]] = value
+        z[order[row, col + 1]] = value
+    return z.reshape(rows, n), s
 
 
 def z_scale(x: np.ndarray) -> np.ndarray:
@@ -94,14 +100,17 @@ def _quantiles(s: np.ndarray, probs) -> np.ndarray:
     return np.stack(out)
 
 
-def _mean_autocov(centred: np.ndarray, m: int, lags: int) -> np.ndarray:
-    """The mean over chains of the autocovariances at lags ``0..lags - 1`` of ``centred`` (``(scalar,
+def _mean_autocov(x: np.ndarray, mean: np.ndarray, m: int, lags: int) -> np.ndarray:
+    """The mean over chains of the autocovariances at lags ``0..lags - 1`` of ``x - mean`` (``(scalar,
     chain, n)``), through FFTs of length ``m``: exact for lags up to ``m - n`` (no wrap-around)."""
-    k, chains, n = centred.shape
-    f = rfft(centred.reshape(-1, n), n=m, axis=1)  # as rows: twice as fast as along a 3-d array's axis
-    power = (f.real**2 + f.imag**2).reshape(k, chains, -1)
+    k, chains, n = x.shape
+    padded = np.zeros((k * chains, m))  # centred straight into the zero-padded rows: one copy, not two
+    np.subtract(x, mean, out=padded[:, :n].reshape(k, chains, n))
+    f = rfft(padded, axis=1, overwrite_x=True)  # as rows: twice as fast as along a 3-d array's axis
+    power = np.square(f.real)
+    power += np.square(f.imag)
     # one inverse transform of the mean power spectrum gives the mean of the chains' autocovariances
-    return irfft(power.mean(axis=1), n=m, axis=1)[:, :lags] / n
+    return irfft(power.reshape(k, chains, -1).mean(axis=1), n=m, axis=1)[:, :lags] / n
 
 
 def _geyer(rho: np.ndarray, n: int, total: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,8 +158,8 @@ def _ess(x: np.ndarray) -> np.ndarray:
         return out
     if not live.all():
         x = x[live]
-    centred = x - x.mean(axis=2, keepdims=True)
-    between = np.var(x.mean(axis=2), axis=1, ddof=1) if chains > 1 else 0.0
+    means = x.mean(axis=2, keepdims=True)
+    between = np.var(means[..., 0], axis=1, ddof=1) if chains > 1 else 0.0
 
     def ess_from(acov: np.ndarray, between) -> tuple[np.ndarray, np.ndarray]:
         mean_var = acov[:, 0] * n / (n - 1.0)
@@ -164,13 +173,13 @@ def _ess(x: np.ndarray) -> np.ndarray:
     short = max(SHORT_LAGS, n // 8)
     m = next_fast_len(n + short)
     if m < 0.8 * full:
-        ess, decided = ess_from(_mean_autocov(centred, m, short + 1), between)
+        ess, decided = ess_from(_mean_autocov(x, means, m, short + 1), between)
     else:
         ess, decided = np.empty(len(x)), np.zeros(len(x), bool)
     if not decided.all():
         again = ~decided
         part: np.ndarray | float = between[again] if chains > 1 else 0.0  # type: ignore[index]
-        ess[again] = ess_from(_mean_autocov(centred[again], full, n), part)[0]
+        ess[again] = ess_from(_mean_autocov(x[again], means[again], full, n), part)[0]
     out[live] = ess
     return out
 
@@ -229,16 +238,18 @@ def rank_diagnostics(
     flat = split.reshape(k, -1)
     z, ordered = _normal_scores(flat)  # shared by bulk ESS and R-hat
     z = z.reshape(split.shape)
-    series = []  # every ESS from one batched autocovariance
+    # every ESS from one batched autocovariance: bulk, then the indicators of the two tail quantiles
+    series = np.empty((int(bulk) + 2 * int(tail), *split.shape))
     if bulk:
-        series.append(z)
+        series[0] = z
     if tail:
         probs = sorted((prob, 1 - prob))
         # the split chains hold every draw when the length is even, so their sorted rows serve
         quantiles = _quantiles(ordered, probs) if draws % 2 == 0 else np.quantile(x.reshape(k, -1), probs, 1)
-        series += [split_chains((x <= q[:, None, None]).astype(float)) for q in quantiles]
-    if series:
-        ess = _ess(np.concatenate(series)).reshape(len(series), k)
+        for i, q in enumerate(quantiles, start=int(bulk)):
+            np.less_equal(split, q[:, None, None], out=series[i])
+    if len(series):
+        ess = _ess(series.reshape(-1, *split.shape[1:])).reshape(len(series), k)
         if bulk:
             out["ess_bulk"] = np.where(valid, ess[0], np.nan)
         if tail:
@@ -255,3 +266,32 @@ def rank_diagnostics(
         worst = np.where(np.isnan(rank), np.nan, np.where(fold > rank, fold, rank))
         out["rhat"] = np.where(valid, worst, np.nan)
     return out
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool)
+
+
+def _workers() -> ThreadPoolExecutor:
+    """Threads for the blocks of a large check, one per core: made once per process (a forked child
+    has none of its parent's threads, so it makes its own)."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        from pytensor_blackjax.run._layouts import available_cores
+
+        _pool = (os.getpid(), ThreadPoolExecutor(available_cores(), thread_name_prefix="pbj-until-check"))
+    return _pool[1]
+
+
+def blocked_rank_diagnostics(x: np.ndarray, **options) -> dict[str, np.ndarray]:
+    """`rank_diagnostics` of ``x`` in blocks of `BLOCK` scalars run on every core when ``x`` holds at
+    least `PARALLEL_VALUES` draws (a check runs between chunks, when the sampler's threads are idle).
+
+    NumPy's sorts, gathers and ufuncs and SciPy's FFTs release the GIL, so the blocks run in parallel.
+    The blocks depend only on the shape of ``x``, never on the number of cores or threads, so the values
+    (and the stopping point they decide) are the same on every machine."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < PARALLEL_VALUES or len(x) <= BLOCK:
+        return rank_diagnostics(x, **options)
+    blocks = [x[i : i + BLOCK] for i in range(0, len(x), BLOCK)]
+    parts = list(_workers().map(lambda block: rank_diagnostics(block, **options), blocks))
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}

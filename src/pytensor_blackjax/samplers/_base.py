@@ -29,6 +29,8 @@ class Kernel(NamedTuple):
     warmup_finish(warmup state) -> (state, params)
     step(key, state, params) -> (state, stats dict)
     position(state) -> flat position(s)
+    warmup_position(warmup state) -> flat position(s) of the chain during warmup; None for samplers
+        whose warmup makes no draws of its own (a tuner run in one call, tempering, optimisation)
     """
 
     warmup_init: Callable[[jax.Array, jax.Array], Any]
@@ -36,6 +38,7 @@ class Kernel(NamedTuple):
     warmup_finish: Callable[[Any], tuple[Any, Any]]
     step: Callable[[jax.Array, Any, Any], tuple[Any, dict[str, jax.Array]]]
     position: Callable[[Any], jax.Array]
+    warmup_position: Callable[[Any], jax.Array] | None = None
 
 
 @dataclass(frozen=True)

@@ -240,7 +240,14 @@ def windowed_hmc_kernel(
         chain, info = transition(key, chain, params)
         return chain, stats_fn(chain, info, params)
 
-    return Kernel(warmup_init, warmup_step, warmup_finish, step, lambda chain: chain.position)
+    return Kernel(
+        warmup_init,
+        warmup_step,
+        warmup_finish,
+        step,
+        lambda chain: chain.position,
+        lambda ws: ws.chain.position,
+    )
 
 
 class WindowedSampler:

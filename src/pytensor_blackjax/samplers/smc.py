@@ -77,6 +77,7 @@ class SMC:
     reference_sd: float = 3.0
     name: ClassVar[str] = "smc"
     ensemble = True
+    uses_start_points: ClassVar[bool] = False  # particles start from the reference (refuses initvals)
     approximate = False
     size_fields = ("draws", "chains")  # it keeps chains * draws particles
     init_radius = DEFAULT_RADIUS  # not used: the particles start from the reference

@@ -34,7 +34,7 @@ from pytensor_blackjax.store._formats import StoreError, config_fields, corrupt,
 from pytensor_blackjax.store._legacy import LEGACY_FORMAT, read_legacy
 from pytensor_blackjax.store._model_io import dump_model, fingerprint
 from pytensor_blackjax.store._side import read_resume_point, read_run, run_document, upgrade_legacy, write_run
-from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink, writer_record
+from pytensor_blackjax.store._sink import DRAW_GROUPS, StoreSink, draw_groups, writer_record
 
 __all__ = ["StoreError", "StoredRun", "open_new", "open_stored", "reopen_for_more"]
 
@@ -48,6 +48,8 @@ def _estimate_bytes(compiled: CompiledModel, settings, log_likelihood: bool, dra
         per_draw += int(np.prod(shape, dtype=np.int64)) * itemsize
     if log_likelihood:
         per_draw += 8 * sum(int(np.prod(s, dtype=np.int64)) for s in compiled.loglik_shapes.values())
+    if getattr(settings, "include_unconstrained", False):
+        per_draw += 8 * compiled.num_dims
     return per_draw * settings.chains * draws
 
 
@@ -65,6 +67,7 @@ def open_new(
     new_data: dict,
     *,
     log_likelihood: bool = False,
+    log_prior: bool = False,
     until: Any = None,
 ) -> StoreSink:
     """Create the store, write the model and settings, and return the sink for the driver.
@@ -94,7 +97,9 @@ def open_new(
     except (pickle.PicklingError, TypeError, AttributeError) as e:
         model_attrs = {"model_copy": f"not stored ({type(e).__name__}: {e}); pass model= to pbj.resume"}
     until_json = None if until is None else until.to_json()
-    write_run(path, run_document(sampler, settings, log_likelihood, until_json), new_data)
+    write_run(
+        path, run_document(sampler, settings, log_likelihood, until_json, log_prior=log_prior), new_data
+    )
     root = open_root(path, mode="a")
     data_now = {**compiled.default_data, **new_data}
     for kind, group in (("observed", "observed_data"), ("constant", "constant_data")):
@@ -121,7 +126,7 @@ def open_new(
         }
     )
     consolidate(path)
-    groups = DRAW_GROUPS if log_likelihood else DRAW_GROUPS[:2]
+    groups = draw_groups(log_likelihood, bool(getattr(settings, "include_unconstrained", False)))
     return StoreSink(path, model=model, settings=settings, groups=groups, grow=until is not None)
 
 
@@ -144,9 +149,12 @@ class StoredRun:
     chain_method_used: str = ""
     until: dict | None = None  # an until-run's targets (`Until` fields), None for a fixed length
     num_draws: int = 0  # draws per chain committed
+    log_prior: bool = False  # results read back get a log_prior group (computed, never stored)
 
     def sink(self) -> StoreSink:
-        groups = DRAW_GROUPS if self.log_likelihood else DRAW_GROUPS[:2]
+        groups = draw_groups(
+            self.log_likelihood, bool(getattr(self.settings, "include_unconstrained", False))
+        )
         # an until-run's arrays start small (an extended run's exist; both grow when a chunk needs it)
         model, grow = self.compiled.model, self.until is not None
         return StoreSink(self.path, model=model, settings=self.settings, groups=groups, grow=grow)
@@ -283,12 +291,14 @@ def open_stored(
     # a settings field added since the store was written takes its default, which must mean "as before"
     settings = rebuild(settings_type, document.get("settings", {}), path, "run settings", allow_defaults=True)
     log_likelihood = bool(document.get("log_likelihood", False))
+    log_prior = bool(document.get("log_prior", False))
     until = document.get("until")
     num_draws = int(attrs.get("num_draws_completed", 0))
     compiled = _model_for(path, attrs, model)
     run = StoredRun(
-        path, compiled, sampler, settings, new_data, log_likelihood, None, until=until, num_draws=num_draws
-    )
+        path, compiled, sampler, settings, new_data, log_likelihood, None, until=until, num_draws=num_draws,
+        log_prior=log_prior,
+    )  # fmt: skip
     if resume_point is None:
         # e.g. killed after the last commit but before sample() returned: the draws are all there
         return dataclasses.replace(

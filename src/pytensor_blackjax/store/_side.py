@@ -4,6 +4,7 @@
   and the names of the data overrides;
 * ``data.npz``: the data overrides, in that order;
 * ``params.npz``: the adapted parameters, written once after warmup;
+* ``start.npz``: the chains' starting points, when they were given (``initvals``);
 * ``state-<draws>.npz``: the chain state of the last commit (the root record names it).
 
 Arrays are the leaves of their pytree in ``jax.tree.leaves`` order (``.npy`` members record dtype and
@@ -32,6 +33,7 @@ from pytensor_blackjax.store._formats import (
 __all__ = [
     "DATA_FILE",
     "PARAMS_FILE",
+    "START_FILE",
     "RUN_FILE",
     "read_resume_point",
     "read_run",
@@ -44,16 +46,21 @@ __all__ = [
 RUN_FILE = "run.json"
 DATA_FILE = "data.npz"
 PARAMS_FILE = "params.npz"
+START_FILE = "start.npz"
 
 
 def state_file(num_draws: int) -> str:
     return f"state-{num_draws:09d}.npz"
 
 
-def run_document(sampler: Any, settings: Any, log_likelihood: bool, until: dict | None = None) -> dict:
+def run_document(
+    sampler: Any, settings: Any, log_likelihood: bool, until: dict | None = None, *, log_prior: bool = False
+) -> dict:
     """What ``_pbj/run.json`` holds (`write_run` adds the format version and
     the names of the data overrides). ``until``: the fields of an until-run's targets (None for a
-    fixed-length run; stores written before the field existed read as None)."""
+    fixed-length run; stores written before the field existed read as None). ``log_prior``: whether
+    results read back get a ``log_prior`` group (computed from the draws, not stored; stores written
+    before the field existed read as False)."""
     try:
         sampler_json: Any = sampler_to_json(sampler)
     except TypeError as e:  # a custom sampler: the run goes ahead, resuming it will say why it cannot
@@ -62,6 +69,7 @@ def run_document(sampler: Any, settings: Any, log_likelihood: bool, until: dict 
         "settings": config_fields(settings, "settings"),
         "sampler": sampler_json,
         "log_likelihood": bool(log_likelihood),
+        "log_prior": bool(log_prior),
         "until": until,
     }
 
@@ -105,7 +113,9 @@ def read_resume_point(path: Path, attrs: dict) -> ResumePoint | None:
     if status == "complete":
         return None
     if status == "warmup":
-        return ResumePoint(phase="warmup")
+        given = attrs.get("start_points") == START_FILE
+        start = read_arrays(path, path / SIDE_DIR / START_FILE)["start"] if given else None
+        return ResumePoint(phase="warmup", start_points=start)
     if status != "sampling":
         raise corrupt(path, f"unknown status {status!r}")
     if not attrs.get("state_file"):

@@ -49,11 +49,22 @@ from pytensor_blackjax.store._files import (
     write_atomic,
 )
 from pytensor_blackjax.store._formats import arrays_blob, numbered
-from pytensor_blackjax.store._side import PARAMS_FILE, state_file
+from pytensor_blackjax.store._side import PARAMS_FILE, START_FILE, state_file
 
-__all__ = ["DRAW_GROUPS", "PROGRESS_FILE", "StoreSink", "writer_record"]
+__all__ = ["DRAW_GROUPS", "PROGRESS_FILE", "StoreSink", "draw_groups", "writer_record"]
 
-DRAW_GROUPS = ("posterior", "sample_stats", "log_likelihood")
+DRAW_GROUPS = ("posterior", "sample_stats", "log_likelihood", "unconstrained_posterior")
+
+
+def draw_groups(log_likelihood: bool, unconstrained: bool) -> tuple[str, ...]:
+    """The ``(chain, draw, ...)`` groups a run writes."""
+    return tuple(
+        g
+        for g in DRAW_GROUPS
+        if (g != "log_likelihood" or log_likelihood) and (g != "unconstrained_posterior" or unconstrained)
+    )
+
+
 PROGRESS_FILE = "progress.json"  # in SIDE_DIR: warmup progress, for watchers only
 
 
@@ -107,6 +118,11 @@ class StoreSink:
             **writer_record(),
         }
         self._write_side(PROGRESS_FILE, json.dumps(note).encode())
+
+    def start_points(self, positions: np.ndarray) -> None:
+        """Keep given starting points (``initvals``): a resume that repeats the warmup starts there."""
+        self._write_side(START_FILE, arrays_blob({"start": np.asarray(positions)}))
+        self._update_root({"start_points": START_FILE})
 
     def chunk(self, start: int, arrays: dict[str, dict[str, np.ndarray]], checkpoint: Checkpoint) -> None:
         """Commit one chunk of draws, ``(chain, draw, ...)`` by group, and the state after it."""

@@ -22,26 +22,32 @@ from pytensor_blackjax.validate._compare import (
     detectable_shift,
     moments,
 )
+from pytensor_blackjax.validate._ecdf_band import ECDFBand, UniformityTest, uniformity_test
 from pytensor_blackjax.validate._plan import PLANS, SamplerPlan
 from pytensor_blackjax.validate._reference import load_reference, parse_name
 from pytensor_blackjax.validate._report import Row, Run, Skipped, ValidationReport
 from pytensor_blackjax.validate._run import run_validation
-from pytensor_blackjax.validate._sbc import SBCResult, simulation_based_calibration
+from pytensor_blackjax.validate._sbc import SBCResult, SBCVerdict, simulation_based_calibration
+from pytensor_blackjax.validate._sbc_power import SBCPower, sbc_power
 
 __all__ = [
     "CRITERIA",
     "DEFAULT_ALPHA",
     "PLANS",
     "Comparison",
+    "ECDFBand",
     "Moments",
     "Power",
     "Row",
     "Run",
+    "SBCPower",
     "SBCResult",
+    "SBCVerdict",
     "SamplerPlan",
     "ScalarCheck",
     "Skipped",
     "Tolerance",
+    "UniformityTest",
     "ValidationReport",
     "check_scalars",
     "compare",
@@ -50,5 +56,7 @@ __all__ = [
     "moments",
     "parse_name",
     "run_validation",
+    "sbc_power",
     "simulation_based_calibration",
+    "uniformity_test",
 ]
