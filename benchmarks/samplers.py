@@ -56,9 +56,9 @@ def main() -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the table reports the verdict; warnings would repeat it
                 report = run_validation(
-                    args.path, sampler=sampler, only=[posterior], chains=chains, progress=False
+                    args.path, sampler=sampler, only=[posterior], chains=chains, seeds=1, progress=False
                 )
-            (row,) = report.rows
+            (row,) = report.runs
             ess = row.min_ess
             grads = row.grad_evals * GRADIENTS_PER_STEP.get(sampler, 1) if row.grad_evals else None
             per_grad = 1000 * ess / grads if grads else np.nan

@@ -1,4 +1,6 @@
-"""Shared pieces: the rat-tumor reference posterior, the seed-style graph, an MCSE z-score."""
+"""Shared pieces: the rat-tumor reference posterior, the seed-style graph, an MCSE z-score, posteriordb."""
+
+from pathlib import Path
 
 import numpy as np
 import pytensor.tensor as pt
@@ -48,3 +50,25 @@ def rats_seed_model():
 
     logp, inputs, dets = rats_seed_graph()
     return pbj.Model.from_logp(logp, inputs=inputs, deterministics=dets)
+
+
+# The posterior database: ../shared/posteriordb next to the repository. Its tests FAIL without it, never
+# skip: a missing database must not look like a passing suite.
+POSTERIORDB = Path(__file__).resolve().parents[2] / "shared" / "posteriordb"
+
+
+def require_posteriordb(path: Path = POSTERIORDB) -> Path:
+    """``path`` when it is a folder, else fail the calling test with how to provide it."""
+    if not path.is_dir():
+        pytest.fail(
+            f"the posterior database is missing: {path} is not a folder. The posteriordb tests need it "
+            "(one folder per posterior with data.json and reference_draws.json); put it there, e.g. "
+            "copy or link ../shared/posteriordb next to the repository.",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def posteriordb_root() -> Path:
+    return require_posteriordb()

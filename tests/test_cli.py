@@ -212,17 +212,35 @@ def test_resume_calls_the_public_resume(monkeypatch, run_out, tmp_path):
 def test_validate_exit_code_follows_the_result(monkeypatch, tmp_path, passed):
     seen = {}
 
-    def run_validation(path, *, sampler, only):
-        seen.update(path=path, sampler=sampler, only=only)
+    def run_validation(path, **options):
+        seen.update(path=path, **options)
         return types.SimpleNamespace(passed=passed, table=lambda: "posterior | verdict\neight | ok")
 
     monkeypatch.setitem(
         sys.modules, "pytensor_blackjax.validate", types.SimpleNamespace(run_validation=run_validation)
     )
-    result = invoke("validate", tmp_path, "--sampler", "nuts", "--only", "eight", "--only", "rats")
+    result = invoke(
+        "validate",
+        tmp_path,
+        "--sampler",
+        "nuts",
+        "--sampler",
+        "hmc",
+        "--only",
+        "eight",
+        "--only",
+        "rats",
+        "--seeds",
+        "4",
+        "--first-seed",
+        "2",
+    )
     assert result.exit_code == (0 if passed else 1)
     assert "eight | ok" in result.stdout
-    assert seen == {"path": tmp_path, "sampler": "nuts", "only": ["eight", "rats"]}
+    assert (
+        seen["path"] == tmp_path and seen["sampler"] == ["nuts", "hmc"] and seen["only"] == ["eight", "rats"]
+    )
+    assert list(seen["seeds"]) == [2, 3, 4, 5] and seen["alpha"] == 0.001
 
 
 LABELLED_MODEL = """

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytensor.tensor as pt
 import pytest
+from conftest import POSTERIORDB
 
 import pytensor_blackjax as pbj
 from pytensor_blackjax.compile._jaxify import jaxify
@@ -20,8 +21,8 @@ from pytensor_blackjax.examples import posteriordb
 from pytensor_blackjax.examples.posteriordb._timeseries import TriangleGarch
 from pytensor_blackjax.validate import load_reference, parse_name
 
-ROOT = Path(__file__).resolve().parents[2] / "shared" / "posteriordb"
-needs_data = pytest.mark.skipif(not ROOT.is_dir(), reason=f"posteriordb data not found at {ROOT}")
+ROOT = POSTERIORDB
+needs_data = pytest.mark.usefixtures("posteriordb_root")  # fails, never skips, without the database
 SCORE_Z = 5.0
 SCORE_DRAWS = 4000
 

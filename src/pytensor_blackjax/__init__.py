@@ -42,6 +42,7 @@ __all__ = [
     "set_program_cache",
     "transforms",
     "Until",
+    "validate",
     "extend",
 ]
 
@@ -58,6 +59,7 @@ _LAZY = {
     "extend": ("pytensor_blackjax._extend", "extend"),
     "sample_many": ("pytensor_blackjax.many", "sample_many"),
     "set_program_cache": ("pytensor_blackjax.run._cache", "set_program_cache"),
+    "validate": ("pytensor_blackjax.validate", None),
 }
 
 

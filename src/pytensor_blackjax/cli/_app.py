@@ -29,6 +29,7 @@ from pytensor_blackjax.cli._options import finish as _finish
 from pytensor_blackjax.cli._options import sample_with_warnings as _sample
 from pytensor_blackjax.cli._options import user_errors as _user_errors
 from pytensor_blackjax.cli._run_many import run_many
+from pytensor_blackjax.cli._validation import validate
 
 __all__ = ["app", "main"]
 
@@ -321,35 +322,13 @@ def watch(
         serve(Path(store), port=port, host=host, open_browser=open_browser, stop_with=stop_with)
 
 
-@app.command()
-def validate(
-    ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="A posteriordb folder (or one of its posteriors).")],
-    sampler: Annotated[str, typer.Option(help="Sampler name to validate.")] = "nuts",
-    only: Annotated[list[str] | None, typer.Option(help="Only this posterior (repeatable).")] = None,
-) -> None:
-    """Compare posterior draws against reference draws; exit 0 only if every comparison passes.
-
-    Example: pytensor-blackjax validate ../posteriordb --only eight_schools-eight_schools_noncentered
-    """
-    with _user_errors(ctx):
-        if not path.exists():
-            raise UserError(f"'{path}' does not exist; give the path of a posteriordb folder.")
-        try:
-            from pytensor_blackjax.validate import run_validation
-        except ImportError as exc:
-            raise UserError(f"validation is not available in this installation ({exc}).") from exc
-        result = run_validation(path, sampler=sampler, only=only or None)
-        out_console().print(result.table(), markup=False, highlight=False)
-    raise typer.Exit(code=0 if result.passed else 1)
-
-
 def _is_click_error(exc: BaseException) -> bool:
     # Usage errors of the vendored or standalone click share this interface.
     return callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int)
 
 
 app.command("run-many")(run_many)
+app.command("validate")(validate)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""``run_validation``: sample every posterior of a posteriordb folder and compare with its reference."""
+"""``run_validation``: sample posteriordb posteriors with several samplers and seeds, compare each run."""
 
 from __future__ import annotations
 
@@ -11,11 +11,19 @@ from pathlib import Path
 import numpy as np
 
 from pytensor_blackjax.examples import posteriordb
-from pytensor_blackjax.results import SamplingWarning
+from pytensor_blackjax.results import ApproximationWarning, SamplingWarning
 from pytensor_blackjax.samplers import Sampler, resolve
-from pytensor_blackjax.validate._compare import compare, effective_sizes
+from pytensor_blackjax.validate._compare import (
+    DEFAULT_ALPHA,
+    Comparison,
+    Moments,
+    Tolerance,
+    check_scalars,
+    moments,
+)
+from pytensor_blackjax.validate._plan import PLANS, SamplerPlan, plan
 from pytensor_blackjax.validate._reference import load_reference, posterior_folders, select
-from pytensor_blackjax.validate._report import Row, ValidationReport
+from pytensor_blackjax.validate._report import Run, Skipped, ValidationReport
 
 __all__ = ["run_validation"]
 
@@ -25,66 +33,117 @@ SOURCES = ("builder", "pymc")
 def run_validation(
     path: str | Path,
     *,
-    sampler: str | Sampler = "nuts",
+    sampler: str | Sampler | Sequence[str] = "nuts",
+    seeds: int | Sequence[int] = 3,
     only: Sequence[str] | None = None,
     draws: int = 1000,
-    chains: int = 4,
-    seed: int = 0,
-    progress: bool = True,
     tune: int = 1000,
+    chains: int | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    progress: bool = True,
     source: str = "builder",
 ) -> ValidationReport:
-    """Sample each posterior under ``path`` and compare every reference parameter with our draws.
+    """Sample posteriordb posteriors and compare every scalar of every reference parameter.
 
     For every posterior folder (``data.json``, ``reference_draws.json``) the shipped model
-    (`pytensor_blackjax.examples.posteriordb`) is sampled and each reference parameter is checked:
-    mean within 5 combined MCSE, sd within 15%, and a two-sample Kolmogorov-Smirnov check of the
-    marginal whose limit uses effective sample sizes (see `pytensor_blackjax.validate._compare`).
+    (`pytensor_blackjax.examples.posteriordb`) is sampled by each sampler it is meant for
+    (`pytensor_blackjax.validate.PLANS`), once per seed, and compared with `compare`'s criterion:
+    z-scores of the mean, sd and 5%/95% quantiles against a Bonferroni threshold at family-wise
+    ``alpha`` (approximations: their `Tolerance`). Divergences also fail a run.
 
     Args:
         path: a posteriordb folder holding one folder per posterior, or one posterior folder.
-        sampler: "nuts" uses each posterior's recommended NUTS settings; any other name or a sampler
-            config object is used as given for every posterior.
+        sampler: a name, a list of names, "all" (every sampler in ``PLANS``), or a config object.
+            "nuts" uses each posterior's recommended NUTS settings.
+        seeds: how many seeds (0, 1, ...) or the seeds themselves.
         only: posterior names to run (default: all found under ``path``).
         draws: draws per chain kept after warmup.
-        chains: independent chains.
-        seed: the seed of every run.
-        progress: print one line per posterior to stderr as it finishes.
         tune: warmup steps per chain.
+        chains: chains per run (default: the sampler's plan, 4; 32 for ChEES and MEADS).
+        alpha: family-wise false-alarm rate per posterior and run.
+        progress: print one line per run to stderr as it finishes.
         source: "builder" (the ModelBuilder versions) or "pymc" (the PyMC versions, for the
             posteriors that have one).
 
     Returns:
-        A `ValidationReport`; ``.passed`` is True when no posterior FAILs, ``.table()`` prints it.
+        A `ValidationReport`; ``.passed`` is True when no counted posterior FAILs, ``.table()`` prints it.
 
     Raises:
         FileNotFoundError: ``path`` holds no posterior folder.
-        ValueError: a name in ``only`` that is not under ``path``, or an unknown ``source``.
+        ValueError: a name in ``only`` that is not under ``path``, an unknown ``source`` or sampler, or
+            no seeds.
 
     Example:
         >>> from pytensor_blackjax.validate import run_validation
-        >>> report = run_validation("../shared/posteriordb", only=["arK-arK"])  # doctest: +SKIP
+        >>> report = run_validation("../shared/posteriordb", only=["arK-arK"], seeds=1)  # doctest: +SKIP
         >>> print(report.table())  # doctest: +SKIP
     """
     if source not in SOURCES:
         raise ValueError(f"source={source!r} is not known; use one of {list(SOURCES)}.")
+    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
+    if not seed_list:
+        raise ValueError(f"seeds={seeds!r}: give at least one seed, e.g. seeds=3 for 0, 1, 2.")
+    configs = _samplers(sampler)
     folders = _chosen(posterior_folders(Path(path)), only, source)
-    label = sampler if isinstance(sampler, str) else getattr(sampler, "name", type(sampler).__name__)
-    if isinstance(sampler, str) and sampler.lower() == "nuts":
-        label = "nuts (per-posterior recommended settings)"
-    rows = []
-    for i, folder in enumerate(folders, start=1):
-        row = _validate_one(folder, sampler, draws=draws, chains=chains, tune=tune, seed=seed, source=source)
-        rows.append(row)
-        if progress:
-            print(
-                f"[{i}/{len(folders)}] {row.name}: {row.status} ({row.seconds:.1f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-    if source != "builder":
-        label += f", {source} models"
-    return ValidationReport(tuple(rows), sampler=label, draws=draws, chains=chains, seed=seed)
+    references: dict[str, dict[str, tuple[np.ndarray, Moments]]] = {}
+    runs, skipped = [], []
+    total = sum(len(folders) for _ in configs) * len(seed_list)
+    done = 0
+    for config in configs:
+        label, spec = _label(config)
+        for folder in folders:
+            reason = spec.not_meant_for.get(folder.name)
+            if reason:
+                skipped.append(Skipped(folder.name, label, reason))
+                done += len(seed_list)
+                continue
+            for seed in seed_list:
+                run = _validate_one(
+                    folder,
+                    config,
+                    spec,
+                    label=label,
+                    seed=seed,
+                    draws=draws,
+                    tune=tune,
+                    chains=chains or spec.chains,
+                    alpha=alpha,
+                    source=source,
+                    references=references,
+                )
+                runs.append(run)
+                done += 1
+                if progress:
+                    print(
+                        f"[{done}/{total}] {label} {run.posterior} seed {seed}: {run.status} "
+                        f"({run.seconds:.1f} s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    return ValidationReport(tuple(runs), tuple(skipped), draws=draws, tune=tune, seeds=seed_list, alpha=alpha)
+
+
+def _samplers(sampler: str | Sampler | Sequence[str]) -> list[str | Sampler]:
+    if isinstance(sampler, str | Sampler):
+        chosen: list[str | Sampler] = [sampler]
+    else:
+        chosen = list(sampler)
+    if any(isinstance(s, str) and s.lower() == "all" for s in chosen):
+        return list(PLANS)
+    if not chosen:
+        raise ValueError("sampler=[]: give at least one sampler name, e.g. 'nuts', or 'all'.")
+    for s in chosen:
+        if isinstance(s, str):
+            plan(s)  # unknown names fail here, before anything is sampled
+    return chosen
+
+
+def _label(config: str | Sampler) -> tuple[str, SamplerPlan]:
+    if isinstance(config, str):
+        return config.lower(), plan(config)
+    name = config.name
+    approximate = Tolerance() if config.approximate else None
+    return name, PLANS.get(name, SamplerPlan(name, tolerance=approximate))
 
 
 def _chosen(folders: list[Path], only: Sequence[str] | None, source: str) -> list[Path]:
@@ -114,62 +173,70 @@ def _sampler_for(name: str, sampler: str | Sampler) -> Sampler:
     return resolve(sampler)
 
 
-def _validate_one(folder: Path, sampler, *, draws, chains, tune, seed, source) -> Row:
+def _reference(folder: Path, cache: dict) -> dict[str, tuple[np.ndarray, Moments]]:
+    if folder.name not in cache:
+        cache[folder.name] = {k: (v, moments(v)) for k, v in load_reference(folder).items()}
+    return cache[folder.name]
+
+
+def _validate_one(
+    folder: Path, config, spec: SamplerPlan, *, label, seed, draws, tune, chains, alpha, source, references
+) -> Run:
     import pytensor_blackjax as pbj
 
     name = folder.name
     known = posteriordb.POSTERIORS.get(name)
-    expect_warn = bool(known and known.expect_warn)
-    notes = [known.note] if known and known.note else []
+    base = Run(name, label, seed, not_counted=known.not_counted if known else "")
     if known is None:
-        return Row(name, error="no model for this posterior is shipped with pytensor_blackjax")
+        return _replace(base, error="no model for this posterior is shipped with pytensor_blackjax")
+    notes = [known.note] if known.note and label == "nuts" else []
     start = time.perf_counter()
     try:
         data = posteriordb.load_data(folder)
         model = posteriordb.model(name, data) if source == "builder" else posteriordb.pymc_model(name, data)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SamplingWarning)
+            warnings.simplefilter("ignore", ApproximationWarning)  # the plan's tolerance says it already
             tree = pbj.sample(
                 model,
                 draws=draws,
                 tune=tune,
                 chains=chains,
                 seed=seed,
-                sampler=_sampler_for(name, sampler),
+                sampler=_sampler_for(name, config),
                 progressbar=False,
             )
     except Exception as exc:  # one broken posterior must not stop the suite
-        return Row(
-            name,
-            seconds=time.perf_counter() - start,
-            expect_warn=expect_warn,
-            error=f"{type(exc).__name__}: {exc}",
-        )
+        return _replace(base, seconds=time.perf_counter() - start, error=f"{type(exc).__name__}: {exc}")
     seconds = time.perf_counter() - start
     for w in caught:
         if issubclass(w.category, SamplingWarning):
             notes.append(str(w.message))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    reference = load_reference(folder)
     posterior = tree["posterior"].to_dataset()
     checks, missing = [], []
-    for key, ref_draws in reference.items():
+    for key, (_, ref_moments) in _reference(folder, references).items():
         ours = select(posterior, key)
         if ours is None:
             missing.append(key)
             continue
-        checks.append(compare(key, ours, ref_draws, effective_sizes(ref_draws)))
+        checks.append(check_scalars(key, moments(ours), ref_moments))
     stats = tree["sample_stats"].to_dataset()
     divergences = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else 0
     grad_evals = int(np.asarray(stats["n_steps"]).sum()) if "n_steps" in stats else None
-    return Row(
-        name,
-        tuple(checks),
+    return _replace(
+        base,
+        comparison=Comparison(tuple(checks), alpha=alpha, tolerance=spec.tolerance),
         divergences=divergences,
         grad_evals=grad_evals,
         seconds=seconds,
-        expect_warn=expect_warn,
         notes=tuple(notes),
         missing=tuple(missing),
     )
+
+
+def _replace(run: Run, **changes) -> Run:
+    import dataclasses
+
+    return dataclasses.replace(run, **changes)
