@@ -42,8 +42,7 @@ class _Subtree(NamedTuple):
 
     step: jax.Array
     proposal: _Proposal
-    leftmost: tuple  # IntegratorState: the subtree's first state
-    rightmost: tuple  # the last one integrated
+    rightmost: tuple  # IntegratorState: the last one integrated (the merge needs no other end)
     momentum_sum: jax.Array
     momentum_ckpts: jax.Array
     momentum_sum_ckpts: jax.Array
@@ -136,7 +135,6 @@ def build_kernel(divergence_threshold: float = 1000):
                     jnp.logaddexp(old.sum_log_p_accept, proposal.sum_log_p_accept),
                 )
                 sampled = _select(first, proposal, sampled)
-                leftmost = _select(first, new_state, sub.leftmost)
                 momentum_sum = jnp.where(first, new_state.momentum, sub.momentum_sum + new_state.momentum)
                 # the checkpoints are written after even leaves (the first of each pair) only
                 idx_min, idx_max = _ckpt_idxs(step)
@@ -153,7 +151,6 @@ def build_kernel(divergence_threshold: float = 1000):
                 return _Subtree(
                     step + 1,
                     sampled,
-                    leftmost,
                     new_state,
                     momentum_sum,
                     r_ckpts,
@@ -169,7 +166,6 @@ def build_kernel(divergence_threshold: float = 1000):
             sub = _Subtree(
                 jnp.asarray(0),
                 placeholder,
-                start,
                 start,
                 start.momentum,
                 exp.momentum_ckpts,
