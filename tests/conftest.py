@@ -122,8 +122,8 @@ def pytest_runtest_makereport(item, call):
         if "posteriordb" in reason.lower():
             report.outcome = "failed"
             report.longrepr = (
-                f"{reason}\nThe posteriordb tests must run: put the posteriordb checkout at ../shared/posteriordb "
-                "beside this repository (CI gets a copy of shared/)."
+                f"{reason}\nThe posteriordb tests must run: put the posteriordb checkout at "
+                "../shared/posteriordb beside this repository (CI gets a copy of shared/)."
             )
 
 

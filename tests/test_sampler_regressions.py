@@ -51,7 +51,12 @@ def test_mala_mixes_on_noncentered_eight_schools(seed):
     # a large warmup step once threw a chain to tau ~ 1e44, where the dense kinetic energy came out
     # as -inf, the impossible proposal was accepted and the chain never moved again
     model = posteriordb.model("eight_schools-eight_schools_noncentered", EIGHT_SCHOOLS)
-    tree = _sample(model, "mala", seed=seed)
+    # MALA marks about 1% of its steps here divergent at every target_accept tried (0.57 to 0.9): the
+    # warning must say that and nothing else; at 6000 draws R-hat and ESS meet their lines
+    with pytest.warns(pbj.SamplingWarning, match="divergent") as caught:
+        tree = _sample(model, "mala", seed=seed, draws=6000)
+    said = " ".join(str(w.message) for w in caught)
+    assert "R-hat" not in said and "ESS" not in said, said
     step = np.asarray(tree["sample_stats"]["step_size"].values)
     assert step.min() > 0.1, f"a chain's step size collapsed: {step.min(axis=1)}"
     for name, truth in EIGHT_SCHOOLS_MEANS.items():
