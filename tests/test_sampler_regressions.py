@@ -102,7 +102,15 @@ def _regression_with_unknown_scale():
     return pbj.compile(m.build()), truth
 
 
-@pytest.mark.parametrize("name", ["chees", "meads"])
+# MEADS does not converge here: with its warnings no longer silenced, 32 chains x 1000 draws give R-hat
+# 1.09 and bulk ESS 274, and 32 x 4000 still R-hat 1.016-1.024 and ESS 1127-1653 (below 100 per chain).
+# A known failure, kept visible (strict: a fix shows as XPASS), not a pass bought by silencing.
+MEADS_DOES_NOT_MIX = pytest.mark.xfail(
+    raises=pbj.SamplingWarning, strict=True, reason="MEADS: R-hat > 1.01 on the -0.99 correlated regression"
+)
+
+
+@pytest.mark.parametrize("name", ["chees", pytest.param("meads", marks=MEADS_DOES_NOT_MIX)])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_ensemble_samplers_recover_a_correlated_regression_from_the_default_start(name, seed):
     # from the driver's uniform(-2, 2) points (sigma about 1) a few chains never moved, and the pooled
