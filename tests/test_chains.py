@@ -1,10 +1,11 @@
-"""Chain methods on one device: which one runs, bitwise reproducibility, thinning, float32."""
+"""Chain methods on one device: which one runs, vectorized chains that are real chains, bitwise
+reproducibility, thinning, float32."""
 
 import jax
 import numpy as np
 import pytensor.tensor as pt
 import pytest
-from conftest import mcse_z
+from conftest import mcse_z, mean_and_mcse, moment_z
 
 import pytensor_blackjax as pbj
 from pytensor_blackjax.run._layouts import choose_layout
@@ -58,6 +59,60 @@ def test_unknown_chain_method_and_precision_are_named(gaussian):
         draws_of(gaussian, chain_method="pmap")
     with pytest.raises(ValueError, match="precision='float16'.*'float32'"):
         draws_of(gaussian, precision="float16")
+
+
+# -- vectorized chains are independent chains of the same posterior -------------------------------
+def layout_errors(vectorized, threaded) -> list[str]:
+    """How vectorized draws (chain, draw, ...) fail to be chains like the threaded ones: two chains
+    alike, a run that misses the truth (`moment_z`, with R-hat and ESS), or means more than 5 combined
+    MCSE apart."""
+    errors = []
+    flat = vectorized.reshape(vectorized.shape[0], -1)
+    for i in range(len(flat)):
+        for j in range(i):
+            if np.allclose(flat[i], flat[j], rtol=1e-6, atol=0.0):
+                errors.append(f"chains {j} and {i} are the same draws")
+    for what, x in (("vectorized", vectorized), ("threaded", threaded)):
+        try:
+            if (z := moment_z(x, MU, what=what)) >= 5:
+                errors.append(f"{what}: mean off by {z:.1f} MCSE")
+        except AssertionError as error:
+            errors.append(str(error))
+    (m_v, s_v), (m_t, s_t) = mean_and_mcse(vectorized), mean_and_mcse(threaded)
+    if (z := np.max(np.abs(m_v - m_t) / np.hypot(s_v, s_t))) >= 5:
+        errors.append(f"vectorized and threaded means {z:.1f} combined MCSE apart")
+    return errors
+
+
+def _layout_draws(model, method, seed):
+    return draws_of(model, chain_method=method, seed=seed)["posterior"]["x"].values
+
+
+@pytest.fixture(scope="module")
+def threaded_draws(gaussian):
+    # a seed of its own: the runs compared are independent, not the same chains in two layouts
+    return _layout_draws(gaussian, "parallel", seed=22)
+
+
+def test_vectorized_chains_are_distinct_and_agree_with_threaded(gaussian, threaded_draws):
+    assert layout_errors(_layout_draws(gaussian, "vectorized", seed=21), threaded_draws) == []
+
+
+def test_power_vectorized_copies_of_chain_0_fail_the_layout_check(gaussian, threaded_draws, monkeypatch):
+    # the planted bug: the vectorized layout gives every chain chain 0's key and start point
+    from pytensor_blackjax.run._layouts import Vectorized
+
+    init = Vectorized._init
+
+    def copies_of_chain_0(self, positions):
+        self.keys = jax.numpy.broadcast_to(self.keys[:1], self.keys.shape)
+        return init(self, np.broadcast_to(positions[:1], positions.shape))
+
+    monkeypatch.setattr(Vectorized, "_init", copies_of_chain_0)
+    vectorized = _layout_draws(gaussian, "vectorized", seed=21)
+    monkeypatch.undo()
+    errors = layout_errors(vectorized, threaded_draws)
+    assert any("are the same draws" in e for e in errors), errors
 
 
 # -- reproducibility -----------------------------------------------------------------------------

@@ -26,11 +26,11 @@ EIGHT_SCHOOLS_MEANS = {"mu": 4.411, "tau": 3.602}
 
 
 def _sample(model, sampler, *, seed, chains=4, draws=1000, tune=1000):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pbj.sample(
-            model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=False
-        )
+    # sampling warnings stay errors: a statistical check must not pass over the diagnostics that say
+    # its draws cannot be trusted
+    return pbj.sample(
+        model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=False
+    )
 
 
 def test_dense_kinetic_energy_is_never_negative_when_the_momentum_overflows():
@@ -51,7 +51,12 @@ def test_mala_mixes_on_noncentered_eight_schools(seed):
     # a large warmup step once threw a chain to tau ~ 1e44, where the dense kinetic energy came out
     # as -inf, the impossible proposal was accepted and the chain never moved again
     model = posteriordb.model("eight_schools-eight_schools_noncentered", EIGHT_SCHOOLS)
-    tree = _sample(model, "mala", seed=seed)
+    # MALA marks about 1% of its steps here divergent at every target_accept tried (0.57 to 0.9): the
+    # warning must say that and nothing else; at 6000 draws R-hat and ESS meet their lines
+    with pytest.warns(pbj.SamplingWarning, match="divergent") as caught:
+        tree = _sample(model, "mala", seed=seed, draws=6000)
+    said = " ".join(str(w.message) for w in caught)
+    assert "R-hat" not in said and "ESS" not in said, said
     step = np.asarray(tree["sample_stats"]["step_size"].values)
     assert step.min() > 0.1, f"a chain's step size collapsed: {step.min(axis=1)}"
     for name, truth in EIGHT_SCHOOLS_MEANS.items():
@@ -64,7 +69,9 @@ def test_every_mcmc_sampler_reports_its_integration_steps(name):
     m = pbj.ModelBuilder()
     x = m.param("x", shape=(2,))
     m.add_logp(-0.5 * pt.sum(x**2))
-    tree = _sample(pbj.compile(m.build()), name, seed=3, draws=100, tune=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pbj.SamplingWarning)  # 100 draws; step counts are the point
+        tree = _sample(pbj.compile(m.build()), name, seed=3, draws=100, tune=100)
     steps = np.asarray(tree["sample_stats"]["n_steps"].values)
     assert steps.shape == (4, 100)
     if name == "smc":
@@ -95,7 +102,15 @@ def _regression_with_unknown_scale():
     return pbj.compile(m.build()), truth
 
 
-@pytest.mark.parametrize("name", ["chees", "meads"])
+# MEADS does not converge here: with its warnings no longer silenced, 32 chains x 1000 draws give R-hat
+# 1.09 and bulk ESS 274, and 32 x 4000 still R-hat 1.016-1.024 and ESS 1127-1653 (below 100 per chain).
+# A known failure, kept visible (strict: a fix shows as XPASS), not a pass bought by silencing.
+MEADS_DOES_NOT_MIX = pytest.mark.xfail(
+    raises=pbj.SamplingWarning, strict=True, reason="MEADS: R-hat > 1.01 on the -0.99 correlated regression"
+)
+
+
+@pytest.mark.parametrize("name", ["chees", pytest.param("meads", marks=MEADS_DOES_NOT_MIX)])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_ensemble_samplers_recover_a_correlated_regression_from_the_default_start(name, seed):
     # from the driver's uniform(-2, 2) points (sigma about 1) a few chains never moved, and the pooled

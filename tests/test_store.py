@@ -244,3 +244,52 @@ def test_variables_keep_the_model_order_through_store_resume_and_extend(tmp_path
     monkeypatch.undo()
     assert list(pbj.resume(str(path), progressbar=False).posterior.data_vars) == order
     assert list(pbj.extend(str(path), draws=50, progressbar=False).posterior.data_vars) == order
+
+
+# -- the resume matrix: a crash at the second commit of draws, then resume, across what a run can be ------
+def data_model():
+    m = pbj.ModelBuilder()
+    center = m.data("center", np.ones(3))
+    x = m.param("x", shape=(3,))
+    s = m.param("s", transform="positive")
+    m.add_logp(-0.5 * pt.sum((x - center) ** 2) - 0.5 * pt.log(s) ** 2)
+    return m.build()
+
+
+# a representative set, not the product: every sampler family's state (tree, single-step, tuned
+# integrator, ensemble), thinning, 32 bits, swapped data and both one-device layouts each appear once
+MATRIX = {
+    "nuts-vectorized-swapped-data": dict(
+        chain_method="vectorized", data={"center": np.array([0.5, -1.0, 2.0])}
+    ),
+    "mala-thin3-float32": dict(sampler="mala", thin=3, precision="float32"),
+    "mclmc-vectorized-thin2": dict(sampler="mclmc", chain_method="vectorized", thin=2),
+    "chees-float32-swapped-data": dict(
+        sampler="chees", chains=16, precision="float32", data={"center": np.zeros(3)}
+    ),
+}
+
+
+# bitwise equality is the point here; these short runs may miss the R-hat and ESS lines
+@pytest.mark.filterwarnings("ignore::pytensor_blackjax.SamplingWarning")
+@pytest.mark.parametrize("case", list(MATRIX))
+def test_resume_matrix(tmp_path, monkeypatch, case):
+    settings = {**KW, **MATRIX[case]}
+    model = data_model()
+    reference = pbj.sample(model, **settings)
+    commit, commits = StoreSink._commit_state, []
+
+    def crash_at_the_second_commit(self, carry, *, num_draws, **kw):
+        if num_draws > 0:  # the commit at 0 is the end of warmup
+            commits.append(num_draws)
+            if len(commits) == 2:
+                raise Crash
+        return commit(self, carry, num_draws=num_draws, **kw)
+
+    monkeypatch.setattr(StoreSink, "_commit_state", crash_at_the_second_commit)
+    path = tmp_path / "run.zarr"
+    with pytest.raises(Crash):
+        pbj.sample(model, store=str(path), **settings)
+    monkeypatch.undo()
+    assert open_store(path).attrs["num_draws_completed"] == commits[0] > 0
+    assert_same_draws(pbj.resume(str(path), progressbar=False), reference)
