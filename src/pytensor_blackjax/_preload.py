@@ -1,9 +1,10 @@
 """Loading the results side (xarray, pandas) in the background while a run compiles and samples.
 
 Sampling itself needs JAX, Blackjax and PyTensor only; the DataTree at the end needs xarray and pandas,
-whose import costs about a second. ``sample`` calls `preload` first: a daemon thread imports them while
-the main thread waits on XLA (compilation and the chains release the GIL), and `results` returns the
-module once it is there. Python's per-module import locks make the two threads agree on one import.
+whose import costs about a second, and xarray's first Dataset imports dask. ``sample`` calls `preload`
+first: a daemon thread imports them while the main thread waits on XLA (compilation and the chains
+release the GIL), and `results` returns the module once it is there. Python's per-module import locks
+make the two threads agree on one import.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ _THREAD: threading.Thread | None = None
 def _load() -> None:
     try:
         import_module(RESULTS)
+        # xarray imports its chunk managers (dask, when installed: with jinja2, yaml, psutil, about
+        # 0.4 s) when it builds its first Dataset; here, not after the draws are in
+        import numpy as np
+        import xarray as xr
+
+        xr.Dataset({"x": ("d", np.zeros(1))})
     except Exception:  # noqa: BLE001 - the main thread's own import reports the error
         pass
 
