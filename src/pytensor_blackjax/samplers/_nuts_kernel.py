@@ -123,10 +123,12 @@ def build_kernel(divergence_threshold: float = 1000):
                 old = sub.proposal
                 p_accept = jax.scipy.special.expit(proposal.weight - old.weight)
                 do_accept = jax.random.bernoulli(jax.random.fold_in(key, step), p_accept)
+                # the weights selected here are replaced just below: placeholders (Python floats keep
+                # the compiled program, and so the draws, as they were)
                 sampled = _select(
                     do_accept,
-                    _Proposal(proposal.state, proposal.energy, 0.0, 0.0),
-                    _Proposal(old.state, old.energy, 0.0, 0.0),
+                    _Proposal(proposal.state, proposal.energy, 0.0, 0.0),  # type: ignore[arg-type]
+                    _Proposal(old.state, old.energy, 0.0, 0.0),  # type: ignore[arg-type]
                 )
                 sampled = _Proposal(
                     sampled.state,
