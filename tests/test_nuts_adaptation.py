@@ -110,14 +110,14 @@ def test_start_variances_shrink_only_steep_coordinates():
     np.testing.assert_allclose(var, [1e-2, 0.1, 1.0, 1.0, 1.0, 1.0])
 
 
-def window_estimate(draws, cov):
-    """The dense estimator's inverse mass matrix after one window of ``draws`` from N(0, cov)."""
+def window_estimate(draws, cov, kind="dense"):
+    """An estimator's inverse mass matrix after one window of ``draws`` from N(0, cov)."""
     import jax.numpy as jnp
 
     from pytensor_blackjax.samplers._windowed import _estimator
 
     dims = cov.shape[0]
-    est = _estimator("dense", dims, jnp.float64, max_rank=10)
+    est = _estimator(kind, dims, jnp.float64, max_rank=10)
     grads = -draws @ np.linalg.inv(cov)
     state, _, _ = est.init(jnp.asarray(grads[0]))
     for x, g in zip(draws, grads, strict=True):
@@ -145,6 +145,22 @@ def test_a_short_dense_window_uses_the_draws_gradients():
 def test_a_long_dense_window_keeps_its_sample_covariance():
     draws = np.random.default_rng(3).multivariate_normal(MEAN, COV, size=400)
     np.testing.assert_allclose(window_estimate(draws, COV), np.cov(draws.T), rtol=0.05, atol=1e-3)
+
+
+def test_nuts_dense_windows_recover_a_gaussian_covariance_exactly():
+    # the draws' sample covariance is off by sampling noise (5% here); with the gradients the
+    # Fisher-divergence estimate is the covariance itself, at every scale (no shrinkage to 1e-3 I)
+    draws = np.random.default_rng(3).multivariate_normal(MEAN, COV, size=400)
+    assert np.max(np.abs(np.cov(draws.T) / COV - 1)) > 0.02
+    np.testing.assert_allclose(window_estimate(draws - MEAN, COV, "fisher"), COV, rtol=1e-6)
+    tiny = COV * 1e-8  # variances 1e-10 .. 1e-6: Stan's shrinkage would add 1e-5 to each
+    np.testing.assert_allclose(window_estimate((draws - MEAN) * 1e-4, tiny, "fisher"), tiny, rtol=1e-6)
+    # a short window (fewer draws than dimensions) too, as the old estimate's short windows did
+    dims = 26
+    scales = np.geomspace(0.01, 10.0, dims)
+    cov = (0.99 * np.ones((dims, dims)) + 0.01 * np.eye(dims)) * np.outer(scales, scales)
+    short = np.random.default_rng(2).multivariate_normal(np.zeros(dims), cov, size=25)
+    assert whitened_condition(window_estimate(short, cov, "fisher"), cov) < 20
 
 
 def test_stan_schedule_matches_blackjax_for_every_length():

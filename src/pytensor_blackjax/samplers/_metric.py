@@ -22,6 +22,7 @@ __all__ = [
     "LowRankBuffer",
     "dense_factors",
     "dense_metric",
+    "fisher_dense_estimate",
     "low_rank_estimate",
     "low_rank_matrix",
     "low_rank_buffer_init",
@@ -125,6 +126,39 @@ def _geometric_mean(a, b):
     return a_half @ middle @ a_half
 
 
+def _scaled_window(buffer: LowRankBuffer):
+    """The window's centred draws and gradients in the coordinates of the diagonal
+    ``sigma = (Var[x] / Var[grad])^(1/4)`` (draws divided by it, gradients multiplied), and ``sigma``.
+    Rows past ``count`` are zero."""
+    capacity = buffer.draws.shape[0]
+    n = jnp.minimum(buffer.count, capacity)
+    valid = (jnp.arange(capacity) < n)[:, None]
+    weight = valid / jnp.maximum(n, 1)
+    mean_x, mean_g = jnp.sum(weight * buffer.draws, 0), jnp.sum(weight * buffer.grads, 0)
+    dx = jnp.where(valid, buffer.draws - mean_x, 0.0)
+    dg = jnp.where(valid, buffer.grads - mean_g, 0.0)
+    var_x, var_g = jnp.sum(weight * dx**2, 0), jnp.sum(weight * dg**2, 0)
+    sigma = jnp.clip((var_x / jnp.maximum(var_g, 1e-10)) ** 0.25, 1e-20, 1e20)
+    sigma = jnp.where(var_x > 0, sigma, 1.0)
+    return dx / sigma, dg * sigma, sigma
+
+
+def fisher_dense_estimate(buffer: LowRankBuffer, *, gamma: float = 1e-5) -> jax.Array:
+    """Dense inverse mass matrix minimising the sample Fisher divergence: the geometric mean of the
+    draw covariance and the inverse gradient covariance (exact for a Gaussian target from d + 1 draws),
+    in the coordinates of `_scaled_window`'s diagonal.
+
+    Both covariances get ``gamma`` times the identity: directions that no draw has explored (fewer
+    draws than dimensions) keep the diagonal's scale. Scale-free, unlike Stan's shrinkage of the
+    sample covariance towards 1e-3 times the identity.
+    """
+    x, a, sigma = _scaled_window(buffer)
+    eye = jnp.eye(x.shape[1], dtype=x.dtype)
+    middle = _geometric_mean(x.T @ x + gamma * eye, jnp.linalg.inv(a.T @ a + gamma * eye))
+    middle = 0.5 * (middle + middle.T)
+    return sigma[:, None] * middle * sigma[None, :]
+
+
 def low_rank_estimate(
     buffer: LowRankBuffer, max_rank: int, *, gamma: float = 1e-5, cutoff: float = 2.0
 ) -> LowRankInverseMassMatrix:
@@ -137,17 +171,8 @@ def low_rank_estimate(
     """
     from blackjax.mcmc.metrics import LowRankInverseMassMatrix
 
-    capacity, num_dims = buffer.draws.shape
-    n = jnp.minimum(buffer.count, capacity)
-    valid = (jnp.arange(capacity) < n)[:, None]
-    weight = valid / jnp.maximum(n, 1)
-    mean_x, mean_g = jnp.sum(weight * buffer.draws, 0), jnp.sum(weight * buffer.grads, 0)
-    dx = jnp.where(valid, buffer.draws - mean_x, 0.0)
-    dg = jnp.where(valid, buffer.grads - mean_g, 0.0)
-    var_x, var_g = jnp.sum(weight * dx**2, 0), jnp.sum(weight * dg**2, 0)
-    sigma = jnp.clip((var_x / jnp.maximum(var_g, 1e-10)) ** 0.25, 1e-20, 1e20)
-    sigma = jnp.where(var_x > 0, sigma, 1.0)
-    x, a = dx / sigma, dg * sigma
+    num_dims = buffer.draws.shape[1]
+    x, a, sigma = _scaled_window(buffer)
     # zero rows (unused buffer slots) change neither the right singular vectors nor the covariances
     rank = min(max_rank, num_dims)
     vx = jnp.linalg.svd(x, full_matrices=False)[2][:rank].T

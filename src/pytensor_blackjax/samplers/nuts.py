@@ -88,13 +88,16 @@ class NUTS(WindowedSampler):
                 reached_max_treedepth=depth >= max_depth,
             )
 
+        kind = self.metric_kind(num_dims)
+        # NUTS's dense metric comes from draws and gradients (`_windowed._fisher_estimator`)
+        kind = "fisher" if kind == "dense" else kind
         return windowed_hmc_kernel(
             kernel_fn,
             logdensity_fn,
             num_dims,
             target_accept=self.target_accept,
             stats_fn=stats_fn,
-            adaptation=self.metric_kind(num_dims),
+            adaptation=kind,
             max_rank=self.max_rank,
             init=self.init,
         )
