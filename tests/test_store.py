@@ -62,19 +62,25 @@ def test_store_holds_the_run_and_opens_as_datatree(tmp_path, model, reference):
     assert np.all(np.abs(x.mean(axis=(0, 1)) - 1.0) < 5 * mcse)
 
 
-def test_crash_before_a_commit_resumes_to_the_same_draws(tmp_path, monkeypatch, model, reference):
-    path = tmp_path / "run.zarr"
+def crashed_store(path, monkeypatch, model, crash_at, **settings):
+    """A stored run stopped by a crash when it commits ``crash_at`` draws (those made since the commit
+    before are on disk, the commit is not)."""
     commit = StoreSink._commit_state
 
-    def crash_at_150(self, carry, *, num_draws, **kw):
-        if num_draws == 150:  # the draws 100-149 are on disk, the commit is not
+    def crash(self, carry, *, num_draws, **kw):
+        if num_draws == crash_at:
             raise Crash
         return commit(self, carry, num_draws=num_draws, **kw)
 
-    monkeypatch.setattr(StoreSink, "_commit_state", crash_at_150)
+    monkeypatch.setattr(StoreSink, "_commit_state", crash)
     with pytest.raises(Crash):
-        pbj.sample(model, store=str(path), **KW)
+        pbj.sample(model, store=str(path), **{**KW, **settings})
     monkeypatch.undo()
+    return path
+
+
+def test_crash_before_a_commit_resumes_to_the_same_draws(tmp_path, monkeypatch, model, reference):
+    path = crashed_store(tmp_path / "run.zarr", monkeypatch, model, 150)
     partial = open_store(path)
     assert partial.attrs["status"] == "sampling" and partial.attrs["num_draws_completed"] == 100
     assert_same_draws(pbj.resume(str(path), progressbar=False), reference)
@@ -164,19 +170,7 @@ def test_resume_complete_store_returns_its_draws_with_a_warning(tmp_path, model,
 
 @pytest.fixture
 def interrupted_store(tmp_path, monkeypatch, model):
-    path = tmp_path / "run.zarr"
-    commit = StoreSink._commit_state
-
-    def crash_at_100(self, carry, *, num_draws, **kw):
-        if num_draws == 100:
-            raise Crash
-        return commit(self, carry, num_draws=num_draws, **kw)
-
-    monkeypatch.setattr(StoreSink, "_commit_state", crash_at_100)
-    with pytest.raises(Crash):
-        pbj.sample(model, store=str(path), **KW)
-    monkeypatch.undo()
-    return path
+    return crashed_store(tmp_path / "run.zarr", monkeypatch, model, 100)
 
 
 def test_resume_with_a_different_model_is_refused(interrupted_store):
@@ -228,20 +222,9 @@ def unsorted_model():
 
 @pytest.mark.filterwarnings("ignore::pytensor_blackjax.results.SamplingWarning")
 def test_variables_keep_the_model_order_through_store_resume_and_extend(tmp_path, monkeypatch):
-    path = tmp_path / "run.zarr"
     model, order = unsorted_model(), ["z", "a", "m", "b"]
     assert list(pbj.sample(model, **KW).posterior.data_vars) == order
-    commit = StoreSink._commit_state
-
-    def crash_at_150(self, carry, *, num_draws, **kw):
-        if num_draws == 150:
-            raise Crash
-        return commit(self, carry, num_draws=num_draws, **kw)
-
-    monkeypatch.setattr(StoreSink, "_commit_state", crash_at_150)
-    with pytest.raises(Crash):
-        pbj.sample(model, store=str(path), **KW)
-    monkeypatch.undo()
+    path = crashed_store(tmp_path / "run.zarr", monkeypatch, model, 150)
     assert list(pbj.resume(str(path), progressbar=False).posterior.data_vars) == order
     assert list(pbj.extend(str(path), draws=50, progressbar=False).posterior.data_vars) == order
 
