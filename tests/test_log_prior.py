@@ -100,3 +100,14 @@ def test_a_resumed_run_keeps_its_log_prior(tmp_path, monkeypatch, tree):
         np.testing.assert_array_equal(resumed["log_prior"][name].values, tree["log_prior"][name].values)
     extended = pbj.extend(str(path), draws=100, progressbar=False)
     assert extended["log_prior"]["b"].shape == (2, 500, 2)
+
+
+def test_a_pymc_model_with_initval_converts_and_says_why_it_has_no_log_prior():
+    import pymc as pm
+
+    with pm.Model() as pm_model:
+        mu = pm.Normal("mu", 0, 1, initval=0.5)
+        pm.Normal("y", mu, 1, observed=[0.1, -0.2])
+    model = pbj.Model.from_pymc(pm_model)  # converts: only the log prior needs PyMC's model copy
+    with pytest.raises(ValueError, match=r"initval= set \(\['mu'\]\).*pass initvals=\{\.\.\.\} to sample"):
+        pbj.sample(model, log_prior=True, draws=10, tune=10, chains=1, progressbar=False)

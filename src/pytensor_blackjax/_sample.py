@@ -164,10 +164,7 @@ def sample(
             "observed variables, or ModelBuilder.log_likelihood(name, pointwise)."
         )
     if log_prior and not has_log_prior(compiled):
-        raise ValueError(
-            "log_prior=True but the model declares no prior terms: use a PyMC model (each free variable's "
-            "prior), or declare them with ModelBuilder.add_logp(term, prior='name')."
-        )
+        raise ValueError(_no_log_prior(compiled.model))
     sink = None
     if store is not None:
         from pytensor_blackjax.store import open_new
@@ -336,6 +333,21 @@ def with_log_prior(compiled: CompiledModel, output: RunOutput, new_data: Mapping
     data = compiled.data_tuple(new_data)
     prior = log_prior_draws(compiled, output.groups.get("posterior", {}), data)
     return dataclasses.replace(output, groups={**output.groups, "log_prior": prior})
+
+
+def _no_log_prior(model: Model) -> str:
+    initvals = getattr(model.source, "rvs_to_initial_values", None) or {}
+    with_initval = sorted(rv.name for rv, value in initvals.items() if value is not None)
+    if with_initval:
+        return (
+            "log_prior=True but PyMC cannot copy a model whose variables have initval= set "
+            f"({with_initval}), which the log prior needs: remove initval= from the model and pass "
+            "initvals={...} to sample."
+        )
+    return (
+        "log_prior=True but the model declares no prior terms: use a PyMC model (each free variable's "
+        "prior), or declare them with ModelBuilder.add_logp(term, prior='name')."
+    )
 
 
 def model_order(compiled: CompiledModel) -> dict[str, tuple[str, ...]]:

@@ -255,7 +255,10 @@ def _prior_graphs(pm_model: Any, data: dict[str, DataVar]) -> tuple[dict[str, Te
     after the free variables and by the data inputs."""
     from pymc.model.transform.conditioning import remove_value_transforms
 
-    plain = remove_value_transforms(pm_model)  # a copy: its own variables, named as the original's
+    try:
+        plain = remove_value_transforms(pm_model)  # a copy: its own variables, named as the original's
+    except NotImplementedError:  # PyMC copies no model with initval= set: no log_prior (sample says why)
+        return {}, {}
     rvs = {rv.name: rv for rv in plain.free_RVs}
     names = [rv.name for rv in pm_model.free_RVs]
     terms = plain.logp(vars=[rvs[n] for n in names], sum=False)
