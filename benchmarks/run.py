@@ -341,17 +341,20 @@ def main(argv=None):
     fixed = {m: {mode: {s: [] for s in systems} for mode in modes} for m in models}
     tiny = {"PBJ_BENCH_DRAWS": "10", "PBJ_BENCH_TUNE": "10"}
     for model in models:
-        if "warm" in modes:  # fill every warm cache once; not recorded
+        if "warm" in modes:  # fill every warm cache with the programs of both run sizes; not recorded
             for system in systems:
-                r = run_one(
-                    "worker.py",
-                    system,
-                    model,
-                    "0",
-                    timeout=args.timeout,
-                    env={**caches.env("warm", system, model), **tiny},
-                )
-                log(show(f"prime {model} {system}", r))
+                for size in ({}, {} if args.no_fixed else tiny):
+                    r = run_one(
+                        "worker.py",
+                        system,
+                        model,
+                        "0",
+                        timeout=args.timeout,
+                        env={**caches.env("warm", system, model), **size},
+                    )
+                    log(show(f"prime {model} {system}", r))
+                    if args.no_fixed:
+                        break
         for rep in range(args.reps):
             order = systems if rep % 2 == 0 else systems[::-1]
             for mode in modes:
