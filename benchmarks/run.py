@@ -306,7 +306,8 @@ def log(msg):
 def show(tag, r):
     if "error" in r:
         return f"{tag}: {r['error']}"
-    ess = f"  min-ESS {r['ess_bulk']:.0f}" if r.get("ess_bulk") == r.get("ess_bulk") else ""
+    bulk = r.get("ess_bulk", float("nan"))
+    ess = f"  min-ESS {bulk:.0f}" if bulk == bulk else ""  # a NaN (fixed-cost run) or none (new model)
     return f"{tag}: wall {r['wall']:.1f}s{ess}  peak {r['peak_mb']:.0f} MB"
 
 
