@@ -351,6 +351,21 @@ def flat_pymc_model(model):
     return pm_model
 
 
+def pymc_sample(pm_model, seed, *, draws, tune, chains):
+    """``pm.sample`` at its defaults, as PyMC's documentation runs it (the benchmark's PyMC system)."""
+    import pymc as pm
+
+    with pm_model:
+        return pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            random_seed=seed,
+            progressbar=False,
+            compute_convergence_checks=False,
+        )
+
+
 def pymc_model(name):
     import pymc as pm
     import pytensor.tensor as pt

@@ -106,17 +106,9 @@ def nutpie_(seed):
 
 
 def pymc_(seed):
-    import pymc as pm
+    from models import pymc_sample
 
-    with pymc_model():
-        return pm.sample(
-            draws=DRAWS,
-            tune=TUNE,
-            chains=CHAINS,
-            random_seed=seed,
-            progressbar=False,
-            compute_convergence_checks=False,
-        )
+    return pymc_sample(pymc_model(), seed, draws=DRAWS, tune=TUNE, chains=CHAINS)
 
 
 SYSTEMS = {

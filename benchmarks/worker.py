@@ -133,21 +133,12 @@ def run_nutpie(name, seed, adaptation="diag"):
 
 
 def run_pymc(name, seed):
-    import pymc as pm
 
     s = time.perf_counter()
     pm_model = models.pymc_model(name)
     shared = time.perf_counter() - s if name in models.UNTUNED else 0.0
     t = time.perf_counter()
-    with pm_model:
-        tree = pm.sample(
-            draws=DRAWS,
-            tune=TUNE,
-            chains=CHAINS,
-            random_seed=seed,
-            progressbar=False,
-            compute_convergence_checks=False,
-        )
+    tree = models.pymc_sample(pm_model, seed, draws=DRAWS, tune=TUNE, chains=CHAINS)
     phases = {"build": np.nan, "warmup": np.nan, "sampling": np.nan, "run": time.perf_counter() - t}
     return tree, float(tree["sample_stats"]["n_steps"].sum()), phases, shared
 
