@@ -182,9 +182,10 @@ def _geyer(rho: np.ndarray, n: int, total: int) -> tuple[np.ndarray, np.ndarray]
     return np.where(broken, np.nan, total / tau), decided
 
 
-def _ess(x: np.ndarray) -> np.ndarray:
+def _ess(x: np.ndarray, constant: np.ndarray | None = None) -> np.ndarray:
     """ESS of chains ``(scalar, chain, draw)`` as ArviZ's ``_ess``: Geyer's initial monotone sequence
-    of the multi-chain autocorrelation, capped below at ``1 / log10(draws)`` for its sum.
+    of the multi-chain autocorrelation, capped below at ``1 / log10(draws)`` for its sum. ``constant``
+    (optional) says which scalars are constant, when the caller knows without a pass over ``x``.
 
     ArviZ transforms chains padded to twice their length, for every lag; the sum stops at the first
     lag pair whose sum is not positive, early for all but slowly mixing chains. So the first pass uses
@@ -193,10 +194,13 @@ def _ess(x: np.ndarray) -> np.ndarray:
     k, chains, n = x.shape
     total = chains * n
     out = np.full(k, np.nan)
-    span = x.max(axis=(1, 2)) - x.min(axis=(1, 2))
-    constant = span < np.finfo(float).resolution
+    if constant is None:
+        span = x.max(axis=(1, 2)) - x.min(axis=(1, 2))
+        constant = span < np.finfo(float).resolution
+        live = ~constant & np.isfinite(span)
+    else:
+        live = ~constant
     out[constant] = total  # ArviZ: a constant scalar has the ESS of its number of draws
-    live = ~constant & np.isfinite(span)
     if not live.any():
         return out
     if not live.all():
@@ -285,14 +289,19 @@ def rank_diagnostics(
     # the scores are shared by bulk ESS (written straight into its series) and R-hat
     z, ordered, order = _normal_scores(flat, series[0] if bulk else None, table)
     z = z.reshape(split.shape)
+    # which series are constant, from the sorted draws (no pass over the series): the scores when every
+    # draw ties, an indicator when every draw is at or below its quantile, or none is
+    constant = [ordered[:, 0] == ordered[:, -1]] if bulk else []
     if tail:
         probs = sorted((prob, 1 - prob))
         # the split chains hold every draw when the length is even, so their sorted rows serve
         quantiles = _quantiles(ordered, probs) if draws % 2 == 0 else np.quantile(x.reshape(k, -1), probs, 1)
         for i, q in enumerate(quantiles, start=int(bulk)):
             np.less_equal(split, q[:, None, None], out=series[i])
+            constant.append(~(ordered[:, 0] <= q) | (ordered[:, -1] <= q))
     if len(series):
-        ess = _ess(series.reshape(-1, *split.shape[1:])).reshape(len(series), k)
+        flat_series = series.reshape(-1, *split.shape[1:])
+        ess = _ess(flat_series, np.concatenate(constant)).reshape(len(series), k)
         if bulk:
             out["ess_bulk"] = np.where(valid, ess[0], np.nan)
         if tail:
@@ -302,7 +311,14 @@ def rank_diagnostics(
             out["rhat"] = nan
             return out
         ids = None if superchains is None else np.repeat(superchains, 2)  # as split_chains orders
-        folded = _folded_scores(ordered, order, table).reshape(split.shape)
+        half = flat.shape[1] // 2
+        if np.isfinite(ordered[:, half - 1 : half + 1]).all():
+            folded = _folded_scores(ordered, order, table).reshape(split.shape)
+        else:  # an infinite median: distances of inf - inf are NaN, which only a sort puts in their place
+            centre = (ordered[:, half - 1] + ordered[:, half]) / 2
+            with np.errstate(invalid="ignore"):
+                distances = np.abs(flat - centre[:, None])
+            folded = _normal_scores(distances, None, table)[0].reshape(split.shape)
         rank, fold = _rhat(z, ids), _rhat(folded, ids)
         # ArviZ takes Python's max(bulk, folded): NaN if the bulk one is NaN, else the larger
         worst = np.where(np.isnan(rank), np.nan, np.where(fold > rank, fold, rank))
