@@ -5,10 +5,13 @@ One side (the code on ``PYTHONPATH``) prints one JSON line per run::
 
     python benchmarks/until_overhead.py run rats 1,2,3,4,5
 
-CPU: the process's CPU time (all threads: a large check runs on every core) spent in
-``UntilCheck._check_at`` against that spent in the driver's ``_sample_chunk``; the sampler's threads wait
-while a check runs, so the first counts the check only. Wall: ``attrs["until_check_time"]`` against
-``attrs["sampling_time"]``. On a shared machine CPU times scatter far less than wall times.
+CPU: the check's own CPU time, per thread (``time.thread_time`` of the thread that calls
+``UntilCheck._check_at`` plus that of the worker threads in each block they compute), against the
+process's CPU time (all threads: the chains' threads) spent in the driver's ``_sample_chunk``. The
+process's CPU time during the checks (``cpu_check_process``) also counts other threads that happen to
+run then (the first run of a process: the background import of xarray's Dataset). Wall:
+``attrs["until_check_time"]`` against ``attrs["sampling_time"]``. On a shared machine CPU times scatter
+far less than wall times.
 
 Two versions alternated (git refs, each one's ``src`` unpacked into a temporary directory), ``rounds``
 rounds of both models and both versions, then the medians (``summary`` prints them again)::
@@ -52,28 +55,41 @@ def model(name: str):
 
 
 def run(name: str, seeds: list[int]) -> None:
+    import threading
+
     import pytensor_blackjax as pbj
     import pytensor_blackjax.run._driver as driver
     import pytensor_blackjax.run._until as until_module
+    import pytensor_blackjax.run._until_diagnostics as diagnostics
 
-    cpu = {"check": 0.0, "sampling": 0.0}
+    cpu = {"check": 0.0, "check_process": 0.0, "sampling": 0.0}
+    lock = threading.Lock()
 
-    def timed(f, key):
+    def timed(f, key, clock):
         def g(*args, **kwargs):
-            t0 = time.process_time()
+            t0 = clock()
             try:
                 return f(*args, **kwargs)
             finally:
-                cpu[key] += time.process_time() - t0
+                with lock:
+                    cpu[key] += clock() - t0
 
         return g
 
-    driver._sample_chunk = timed(driver._sample_chunk, "sampling")
-    until_module.UntilCheck._check_at = timed(until_module.UntilCheck._check_at, "check")
+    def in_workers(f):  # a block computed by a worker thread (the caller's own are in its thread time)
+        timed_f = timed(f, "check", time.thread_time)
+        return lambda *a, **k: (f if threading.current_thread() is threading.main_thread() else timed_f)(
+            *a, **k
+        )
+
+    driver._sample_chunk = timed(driver._sample_chunk, "sampling", time.process_time)
+    check_at = timed(until_module.UntilCheck._check_at, "check", time.thread_time)
+    until_module.UntilCheck._check_at = timed(check_at, "check_process", time.process_time)
+    diagnostics.rank_diagnostics = in_workers(diagnostics.rank_diagnostics)
     built = model(name)
     pbj.sample(built, draws=200, tune=200, chains=4, seed=0, progressbar=False)  # compile beforehand
     for seed in seeds:
-        cpu.update(check=0.0, sampling=0.0)
+        cpu.update(check=0.0, check_process=0.0, sampling=0.0)
         tree = pbj.sample(built, until=pbj.Until(**TARGETS[name]), chains=4, seed=seed, progressbar=False)
         a = tree.attrs
         row = {
@@ -85,6 +101,7 @@ def run(name: str, seeds: list[int]) -> None:
             "wall_check": a["until_check_time"],
             "wall_sampling": a["sampling_time"],
             "cpu_check": cpu["check"],
+            "cpu_check_process": cpu["check_process"],
             "cpu_sampling": cpu["sampling"],
         }
         print(json.dumps(row), flush=True)
