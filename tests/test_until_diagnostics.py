@@ -122,7 +122,7 @@ def test_blocked_checks_agree_and_do_not_depend_on_the_cores(monkeypatch):
     values = {}
     for workers in (1, 3):
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            monkeypatch.setattr(_until_diagnostics, "_pool", (os.getpid(), pool))
+            monkeypatch.setattr(_until_diagnostics, "_pool", (os.getpid(), pool, workers))
             values[workers] = blocked_rank_diagnostics(x)
     for name, expected in rank_diagnostics(x).items():
         np.testing.assert_array_equal(values[1][name], values[3][name], err_msg=name)
