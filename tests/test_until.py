@@ -120,25 +120,31 @@ def test_no_check_before_the_ess_targets_can_hold():
     assert first_check(64, pbj.Until(ess_bulk=400)) == FIRST_CHECK
 
 
-@pytest.mark.parametrize("scalars, calls", [(4, [1, 1]), (20, [1, 2])])
+@pytest.mark.parametrize("scalars, calls", [(4, [[4], [4]]), (20, [[20], [8, 12]])])
 def test_checks_focus_on_the_furthest_scalars_unless_that_is_every_scalar(monkeypatch, scalars, calls):
     """After a full check, a check looks at the 8 scalars furthest from their targets and, when they
-    pass, at every scalar; with 8 scalars or fewer the focus is every scalar: one full check."""
+    pass, at every other scalar (the focus's values are kept); with 8 scalars or fewer the focus is every
+    scalar: one full check. The result is that of one check of every scalar, to the bit."""
     made: list[int] = []
-    real = _until.diagnose_scalars
-    monkeypatch.setattr(_until, "diagnose_scalars", lambda *a, **k: made.append(1) or real(*a, **k))
+    real = _until.scalar_diagnostics
+    monkeypatch.setattr(
+        _until, "scalar_diagnostics", lambda x, *a, **k: made.append(len(x)) or real(x, *a, **k)
+    )
     x = np.random.default_rng(5).normal(size=(4, 600, scalars))
-    check = UntilCheck(pbj.Until(ess_bulk=400, max_draws=600), 100, None)
+    until = pbj.Until(ess_bulk=400, max_draws=600)
+    check = UntilCheck(until, 100, None)
     counts = []
     for start in range(0, 600, 100):
         check.add({"x": x[:, start : start + 100]})
         made.clear()
         stop = check.stop_reason()
         if made:
-            counts.append(len(made))
+            counts.append(list(made))
         if stop:
             break
     assert stop == "targets_met" and counts == calls  # independent draws: ESS ~ 4 x draws
+    draws = np.moveaxis(x[:, : check.done], -1, 0)
+    assert check.last == _until.diagnose_scalars(draws, check.labels, until)
 
 
 def test_diagnose_agrees_with_arviz():

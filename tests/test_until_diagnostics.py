@@ -122,8 +122,35 @@ def test_blocked_checks_agree_and_do_not_depend_on_the_cores(monkeypatch):
     values = {}
     for workers in (1, 3):
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            monkeypatch.setattr(_until_diagnostics, "_pool", (os.getpid(), pool))
+            monkeypatch.setattr(_until_diagnostics, "_pool", (os.getpid(), pool, workers))
             values[workers] = blocked_rank_diagnostics(x)
     for name, expected in rank_diagnostics(x).items():
         np.testing.assert_array_equal(values[1][name], values[3][name], err_msg=name)
         np.testing.assert_allclose(values[3][name], expected, rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("kind", ["independent", "ties", "constant", "two values"])
+def test_folded_scores_from_the_sorted_draws_equal_a_second_sort(kind):
+    """The folded ranks come from merging the two runs of distances either side of the median (no
+    second sort): the same scores, to the bit, as ranking the distances afresh, ties included."""
+    rng = np.random.default_rng(11)
+    shape = (7, 4, 300)
+    x = rng.integers(0, 2, size=shape).astype(float) if kind == "two values" else draws_of(kind, rng, shape)
+    flat = split_chains(x).reshape(len(x), -1)
+    table = _until_diagnostics._score_table(flat.shape[1])
+    _, ordered, order = _until_diagnostics._normal_scores(flat, None, table)
+    centre = np.median(flat, axis=1)
+    expected = _until_diagnostics._normal_scores(np.abs(flat - centre[:, None]), None, table)[0]
+    np.testing.assert_array_equal(_until_diagnostics._folded_scores(ordered, order, table), expected)
+
+
+@pytest.mark.parametrize("values", [1_000, 10_000, 10**9])
+def test_blocks_do_not_change_a_value(monkeypatch, values):
+    """A check's blocks are a matter of speed only: blocks of any size give the bits of one block."""
+    x = draws_of("ties", np.random.default_rng(4), (19, 4, 301))
+    whole = rank_diagnostics(x)
+    monkeypatch.setattr(_until_diagnostics, "BLOCK_VALUES", values)
+    monkeypatch.setattr(_until_diagnostics, "BLOCK", 1)
+    assert len(_until_diagnostics.blocks_of(x.shape)) == {1_000: 19, 10_000: 3, 10**9: 1}[values]
+    for name, got in blocked_rank_diagnostics(x).items():
+        np.testing.assert_array_equal(got, whole[name], err_msg=name)

@@ -39,6 +39,8 @@ __all__ = [
     "warn_short",
     "diagnose",
     "diagnose_scalars",
+    "scalar_diagnostics",
+    "summarize",
     "first_check",
     "next_check",
 ]
@@ -80,15 +82,19 @@ class Diagnosis:
 def _scalars(posterior: dict[str, np.ndarray], var_names) -> tuple[np.ndarray, list[str]]:
     """Every scalar as ``(scalar, chain, draw)`` and its label."""
     parts: list[np.ndarray] = []
-    labels: list[str] = []
     for name in var_names or posterior:
         value = np.asarray(posterior[name])
-        chains, draws = value.shape[:2]
-        flat = value.reshape(chains, draws, -1)
-        parts.append(np.moveaxis(flat, -1, 0))
-        shape = value.shape[2:]
+        parts.append(np.moveaxis(value.reshape(*value.shape[:2], -1), -1, 0))
+    return np.concatenate(parts, axis=0).astype(np.float64, copy=False), _labels(posterior, var_names)
+
+
+def _labels(posterior: dict[str, np.ndarray], var_names) -> list[str]:
+    """The label of every scalar of `_scalars`, e.g. ``"x[3]"``."""
+    labels: list[str] = []
+    for name in var_names or posterior:
+        shape = np.shape(posterior[name])[2:]
         labels += [name] if not shape else [f"{name}[{','.join(map(str, i))}]" for i in np.ndindex(*shape)]
-    return np.concatenate(parts, axis=0).astype(np.float64, copy=False), labels
+    return labels
 
 
 def superchain_ids(chains: int) -> np.ndarray:
@@ -110,26 +116,48 @@ def diagnose_scalars(
     x: np.ndarray, labels: list[str], until: Until, *, everything: bool = False, only: tuple[int, ...] = ()
 ) -> Diagnosis:
     """`diagnose` of the scalars ``x`` (``(scalar, chain, draw)``) named ``labels``."""
+    index = np.asarray(only if only else range(len(labels)), dtype=int)
+    # (a full check reads x as it is: no copy of every draw)
+    values = scalar_diagnostics(x[index] if only else x, until, everything=everything)
+    return summarize(values, [labels[i] for i in index], index, until, x.shape[1:], complete=not only)
+
+
+def scalar_diagnostics(x: np.ndarray, until: Until, *, everything: bool = False) -> dict[str, np.ndarray]:
+    """The targeted diagnostics (all of them if ``everything``) of every scalar of ``x`` (``(scalar,
+    chain, draw)``): name -> values; R-hat is nested R-hat from `NESTED_RHAT_CHAINS` chains."""
     from pytensor_blackjax.run._until_diagnostics import blocked_rank_diagnostics
 
-    index = np.asarray(only if only else range(len(labels)), dtype=int)
-    if only:  # (a full check reads x as it is: no copy of every draw)
-        x, labels = x[index], [labels[i] for i in index]
-    chains, draws = x.shape[1:]
+    chains = x.shape[1]
     targets = until.targets
-    out: dict = {"draws": draws}
-    ratios = np.zeros(len(labels))  # how far each scalar is from its targets, > 1: not met
-    shortfall = np.zeros(len(labels))
     nested = chains >= NESTED_RHAT_CHAINS
-    ids = superchain_ids(chains) if nested else None
     wanted = {k: k in targets or everything for k in ("ess_bulk", "ess_tail", "rhat")}
     wanted["rhat"] = wanted["rhat"] and chains >= 2
     # one pass over all scalars; nested R-hat drops the chains that do not fill a superchain
     plain_rhat = wanted["rhat"] and not nested
     bulk, tail = wanted["ess_bulk"], wanted["ess_tail"]
     values = blocked_rank_diagnostics(x, bulk=bulk, tail=tail, prob=TAIL_PROB, rhat=plain_rhat)
-    if wanted["rhat"] and ids is not None:
+    if wanted["rhat"] and nested:
+        ids = superchain_ids(chains)
         values |= blocked_rank_diagnostics(x[:, : len(ids)], bulk=False, tail=False, superchains=ids)
+    return values
+
+
+def summarize(
+    values: dict[str, np.ndarray],
+    labels: list[str],
+    index: np.ndarray,
+    until: Until,
+    shape: tuple[int, ...],
+    *,
+    complete: bool,
+) -> Diagnosis:
+    """The `Diagnosis` of the diagnostics ``values`` of the scalars ``index`` (named ``labels``) of
+    draws shaped ``shape`` (``(chain, draw)``)."""
+    chains, draws = shape
+    targets = until.targets
+    out: dict = {"draws": draws}
+    ratios = np.zeros(len(labels))  # how far each scalar is from its targets, > 1: not met
+    shortfall = np.zeros(len(labels))
     for kind in ("ess_bulk", "ess_tail"):
         if kind in values:
             ess = values[kind]
@@ -139,7 +167,7 @@ def diagnose_scalars(
                 ratios, shortfall = np.maximum(ratios, r), np.maximum(shortfall, r)
     if "rhat" in values:
         rhat = values["rhat"]
-        out["rhat_kind"] = "nested" if nested else "rank"
+        out["rhat_kind"] = "nested" if chains >= NESTED_RHAT_CHAINS else "rank"
         out["rhat"] = float(np.nanmax(rhat)) if rhat.size and not np.all(np.isnan(rhat)) else math.nan
         if "rhat" in targets:
             # (R-hat - 1) shrinks roughly like 1/draws once chains mix
@@ -151,7 +179,7 @@ def diagnose_scalars(
     return Diagnosis(
         **out,
         furthest=tuple(int(index[i]) for i in order),
-        complete=not only,
+        complete=complete,
         worst=labels[worst] if labels else "",
         shortfall=float(np.max(shortfall)) if labels else math.inf,
         met=met,
@@ -212,31 +240,53 @@ class UntilCheck:
     def add(self, posterior: dict[str, np.ndarray]) -> None:
         if not posterior:
             return
-        x, self.labels = _scalars({k: posterior[k] for k in self.until.var_names or posterior}, None)
-        n = x.shape[2]
+        names = self.until.var_names or list(posterior)
+        self.labels = self.labels or _labels(posterior, names)
+        chains, n = np.shape(posterior[names[0]])[:2]
         if self.done + n > self.x.shape[2]:  # grow by doubling: each draw is copied O(1) times
-            grown = np.empty((*x.shape[:2], max(2 * self.x.shape[2], self.done + n)))
+            grown = np.empty((len(self.labels), chains, max(2 * self.x.shape[2], self.done + n)))
             if self.done:
                 grown[:, :, : self.done] = self.x[:, :, : self.done]
             self.x = grown
-        self.x[:, :, self.done : self.done + n] = x
+        row = 0
+        for name in names:  # each variable's draws straight into their rows: one copy
+            value = np.asarray(posterior[name])
+            value = value.reshape(chains, n, -1)
+            self.x[row : row + value.shape[2], :, self.done : self.done + n] = np.moveaxis(value, -1, 0)
+            row += value.shape[2]
         self.done += n
         if self.last is None:  # now that the chains are known, no check before the ESS targets can hold
-            self.next = next_check(
-                0, self.chunk, None, self.until.max_draws, first_check(x.shape[1], self.until)
-            )
+            self.next = next_check(0, self.chunk, None, self.until.max_draws, first_check(chains, self.until))
 
     def _check_at(self, n: int) -> Diagnosis:
         import time
 
         t0 = time.perf_counter()
         draws = self.x[:, :, :n]
+        scalars = len(self.labels)
         # a focus of every scalar is a full check (small models): made once, as a full one
         last = self.last
-        focus = () if last is None or len(last.furthest) >= len(self.labels) else last.furthest
-        self.last = diagnose_scalars(draws, self.labels, self.until, only=focus) if focus else None
+        focus = () if last is None or len(last.furthest) >= scalars else last.furthest
+        known: dict[str, np.ndarray] = {}
+        self.last = None
+        if focus:
+            index = np.asarray(focus)
+            known = scalar_diagnostics(draws[index], self.until)
+            self.last = summarize(
+                known, [self.labels[i] for i in index], index, self.until, draws.shape[1:], complete=False
+            )
         if self.last is None or self.last.met:  # the focus meets its targets: check every scalar
-            self.last = diagnose_scalars(draws, self.labels, self.until)
+            if focus:  # the focus's values are kept: only the other scalars are computed again
+                rest = np.setdiff1d(np.arange(scalars), index)
+                others = scalar_diagnostics(draws[rest], self.until)
+                values = {}
+                for name, part in others.items():
+                    values[name] = np.empty(scalars)
+                    values[name][rest], values[name][index] = part, known[name]
+            else:
+                values = scalar_diagnostics(draws, self.until)
+            everyone = np.arange(scalars)
+            self.last = summarize(values, self.labels, everyone, self.until, draws.shape[1:], complete=True)
         self.check_seconds += time.perf_counter() - t0
         self.checks += 1
         self.next = next_check(n, self.chunk, self.last, self.until.max_draws) if not self.last.met else n

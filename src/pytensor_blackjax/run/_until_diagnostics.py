@@ -6,9 +6,9 @@ rank transform for all scalars, one batched FFT autocovariance for all chains of
 Geyer's initial positive and monotone sequences as array operations (a running minimum of the lag-pair
 sums). The rank transform of the split chains is shared by bulk ESS and R-hat. Results agree with
 ``arviz_stats.ess(method="bulk" | "tail")``, ``rhat(method="rank")`` and ``rhat_nested`` to rounding
-(tests/test_until_diagnostics.py). A check of many draws (`PARALLEL_VALUES`) runs in blocks of `BLOCK`
-scalars on every core (`blocked_rank_diagnostics`); a full check of the rat-tumor model (73 scalars,
-4 chains of 1800 draws) costs ~42 ms of CPU, against ~400 ms for ArviZ's per-scalar estimators.
+(tests/test_until_diagnostics.py). A check runs in blocks of scalars, on every core from
+`PARALLEL_VALUES` draws (`blocked_rank_diagnostics`); a full check of the rat-tumor model (73 scalars,
+4 chains of 2000 draws) costs ~30 ms of CPU, against ~400 ms for ArviZ's per-scalar estimators.
 
 Every function takes draws shaped ``(scalar, chain, draw)``; a scalar with a NaN gives NaN, as ArviZ.
 
@@ -21,19 +21,23 @@ References:
 
 from __future__ import annotations
 
+import functools
+import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.fft import irfft, next_fast_len, rfft
 from scipy.special import ndtri
 
-__all__ = ["blocked_rank_diagnostics", "rank_diagnostics", "split_chains", "z_scale"]
+__all__ = ["blocked_rank_diagnostics", "blocks_of", "rank_diagnostics", "split_chains", "z_scale"]
 
 MIN_DRAWS = 4  # fewer draws per chain: NaN, as ArviZ
 BLOM = 3 / 8  # the offset of the normal scores of ranks (Blom 1958), as ArviZ
 SHORT_LAGS = 64  # lags of the first, shorter autocovariance pass of an ESS
-BLOCK = 8  # scalars per block of a large check; fixed, so the values never depend on the core count
+BLOCK = 8  # the fewest scalars of a block of a check
+BLOCK_VALUES = 25_000  # draws of a block (at least BLOCK scalars): its arrays stay in cache, reused memory
 PARALLEL_VALUES = 100_000  # from this many draws in all, a check runs its blocks on every core
 
 
@@ -51,21 +55,20 @@ def split_chains(x: np.ndarray) -> np.ndarray:
     return x.reshape(k, 2 * chains, half)
 
 
-def _normal_scores(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Normal scores of the ranks over each row of ``flat`` (``(rows, n)``; ties get their average
-    rank, Blom's offset), as ArviZ's ``_z_scale``, and the sorted rows.
+@functools.lru_cache(maxsize=4)
+def _score_table(n: int) -> np.ndarray:
+    """Normal scores of the ``2n - 1`` possible (half-integer) ranks of ``n`` values, by twice the rank
+    - 2 (Blom's offset), as ArviZ's ``_z_scale`` computes them per draw; kept for the blocks of a check
+    (read-only)."""
+    table = ndtri((np.arange(2, 2 * n + 1) / 2 - BLOM) / (n - 2 * BLOM + 1))
+    table.flags.writeable = False
+    return table
 
-    One sort per row; the scores come from a table of the ``2n - 1`` possible (half-integer) ranks
-    instead of an inverse normal CDF per draw, and ties (rare, but a folded row always has some) are
-    handled where they are. Gathers and scatters go through flat positions: a third of the time of
-    ``take_along_axis`` and ``put_along_axis``."""
-    rows, n = flat.shape
-    flat = np.ascontiguousarray(flat)
-    order = np.argsort(flat, axis=1)  # the kind does not matter: tied draws get the same rank
-    order += (np.arange(rows) * n)[:, None]  # positions in the flattened rows
-    s = flat.ravel()[order]
-    table = ndtri((np.arange(2, 2 * n + 1) / 2 - BLOM) / (n - 2 * BLOM + 1))  # by twice the rank - 2
-    z = np.empty(rows * n)
+
+def _scatter_scores(z: np.ndarray, order: np.ndarray, s: np.ndarray, table: np.ndarray) -> None:
+    """Write into ``z`` (flat) the score of each value, given the flat positions ``order`` of the rows'
+    values in sorted order (``(rows, n)``) and the sorted values ``s``: ties (rare, but a folded row
+    always has some) get their average rank, handled where they are."""
     z[order] = table[::2]  # the scores of untied ranks, broadcast over the rows
     row, col = np.nonzero(s[:, 1:] == s[:, :-1])  # sorted position col ties with col + 1
     if row.size:
@@ -77,7 +80,47 @@ def _normal_scores(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         value = table[col[start][group] + col[end][group] + 1]
         z[order[row, col]] = value
         z[order[row, col + 1]] = value
-    return z.reshape(rows, n), s
+
+
+def _normal_scores(
+    flat: np.ndarray, out: np.ndarray | None = None, table: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normal scores of the ranks over each row of ``flat`` (``(rows, n)``; ties get their average
+    rank, Blom's offset), as ArviZ's ``_z_scale``; the sorted rows; and the flat positions of their
+    values (``order``, for `_folded_scores`). ``out`` (``rows * n`` floats) receives the scores.
+
+    One sort per row; the scores come from a table of the possible ranks instead of an inverse normal
+    CDF per draw. Gathers and scatters go through flat positions: a third of the time of
+    ``take_along_axis`` and ``put_along_axis``."""
+    rows, n = flat.shape
+    flat = np.ascontiguousarray(flat)
+    order = np.argsort(flat, axis=1)  # the kind does not matter: tied draws get the same rank
+    order += (np.arange(rows) * n)[:, None]  # positions in the flattened rows
+    s = flat.ravel()[order]
+    z = np.empty(rows * n) if out is None else out.reshape(-1)
+    _scatter_scores(z, order, s, _score_table(n) if table is None else table)
+    return z.reshape(rows, n), s, order
+
+
+def _folded_scores(s: np.ndarray, order: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """`_normal_scores` of the rows' distances from their medians, from their sorted values ``s``
+    and the flat positions ``order`` of `_normal_scores`: no second sort.
+
+    The values below the median, read backwards, and those above it, forwards, are two sorted runs of
+    distances (``c - v`` is exactly ``-(v - c)``, and rounding is monotone), so the distances in order
+    come from merging the two runs: a stable sort of two runs is one merge (timsort)."""
+    rows, n = s.shape
+    half = n // 2
+    centre = (s[:, half - 1] + s[:, half]) / 2  # the median (n is even: the split chains hold every draw)
+    runs = np.empty_like(s)
+    np.subtract(centre[:, None], s[:, half - 1 :: -1], out=runs[:, :half])
+    np.subtract(s[:, half:], centre[:, None], out=runs[:, half:])
+    where = np.concatenate([order[:, half - 1 :: -1], order[:, half:]], axis=1)  # each run value's draw
+    merged = np.argsort(runs, axis=1, kind="stable")
+    merged += (np.arange(rows) * n)[:, None]
+    z = np.empty(rows * n)
+    _scatter_scores(z, where.ravel()[merged], runs.ravel()[merged], table)
+    return z.reshape(rows, n)
 
 
 def z_scale(x: np.ndarray) -> np.ndarray:
@@ -104,11 +147,12 @@ def _mean_autocov(x: np.ndarray, mean: np.ndarray, m: int, lags: int) -> np.ndar
     """The mean over chains of the autocovariances at lags ``0..lags - 1`` of ``x - mean`` (``(scalar,
     chain, n)``), through FFTs of length ``m``: exact for lags up to ``m - n`` (no wrap-around)."""
     k, chains, n = x.shape
-    padded = np.zeros((k * chains, m))  # centred straight into the zero-padded rows: one copy, not two
+    padded = np.empty((k * chains, m))  # centred straight into the zero-padded rows: one copy, not two
     np.subtract(x, mean, out=padded[:, :n].reshape(k, chains, n))
+    padded[:, n:] = 0.0
     f = rfft(padded, axis=1, overwrite_x=True)  # as rows: twice as fast as along a 3-d array's axis
-    power = np.square(f.real)
-    power += np.square(f.imag)
+    parts = np.square(f.view(np.float64), out=f.view(np.float64))  # real and imaginary parts squared
+    power = np.add(parts[:, 0::2], parts[:, 1::2])
     # one inverse transform of the mean power spectrum gives the mean of the chains' autocovariances
     return irfft(power.reshape(k, chains, -1).mean(axis=1), n=m, axis=1)[:, :lags] / n
 
@@ -139,9 +183,10 @@ def _geyer(rho: np.ndarray, n: int, total: int) -> tuple[np.ndarray, np.ndarray]
     return np.where(broken, np.nan, total / tau), decided
 
 
-def _ess(x: np.ndarray) -> np.ndarray:
+def _ess(x: np.ndarray, constant: np.ndarray | None = None) -> np.ndarray:
     """ESS of chains ``(scalar, chain, draw)`` as ArviZ's ``_ess``: Geyer's initial monotone sequence
-    of the multi-chain autocorrelation, capped below at ``1 / log10(draws)`` for its sum.
+    of the multi-chain autocorrelation, capped below at ``1 / log10(draws)`` for its sum. ``constant``
+    (optional) says which scalars are constant, when the caller knows without a pass over ``x``.
 
     ArviZ transforms chains padded to twice their length, for every lag; the sum stops at the first
     lag pair whose sum is not positive, early for all but slowly mixing chains. So the first pass uses
@@ -150,10 +195,13 @@ def _ess(x: np.ndarray) -> np.ndarray:
     k, chains, n = x.shape
     total = chains * n
     out = np.full(k, np.nan)
-    span = x.max(axis=(1, 2)) - x.min(axis=(1, 2))
-    constant = span < np.finfo(float).resolution
+    if constant is None:
+        span = x.max(axis=(1, 2)) - x.min(axis=(1, 2))
+        constant = span < np.finfo(float).resolution
+        live = ~constant & np.isfinite(span)
+    else:
+        live = ~constant
     out[constant] = total  # ArviZ: a constant scalar has the ESS of its number of draws
-    live = ~constant & np.isfinite(span)
     if not live.any():
         return out
     if not live.all():
@@ -236,20 +284,25 @@ def rank_diagnostics(
         x = np.where(valid[:, None, None], x, 0.0)  # NaN scalars computed as zeros, reported as NaN
     split = split_chains(x)
     flat = split.reshape(k, -1)
-    z, ordered = _normal_scores(flat)  # shared by bulk ESS and R-hat
-    z = z.reshape(split.shape)
+    table = _score_table(flat.shape[1])
     # every ESS from one batched autocovariance: bulk, then the indicators of the two tail quantiles
     series = np.empty((int(bulk) + 2 * int(tail), *split.shape))
-    if bulk:
-        series[0] = z
+    # the scores are shared by bulk ESS (written straight into its series) and R-hat
+    z, ordered, order = _normal_scores(flat, series[0] if bulk else None, table)
+    z = z.reshape(split.shape)
+    # which series are constant, from the sorted draws (no pass over the series): the scores when every
+    # draw ties, an indicator when every draw is at or below its quantile, or none is
+    constant = [ordered[:, 0] == ordered[:, -1]] if bulk else []
     if tail:
         probs = sorted((prob, 1 - prob))
         # the split chains hold every draw when the length is even, so their sorted rows serve
         quantiles = _quantiles(ordered, probs) if draws % 2 == 0 else np.quantile(x.reshape(k, -1), probs, 1)
         for i, q in enumerate(quantiles, start=int(bulk)):
             np.less_equal(split, q[:, None, None], out=series[i])
+            constant.append(~(ordered[:, 0] <= q) | (ordered[:, -1] <= q))
     if len(series):
-        ess = _ess(series.reshape(-1, *split.shape[1:])).reshape(len(series), k)
+        flat_series = series.reshape(-1, *split.shape[1:])
+        ess = _ess(flat_series, np.concatenate(constant)).reshape(len(series), k)
         if bulk:
             out["ess_bulk"] = np.where(valid, ess[0], np.nan)
         if tail:
@@ -259,8 +312,14 @@ def rank_diagnostics(
             out["rhat"] = nan
             return out
         ids = None if superchains is None else np.repeat(superchains, 2)  # as split_chains orders
-        centre = (ordered[:, flat.shape[1] // 2 - 1] + ordered[:, flat.shape[1] // 2]) / 2  # the median
-        folded = _normal_scores(np.abs(flat - centre[:, None]))[0].reshape(split.shape)
+        half = flat.shape[1] // 2
+        if np.isfinite(ordered[:, half - 1 : half + 1]).all():
+            folded = _folded_scores(ordered, order, table).reshape(split.shape)
+        else:  # an infinite median: distances of inf - inf are NaN, which only a sort puts in their place
+            centre = (ordered[:, half - 1] + ordered[:, half]) / 2
+            with np.errstate(invalid="ignore"):
+                distances = np.abs(flat - centre[:, None])
+            folded = _normal_scores(distances, None, table)[0].reshape(split.shape)
         rank, fold = _rhat(z, ids), _rhat(folded, ids)
         # ArviZ takes Python's max(bulk, folded): NaN if the bulk one is NaN, else the larger
         worst = np.where(np.isnan(rank), np.nan, np.where(fold > rank, fold, rank))
@@ -268,30 +327,75 @@ def rank_diagnostics(
     return out
 
 
-_pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool)
+# (the process that made it, the pool, its number of threads)
+_pool: tuple[int, ThreadPoolExecutor | None, int] | None = None
 
 
-def _workers() -> ThreadPoolExecutor:
-    """Threads for the blocks of a large check, one per core: made once per process (a forked child
-    has none of its parent's threads, so it makes its own)."""
+def _workers() -> tuple[ThreadPoolExecutor | None, int]:
+    """Threads for the blocks of a large check beside the calling thread, one per other core (None on
+    one core): made once per process (a forked child has none of its parent's threads, so it makes its
+    own)."""
     global _pool
     if _pool is None or _pool[0] != os.getpid():
         from pytensor_blackjax.run._layouts import available_cores
 
-        _pool = (os.getpid(), ThreadPoolExecutor(available_cores(), thread_name_prefix="pbj-until-check"))
-    return _pool[1]
+        cores = available_cores()
+        pool = ThreadPoolExecutor(cores - 1, thread_name_prefix="pbj-until-check") if cores > 1 else None
+        _pool = (os.getpid(), pool, cores - 1)
+    return _pool[1], _pool[2]
+
+
+def _in_parallel(compute, count: int) -> list:
+    """``compute(i)`` for ``i < count``, shared between the calling thread and the worker threads, each
+    taking the next block when it is done with one. The calling thread takes part: its memory is the
+    sampler's, already touched, while a worker's first blocks page-fault theirs (the first until-run of a
+    process: ~45 ms of the rat tumors' checks with one more worker than needed)."""
+    pool, threads = _workers()
+    results: list = [None] * count
+    blocks = iter(range(count))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                i = next(blocks, None)
+            if i is None:
+                return
+            results[i] = compute(i)
+
+    helpers = [] if pool is None else [pool.submit(work) for _ in range(min(threads, count - 1))]
+    work()
+    for helper in helpers:
+        helper.result()
+    return results
+
+
+def blocks_of(shape: tuple[int, ...]) -> list[slice]:
+    """The blocks of scalars of a check of draws shaped ``shape`` (``(scalar, chain, draw)``): about
+    `BLOCK_VALUES` draws each, at least `BLOCK` scalars; they depend on the shape only."""
+    scalars, per = shape[0], max(1, math.prod(shape[1:]))
+    size = max(BLOCK, BLOCK_VALUES // per)
+    return [slice(i, i + size) for i in range(0, scalars, size)]
 
 
 def blocked_rank_diagnostics(x: np.ndarray, **options) -> dict[str, np.ndarray]:
-    """`rank_diagnostics` of ``x`` in blocks of `BLOCK` scalars run on every core when ``x`` holds at
-    least `PARALLEL_VALUES` draws (a check runs between chunks, when the sampler's threads are idle).
+    """`rank_diagnostics` of ``x`` in blocks of scalars (`blocks_of`), run on every core when ``x``
+    holds at least `PARALLEL_VALUES` draws (a check runs between chunks, when the sampler's threads
+    are idle).
 
-    NumPy's sorts, gathers and ufuncs and SciPy's FFTs release the GIL, so the blocks run in parallel.
-    The blocks depend only on the shape of ``x``, never on the number of cores or threads, so the values
-    (and the stopping point they decide) are the same on every machine."""
+    Blocks keep a check's arrays (a few of them per draw) small: one block of all 73 rat-tumor scalars
+    at 1800 draws makes ~20 MB of temporaries, which the allocator hands back to the system and takes
+    again, page by page, at every check (a third of its CPU time, in page faults); blocks of 100,000
+    draws still page-faulted ~60 MB in a process's first until-run (its full check at 2000 draws: 60 ms
+    against 31 ms in blocks of 25,000, and 27-34 ms against 25-28 ms in later runs). Every value is
+    computed per scalar, so it does not depend on the blocks (the same bits: tests); NumPy's sorts,
+    gathers and ufuncs and SciPy's FFTs release the GIL, so the blocks run in parallel."""
     x = np.asarray(x, dtype=np.float64)
-    if x.size < PARALLEL_VALUES or len(x) <= BLOCK:
+    blocks = blocks_of(x.shape)
+    if len(blocks) == 1:
         return rank_diagnostics(x, **options)
-    blocks = [x[i : i + BLOCK] for i in range(0, len(x), BLOCK)]
-    parts = list(_workers().map(lambda block: rank_diagnostics(block, **options), blocks))
+    if x.size >= PARALLEL_VALUES:
+        parts = _in_parallel(lambda i: rank_diagnostics(x[blocks[i]], **options), len(blocks))
+    else:
+        parts = [rank_diagnostics(x[block], **options) for block in blocks]
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
