@@ -17,7 +17,7 @@ from pytensor_blackjax._validate import check_data
 from pytensor_blackjax.compile._cache import ProgramCache
 from pytensor_blackjax.compile._fingerprint import graph_fingerprint
 from pytensor_blackjax.compile._indices import index_limits
-from pytensor_blackjax.compile._jaxify import _import_dispatch, enable_x64, jaxify
+from pytensor_blackjax.compile._jaxify import _freeze_shared, _import_dispatch, enable_x64, jaxify
 from pytensor_blackjax.model import Model
 
 __all__ = ["CompiledModel", "compile"]
@@ -167,7 +167,8 @@ class _Jaxified:
     store never calls it: PyTensor's JAX dispatch, its rewrites and the conversion to JAX are skipped."""
 
     def __init__(self, inputs: list, outputs: list):
-        self._inputs, self._outputs = inputs, outputs
+        # shared variables become constants of their value now, as when the functions were made here
+        self._inputs, self._outputs = inputs, _freeze_shared(outputs)
         self._fn: Callable | None = None
 
     def build(self) -> Callable:
@@ -189,6 +190,8 @@ def _outside_traces(make: Callable[[], Callable]) -> Callable:
 
     def run() -> None:
         try:
+            # first, outside the 64-bit context: the import puts back the process's flag as it reads it
+            _import_dispatch()
             with jax.enable_x64(True):
                 out.append(make())
         except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
