@@ -41,11 +41,13 @@ def test_compiling_a_model_leaves_numpyro_unimported_but_available():
 
 
 X64_SCRIPT = textwrap.dedent("""
+    import sys
     import jax, pytensor.tensor as pt
     import pytensor_blackjax as pbj
     from pytensor_blackjax.compile._jaxify import _import_dispatch
 
-    _import_dispatch()  # PyTensor's dispatch sets jax_enable_x64 from floatX at import; not kept
+    if sys.argv[1] == "first":  # else compile imports it (in a thread of its own)
+        _import_dispatch()  # PyTensor's dispatch sets jax_enable_x64 from floatX at import; not kept
     print(jax.config.read("jax_enable_x64"))
     b = pbj.ModelBuilder(name="normal")
     x = b.param("x", shape=(3,))
@@ -55,11 +57,12 @@ X64_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.parametrize("dispatch", ["first", "by_compile"])
 @pytest.mark.parametrize("float_x", ["float64", "float32"])
-def test_x64_is_switched_on_by_compile_not_by_importing_pytensors_dispatch(float_x):
+def test_x64_is_switched_on_by_compile_not_by_importing_pytensors_dispatch(float_x, dispatch):
     env = {**os.environ, "PYTENSOR_FLAGS": f"floatX={float_x}"}
     out = subprocess.run(
-        [sys.executable, "-c", X64_SCRIPT], capture_output=True, text=True, timeout=300, env=env
+        [sys.executable, "-c", X64_SCRIPT, dispatch], capture_output=True, text=True, timeout=300, env=env
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["False", "True", "float64"]

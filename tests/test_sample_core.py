@@ -91,6 +91,8 @@ def test_new_data_of_the_same_shape_does_not_retrace(monkeypatch):
         return original(self, flat, data)
 
     monkeypatch.setattr(CompiledModel, "flat_logdensity", counting)
+    # programs compiled here, not loaded from the program store (which another test may have filled)
+    monkeypatch.setenv("PBJ_COMPILATION_CACHE", "off")
     model = gaussian_model()
     first = pbj.sample(model, seed=8, **QUICK)
     traced = len(traces)

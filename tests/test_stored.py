@@ -36,9 +36,12 @@ SCRIPT = textwrap.dedent("""
     b = pbj.ModelBuilder(name="corr")
     x = b.param("x", shape=(2,))
     b.add_logp(-0.5 * (x[0] ** 2 + (x[1] - 0.9 * x[0]) ** 2 / 0.19))
-    tree = pbj.sample(b.build(), draws=100, tune=200, chains=2, seed=3, progressbar=False)
+    compiled = pbj.compile(b.build())
+    tree = pbj.sample(compiled, draws=100, tune=200, chains=2, seed=3, progressbar=False)
     bits = hashlib.sha256(np.ascontiguousarray(tree["posterior"]["x"].values).tobytes()).hexdigest()
-    print(json.dumps({"bits": bits, "blackjax": "blackjax" in sys.modules, **_stored.STATS}))
+    jaxified = compiled._logp._fn is not None  # the model's JAX functions were made
+    print(json.dumps({"bits": bits, "blackjax": "blackjax" in sys.modules, "jaxified": jaxified,
+                      "dispatch": "pytensor.link.jax.dispatch" in sys.modules, **_stored.STATS}))
 """)
 
 
@@ -61,6 +64,18 @@ def test_a_second_process_loads_every_program_and_draws_the_same_bits_without_bl
     # nothing traced, so Blackjax (~0.8 s to import) is never imported: the programs' argument and
     # result types are this package's own
     assert first["blackjax"] and not second["blackjax"]
+    # nor is the model turned into JAX: the store found its digest under its PyTensor graphs
+    assert first["jaxified"] and first["dispatch"]
+    assert not second["jaxified"] and not second["dispatch"]
+
+
+def test_a_known_model_with_a_program_gone_makes_its_jax_functions_when_traced(tmp_path):
+    first = run_script(tmp_path / "store")
+    programs = sorted((tmp_path / "store").glob("*.bin"), key=lambda p: p.stat().st_size)
+    programs[-1].unlink()  # the largest: a warmup or sampling program, traced from the model
+    second = run_script(tmp_path / "store")
+    assert second["compiled"] == 1 and second["loaded"] == first["saved"] - 1
+    assert second["jaxified"] and second["bits"] == first["bits"]
 
 
 def test_executables_served_by_jax_own_cache_are_not_stored(tmp_path):
@@ -90,6 +105,44 @@ def test_the_model_digest_follows_what_the_model_computes():
     assert digest(gaussian()) != digest(gaussian(n=4))  # other data shapes
     same = gaussian()
     assert digest(same, {"y": np.ones(3)}) == digest(same)  # data values are arguments, not the program
+
+
+def test_the_graph_fingerprint_follows_the_graphs_or_refuses():
+    def fingerprint(compiled):
+        assert compiled.fingerprint is not None
+        return compiled.fingerprint
+
+    assert fingerprint(gaussian()) == fingerprint(gaussian())  # rebuilt: same graphs
+    assert fingerprint(gaussian()) != fingerprint(gaussian(mu=1.0))  # another constant
+    assert fingerprint(gaussian()) != fingerprint(gaussian(n=4))  # other data shapes
+
+    def renamed():
+        b = pbj.ModelBuilder(name="g")
+        y = b.data("y", np.zeros(3))
+        x = b.param("z")
+        b.add_logp(-0.5 * pt.sum((y - x) ** 2))
+        return pbj.compile(b.build())
+
+    assert fingerprint(renamed()) != fingerprint(gaussian())  # what the programs return is named
+
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+
+    from pytensor_blackjax.compile._fingerprint import graph_fingerprint
+
+    class Double(Op):  # another package's Op may bring a JAX conversion no digest of its fields sees
+        __props__ = ()
+
+        def make_node(self, x):
+            x = pt.as_tensor_variable(x)
+            return Apply(self, [x], [x.type()])
+
+        def perform(self, node, inputs, outputs):
+            outputs[0][0] = 2 * inputs[0]
+
+    x = pt.dvector("x")
+    assert graph_fingerprint([x], {"f": {"out": pt.sum(x)}}, ()) is not None
+    assert graph_fingerprint([x], {"f": {"out": pt.sum(Double()(x))}}, ()) is None
 
 
 def test_the_config_identity_covers_every_field_or_refuses():

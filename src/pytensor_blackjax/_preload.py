@@ -1,10 +1,11 @@
 """Loading the results side (xarray, pandas) in the background while a run compiles and samples.
 
 Sampling itself needs JAX, Blackjax and PyTensor only; the DataTree at the end needs xarray and pandas,
-whose import costs about a second, and xarray's first Dataset imports dask. ``sample`` calls `preload`
-first: a daemon thread imports them while the main thread waits on XLA (compilation and the chains
-release the GIL), and `results` returns the module once it is there. Python's per-module import locks
-make the two threads agree on one import.
+whose import costs about half a second, and xarray's first index imports ``dask.base`` (when dask is
+installed). ``sample`` calls `preload` first: a daemon thread imports them and builds a tiny DataTree
+while the main thread waits on XLA (compilation and the chains release the GIL), and `results`
+returns the module once it is there. Python's per-module import locks make the two threads agree on one
+import.
 """
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ _THREAD: threading.Thread | None = None
 
 def _load() -> None:
     try:
-        import_module(RESULTS)
-        # xarray imports its chunk managers (dask, when installed: with jinja2, yaml, psutil, about
-        # 0.4 s) when it builds its first Dataset; here, not after the draws are in
+        results = import_module(RESULTS)
+        # the first DataTree imports what xarray loads on first use (``dask.base`` for an index, when
+        # dask is installed) and reads the library versions; here, not after the draws are in
         import numpy as np
-        import xarray as xr
 
-        xr.Dataset({"x": ("d", np.zeros(1))})
+        results.make_datatree({"posterior": {"x": np.zeros((1, 1))}})
     except Exception:  # noqa: BLE001 - the main thread's own import reports the error
         pass
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,11 +11,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytensor
 
 from pytensor_blackjax._validate import check_data
 from pytensor_blackjax.compile._cache import ProgramCache
+from pytensor_blackjax.compile._fingerprint import graph_fingerprint
 from pytensor_blackjax.compile._indices import index_limits
-from pytensor_blackjax.compile._jaxify import enable_x64, jaxify
+from pytensor_blackjax.compile._jaxify import _freeze_shared, _import_dispatch, enable_x64, jaxify
 from pytensor_blackjax.model import Model
 
 __all__ = ["CompiledModel", "compile"]
@@ -59,6 +62,9 @@ class CompiledModel:
     programs: ProgramCache = field(default_factory=ProgramCache, repr=False)
     # integer data used as indices -> length of the dimension indexed (None: not static); see _indices
     index_limits: Mapping[str, int | None] = field(default_factory=dict)
+    # digest of the PyTensor graphs (`_fingerprint`), None if they cannot be digested; the program store
+    # keeps the JAX model's digest under it
+    fingerprint: bytes | None = field(default=None, repr=False)
 
     # -- layout -----------------------------------------------------------------------------
     @property
@@ -152,6 +158,53 @@ class CompiledModel:
         return self.flat_constrain(self.ravel(position), self.data_tuple(data))
 
 
+# one conversion at a time in the process: PyTensor's rewrites were never meant to run in two threads
+_JAXIFY_LOCK = threading.Lock()
+
+
+class _Jaxified:
+    """``jaxify(inputs, outputs)``, made on first call. A run whose programs all come from the program
+    store never calls it: PyTensor's JAX dispatch, its rewrites and the conversion to JAX are skipped."""
+
+    def __init__(self, inputs: list, outputs: list):
+        # shared variables become constants of their value now, as when the functions were made here
+        self._inputs, self._outputs = inputs, _freeze_shared(outputs)
+        self._fn: Callable | None = None
+
+    def build(self) -> Callable:
+        with _JAXIFY_LOCK:
+            if self._fn is None:
+                self._fn = _outside_traces(lambda: jaxify(self._inputs, self._outputs))
+            return self._fn
+
+    def __call__(self, *args):
+        return (self._fn or self.build())(*args)
+
+
+def _outside_traces(make: Callable[[], Callable]) -> Callable:
+    """``make()`` run as ``compile`` runs it: outside any JAX trace, in 64-bit mode. The first call may
+    come from inside a trace (a program of the model being traced); the model's constants made there
+    would belong to that trace (a program compiled so expected one argument more than it was given).
+    JAX's trace and precision contexts belong to a thread: a new thread starts outside both."""
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            # first, outside the 64-bit context: the import puts back the process's flag as it reads it
+            _import_dispatch()
+            with jax.enable_x64(True):
+                out.append(make())
+        except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
+            out.append(e)
+
+    thread = threading.Thread(target=run, name="pbj-jaxify")
+    thread.start()
+    thread.join()
+    if isinstance(out[0], BaseException):
+        raise out[0]
+    return out[0]
+
+
 # The compiled model is kept on the model itself (``_compiled``): a model <-> compiled-model cycle that the
 # garbage collector frees together, where a weak-keyed cache whose values refer to their keys never would.
 _SLOT = "_compiled"
@@ -172,6 +225,10 @@ def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of t
 
     Compiling switches on JAX's 64-bit mode for the process (`enable_x64`): the compiled model computes
     in float64 unless a run asks for ``precision="float32"``.
+
+    When the program store holds this model's programs (an earlier process sampled it: see
+    `run._stored`), its JAX functions are made on first call instead of here; a run that loads every
+    program never makes them.
 
     Args:
         model: from ``Model.from_logp``, `ModelBuilder` or ``Model.from_pymc``.
@@ -210,9 +267,15 @@ def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of t
         start += size
     data_vars = [d.variable for d in model.data.values()]
     inputs = [*model.values, *data_vars]
-    logp_fn = jaxify(inputs, [model.logp])
-    outputs_fn = jaxify(inputs, list(model.outputs.values())) if model.outputs else (lambda *a: ())
-    loglik_fn = jaxify(inputs, list(model.log_likelihood.values())) if model.log_likelihood else None
+    logp_fn = _Jaxified(inputs, [model.logp])
+    outputs_fn = _Jaxified(inputs, list(model.outputs.values())) if model.outputs else None
+    loglik_fn = _Jaxified(inputs, list(model.log_likelihood.values())) if model.log_likelihood else None
+    functions = {
+        "logp": {"logp": model.logp},
+        "outputs": model.outputs,
+        "log_likelihood": model.log_likelihood,
+    }
+    layout = tuple((b.name, b.shape, b.start, b.size) for b in blocks)
     compiled = CompiledModel(
         model=model,
         blocks=tuple(blocks),
@@ -222,10 +285,16 @@ def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of t
         loglik_shapes=_shapes_of(loglik_fn, model.log_likelihood, start, data_vars),
         default_data={k: np.asarray(d.value) for k, d in model.data.items()},
         _logp=logp_fn,
-        _outputs=outputs_fn,
+        _outputs=outputs_fn or (lambda *a: ()),
         _loglik=loglik_fn,
         index_limits=index_limits(model),
+        fingerprint=graph_fingerprint(inputs, functions, layout),
     )
+    if not _programs_stored(compiled):
+        # made now, as they always were: a graph JAX cannot run fails here, not in a program's trace
+        for fn in (logp_fn, outputs_fn, loglik_fn):
+            if fn is not None:
+                fn.build()
     for attr, fn, exprs in (
         ("output_shapes", outputs_fn, model.outputs),
         ("loglik_shapes", loglik_fn, model.log_likelihood),
@@ -240,6 +309,21 @@ def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of t
             object.__setattr__(compiled, attr, found)
     object.__setattr__(model, _SLOT, compiled)
     return compiled
+
+
+def _programs_stored(compiled: CompiledModel) -> bool:
+    """Whether the program store holds this model's digest for its own data: then its programs were
+    stored by an earlier run, and making its JAX functions waits until something calls them."""
+    if compiled.fingerprint is None:
+        return False
+    if pytensor.config.floatX != "float64":
+        # importing PyTensor's JAX dispatch switches 64-bit mode off for the whole process meanwhile
+        # (`_jaxify`): done here, never later while other threads trace
+        _import_dispatch()
+    # imported here: the program store belongs to the driver, a layer above this one
+    from pytensor_blackjax.run._stored import known_model
+
+    return known_model(compiled, tuple(compiled.default_data.values()))
 
 
 def _as_array(value: Any) -> jax.Array:

@@ -24,7 +24,6 @@ __all__ = [
     "code_digest",
     "config_digest",
     "config_identity",
-    "digest_of",
     "machine_digest",
     "model_digest",
     "signature",
@@ -134,12 +133,9 @@ def _model_digest(compiled: Any, data: tuple) -> bytes:
     avals = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), data)
     x = jax.ShapeDtypeStruct((compiled.num_dims,), jnp.result_type(float))
     h = hashlib.sha256()
+    # a jaxpr returns a dict's values in key order without the keys: the names are part of the model
+    h.update(repr((tuple(compiled.output_shapes), tuple(compiled.loglik_shapes))).encode())
     _jaxpr_digest(h, jax.value_and_grad(compiled.flat_logdensity), x, avals)
     _jaxpr_digest(h, compiled.flat_constrain, x, avals)
     _jaxpr_digest(h, compiled.flat_log_likelihood, x, avals)
     return h.digest()
-
-
-def digest_of(compiled: Any) -> Callable[[tuple], bytes]:
-    """``data -> model_digest(compiled, data)``."""
-    return lambda data: model_digest(compiled, data)

@@ -7,7 +7,10 @@ small models - most of what was left of a second run's start-up. Here a program 
 is traced, under a key built from everything the traced program depends on:
 
 * the model, as JAX sees it: the jaxprs of its log-density with gradient, its constrain function and its
-  pointwise log-likelihood at the data's shapes, with the bytes of every constant they close over;
+  pointwise log-likelihood at the data's shapes, with the bytes of every constant they close over, and
+  the names of what they return. That digest is itself stored, under a digest of the model's PyTensor
+  graphs (`compile._fingerprint`): a later process reads it there and never makes the model's JAX
+  functions unless it has a program to trace;
 * the program: its name, every field of the sampler config (this package's own dataclasses of plain
   values only), chunk length, thinning, chain method and precision;
 * the argument types (tree structure, shapes, dtypes, weak types);
@@ -49,7 +52,6 @@ from pytensor_blackjax.run._program_keys import (
     code_digest,
     config_digest,
     config_identity,
-    digest_of,
     machine_digest,
     model_digest,
     signature,
@@ -61,6 +63,7 @@ __all__ = [
     "StoredProgram",
     "config_identity",
     "digest_of",
+    "known_model",
     "model_digest",
     "signature",
     "store_dir",
@@ -74,6 +77,72 @@ STATS = {"loaded": 0, "compiled": 0, "saved": 0}
 def store_dir() -> Path | None:
     """Where compiled programs are stored, or None when the store is off."""
     return cache_dir()
+
+
+# -- the model's digest, kept under its PyTensor graphs' fingerprint ----------------------------------
+# A program's key holds the model as JAX traces it (`model_digest`), which needs the model's JAX
+# functions. The store keeps that digest under the digest of the PyTensor graphs it was traced from
+# (`compile._fingerprint`, with the data's types, this package's code and JAX's configuration), so a
+# later process finds it without making the JAX functions at all.
+
+_MODEL_SUFFIX = ".model"
+
+
+def _model_entry(compiled: Any, types: tuple) -> tuple[_sealed.Vault, Path] | None:
+    fingerprint = getattr(compiled, "fingerprint", None)
+    folder = store_dir() if jax.process_count() == 1 else None
+    if fingerprint is None or folder is None:
+        return None
+    vault = _sealed.open_vault(folder)
+    if vault is None:
+        return None
+    h = hashlib.sha256(b"model|" + fingerprint + code_digest() + config_digest())
+    h.update(repr(types).encode())
+    return vault, vault.folder / f"{h.hexdigest()}{_MODEL_SUFFIX}"
+
+
+def _read_model_digest(entry: tuple[_sealed.Vault, Path] | None) -> bytes | None:
+    if entry is None or not entry[1].exists():
+        return None
+    digest = _sealed.read_entry(*entry)
+    return digest if digest is not None and len(digest) == hashlib.sha256().digest_size else None
+
+
+def _data_types(data: tuple) -> tuple:
+    return signature(data), str(jnp.result_type(float))
+
+
+def known_model(compiled: Any, data: tuple) -> bool:
+    """Whether the store holds ``compiled``'s digest at these data: a run of it loads its programs
+    without the model's JAX functions (which ``compile`` then makes only when called). The digest read
+    is kept for the run."""
+    types = _data_types(data)
+    digest = _read_model_digest(_model_entry(compiled, types))
+    if digest is None:
+        return False
+    compiled.programs.get(("stored digest", types), lambda: digest)
+    return True
+
+
+def stored_model_digest(compiled: Any, data: tuple) -> bytes:
+    """`model_digest`, read from the store when an earlier process kept it under the model's graphs."""
+    types = _data_types(data)
+
+    def find() -> bytes:
+        entry = _model_entry(compiled, types)
+        digest = _read_model_digest(entry)
+        if digest is None:
+            digest = model_digest(compiled, data)
+            if entry is not None:
+                _sealed.write_entry(*entry, digest)
+        return digest
+
+    return compiled.programs.get(("stored digest", types), find)
+
+
+def digest_of(compiled: Any) -> Callable[[tuple], bytes]:
+    """``data -> stored_model_digest(compiled, data)``."""
+    return lambda data: stored_model_digest(compiled, data)
 
 
 class StoredProgram:
@@ -261,17 +330,25 @@ def _clear_markers() -> None:
 @cache
 def _lapack_ready() -> None:
     """XLA's CPU LAPACK kernels are bound when JAX first lowers a linear-algebra operation; a program
-    loaded without being lowered would call unbound kernels. Lowering one small one binds them."""
-    jax.jit(jnp.linalg.cholesky).lower(jax.ShapeDtypeStruct((2, 2), jnp.float32))
+    loaded without being lowered would call unbound kernels. JAX binds them the same way before it runs
+    an exported program (``jax._src.export``); a JAX without that function gets one small lowering,
+    which costs ~0.15 s in a process that has lowered nothing yet."""
+    try:
+        from jax._src.lax.linalg import initialize_lapack
+    except ImportError:
+        jax.jit(jnp.linalg.cholesky).lower(jax.ShapeDtypeStruct((2, 2), jnp.float32))
+    else:
+        initialize_lapack()
 
 
 def _load(vault: _sealed.Vault, path: Path) -> jax.stages.Compiled | None:
     entry = _sealed.read_entry(vault, path)  # None: gone, or refused (warned and deleted)
     if entry is None:
         return None
-    _lapack_ready()
     try:
         device_ids, payload, in_tree, out_tree = pickle.loads(entry)
+        if b"lapack" in payload:  # its LAPACK calls are named in it (most programs make none)
+            _lapack_ready()
         by_id = {d.id: d for d in jax.devices()}
         with _watch(path):
             program = serialize_executable.deserialize_and_load(
@@ -305,7 +382,8 @@ def _save(vault: _sealed.Vault, path: Path, program: jax.stages.Compiled) -> Non
 
 def _trim(folder: Path, limit: int = MAX_STORE_BYTES) -> None:
     with contextlib.suppress(OSError):
-        files = [(p.stat().st_mtime, p.stat().st_size, p) for p in folder.glob("*.bin")]
+        paths = [*folder.glob("*.bin"), *folder.glob(f"*{_MODEL_SUFFIX}")]
+        files = [(p.stat().st_mtime, p.stat().st_size, p) for p in paths]
         total = sum(size for _, size, _ in files)
         for _, size, p in sorted(files):
             if total <= limit:

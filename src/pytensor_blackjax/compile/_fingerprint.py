@@ -1,0 +1,191 @@
+"""A digest of a model's PyTensor graphs, made without turning them into JAX.
+
+The program store (`run._stored`) keys programs on the model as JAX traces it (`run._program_keys`),
+which needs the model's JAX functions: PyTensor's JAX dispatch imported, its rewrites run, the graphs
+turned into JAX and traced - about a quarter of a second of a warm run. This digest stands in for
+that trace once the store has seen the model: the store keeps, under it, the digest the trace gave.
+It must therefore change whenever what the trace would give can change, and it refuses (None) whatever
+it cannot describe completely:
+
+* every Op and Type by its class (from PyTensor only: a class of another package may have a JAX
+  conversion of its own that no digest of its fields sees) and its fields: ``__props__`` where
+  PyTensor declares them (the fields its Ops are compared by), else every attribute;
+* the graph's structure, the bytes of every constant and shared value, the inputs' types and order;
+* the names and layout of what the functions return;
+* PyTensor's configuration and the rewrites its databases hold (its rewrites read the one; another
+  package, PyMC, adds to the other), and PyTensor's JAX conversions when something has already
+  imported them (one registered by another package is refused).
+
+Values are plain Python values, NumPy arrays and scalars, slices, and PyTensor objects built from
+them; anything else (a function of another package, a random generator) refuses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import types
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pytensor
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Apply, Constant, Variable
+from pytensor.graph.traversal import io_toposort
+
+__all__ = ["graph_fingerprint"]
+
+_DISPATCH = "pytensor.link.jax.dispatch"
+_MAX_DEPTH = 12
+_CLASS_MODULES = ("numpy", "pytensor.", "builtins")
+# PyTensor configuration that cannot change a rewrite or a conversion (paths, compilers, printing)
+_NEUTRAL = ("compiledir", "base_compiledir", "cxx", "gcc__", "cmodule__", "blas__ldflags", "print")
+
+
+class _Unkeyable(Exception):
+    """Something in the graph this digest cannot describe completely."""
+
+
+def _pytensor_class(obj: Any) -> str:
+    cls = type(obj)
+    if not cls.__module__.startswith("pytensor."):
+        raise _Unkeyable(cls)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as nested tuples of plain values whose ``repr`` tells apart what differs."""
+    if depth > _MAX_DEPTH:
+        raise _Unkeyable("too deep")
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return value
+    if isinstance(value, (np.ndarray, np.generic)):
+        array = np.ascontiguousarray(value)
+        if array.dtype.kind == "O":
+            raise _Unkeyable("object array")
+        return ("array", array.dtype.str, array.shape, hashlib.sha256(array.tobytes()).hexdigest())
+    if isinstance(value, np.dtype):
+        return ("dtype", value.str)
+    if isinstance(value, (tuple, list)):
+        return tuple(_plain(v, depth + 1) for v in value)
+    if isinstance(value, slice):
+        return ("slice", *(_plain(v, depth + 1) for v in (value.start, value.stop, value.step)))
+    if isinstance(value, Mapping):
+        return (
+            "map",
+            tuple(sorted((repr(_plain(k, depth + 1)), _plain(v, depth + 1)) for k, v in value.items())),
+        )
+    if isinstance(value, (Variable, Apply)):
+        raise _Unkeyable("a graph inside an Op")  # e.g. a fused Composite: not in a model's own graph
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+        if not str(value.__module__).startswith("pytensor."):
+            raise _Unkeyable(value)
+        return ("function", value.__module__, value.__qualname__)
+    if isinstance(value, type):  # e.g. the NumPy scalar type a cast makes
+        if not value.__module__.startswith(_CLASS_MODULES):
+            raise _Unkeyable(value)
+        return ("class", value.__module__, value.__qualname__)
+    name = _pytensor_class(value)
+    props = getattr(type(value), "__props__", None)
+    if props is not None:
+        fields = tuple((p, _plain(getattr(value, p), depth + 1)) for p in props)
+    else:
+        attrs = getattr(value, "__dict__", None)
+        if attrs is None:
+            raise _Unkeyable(type(value))
+        fields = tuple((k, _plain(v, depth + 1)) for k, v in sorted(attrs.items()) if not k.startswith("__"))
+    return (name, fields)
+
+
+def _leaf(value: Variable) -> Any:
+    """A graph input that is neither a value nor data: a constant or a shared variable's value."""
+    if isinstance(value, Constant):
+        return ("constant", _plain(value.type), _plain(value.data))
+    if isinstance(value, SharedVariable):  # frozen into a constant of its current value when compiled
+        return ("shared", _plain(value.type), _plain(value.get_value(borrow=True)))
+    raise _Unkeyable(value)
+
+
+def _config() -> Any:
+    items = []
+    for name in sorted(pytensor.config._config_var_dict):  # the same listing ``print(pytensor.config)`` uses
+        if not name.startswith(_NEUTRAL):
+            try:
+                items.append((name, repr(getattr(pytensor.config, name))))
+            except Exception:  # noqa: BLE001 - a setting that cannot be read here cannot be compared
+                raise _Unkeyable(name) from None
+    return tuple(items)
+
+
+def _rewrites() -> Any:
+    """The names and classes of every rewrite PyTensor's databases hold: another package (PyMC) or the
+    user may register rewrites of their own, which change what a graph becomes."""
+    from pytensor.compile.mode import optdb
+    from pytensor.graph.rewriting.db import RewriteDatabase
+
+    seen: set[int] = set()
+    out: list[Any] = []
+
+    def walk(db: RewriteDatabase) -> None:
+        for name in sorted(db._names):
+            for entry in db.__db__[name]:
+                if id(entry) in seen:
+                    continue
+                seen.add(id(entry))
+                out.append((name, type(entry).__module__, type(entry).__qualname__))
+                if isinstance(entry, RewriteDatabase):
+                    walk(entry)
+
+    walk(optdb)
+    return tuple(out)
+
+
+def _conversions() -> Any:
+    """PyTensor's JAX conversions, when already imported: refused if another package registered one."""
+    dispatch = sys.modules.get(_DISPATCH)
+    if dispatch is None:  # nothing can have registered one: PyTensor's own, fixed by its version
+        return None
+    out = []
+    for registry in (dispatch.jax_funcify.registry, dispatch.jax_typify.registry):
+        for cls, fn in registry.items():
+            if not str(getattr(fn, "__module__", "")).startswith("pytensor."):
+                raise _Unkeyable(fn)
+            out.append((f"{cls.__module__}.{cls.__qualname__}", fn.__module__, fn.__qualname__))
+    return tuple(sorted(out))
+
+
+def graph_fingerprint(
+    inputs: Sequence[Variable], functions: Mapping[str, Mapping[str, Variable]], layout: Any
+) -> bytes | None:
+    """Digest of the graphs of ``functions`` (function name -> output name -> expression, each a graph
+    of ``inputs``) and of ``layout`` (plain values: shapes, names), or None if something in them
+    cannot be described completely (see the module doc)."""
+    h = hashlib.sha256()
+    try:
+        h.update(
+            repr((pytensor.__version__, _config(), _rewrites(), _conversions(), _plain(layout))).encode()
+        )
+        for function, outputs in functions.items():
+            refs: dict[Variable, int] = {v: i for i, v in enumerate(inputs)}
+            rows: list[Any] = [("function", function, tuple(outputs)), tuple(_plain(v.type) for v in inputs)]
+            targets = list(outputs.values())
+
+            def ref(v: Variable, refs=refs, rows=rows) -> int:
+                if v not in refs:
+                    refs[v] = len(refs)
+                    rows.append(("leaf", refs[v], _leaf(v)))
+                return refs[v]
+
+            for node in io_toposort(list(inputs), targets):
+                args = tuple(ref(v) for v in node.inputs)
+                outs = []
+                for out in node.outputs:
+                    refs[out] = len(refs)
+                    outs.append((refs[out], _plain(out.type)))
+                rows.append(("apply", _pytensor_class(node.op), _plain(node.op), args, tuple(outs)))
+            rows.append(("outputs", tuple(ref(v) for v in targets)))
+            h.update(repr(rows).encode())
+    except (_Unkeyable, RecursionError, TypeError, ValueError, AttributeError):
+        return None
+    return h.digest()
