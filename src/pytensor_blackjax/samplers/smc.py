@@ -57,11 +57,16 @@ class SMC:
     Suited to multimodal posteriors, where single chains get stuck in one mode: the population
     follows the tempering path from a broad reference into every mode with their right weights.
     The draws are (nearly) independent, but their quality rests on the HMC moves having mixed at each
-    temperature; raise ``num_mcmc_steps`` when in doubt.
+    temperature: the moves use the particles' covariance as a dense mass matrix and go on until the
+    particles have decorrelated from where they started (``correlation_threshold``), as PyMC's SMC
+    does; lower the threshold or raise ``num_mcmc_steps`` when in doubt.
 
     Args:
         target_ess: fraction of the particles' effective sample size kept at each tempering step.
-        num_mcmc_steps: HMC moves per particle and tempering step.
+        num_mcmc_steps: fewest HMC moves per particle and tempering step.
+        max_mcmc_steps: most HMC moves per particle and tempering step.
+        correlation_threshold: the moves stop once every coordinate's correlation between the
+            particles' positions before and after them is below this (or at ``max_mcmc_steps``).
         num_integration_steps: leapfrog steps per HMC move.
         reference_sd: scale of the Gaussian reference in unconstrained space; it should cover the
             posterior's bulk.
