@@ -49,10 +49,6 @@ _DIAGONAL_ONLY = (
 )
 # Where the approximations fall short by their nature (docs/validation.md, "Approximations"): the
 # figures are from 4 x 1000 draws after 1000 warmup steps, seed 0.
-_ARMA_START = (
-    "fitted from the first chain's start, uniform(-2, 2): with |theta| > 1 the prediction errors "
-    "explode and the fit stays there (VI means 67-84 sd off; NUTS needs init_radius=0.2 here)"
-)
 _RIDGE = (
     "coefficients correlated near -0.99 (kilpisjarvi -0.9999) on very different scales: L-BFGS stops "
     "on the ridge (Pathfinder sds 0.2-2% of the posterior's, means 1-24 sd off) and 1000 Adam steps do "
@@ -128,7 +124,6 @@ PLANS: dict[str, SamplerPlan] = {
             tolerance=Tolerance(),
             not_meant_for={
                 **_skip(_RIDGES, _RIDGE),
-                "arma-arma11": _ARMA_START,
                 "gp_pois_regr-gp_pois_regr": _SKEWED_HYPER,
             },
         ),
@@ -139,8 +134,11 @@ PLANS: dict[str, SamplerPlan] = {
                 **_skip(_CORRELATED, _DIAGONAL_ONLY),
                 **_skip(_RIDGES, _DIAGONAL_ONLY),
                 **{name: _mean_field(worst) for name, worst in _MEAN_FIELD_SDS.items()},
-                "arma-arma11": _ARMA_START,
                 "gp_pois_regr-gp_pois_regr": _SKEWED_HYPER,
+                "eight_schools-eight_schools_noncentered": (
+                    "the mean-field fit's own bias puts theta[1]'s mean 0.23-0.30 sd off (seeds 0-2), at "
+                    "the tolerance of 0.25"
+                ),
             },
         ),
     ]
