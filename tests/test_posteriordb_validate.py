@@ -363,3 +363,13 @@ def test_z_scores_are_close_to_standard_normal_for_autocorrelated_draws():
         zs.append(check_scalars("x", moments(chain), moments(rng.normal(size=(10, 1000)))).z)
     spread = np.std(zs, axis=0)
     assert np.all((spread > 0.8) & (spread < 1.3)), spread  # measured 1.07, 1.13, 1.15, 1.06 at 200 reps
+
+
+def test_plans_skip_only_shipped_posteriors_and_say_why():
+    from pytensor_blackjax.examples import posteriordb
+    from pytensor_blackjax.validate import PLANS
+
+    for plan in PLANS.values():
+        unknown = set(plan.not_meant_for) - set(posteriordb.POSTERIORS)
+        assert not unknown, f"{plan.name}: not_meant_for names unknown posteriors {sorted(unknown)}"
+        assert all(len(reason) > 40 for reason in plan.not_meant_for.values()), plan.name

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytensor.tensor as pt
 import pytest
-from conftest import mcse_z
+from conftest import mcse_z, moment_z
 from scipy.special import digamma
 
 import pytensor_blackjax as pbj
@@ -51,12 +51,12 @@ def test_mala_mixes_on_noncentered_eight_schools(seed):
     # a large warmup step once threw a chain to tau ~ 1e44, where the dense kinetic energy came out
     # as -inf, the impossible proposal was accepted and the chain never moved again
     model = posteriordb.model("eight_schools-eight_schools_noncentered", EIGHT_SCHOOLS)
-    # MALA marks about 1% of its steps here divergent at every target_accept tried (0.57 to 0.9): the
-    # warning must say that and nothing else; at 6000 draws R-hat and ESS meet their lines
-    with pytest.warns(pbj.SamplingWarning, match="divergent") as caught:
-        tree = _sample(model, "mala", seed=seed, draws=6000)
-    said = " ".join(str(w.message) for w in caught)
-    assert "R-hat" not in said and "ESS" not in said, said
+    # About 1% of MALA's proposals here have an energy error over 1000 (at every target_accept tried,
+    # 0.57 to 0.9): rejected for certain, not divergences (MALA.flags_divergences says why), so no
+    # warning; at 6000 draws R-hat and ESS meet their lines
+    tree = _sample(model, "mala", seed=seed, draws=6000)
+    assert int(tree["sample_stats"]["diverging"].sum()) == 0
+    assert float((tree["sample_stats"]["acceptance_rate"] < 1e-300).mean()) > 0.001  # the rejections
     step = np.asarray(tree["sample_stats"]["step_size"].values)
     assert step.min() > 0.1, f"a chain's step size collapsed: {step.min(axis=1)}"
     for name, truth in EIGHT_SCHOOLS_MEANS.items():
@@ -75,10 +75,12 @@ def test_every_mcmc_sampler_reports_its_integration_steps(name):
     steps = np.asarray(tree["sample_stats"]["n_steps"].values)
     assert steps.shape == (4, 100)
     if name == "smc":
-        # each draw is a particle; it carries the leapfrog steps of the whole tempering run
+        # each draw is a particle; it carries the leapfrog steps of the whole tempering run: at least
+        # the fewest moves at the reference and at the posterior
         sampler = pbj.samplers.SMC()
-        per_move = sampler.num_mcmc_steps * sampler.num_integration_steps
-        assert np.all(steps == steps.flat[0]) and steps.flat[0] % per_move == 0 and steps.flat[0] > 0
+        fewest = 2 * sampler.num_mcmc_steps * sampler.num_integration_steps
+        assert np.all(steps == steps.flat[0]) and steps.flat[0] % sampler.num_integration_steps == 0
+        assert steps.flat[0] >= fewest
     else:
         assert np.all(steps == 1)
 
@@ -104,9 +106,14 @@ def _regression_with_unknown_scale():
 
 # MEADS does not converge here: with its warnings no longer silenced, 32 chains x 1000 draws give R-hat
 # 1.09 and bulk ESS 274, and 32 x 4000 still R-hat 1.016-1.024 and ESS 1127-1653 (below 100 per chain).
-# A known failure, kept visible (strict: a fix shows as XPASS), not a pass bought by silencing.
+# A known failure, kept visible (strict: a fix shows as XPASS), not a pass bought by silencing. It is
+# the method, not its tuning: one leapfrog step per draw with a diagonal scale crawls along a ridge.
+# On a unit-scale 2-d Gaussian with correlation 0.9, 32 x 1000 draws give ESS ~40 per chain and R-hat
+# 1.02 after 1000 or 4000 warmup steps alike (docs/samplers.md).
 MEADS_DOES_NOT_MIX = pytest.mark.xfail(
-    raises=pbj.SamplingWarning, strict=True, reason="MEADS: R-hat > 1.01 on the -0.99 correlated regression"
+    raises=pbj.SamplingWarning,
+    strict=True,
+    reason="MEADS (diagonal scale, one step per draw): R-hat > 1.01 on the -0.99 correlated regression",
 )
 
 
@@ -121,3 +128,27 @@ def test_ensemble_samplers_recover_a_correlated_regression_from_the_default_star
     for var, value in truth.items():
         z = mcse_z(tree, var, value)
         assert z < Z_MAX, f"{var}: |mean - truth| = {z:.2f} MCSE"
+
+
+# kidiq-like: coefficients correlated at -0.99 on scales 100x apart, a third correlated with both
+KIDIQ_MEAN = np.array([26.0, 0.6, -3.0])
+KIDIQ_SD = np.array([9.0, 0.09, 0.9])
+KIDIQ_CORR = np.array([[1.0, -0.99, 0.5], [-0.99, 1.0, -0.5], [0.5, -0.5, 1.0]])
+
+
+def test_smc_recovers_a_strongly_correlated_gaussian_on_scales_100x_apart():
+    # SMC moved its particles with a fixed 10 HMC moves per tempering step on a diagonal mass matrix:
+    # here (4 chains x 500 particles) the means came out 7.1 MCSE off, as on posteriordb kidiq (1.36 sd
+    # off, sds 28% too small). The particles' covariance as the mass matrix, and moves until the
+    # particles decorrelate, recover it.
+    cov = KIDIQ_CORR * np.outer(KIDIQ_SD, KIDIQ_SD)
+    m = pbj.ModelBuilder()
+    x = m.param("x", shape=(3,))
+    d = x - KIDIQ_MEAN
+    m.add_logp(-0.5 * pt.dot(d, pt.dot(np.linalg.inv(cov), d)))
+    tree = pbj.sample(
+        pbj.compile(m.build()), sampler="smc", draws=500, tune=200, chains=4, seed=5, progressbar=False
+    )
+    draws = tree["posterior"]["x"].values
+    assert moment_z(draws, KIDIQ_MEAN, what="means") < Z_MAX
+    assert moment_z((draws - KIDIQ_MEAN) ** 2, KIDIQ_SD**2, what="variances") < Z_MAX

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import jax
+import jax.numpy as jnp
 
 from pytensor_blackjax.samplers._base import Kernel, RunSize, rename_info
 from pytensor_blackjax.samplers._options import check_choice, check_int, check_probability
@@ -26,6 +27,10 @@ class StaticPathHMC(WindowedSampler):
     def path(self) -> tuple[int, bool]:
         """``(leapfrog steps per draw, whether to jitter them)``."""
         raise NotImplementedError
+
+    def flags_divergences(self) -> bool:
+        """Whether a draw whose energy error exceeds Blackjax's threshold is reported divergent."""
+        return True
 
     def check_options(self) -> None:
         owner = type(self).__name__
@@ -47,7 +52,11 @@ class StaticPathHMC(WindowedSampler):
                 num = steps
             return base(key, state, logdensity, step_size, imm, num)
 
+        flags_divergences = self.flags_divergences()
+
         def stats_fn(state, info, params):
+            if not flags_divergences:
+                info = info._replace(is_divergent=jnp.zeros_like(info.is_divergent))
             return rename_info(info, lp=state.logdensity, step_size=params.step_size)
 
         return windowed_hmc_kernel(

@@ -40,7 +40,7 @@ class SMCWarmup(NamedTuple):
     smc: Any  # blackjax TemperedSMCState over all particles
     log_step_size: jax.Array
     moves_at_posterior: jax.Array  # resample-and-move steps taken at temperature 1
-    moves: jax.Array  # resample-and-move steps taken in all
+    mcmc_steps: jax.Array  # HMC moves every particle took in all
     key: jax.Array
 
 
@@ -57,11 +57,16 @@ class SMC:
     Suited to multimodal posteriors, where single chains get stuck in one mode: the population
     follows the tempering path from a broad reference into every mode with their right weights.
     The draws are (nearly) independent, but their quality rests on the HMC moves having mixed at each
-    temperature; raise ``num_mcmc_steps`` when in doubt.
+    temperature: the moves use the particles' covariance as a dense mass matrix and go on until the
+    particles have decorrelated from where they started (``correlation_threshold``), as PyMC's SMC
+    does; lower the threshold or raise ``num_mcmc_steps`` when in doubt.
 
     Args:
         target_ess: fraction of the particles' effective sample size kept at each tempering step.
-        num_mcmc_steps: HMC moves per particle and tempering step.
+        num_mcmc_steps: fewest HMC moves per particle and tempering step.
+        max_mcmc_steps: most HMC moves per particle and tempering step.
+        correlation_threshold: the moves stop once every coordinate's correlation between the
+            particles' positions before and after them is below this (or at ``max_mcmc_steps``).
         num_integration_steps: leapfrog steps per HMC move.
         reference_sd: scale of the Gaussian reference in unconstrained space; it should cover the
             posterior's bulk.
@@ -72,7 +77,9 @@ class SMC:
     """
 
     target_ess: float = 0.5
-    num_mcmc_steps: int = 10
+    num_mcmc_steps: int = 5
+    max_mcmc_steps: int = 100
+    correlation_threshold: float = 0.1
     num_integration_steps: int = 8
     reference_sd: float = 3.0
     name: ClassVar[str] = "smc"
@@ -86,6 +93,8 @@ class SMC:
     def __post_init__(self):
         check_probability("SMC", "target_ess", self.target_ess)
         check_int("SMC", "num_mcmc_steps", self.num_mcmc_steps, 1, 10_000)
+        check_int("SMC", "max_mcmc_steps", self.max_mcmc_steps, self.num_mcmc_steps, 10_000)
+        check_probability("SMC", "correlation_threshold", self.correlation_threshold)
         check_int("SMC", "num_integration_steps", self.num_integration_steps, 1, 1024)
         check_positive("SMC", "reference_sd", self.reference_sd)
 
@@ -106,8 +115,11 @@ class SMC:
         import blackjax
         from blackjax.smc import ess, resampling, solver, tempered
 
+        from pytensor_blackjax.samplers._metric import dense_factors, dense_metric
+
         draws, chains = size.draws, size.chains
         num_particles, sd = draws * chains, self.reference_sd
+        hmc_kernel = blackjax.hmc.build_kernel()
 
         def log_reference(x):
             return -0.5 * jnp.sum((x / sd) ** 2)
@@ -115,14 +127,6 @@ class SMC:
         def log_ratio(x):  # plays the likelihood on the tempering path
             return logdensity_fn(x) - log_reference(x)
 
-        hmc_kernel = blackjax.hmc.build_kernel()
-
-        def mcmc_step(key, state, logdensity, step_size, inverse_mass_matrix, num_integration_steps):
-            return hmc_kernel(key, state, logdensity, step_size, inverse_mass_matrix, num_integration_steps)
-
-        smc_kernel = tempered.build_kernel(
-            log_reference, log_ratio, mcmc_step, blackjax.hmc.init, resampling.systematic
-        )
         batched_log_ratio = jax.vmap(log_ratio)
 
         def warmup_init(key, positions):
@@ -130,33 +134,68 @@ class SMC:
             init_key, key = jax.random.split(key)
             particles = sd * jax.random.normal(init_key, (num_particles, num_dims))
             step0 = jnp.log(0.5 * num_dims**-0.25)
-            return SMCWarmup(
-                tempered.init(particles), jnp.asarray(step0), jnp.asarray(0), jnp.asarray(0), key
+            zero = jnp.asarray(0)
+            return SMCWarmup(tempered.init(particles), jnp.asarray(step0), zero, zero, key)
+
+        def mutate(key, x, lam, inverse_mass_matrix, log_step):
+            """HMC moves at temperature ``lam`` until every coordinate's correlation between the
+            particles' positions before and after is below ``correlation_threshold``."""
+
+            def logdensity(z):
+                return log_reference(z) + lam * log_ratio(z)
+
+            metric = dense_metric(inverse_mass_matrix, dense_factors(inverse_mass_matrix))
+            x0 = x - jnp.mean(x, axis=0)
+            norm0 = jnp.sqrt(jnp.sum(x0**2, axis=0))
+
+            def one(carry):
+                key, states, log_step, n, _ = carry
+                key, jitter_key, step_key = jax.random.split(key, 3)
+                # a step size jittered per move: a fixed trajectory length can resonate with the
+                # posterior's scales and bring particles back where they started
+                step = jnp.exp(log_step) * jax.random.uniform(jitter_key, minval=0.8, maxval=1.2)
+                keys = jax.random.split(step_key, num_particles)
+                states, info = jax.vmap(
+                    lambda k, s: hmc_kernel(k, s, logdensity, step, metric, self.num_integration_steps)
+                )(keys, states)
+                accept = jnp.mean(jnp.nan_to_num(info.acceptance_rate))
+                xc = states.position - jnp.mean(states.position, axis=0)
+                corr = jnp.sum(x0 * xc, axis=0) / jnp.maximum(norm0 * jnp.sqrt(jnp.sum(xc**2, axis=0)), 1e-30)
+                return key, states, log_step + (accept - MUTATION_ACCEPT), n + 1, jnp.max(jnp.abs(corr))
+
+            def more(carry):
+                n, corr = carry[3], carry[4]
+                return (n < self.num_mcmc_steps) | (
+                    (corr > self.correlation_threshold) & (n < self.max_mcmc_steps)
+                )
+
+            states = jax.vmap(lambda z: blackjax.hmc.init(z, logdensity))(x)
+            _, states, log_step, n, _ = jax.lax.while_loop(
+                more, one, (key, states, log_step, jnp.asarray(0), jnp.asarray(jnp.inf, x.dtype))
             )
+            return states.position, log_step, n
 
         def move(key, ws, row):
+            """Resample, move at the current temperature, then weight the particles for the next."""
             state = ws.smc
             lam = jnp.asarray(state.tempering_param)
-            delta = ess.ess_solver(
-                batched_log_ratio, state.particles, self.target_ess, 1.0 - lam, solver.dichotomy
-            )
+            resample_key, mutate_key = jax.random.split(key)
+            # the kernel is tuned from the weighted particles: their covariance is the mass matrix,
+            # which takes the correlations and scales out of the HMC moves
+            imm = _weighted_covariance(state.particles, state.weights, num_particles)
+            idx = resampling.systematic(resample_key, state.weights, num_particles)
+            x, log_step, n = mutate(mutate_key, state.particles[idx], lam, imm, ws.log_step_size)
+            delta = ess.ess_solver(batched_log_ratio, x, self.target_ess, 1.0 - lam, solver.dichotomy)
             delta = jnp.clip(jnp.nan_to_num(delta), 0.0, 1.0 - lam)
             target = jnp.where(row[0] == 1, 1.0, lam + delta)
-            scale = jnp.sqrt(_weighted_variance(state.particles, state.weights))
-            params = {
-                "step_size": jnp.exp(ws.log_step_size)[None],
-                "inverse_mass_matrix": (scale**2)[None],
-                "num_integration_steps": jnp.asarray([self.num_integration_steps]),
-            }
-            new, info = smc_kernel(key, state, self.num_mcmc_steps, target, params)
-            accept = jnp.mean(jnp.nan_to_num(info.update_info.acceptance_rate))
-            log_step = ws.log_step_size + (accept - MUTATION_ACCEPT)
-            new = new._replace(tempering_param=jnp.asarray(jnp.minimum(new.tempering_param, 1.0), lam.dtype))
+            log_w = jnp.nan_to_num((target - lam) * batched_log_ratio(x), nan=-jnp.inf)
+            weights = jax.nn.softmax(log_w)
+            new = tempered.TemperedSMCState(x, weights, jnp.asarray(jnp.minimum(target, 1.0), lam.dtype))
             return ws._replace(
                 smc=new,
                 log_step_size=log_step,
                 moves_at_posterior=ws.moves_at_posterior + (lam >= 1.0),
-                moves=ws.moves + 1,
+                mcmc_steps=ws.mcmc_steps + n,
             )
 
         def warmup_step(key, ws, row):
@@ -169,7 +208,7 @@ class SMC:
             # equal weights after the move at temperature 1; resample in case tune ran out before it
             idx = resampling.systematic(resample_key, ws.smc.weights, num_particles)
             idx = jax.random.permutation(order_key, idx)
-            steps = ws.moves * self.num_mcmc_steps * self.num_integration_steps
+            steps = ws.mcmc_steps * self.num_integration_steps
             return SMCDraws(ws.smc.particles[idx], jnp.asarray(0), steps), jnp.exp(ws.log_step_size)
 
         def step(key, draws, params):
@@ -189,9 +228,16 @@ class SMC:
         return Kernel(warmup_init, warmup_step, warmup_finish, step, position)
 
 
-def _weighted_variance(x, w):
+def _weighted_covariance(x, w, num_particles: int):
+    """The particles' weighted covariance, shrunk towards its diagonal as Stan shrinks its dense metric
+    (few particles in many dimensions give a singular estimate)."""
     mean = jnp.sum(w[:, None] * x, axis=0)
-    return jnp.maximum(jnp.sum(w[:, None] * (x - mean) ** 2, axis=0), 1e-12)
+    xc = x - mean
+    cov = (w[:, None] * xc).T @ xc
+    var = jnp.maximum(jnp.diag(cov), 1e-12)
+    n = num_particles
+    shrunk = (n / (n + 5.0)) * cov + (5.0 / (n + 5.0)) * jnp.diag(var)
+    return shrunk + 1e-10 * jnp.diag(var)
 
 
 def _slot(draw, chains: int, num_particles: int):
