@@ -13,7 +13,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from pytensor_blackjax._checkpoint import Checkpoint, ResumePoint
-from pytensor_blackjax.run._programs import Programs, float32_scope
+from pytensor_blackjax.run._programs import Programs, float32_scope, map_programs
 
 __all__ = ["ChainLayout", "host", "jit_all", "stack"]
 
@@ -31,7 +31,7 @@ def stack(trees):
 def jit_all(progs: Programs, *, vmap_chains: bool) -> Programs:
     """Every program jitted; with ``vmap_chains`` the per-chain ones mapped over a leading chain axis."""
     if not vmap_chains:
-        return Programs(*(jax.jit(f) for f in progs))
+        return map_programs(lambda _, f: jax.jit(f), progs)
     return Programs(
         jax.jit(jax.vmap(progs.warmup_init, in_axes=(0, 0, None))),
         jax.jit(jax.vmap(progs.warmup, in_axes=(0, 0, None, None, None, None))),
@@ -39,6 +39,7 @@ def jit_all(progs: Programs, *, vmap_chains: bool) -> Programs:
         jax.jit(jax.vmap(progs.sample, in_axes=(0, 0, 0, None, None, None))),
         jax.jit(progs.constrain),
         jax.jit(progs.log_likelihood),
+        None if progs.window_end is None else jax.jit(jax.vmap(progs.window_end)),
     )
 
 
@@ -67,6 +68,7 @@ class ChainLayout:
         self.params: Any = None
         self._float32 = precision == "float32"
         self._prepared: threading.Thread | None = None
+        self._window_ahead: threading.Thread | None = None
         self._cancel = threading.Event()  # set by `close`: compile nothing more ahead
         self._start_shape: tuple[int, int] | None = None
 
@@ -102,6 +104,11 @@ class ChainLayout:
             out = self._warmup(start, n_valid, rows)
         return out if isinstance(out, tuple) else (None, out)
 
+    def window_end(self) -> None:
+        """End an adaptation window: the window-end program (`Programs.window_end`) on every chain."""
+        with self._scope():
+            self.carry = self._window_end()
+
     def finish_warmup(self) -> None:
         self._await_prepared()
         with self._scope():
@@ -129,18 +136,30 @@ class ChainLayout:
         self._cancel.set()
         if wait:
             self._await_prepared()
+            if self._window_ahead is not None:
+                self._window_ahead.join()
 
     # -- compiling ahead -----------------------------------------------------------------------
     def prepare_sampling(self, chunk: int, *, with_log_likelihood: bool = False) -> None:
-        """Compile the finish, sampling and constrain programs in a background thread (call after
-        `init`). Warmup runs meanwhile: XLA releases the GIL while it compiles and while chains run,
-        so the compilation (or the load from the program store) overlaps the warmup. The programs
-        are kept by their `StoredProgram`; the phases that need them wait for the thread. Layouts
-        that cannot be described ahead (sharded) and float32 runs compile on first call."""
+        """Compile the finish, sampling and constrain programs in a background thread, and the
+        window-end program in another (call after `init`). Warmup runs meanwhile: XLA releases the GIL
+        while it compiles and while chains run, so the compilation (or the load from the program store)
+        overlaps the warmup program's compilation and the warmup. The programs are kept by their
+        `StoredProgram`; the phases that need them wait for it. Layouts that cannot be described ahead
+        (sharded) and float32 runs compile on first call."""
         if not self.storable or self._float32 or self._prepared is not None or self._start_shape is None:
             return
         p, (chains, dims) = self.programs, self._start_shape
         carry, key = self._one_carry_and_key()
+        if p.window_end is not None:
+            # needed first, after the first window (40 steps): it starts first
+            window = p.window_end
+            self._window_ahead = threading.Thread(
+                target=lambda: _quietly(lambda: window.compiled(carry)),
+                name="pbj-compile-window",
+                daemon=True,
+            )
+            self._window_ahead.start()
         # one chunk of draws, flattened over chains, as `constrain` receives it
         flat = jax.ShapeDtypeStruct((chains * chunk, dims), np.float64)
 
@@ -176,6 +195,9 @@ class ChainLayout:
             self._prepared.join()
 
     # -- what subclasses define ----------------------------------------------------------------
+    def _window_end(self) -> Any:
+        raise NotImplementedError
+
     def _one_carry_and_key(self) -> tuple[Any, Any]:
         """The warmup state and key one call of the finish/sample programs takes."""
         return self.carry, self.keys
@@ -199,3 +221,9 @@ class ChainLayout:
     def _load(self, state: Any, params: Any) -> None:
         self.carry = jax.device_put(state)
         self.params = None if params is None else jax.device_put(params)
+
+
+def _quietly(step: Callable[[], Any]) -> None:
+    """Compile ahead; a failure resurfaces in the phase's own call."""
+    with contextlib.suppress(Exception):
+        step()

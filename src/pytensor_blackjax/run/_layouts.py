@@ -72,6 +72,9 @@ class Vectorized(ChainLayout):
     def _finish(self):
         return self.programs.finish(self.carry)
 
+    def _window_end(self):
+        return self.programs.window_end(self.carry)
+
     def _sample(self, start, n_valid):
         self.carry, (pos, stats) = self.programs.sample(
             self.carry, self.params, self.keys, start, n_valid, self.data
@@ -155,6 +158,9 @@ class Threaded(ChainLayout):
         results = self._each(one)
         self.carry = [r[0] for r in results]
         return stack([r[1] for r in results])
+
+    def _window_end(self):
+        return self._each(lambda i: self.programs.window_end(self.carry[i]))
 
     def _finish(self):
         out = [self.programs.finish(c) for c in self.carry]

@@ -74,6 +74,7 @@ class Sharded(ChainLayout):
             ),
             jax.jit(base.constrain),
             jax.jit(base.log_likelihood),
+            None if base.window_end is None else mapped(jax.vmap(base.window_end), chains),
         )  # fmt: skip
 
     # host arrays <-> global arrays over the mesh
@@ -113,6 +114,9 @@ class Sharded(ChainLayout):
 
     def _finish(self):
         return self.programs.finish(self.carry)
+
+    def _window_end(self):
+        return self.programs.window_end(self.carry)
 
     def _sample(self, start, n_valid):
         put = self._replicated
