@@ -179,7 +179,7 @@ def test_sampling_programs_compile_once_ahead(chain_method):
     compiled = pbj.compile(gaussian_model())
     draws_of(compiled, draws=500, tune=300, chain_method=chain_method)
     (programs,) = [p for p in compiled.programs.values() if isinstance(p, Programs)]
-    for name in ("finish", "sample", "constrain", "window_end"):
+    for name in ("warmup_init", "warmup", "window_end", "finish", "sample", "constrain"):
         assert getattr(programs, name).compiled_count() == 1, name
 
 

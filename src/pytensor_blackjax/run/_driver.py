@@ -111,6 +111,12 @@ def run(
         with interrupt:
             t0 = time.perf_counter()
             if resume is None or resume.phase == "warmup":
+                # every program compiles in the background from here on, while the start points are found
+                rows = sampler.schedule(settings.tune)
+                first = _pad_rows(rows, 0, chunk)[0] if len(rows) else None
+                layout.prepare(
+                    (settings.chains, compiled.num_dims), chunk, first, with_log_likelihood=log_likelihood
+                )
                 if resume is not None and resume.start_points is not None:
                     positions = np.asarray(resume.start_points, np.float64)
                 elif start is not None:
@@ -193,8 +199,6 @@ def _warmup(layout: ChainLayout, sampler: Sampler, settings: RunSettings, positi
     layout.init(positions)
     if interrupt.hit:
         return 0
-    # the sampling programs compile in the background while warmup runs
-    layout.prepare_sampling(chunk, with_log_likelihood=log_likelihood)
     rows = sampler.schedule(settings.tune)
     # a window-end program of its own: chunks stop at the windows' ends, where it runs
     window_end = layout.programs.window_end is not None

@@ -68,9 +68,8 @@ class ChainLayout:
         self.params: Any = None
         self._float32 = precision == "float32"
         self._prepared: threading.Thread | None = None
-        self._window_ahead: threading.Thread | None = None
+        self._side: list[threading.Thread] = []  # further programs compiling ahead (see `prepare`)
         self._cancel = threading.Event()  # set by `close`: compile nothing more ahead
-        self._start_shape: tuple[int, int] | None = None
 
     # -- how programs are built ----------------------------------------------------------------
     @classmethod
@@ -90,7 +89,6 @@ class ChainLayout:
 
     def init(self, positions: np.ndarray) -> None:
         """Start the warmup from ``positions`` (chains, dims)."""
-        self._start_shape = positions.shape
         with self._scope():
             self.carry = self._init(positions)
 
@@ -136,38 +134,55 @@ class ChainLayout:
         self._cancel.set()
         if wait:
             self._await_prepared()
-            if self._window_ahead is not None:
-                self._window_ahead.join()
+            for thread in list(self._side):
+                thread.join()
 
     # -- compiling ahead -----------------------------------------------------------------------
-    def prepare_sampling(self, chunk: int, *, with_log_likelihood: bool = False) -> None:
-        """Compile the finish, sampling and constrain programs in a background thread, and the
-        window-end program in another (call after `init`). Warmup runs meanwhile: XLA releases the GIL
-        while it compiles and while chains run, so the compilation (or the load from the program store)
-        overlaps the warmup program's compilation and the warmup. The programs are kept by their
-        `StoredProgram`; the phases that need them wait for it. Layouts that cannot be described ahead
-        (sharded) and float32 runs compile on first call."""
-        if not self.storable or self._float32 or self._prepared is not None or self._start_shape is None:
+    def prepare(
+        self,
+        start_shape: tuple[int, int],
+        chunk: int,
+        rows: np.ndarray | None,
+        *,
+        with_log_likelihood: bool = False,
+    ) -> None:
+        """Compile the run's programs in background threads, from their argument types: call it before
+        the start points are found. One thread compiles the warmup-init program, then starts one for
+        the warmup program and one for the window-end program, and goes on with the finish, sampling
+        and constrain programs. XLA releases the GIL while it compiles and while chains run, so these
+        compilations (or loads from the program store) overlap each other, the start-point search and
+        the warmup. The programs are kept by their `StoredProgram`: a phase that calls one while it
+        compiles waits for it. Layouts that cannot be described ahead (sharded) and float32 runs
+        compile on first call.
+
+        Args:
+            start_shape: ``(chains, dims)`` of the start points.
+            chunk: the chunk length.
+            rows: one warmup chunk's schedule rows (their types); None: there is no warmup.
+            with_log_likelihood: compile the pointwise log-likelihood program too.
+        """
+        if not self.storable or self._float32 or self._prepared is not None:
             return
-        p, (chains, dims) = self.programs, self._start_shape
-        carry, key = self._one_carry_and_key()
-        if p.window_end is not None:
-            # needed first, after the first window (40 steps): it starts first
-            window = p.window_end
-            self._window_ahead = threading.Thread(
-                target=lambda: _quietly(lambda: window.compiled(carry)),
-                name="pbj-compile-window",
-                daemon=True,
-            )
-            self._window_ahead.start()
+        p, (chains, dims) = self.programs, start_shape
+        init_args, key = self._ahead_args(start_shape)
         # one chunk of draws, flattened over chains, as `constrain` receives it
         flat = jax.ShapeDtypeStruct((chains * chunk, dims), np.float64)
+        cancel, side = self._cancel, self._side
 
-        cancel = self._cancel
+        def beside(step: Callable[[], Any]) -> None:
+            if not cancel.is_set():
+                thread = threading.Thread(target=_quietly, args=(step,), name="pbj-compile", daemon=True)
+                side.append(thread)
+                thread.start()
 
         def compile_ahead():
             # XLA cannot stop a compilation midway; after a Ctrl-C the one running ends and no other starts
             with contextlib.suppress(Exception):  # a failure here resurfaces in the phase's own call
+                carry = p.warmup_init.compiled(*init_args).out_info
+                if rows is not None:
+                    beside(lambda: p.warmup.compiled(carry, key, 0, chunk, rows, self.data))
+                    if p.window_end is not None:
+                        beside(lambda: p.window_end.compiled(carry))
                 state, params = p.finish.compiled(carry).out_info
                 steps = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
                 steps.append(lambda: p.constrain.compiled(flat, self.data))
@@ -198,9 +213,10 @@ class ChainLayout:
     def _window_end(self) -> Any:
         raise NotImplementedError
 
-    def _one_carry_and_key(self) -> tuple[Any, Any]:
-        """The warmup state and key one call of the finish/sample programs takes."""
-        return self.carry, self.keys
+    def _ahead_args(self, start_shape: tuple[int, int]) -> tuple[tuple, Any]:
+        """The arguments (types) of one call of the warmup-init program for start points of this shape,
+        and the key one call of the warmup and sampling programs takes."""
+        return (self.keys, jax.ShapeDtypeStruct(start_shape, np.float64), self.data), self.keys
 
     def _init(self, positions: np.ndarray) -> Any:
         raise NotImplementedError

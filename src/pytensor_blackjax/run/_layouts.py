@@ -141,8 +141,9 @@ class Threaded(ChainLayout):
     def _each(self, fn) -> list:
         return list(self._pool.map(fn, range(self.chains)))
 
-    def _one_carry_and_key(self):
-        return self.carry[0], self._chain_keys[0]
+    def _ahead_args(self, start_shape):
+        key = self._chain_keys[0]
+        return (key, jax.ShapeDtypeStruct(start_shape[1:], np.float64), self.data), key
 
     def _init(self, positions):
         p = self.programs
