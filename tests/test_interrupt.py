@@ -186,7 +186,7 @@ def test_ctrl_c_while_the_sampling_programs_compile_does_not_wait_for_them(monke
         signal.raise_signal(signal.SIGINT)  # Ctrl-C while the driver waits for this "compilation"
         release.wait(60)
 
-    def prepare_sampling(layout, chunk, *, with_log_likelihood=False):
+    def prepare(layout, start_shape, chunk, rows, *, with_log_likelihood=False):
         layout._prepared = threading.Thread(target=slow_compile, daemon=True)
         layout._prepared.start()
 
@@ -198,7 +198,7 @@ def test_ctrl_c_while_the_sampling_programs_compile_does_not_wait_for_them(monke
             warmup_over.set()
         return out
 
-    monkeypatch.setattr(ChainLayout, "prepare_sampling", prepare_sampling)
+    monkeypatch.setattr(ChainLayout, "prepare", prepare)
     monkeypatch.setattr(ChainLayout, "warmup", warmup_then_signal)
     try:
         with pytest.raises(KeyboardInterrupt, match="before the first draw"):

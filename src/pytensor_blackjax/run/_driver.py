@@ -111,6 +111,12 @@ def run(
         with interrupt:
             t0 = time.perf_counter()
             if resume is None or resume.phase == "warmup":
+                # every program compiles in the background from here on, while the start points are found
+                rows = sampler.schedule(settings.tune)
+                first = _pad_rows(rows, 0, chunk)[0] if len(rows) else None
+                layout.prepare(
+                    (settings.chains, compiled.num_dims), chunk, first, with_log_likelihood=log_likelihood
+                )
                 if resume is not None and resume.start_points is not None:
                     positions = np.asarray(resume.start_points, np.float64)
                 elif start is not None:
@@ -193,16 +199,19 @@ def _warmup(layout: ChainLayout, sampler: Sampler, settings: RunSettings, positi
     layout.init(positions)
     if interrupt.hit:
         return 0
-    # the sampling programs compile in the background while warmup runs
-    layout.prepare_sampling(chunk, with_log_likelihood=log_likelihood)
     rows = sampler.schedule(settings.tune)
+    # a window-end program of its own: chunks stop at the windows' ends, where it runs
+    window_end = layout.programs.window_end is not None
+    ends = np.flatnonzero(rows[:, 1] == 1) + 1 if window_end else np.zeros(0, int)
     progress.start("warmup", settings.tune)
     divergences = 0
-    for start in range(0, settings.tune, chunk):
+    for start, stop in _segments(settings.tune, chunk, ends):
         if interrupt.hit:
             return divergences  # no adapted parameters: nothing to sample with
-        part, n_valid = _pad_rows(rows, start, chunk)
+        part, n_valid = _pad_rows(rows[:stop], start, chunk)
         drawn, stats = layout.warmup(start, n_valid, part)
+        if window_end and rows[stop - 1, 1] == 1:
+            layout.window_end()
         if kept is not None and drawn is not None:
             kept.add(_chunk_groups(programs, data, drawn, stats, n_valid, False), n_valid)
         div = int(np.sum(stats.get("diverging", np.zeros(1))[..., :n_valid]))
@@ -245,6 +254,13 @@ def _with_precision(data: tuple, precision: str) -> tuple:
         return data
     small = {"f": np.float32, "i": np.int32, "u": np.uint32}
     return tuple(np.asarray(d).astype(small.get(np.asarray(d).dtype.kind, np.asarray(d).dtype)) for d in data)
+
+
+def _segments(tune: int, chunk: int, ends: np.ndarray) -> list[tuple[int, int]]:
+    """Warmup steps ``[start, stop)`` run by one call of the warmup program: at most ``chunk``, and
+    none across one of ``ends`` (the step counts after which a window ends)."""
+    bounds = sorted({*range(chunk, tune, chunk), *(int(e) for e in ends if 0 < e < tune), tune})
+    return list(zip([0, *bounds[:-1]], bounds, strict=True)) if tune > 0 else []
 
 
 def _pad_rows(rows: np.ndarray, start: int, chunk: int) -> tuple[np.ndarray, int]:

@@ -13,7 +13,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from pytensor_blackjax._checkpoint import Checkpoint, ResumePoint
-from pytensor_blackjax.run._programs import Programs, float32_scope
+from pytensor_blackjax.run._programs import Programs, float32_scope, jit_program, map_programs
 
 __all__ = ["ChainLayout", "host", "jit_all", "stack"]
 
@@ -31,14 +31,15 @@ def stack(trees):
 def jit_all(progs: Programs, *, vmap_chains: bool) -> Programs:
     """Every program jitted; with ``vmap_chains`` the per-chain ones mapped over a leading chain axis."""
     if not vmap_chains:
-        return Programs(*(jax.jit(f) for f in progs))
+        return map_programs(jit_program, progs)
     return Programs(
         jax.jit(jax.vmap(progs.warmup_init, in_axes=(0, 0, None))),
         jax.jit(jax.vmap(progs.warmup, in_axes=(0, 0, None, None, None, None))),
-        jax.jit(jax.vmap(progs.finish)),
+        jit_program("finish", jax.vmap(progs.finish)),
         jax.jit(jax.vmap(progs.sample, in_axes=(0, 0, 0, None, None, None))),
         jax.jit(progs.constrain),
         jax.jit(progs.log_likelihood),
+        None if progs.window_end is None else jit_program("window_end", jax.vmap(progs.window_end)),
     )
 
 
@@ -67,8 +68,8 @@ class ChainLayout:
         self.params: Any = None
         self._float32 = precision == "float32"
         self._prepared: threading.Thread | None = None
+        self._side: list[threading.Thread] = []  # further programs compiling ahead (see `prepare`)
         self._cancel = threading.Event()  # set by `close`: compile nothing more ahead
-        self._start_shape: tuple[int, int] | None = None
 
     # -- how programs are built ----------------------------------------------------------------
     @classmethod
@@ -88,7 +89,6 @@ class ChainLayout:
 
     def init(self, positions: np.ndarray) -> None:
         """Start the warmup from ``positions`` (chains, dims)."""
-        self._start_shape = positions.shape
         with self._scope():
             self.carry = self._init(positions)
 
@@ -101,6 +101,11 @@ class ChainLayout:
         with self._scope():
             out = self._warmup(start, n_valid, rows)
         return out if isinstance(out, tuple) else (None, out)
+
+    def window_end(self) -> None:
+        """End an adaptation window: the window-end program (`Programs.window_end`) on every chain."""
+        with self._scope():
+            self.carry = self._window_end()
 
     def finish_warmup(self) -> None:
         self._await_prepared()
@@ -129,26 +134,55 @@ class ChainLayout:
         self._cancel.set()
         if wait:
             self._await_prepared()
+            for thread in list(self._side):
+                thread.join()
 
     # -- compiling ahead -----------------------------------------------------------------------
-    def prepare_sampling(self, chunk: int, *, with_log_likelihood: bool = False) -> None:
-        """Compile the finish, sampling and constrain programs in a background thread (call after
-        `init`). Warmup runs meanwhile: XLA releases the GIL while it compiles and while chains run,
-        so the compilation (or the load from the program store) overlaps the warmup. The programs
-        are kept by their `StoredProgram`; the phases that need them wait for the thread. Layouts
-        that cannot be described ahead (sharded) and float32 runs compile on first call."""
-        if not self.storable or self._float32 or self._prepared is not None or self._start_shape is None:
+    def prepare(
+        self,
+        start_shape: tuple[int, int],
+        chunk: int,
+        rows: np.ndarray | None,
+        *,
+        with_log_likelihood: bool = False,
+    ) -> None:
+        """Compile the run's programs in background threads, from their argument types: call it before
+        the start points are found. One thread compiles the warmup-init program, then starts one for
+        the warmup program and one for the window-end program, and goes on with the finish, sampling
+        and constrain programs. XLA releases the GIL while it compiles and while chains run, so these
+        compilations (or loads from the program store) overlap each other, the start-point search and
+        the warmup. The programs are kept by their `StoredProgram`: a phase that calls one while it
+        compiles waits for it. Layouts that cannot be described ahead (sharded) and float32 runs
+        compile on first call.
+
+        Args:
+            start_shape: ``(chains, dims)`` of the start points.
+            chunk: the chunk length.
+            rows: one warmup chunk's schedule rows (their types); None: there is no warmup.
+            with_log_likelihood: compile the pointwise log-likelihood program too.
+        """
+        if not self.storable or self._float32 or self._prepared is not None:
             return
-        p, (chains, dims) = self.programs, self._start_shape
-        carry, key = self._one_carry_and_key()
+        p, (chains, dims) = self.programs, start_shape
+        init_args, key = self._ahead_args(start_shape)
         # one chunk of draws, flattened over chains, as `constrain` receives it
         flat = jax.ShapeDtypeStruct((chains * chunk, dims), np.float64)
+        cancel, side = self._cancel, self._side
 
-        cancel = self._cancel
+        def beside(step: Callable[[], Any]) -> None:
+            if not cancel.is_set():
+                thread = threading.Thread(target=_quietly, args=(step,), name="pbj-compile", daemon=True)
+                side.append(thread)
+                thread.start()
 
         def compile_ahead():
             # XLA cannot stop a compilation midway; after a Ctrl-C the one running ends and no other starts
             with contextlib.suppress(Exception):  # a failure here resurfaces in the phase's own call
+                carry = p.warmup_init.compiled(*init_args).out_info
+                if rows is not None:
+                    beside(lambda: p.warmup.compiled(carry, key, 0, chunk, rows, self.data))
+                    if p.window_end is not None:
+                        beside(lambda: p.window_end.compiled(carry))
                 state, params = p.finish.compiled(carry).out_info
                 steps = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
                 steps.append(lambda: p.constrain.compiled(flat, self.data))
@@ -176,9 +210,13 @@ class ChainLayout:
             self._prepared.join()
 
     # -- what subclasses define ----------------------------------------------------------------
-    def _one_carry_and_key(self) -> tuple[Any, Any]:
-        """The warmup state and key one call of the finish/sample programs takes."""
-        return self.carry, self.keys
+    def _window_end(self) -> Any:
+        raise NotImplementedError
+
+    def _ahead_args(self, start_shape: tuple[int, int]) -> tuple[tuple, Any]:
+        """The arguments (types) of one call of the warmup-init program for start points of this shape,
+        and the key one call of the warmup and sampling programs takes."""
+        return (self.keys, jax.ShapeDtypeStruct(start_shape, np.float64), self.data), self.keys
 
     def _init(self, positions: np.ndarray) -> Any:
         raise NotImplementedError
@@ -199,3 +237,9 @@ class ChainLayout:
     def _load(self, state: Any, params: Any) -> None:
         self.carry = jax.device_put(state)
         self.params = None if params is None else jax.device_put(params)
+
+
+def _quietly(step: Callable[[], Any]) -> None:
+    """Compile ahead; a failure resurfaces in the phase's own call."""
+    with contextlib.suppress(Exception):
+        step()

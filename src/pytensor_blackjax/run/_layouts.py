@@ -72,6 +72,9 @@ class Vectorized(ChainLayout):
     def _finish(self):
         return self.programs.finish(self.carry)
 
+    def _window_end(self):
+        return self.programs.window_end(self.carry)
+
     def _sample(self, start, n_valid):
         self.carry, (pos, stats) = self.programs.sample(
             self.carry, self.params, self.keys, start, n_valid, self.data
@@ -138,8 +141,9 @@ class Threaded(ChainLayout):
     def _each(self, fn) -> list:
         return list(self._pool.map(fn, range(self.chains)))
 
-    def _one_carry_and_key(self):
-        return self.carry[0], self._chain_keys[0]
+    def _ahead_args(self, start_shape):
+        key = self._chain_keys[0]
+        return (key, jax.ShapeDtypeStruct(start_shape[1:], np.float64), self.data), key
 
     def _init(self, positions):
         p = self.programs
@@ -155,6 +159,9 @@ class Threaded(ChainLayout):
         results = self._each(one)
         self.carry = [r[0] for r in results]
         return stack([r[1] for r in results])
+
+    def _window_end(self):
+        return self._each(lambda i: self.programs.window_end(self.carry[i]))
 
     def _finish(self):
         out = [self.programs.finish(c) for c in self.carry]

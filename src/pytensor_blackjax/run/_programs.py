@@ -25,7 +25,16 @@ from pytensor_blackjax.run._stored import StoredProgram, config_identity, digest
 from pytensor_blackjax.samplers import RunSize, Sampler
 from pytensor_blackjax.samplers._base import size_key
 
-__all__ = ["CHAIN_AXIS", "Programs", "build_programs", "float32_scope", "has_warmup_draws", "programs_for"]
+__all__ = [
+    "CHAIN_AXIS",
+    "Programs",
+    "build_programs",
+    "float32_scope",
+    "has_warmup_draws",
+    "jit_program",
+    "map_programs",
+    "programs_for",
+]
 
 CHAIN_AXIS = "chains"
 
@@ -39,6 +48,7 @@ class Programs(NamedTuple):
     sample: Any  # (state, params, key, start, n_valid, data) -> (state, (positions, stats))
     constrain: Any  # (flat positions (n, dims), data) -> dict of arrays (n, ...)
     log_likelihood: Any  # same, pointwise log-likelihood
+    window_end: Any = None  # (wstate) -> wstate at an adaptation window's end; None: inside `warmup`
 
 
 class ChainLayoutLike(Protocol):
@@ -111,9 +121,13 @@ def build_programs(
 
         return jax.lax.scan(body, wstate, (jnp.arange(chunk), rows))
 
+    def placeholder():
+        # the finish and window-end steps need no log-density: built with a placeholder never called
+        # (when traced: building a kernel imports Blackjax, which a run loading its programs never does)
+        return sampler.build(lambda x: jnp.sum(x), compiled.num_dims, size)
+
     def finish(wstate):
-        # the finish step needs no log-density: build with a placeholder that is never called
-        out = sampler.build(lambda x: jnp.sum(x), compiled.num_dims, size).warmup_finish(wstate)
+        out = placeholder().warmup_finish(wstate)
         # strongly typed outputs: the sampling program compiled ahead from this program's output types
         # must be the one the sampling phase calls (a weak-typed step size made it compile twice)
         return jax.tree.map(lambda a: jax.lax.convert_element_type(a, jnp.result_type(a)), out)
@@ -140,24 +154,50 @@ def build_programs(
     def log_likelihood(flat, data):
         return jax.vmap(lambda x: compiled.flat_log_likelihood(x, data))(flat)
 
-    return Programs(warmup_init, warmup, finish, sample, constrain, log_likelihood)
+    def window_end(wstate):
+        return placeholder().window_end(wstate)
+
+    window = window_end if getattr(sampler, "window_program", False) else None
+    return Programs(warmup_init, warmup, finish, sample, constrain, log_likelihood, window)
+
+
+# XLA options for programs that run a few times per chain, not once per step: LLVM's optimisation
+# passes are most of their compile time (the window-end program's 1.6 s -> 1.0 s; on a first run it
+# compiles beside the warmup and sampling programs) and buy nothing measurable at run time
+QUICK_COMPILE = {"xla_backend_optimization_level": 0}
+_RARE = frozenset({"window_end", "finish"})
+
+
+def jit_program(name: str, fn):
+    """``jax.jit`` of the program ``name`` of `Programs` (`QUICK_COMPILE` for the rarely run ones)."""
+    return jax.jit(fn, compiler_options=QUICK_COMPILE if name in _RARE else None)
+
+
+def map_programs(fn, progs: Programs) -> Programs:
+    """``fn(name, program)`` for every program there is (a sampler without a window-end program has
+    None there, and keeps it)."""
+    return Programs(
+        *(None if p is None else fn(name, p) for name, p in zip(Programs._fields, progs, strict=True))
+    )
 
 
 # where each program takes the data tuple (None: the program does not evaluate the model)
-_DATA_ARG = Programs(warmup_init=2, warmup=5, finish=None, sample=5, constrain=1, log_likelihood=1)
+_DATA_ARG = Programs(
+    warmup_init=2, warmup=5, finish=None, sample=5, constrain=1, log_likelihood=1, window_end=None
+)
 
 
 def _stored(progs: Programs, compiled: CompiledModel, identity: str | None) -> Programs:
     """The programs looked up in, or saved to, the program store (see `_stored`); None: never stored."""
     model = digest_of(compiled)
-    return Programs(
-        *(
-            StoredProgram(
-                fn, None if identity is None else f"{name}|{identity}", None if arg is None else model, arg
-            )
-            for name, fn, arg in zip(Programs._fields, progs, _DATA_ARG, strict=True)
+
+    def stored(name, fn):
+        arg = getattr(_DATA_ARG, name)
+        return StoredProgram(
+            fn, None if identity is None else f"{name}|{identity}", None if arg is None else model, arg
         )
-    )
+
+    return map_programs(stored, progs)
 
 
 _TRUNCATION = "Explicitly requested dtype (float64|int64|uint64|complex128) "
@@ -245,5 +285,5 @@ def _build(compiled, sampler, layout, size, chunk, thin, mesh, precision, *, war
             else f"{identity}|{sizes}|{chunk}|{thin}|{layout.name}|{precision}{variant}",
         )
     if precision == "float32":
-        progs = Programs(*(_in_float32(f) for f in progs))
+        progs = map_programs(lambda _, f: _in_float32(f), progs)
     return progs

@@ -12,7 +12,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from pytensor_blackjax.run._layout_base import ChainLayout, host
-from pytensor_blackjax.run._programs import CHAIN_AXIS, Programs
+from pytensor_blackjax.run._programs import CHAIN_AXIS, Programs, jit_program
 
 __all__ = ["Sharded", "chain_mesh"]
 
@@ -56,10 +56,11 @@ class Sharded(ChainLayout):
         v_warmup = jax.vmap(base.warmup, in_axes=(0, 0, None, None, None, None))
         v_sample = jax.vmap(base.sample, in_axes=(0, 0, 0, None, None, None))
 
-        def mapped(fn, *specs):
+        def mapped(fn, *specs, name=""):
             # no collectives inside: each device runs its chains alone, so replication checks are moot
             # (and would reject the samplers' lax.cond branches that return fresh constants)
-            return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=chains, check_vma=False))
+            sharded = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=chains, check_vma=False)
+            return jit_program(name, sharded)
 
         return Programs(
             mapped(lambda kd, pos, data: v_init(wrap(kd), pos, data), chains, chains, rep),
@@ -67,13 +68,14 @@ class Sharded(ChainLayout):
                 lambda ws, kd, start, n, rows, data: v_warmup(ws, wrap(kd), start, n, rows, data),
                 chains, chains, rep, rep, rep, rep,
             ),
-            mapped(jax.vmap(base.finish), chains),
+            mapped(jax.vmap(base.finish), chains, name="finish"),
             mapped(
                 lambda st, params, kd, start, n, data: v_sample(st, params, wrap(kd), start, n, data),
                 chains, chains, chains, rep, rep, rep,
             ),
             jax.jit(base.constrain),
             jax.jit(base.log_likelihood),
+            None if base.window_end is None else mapped(jax.vmap(base.window_end), chains, name="window_end"),
         )  # fmt: skip
 
     # host arrays <-> global arrays over the mesh
@@ -113,6 +115,9 @@ class Sharded(ChainLayout):
 
     def _finish(self):
         return self.programs.finish(self.carry)
+
+    def _window_end(self):
+        return self.programs.window_end(self.carry)
 
     def _sample(self, start, n_valid):
         put = self._replicated

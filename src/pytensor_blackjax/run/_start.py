@@ -16,6 +16,7 @@ import numpy as np
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.compile._breakdown import describe_terms
 from pytensor_blackjax.run._keys import INIT
+from pytensor_blackjax.run._programs import QUICK_COMPILE
 from pytensor_blackjax.run._stored import StoredProgram, digest_of
 from pytensor_blackjax.samplers._start import DEFAULT_RADIUS, MAX_TRIES, first_finite, uniform_attempt
 
@@ -31,7 +32,9 @@ def _program(compiled: CompiledModel, radius: float) -> StoredProgram:
     def build():
         attempts = jax.vmap(lambda k, a, d: _attempt(compiled, radius, k, a, d), in_axes=(0, None, None))
         name = "initial_points" if radius == DEFAULT_RADIUS else f"initial_points|{radius!r}"
-        return StoredProgram(jax.jit(attempts), name, digest_of(compiled), data_arg=2)
+        # run once or a few times: compiled for compile time (it is on a first run's critical path)
+        program = jax.jit(attempts, compiler_options=QUICK_COMPILE)
+        return StoredProgram(program, name, digest_of(compiled), data_arg=2)
 
     return compiled.programs.get(("initial_points", radius), build)
 

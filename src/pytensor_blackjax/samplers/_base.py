@@ -31,6 +31,12 @@ class Kernel(NamedTuple):
     position(state) -> flat position(s)
     warmup_position(warmup state) -> flat position(s) of the chain during warmup; None for samplers
         whose warmup makes no draws of its own (a tuner run in one call, tempering, optimisation)
+    window_end(warmup state) -> warmup state: the update at the end of an adaptation window, which the
+        driver runs as a program of its own after every warmup step whose schedule row has 1 in its
+        second column (``warmup_step`` then ignores that column); it must not evaluate the log-density
+        (it is built with a placeholder). None: ``warmup_step`` does it. A sampler whose kernels have
+        one says so (``window_program = True``, a class attribute), so that the driver knows without
+        building a kernel
     """
 
     warmup_init: Callable[[jax.Array, jax.Array], Any]
@@ -39,6 +45,7 @@ class Kernel(NamedTuple):
     step: Callable[[jax.Array, Any, Any], tuple[Any, dict[str, jax.Array]]]
     position: Callable[[Any], jax.Array]
     warmup_position: Callable[[Any], jax.Array] | None = None
+    window_end: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)

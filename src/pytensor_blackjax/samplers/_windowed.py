@@ -253,6 +253,8 @@ def windowed_hmc_kernel(
         return WindowState(chain, dual_averaging_init(step_size), mm_state, params)
 
     def warmup_step(key, ws, row):
+        # the window ends (``row[1]``) are `window_end`'s, a program of its own: the estimators' linear
+        # algebra inside this scanned step doubled its compile time (a first run's long pole)
         est = _estimator(adaptation, num_dims, ws.chain.position.dtype, max_rank)
         chain, info = transition(key, ws.chain, ws.params)
         accept = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
@@ -261,18 +263,16 @@ def windowed_hmc_kernel(
             row[0] == 1, lambda s: est.update(s, chain), lambda s: s, ws.mass_matrix_state
         )
         params = ws.params._replace(step_size=jnp.exp(da_state.log_step_size))
-
-        def window_end(args):
-            da_state, mm_state, params = args
-            mm_state, imm, factors = est.final(mm_state)
-            da_state = dual_averaging_init(jnp.exp(da_state.log_step_size_avg))
-            return da_state, mm_state, HMCParams(jnp.exp(da_state.log_step_size), imm, factors)
-
-        da_state, mm_state, params = jax.lax.cond(
-            row[1] == 1, window_end, lambda a: a, (da_state, mm_state, params)
-        )
         stats = stats_fn(chain, info, params)
         return WindowState(chain, da_state, mm_state, params), stats
+
+    def window_end(ws):
+        est = _estimator(adaptation, num_dims, ws.chain.position.dtype, max_rank)
+        mm_state, imm, factors = est.final(ws.mass_matrix_state)
+        da_state = dual_averaging_init(jnp.exp(ws.step_size_state.log_step_size_avg))
+        return WindowState(
+            ws.chain, da_state, mm_state, HMCParams(jnp.exp(da_state.log_step_size), imm, factors)
+        )
 
     def warmup_finish(ws):
         return ws.chain, ws.params._replace(step_size=jnp.exp(ws.step_size_state.log_step_size_avg))
@@ -288,6 +288,7 @@ def windowed_hmc_kernel(
         step,
         lambda chain: chain.position,
         lambda ws: ws.chain.position,
+        window_end,
     )
 
 
@@ -297,6 +298,8 @@ class WindowedSampler:
     ensemble: ClassVar[bool] = False
     approximate: ClassVar[bool] = False
     size_fields: ClassVar[tuple[str, ...]] = ()
+    # its kernels have a `Kernel.window_end`, which the driver runs as a program of its own
+    window_program: ClassVar[bool] = True
 
     def schedule(self, tune: int) -> np.ndarray:
         return window_schedule(tune)
