@@ -117,6 +117,10 @@ PLANS: dict[str, SamplerPlan] = {
                 "low_dim_gauss_mix-low_dim_gauss_mix": (
                     "a two-component mixture's likelihood: Pathfinder's Gaussian puts a mean 0.5 sd off"
                 ),
+                "sblrc-blr": (
+                    "the noise scale's skewed posterior: Pathfinder's Gaussian puts sigma's mean 0.47-0.65 "
+                    "sd off (seeds 1-2; validation of 2026-12-01)"
+                ),
             },
         ),
         SamplerPlan(
@@ -125,6 +129,10 @@ PLANS: dict[str, SamplerPlan] = {
             not_meant_for={
                 **_skip(_RIDGES, _RIDGE),
                 "gp_pois_regr-gp_pois_regr": _SKEWED_HYPER,
+                "eight_schools-eight_schools_noncentered": (
+                    "tau's skewed posterior: the full-rank Gaussian puts mu, tau and some theta 0.29-0.36 sd "
+                    "off (seeds 1-2; validation of 2026-12-01)"
+                ),
             },
         ),
         SamplerPlan(
