@@ -206,3 +206,26 @@ def test_threaded_chains_leave_blas_threads_as_they_were(gaussian):
     before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
     draws_of(gaussian)
     assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before
+
+
+def test_process_exits_cleanly_while_programs_compile_ahead(tmp_path):
+    """A run that fails on bad input leaves programs compiling ahead in background threads; the process
+    must still exit with its own status (XLA compiling in a daemon thread at exit aborted it: 134)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import pytensor.tensor as pt, pytensor_blackjax as pbj\n"
+        "m = pbj.ModelBuilder()\n"
+        "a = m.param('a')\n"
+        "m.add_logp(pt.log(-pt.exp(a)))\n"  # -inf / NaN everywhere: the start-point search raises
+        "try:\n"
+        "    pbj.sample(m.build(), draws=10, tune=10, chains=2, seed=1, progressbar=False)\n"
+        "except ValueError:\n"
+        "    pass\n"
+    )
+    env = {**__import__("os").environ, "PBJ_COMPILATION_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -3,8 +3,10 @@ scope, compiling the sampling programs while warmup runs, and checkpoints."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -168,11 +170,13 @@ class ChainLayout:
         # one chunk of draws, flattened over chains, as `constrain` receives it
         flat = jax.ShapeDtypeStruct((chains * chunk, dims), np.float64)
         cancel, side = self._cancel, self._side
+        _CANCELS.add(cancel)
 
         def beside(step: Callable[[], Any]) -> None:
             if not cancel.is_set():
                 thread = threading.Thread(target=_quietly, args=(step,), name="pbj-compile", daemon=True)
                 side.append(thread)
+                _COMPILING.add(thread)
                 thread.start()
 
         def compile_ahead():
@@ -194,6 +198,7 @@ class ChainLayout:
                     step()
 
         self._prepared = threading.Thread(target=compile_ahead, name="pbj-compile", daemon=True)
+        _COMPILING.add(self._prepared)
         self._prepared.start()
 
     def await_prepared(self, stop: Callable[[], bool]) -> bool:
@@ -237,6 +242,22 @@ class ChainLayout:
     def _load(self, state: Any, params: Any) -> None:
         self.carry = jax.device_put(state)
         self.params = None if params is None else jax.device_put(params)
+
+
+# Compilations running ahead, and their layouts' cancel flags. A process that exits while XLA compiles
+# in a daemon thread aborts ("FATAL: exception not rethrown", exit status 134) after its work is done
+# (e.g. a run that raised on bad input before its programs were needed): at exit no further program
+# starts and the running ones are waited for.
+_COMPILING: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+_CANCELS: weakref.WeakSet[threading.Event] = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_compiling() -> None:
+    for cancel in list(_CANCELS):
+        cancel.set()
+    for thread in list(_COMPILING):
+        thread.join()
 
 
 def _quietly(step: Callable[[], Any]) -> None:
