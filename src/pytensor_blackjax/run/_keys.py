@@ -1,8 +1,11 @@
 """Random keys derived per chain, per phase and per step index, so that chunking never changes draws.
 
-The run's and the chains' keys come from one small program kept in the program store: computed
-eagerly, JAX compiled four tiny programs for them in every process (seeding, folding in, slicing
-out each chain's key), 0.1-0.4 s of a second run's start.
+The run's and the chains' keys are computed on the host: Threefry-2x32 (Salmon et al. 2011, the hash
+behind JAX's default keys) in NumPy gives the very key data ``jax.random.key`` and ``fold_in`` give.
+Computed by JAX, they cost a first run 1.3 s of compiling one small program (0.6 s of it lowering)
+and a warm run its lookup in the program store; in NumPy they cost microseconds. With another
+default key implementation (``jax_default_prng_impl``) JAX computes them, in a program kept in the
+program store.
 """
 
 from __future__ import annotations
@@ -13,7 +16,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["INIT", "SAMPLING", "WARMUP", "chain_keys", "root_key", "split_chains", "step_key"]
+__all__ = [
+    "INIT",
+    "SAMPLING",
+    "WARMUP",
+    "chain_keys",
+    "fold_in",
+    "root_key",
+    "split_chains",
+    "step_key",
+    "threefry2x32",
+]
 
 INIT, WARMUP, SAMPLING = 0, 1, 2
 
@@ -29,26 +42,70 @@ def _key_data(words: jax.Array, chain_ids: jax.Array) -> tuple[jax.Array, jax.Ar
 
 
 @cache
-def _program():
+def _program(impl: str):
+    """`_key_data` compiled for the key implementation ``impl`` (its name keys the program store)."""
     from pytensor_blackjax.run._stored import StoredProgram
 
-    return StoredProgram(jax.jit(_key_data), "chain_keys")
+    return StoredProgram(jax.jit(_key_data), f"chain_keys|{impl}")
+
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_PARITY = np.uint32(0x1BD11BDA)
+
+
+def _rotl(x: np.ndarray, bits: int) -> np.ndarray:
+    return (x << np.uint32(bits)) | (x >> np.uint32(32 - bits))
+
+
+def threefry2x32(key: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Threefry-2x32 block cipher (20 rounds) of the words ``(x0, x1)`` (uint32 arrays of one
+    shape) under the key ``key`` (2 uint32 words)."""
+    k = (np.uint32(key[0]), np.uint32(key[1]), np.uint32(key[0]) ^ np.uint32(key[1]) ^ _PARITY)
+    with np.errstate(over="ignore"):
+        x0, x1 = x0 + k[0], x1 + k[1]
+        for group in range(5):
+            for r in _ROTATIONS[group % 2]:
+                x0 = x0 + x1
+                x1 = _rotl(x1, r) ^ x0
+            x0 = x0 + k[(group + 1) % 3]
+            x1 = x1 + k[(group + 2) % 3] + np.uint32(group + 1)
+    return x0, x1
+
+
+def fold_in(key: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """``jax.random.fold_in`` on raw Threefry key data: one key ``(2,)`` per element of ``data``,
+    shape ``data.shape + (2,)``."""
+    data = np.asarray(data, dtype=np.uint32)
+    y0, y1 = threefry2x32(key, np.zeros_like(data), data)
+    return np.stack([y0, y1], axis=-1)
+
+
+def _host_key_data(words: np.ndarray, chain_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_key_data` in NumPy, for Threefry keys."""
+    root = np.array([0, words[0]], dtype=np.uint32)  # jax.random.key of a 32-bit seed
+    if words[1] > 0:
+        root = fold_in(root, words[1])
+    return root, fold_in(root, chain_ids)
 
 
 def _derive(seed: int, chains: int) -> tuple[np.ndarray, np.ndarray]:
     words = np.array([seed % 2**32, (seed >> 32) % 2**32], dtype=np.uint32)
-    root, per_chain = _program()(words, np.arange(chains, dtype=np.uint32))
+    ids = np.arange(chains, dtype=np.uint32)
+    impl = jax.config.jax_default_prng_impl
+    if impl == "threefry2x32":
+        return _host_key_data(words, ids)
+    root, per_chain = _program(impl)(words, ids)
     return np.asarray(root), np.asarray(per_chain)
 
 
 def root_key(seed: int) -> jax.Array:
     """The run's key."""
-    return jax.random.wrap_key_data(jnp.asarray(_derive(seed, 1)[0]))
+    return jax.random.wrap_key_data(jax.device_put(_derive(seed, 1)[0]))
 
 
 def chain_keys(seed: int, chains: int) -> jax.Array:
     """One key per chain, shape ``(chains,)``."""
-    return jax.random.wrap_key_data(jnp.asarray(_derive(seed, chains)[1]))
+    return jax.random.wrap_key_data(jax.device_put(_derive(seed, chains)[1]))
 
 
 def split_chains(keys: jax.Array) -> list[jax.Array]:
