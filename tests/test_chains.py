@@ -183,6 +183,20 @@ def test_sampling_programs_compile_once_ahead(chain_method):
         assert getattr(programs, name).compiled_count() == 1, name
 
 
+@pytest.mark.parametrize("chain_method", ["auto", "vectorized"])
+@pytest.mark.parametrize("thin", [1, 3])
+def test_nuts_warms_up_and_samples_with_one_program(chain_method, thin):
+    """XLA compiles NUTS's transition once: the warmup and the sampling phase call one executable,
+    also when thinned (the transitions per draw are a runtime argument)."""
+    from pytensor_blackjax.run._programs import Programs
+
+    compiled = pbj.compile(gaussian_model())
+    draws_of(compiled, draws=300, tune=200, chain_method=chain_method, thin=thin)
+    (programs,) = [p for p in compiled.programs.values() if isinstance(p, Programs)]
+    assert programs.warmup.owner.program is programs.sample.owner.program
+    assert programs.sample.compiled_count() == 1
+
+
 def test_finish_outputs_are_strongly_typed(gaussian):
     """The sampling program is compiled ahead from the finish program's output types; a weak-typed
     output (a step size that started as a Python float) made the real call a second compilation."""

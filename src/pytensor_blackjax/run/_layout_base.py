@@ -34,11 +34,15 @@ def jit_all(progs: Programs, *, vmap_chains: bool) -> Programs:
     """Every program jitted; with ``vmap_chains`` the per-chain ones mapped over a leading chain axis."""
     if not vmap_chains:
         return map_programs(jit_program, progs)
+    # one program for both phases (no ``sample``) takes the phase and the steps per draw last
+    phase = (None, None) if progs.sample is None else ()
     return Programs(
         jax.jit(jax.vmap(progs.warmup_init, in_axes=(0, 0, None))),
-        jax.jit(jax.vmap(progs.warmup, in_axes=(0, 0, None, None, None, None))),
+        jax.jit(jax.vmap(progs.warmup, in_axes=(0, 0, None, None, None, None, *phase))),
         jit_program("finish", jax.vmap(progs.finish)),
-        jax.jit(jax.vmap(progs.sample, in_axes=(0, 0, 0, None, None, None))),
+        None
+        if progs.sample is None
+        else jax.jit(jax.vmap(progs.sample, in_axes=(0, 0, 0, None, None, None))),
         jax.jit(progs.constrain),
         jax.jit(progs.log_likelihood),
         None if progs.window_end is None else jit_program("window_end", jax.vmap(progs.window_end)),
@@ -62,6 +66,9 @@ class ChainLayout:
     name: ClassVar[str]
     # whether this layout's programs can be kept in the program store (see `run._stored`)
     storable: ClassVar[bool] = True
+    # whether it runs one program for warmup and sampling where the sampler allows
+    # (`run._programs.runs_one_step`); such a layout's programs are stored
+    one_step: ClassVar[bool] = True
 
     def __init__(self, programs: Programs, keys: jax.Array, seed: int, data: tuple, *, precision: str):
         self.programs, self.keys, self.data = programs, keys, data

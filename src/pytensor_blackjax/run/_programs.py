@@ -17,13 +17,15 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import Mesh
 
 from pytensor_blackjax.compile import CompiledModel
 from pytensor_blackjax.run._keys import SAMPLING, WARMUP, step_key
+from pytensor_blackjax.run._program_keys import signature
 from pytensor_blackjax.run._stored import StoredProgram, config_identity, digest_of
 from pytensor_blackjax.samplers import RunSize, Sampler
-from pytensor_blackjax.samplers._base import size_key
+from pytensor_blackjax.samplers._base import PhaseStates, size_key
 
 __all__ = [
     "CHAIN_AXIS",
@@ -31,16 +33,24 @@ __all__ = [
     "build_programs",
     "float32_scope",
     "has_warmup_draws",
+    "PhaseCalls",
     "jit_program",
     "map_programs",
     "programs_for",
+    "runs_one_step",
 ]
 
 CHAIN_AXIS = "chains"
 
 
 class Programs(NamedTuple):
-    """Pure functions of one chain (per-chain samplers) or of all chains (ensemble samplers)."""
+    """Pure functions of one chain (per-chain samplers) or of all chains (ensemble samplers).
+
+    With one program for both phases (`build_programs` with ``one_step``), ``warmup`` is that program,
+    ``(wstate, key, start, n_valid, rows, data, phase, steps) -> (wstate, (positions, stats))`` (``steps``
+    transitions per kept draw), and ``sample`` is None until `programs_for` puts the callers of both
+    phases in (`PhaseCalls`).
+    """
 
     warmup_init: Any  # (key, position, data) -> wstate
     warmup: Any  # (wstate, key, start, n_valid, rows, data) -> (wstate, stats)
@@ -56,6 +66,8 @@ class ChainLayoutLike(Protocol):
 
     name: ClassVar[str]
     storable: ClassVar[bool]
+
+    one_step: ClassVar[bool]
 
     @classmethod
     def build(cls, base: Programs, mesh: Mesh | None) -> Programs: ...
@@ -90,13 +102,45 @@ def build_programs(
     thin: int,
     *,
     warmup_draws: bool = False,
+    one_step: bool = False,
 ) -> Programs:
     """The pure programs of one run; ``warmup_draws``: the warmup program also returns the chain's
     position after every step, ``(wstate, (positions, stats))`` (samplers whose kernel has a
-    ``warmup_position``), for ``sample(keep_warmup=True)``."""
+    ``warmup_position``), for ``sample(keep_warmup=True)``. ``one_step``: one program for warmup and
+    sampling (see `Programs`; kernels with a `PhaseStep`)."""
 
     def kernel(data):
         return sampler.build(partial(compiled.flat_logdensity, data=data), compiled.num_dims, size)
+
+    def phases(wstate, key, start, n_valid, rows, data, phase, steps):
+        # the transition compiles once for both phases: XLA compiled it twice, in the warmup and the
+        # sampling program, which was half of a first run's compile time; the loop carries the chain
+        # alone (a warmup state riding through it made every sampling step 40% slower when it last
+        # shared one program), the estimator is fed after it. ``steps`` transitions per kept draw
+        # (1 in warmup, ``thin`` when sampling): a runtime number, so that a thinned run warms up and
+        # moves with the very executable an unthinned one uses
+        k = kernel(data)
+        ph = k.phase_step
+        adapt = phase == WARMUP
+        carry, fixed = ph.split(wstate)
+
+        def body(carry, i):
+            def one(c):
+                def inner(state):
+                    t, c2, _ = state
+                    c2, stats = ph.step(step_key(key, phase, (start + i) * steps + t), c2, fixed, adapt)
+                    return t + 1, c2, stats
+
+                shapes = jax.eval_shape(lambda c2: ph.step(step_key(key, phase, 0), c2, fixed, adapt)[1], c)
+                blank = jax.tree.map(lambda t: jnp.zeros(t.shape, t.dtype), shapes)
+                _, c, stats = jax.lax.while_loop(lambda state: state[0] < steps, inner, (0, c, blank))
+                return c, (*ph.record(c), stats)
+
+            return _skip_or(one, i, n_valid, carry)
+
+        carry, (positions, fed, stats) = jax.lax.scan(body, carry, jnp.arange(chunk))
+        mask = (rows[:, 0] == 1) & (jnp.arange(chunk) < n_valid)
+        return ph.absorb(ph.join(carry, fixed), fed, mask), (positions, stats)
 
     def warmup_init(key, position, data):
         return kernel(data).warmup_init(key, position)
@@ -158,7 +202,82 @@ def build_programs(
         return placeholder().window_end(wstate)
 
     window = window_end if getattr(sampler, "window_program", False) else None
+    if one_step:
+        return Programs(warmup_init, phases, finish, None, constrain, log_likelihood, window)
     return Programs(warmup_init, warmup, finish, sample, constrain, log_likelihood, window)
+
+
+def runs_one_step(sampler: Sampler) -> bool:
+    """Whether ``sampler`` warms up and samples with one program: its kernels have a `PhaseStep`
+    (the class says so with ``phase_states``, known without building a kernel)."""
+    return not sampler.ensemble and getattr(sampler, "phase_states", None) is not None
+
+
+class PhaseCalls:
+    """The warmup and sampling phases' calls of one program (`Programs` with ``one_step``), with the
+    signatures of separate ``warmup`` and ``sample`` programs, so that layouts call either alike.
+
+    The sampling phase's warmup state is the chain and parameters put into a placeholder of the
+    warmup state's types (its step-size and estimator states are neither used nor kept), taken from
+    the warmup-init program's output types: loaded or compiled, never traced (a warm run traces
+    nothing).
+
+    Args:
+        program: the layout's (jitted, stored) program of both phases.
+        init: the layout's warmup-init program (a `StoredProgram`), for the placeholder's types.
+        phases: the sampler's `PhaseStates`.
+        rows: the zero schedule rows of one sampling chunk.
+        thin: transitions per kept draw in the sampling phase.
+        positions: the warmup call also returns the positions (``warmup_draws``).
+    """
+
+    def __init__(self, program, init, phases: PhaseStates, rows: np.ndarray, thin: int, *, positions=False):
+        self.program, self.init, self.phases = program, init, phases
+        self.rows, self.thin, self.positions = rows, thin, positions
+        self._templates: dict[tuple, Any] = {}
+
+    def with_positions(self) -> PhaseCalls:
+        return PhaseCalls(self.program, self.init, self.phases, self.rows, self.thin, positions=True)
+
+    # the warmup phase: (wstate, key, start, n_valid, rows, data) -> (wstate, stats | (positions, stats))
+    def warmup(self, wstate, key, start, n_valid, rows, data):
+        wstate, (positions, stats) = self.program(wstate, key, start, n_valid, rows, data, WARMUP, 1)
+        return wstate, ((positions, stats) if self.positions else stats)
+
+    def warmup_compiled(self, wstate, key, start, n_valid, rows, data):
+        return self.program.compiled(wstate, key, start, n_valid, rows, data, WARMUP, 1)
+
+    # the sampling phase: (state, params, key, start, n_valid, data) -> (state, (positions, stats))
+    def sample(self, state, params, key, start, n_valid, data):
+        wstate = self.phases.rebuild(self._template(key, state, data), state, params)
+        wstate, out = self.program(wstate, key, start, n_valid, self.rows, data, SAMPLING, self.thin)
+        return self.phases.chain(wstate), out
+
+    def sample_compiled(self, state, params, key, start, n_valid, data):
+        wstate = self.phases.rebuild(self._template(key, state, data, types=True), state, params)
+        return self.program.compiled(wstate, key, start, n_valid, self.rows, data, SAMPLING, self.thin)
+
+    def _template(self, key, state, data, *, types: bool = False):
+        position = self.phases.position(state)
+        sig = signature((key, position, data))
+        if sig not in self._templates:
+            out = self.init.compiled(key, position, data).out_info
+            self._templates[sig] = jax.tree.map(lambda t: np.zeros(t.shape, t.dtype), out)
+        zeros = self._templates[sig]
+        return jax.tree.map(lambda z: jax.ShapeDtypeStruct(z.shape, z.dtype), zeros) if types else zeros
+
+
+class _Bound:
+    """A `PhaseCalls` phase as a program: callable, with the ``compiled`` of `StoredProgram`."""
+
+    def __init__(self, call, compiled, owner: PhaseCalls):
+        self._call, self.compiled, self.owner = call, compiled, owner
+
+    def __call__(self, *args):
+        return self._call(*args)
+
+    def compiled_count(self) -> int:
+        return self.owner.program.compiled_count()
 
 
 # XLA options for programs that run a few times per chain, not once per step: LLVM's optimisation
@@ -254,6 +373,10 @@ def programs_for(
     )
     if not warmup_draws:
         return progs
+    if isinstance(progs.warmup, _Bound) and isinstance(progs.warmup.owner, PhaseCalls):
+        # one program for both phases returns the positions anyway
+        calls = progs.warmup.owner.with_positions()
+        return progs._replace(warmup=_Bound(calls.warmup, calls.warmup_compiled, calls))
 
     def with_draws() -> Programs:
         variant = _build(compiled, sampler, layout, size, chunk, thin, mesh, precision, warmup_draws=True)
@@ -270,9 +393,9 @@ def has_warmup_draws(sampler: Sampler, num_dims: int, size: RunSize) -> bool:
 
 
 def _build(compiled, sampler, layout, size, chunk, thin, mesh, precision, *, warmup_draws=False) -> Programs:
-    progs = layout.build(
-        build_programs(compiled, sampler, size, chunk, thin, warmup_draws=warmup_draws), mesh
-    )
+    one_step = layout.one_step and runs_one_step(sampler)
+    base = build_programs(compiled, sampler, size, chunk, thin, warmup_draws=warmup_draws, one_step=one_step)
+    progs = layout.build(base, mesh)
     if layout.storable:
         identity = config_identity(sampler)
         sizes = size_key(sampler, size)
@@ -284,6 +407,15 @@ def _build(compiled, sampler, layout, size, chunk, thin, mesh, precision, *, war
             if identity is None
             else f"{identity}|{sizes}|{chunk}|{thin}|{layout.name}|{precision}{variant}",
         )
+    stored_init = progs.warmup_init
     if precision == "float32":
         progs = map_programs(lambda _, f: _in_float32(f), progs)
+    if one_step:
+        rows = sampler.schedule(0)
+        zero_rows = np.zeros((chunk, *rows.shape[1:]), rows.dtype)
+        calls = PhaseCalls(progs.warmup, stored_init, sampler.phase_states, zero_rows, thin)
+        progs = progs._replace(
+            warmup=_Bound(calls.warmup, calls.warmup_compiled, calls),
+            sample=_Bound(calls.sample, calls.sample_compiled, calls),
+        )
     return progs

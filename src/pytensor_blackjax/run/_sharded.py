@@ -32,6 +32,7 @@ class Sharded(ChainLayout):
 
     name = "sharded"
     storable = False
+    one_step = False
 
     def __init__(self, programs: Programs, keys: jax.Array, seed: int, data: tuple, *, precision: str):
         super().__init__(programs, keys, seed, data, precision=precision)

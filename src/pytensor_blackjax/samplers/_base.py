@@ -16,9 +16,61 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["INFO_TO_STATS", "Kernel", "RunSize", "Sampler", "rename_info", "size_key"]
+__all__ = [
+    "INFO_TO_STATS",
+    "Kernel",
+    "PhaseStates",
+    "PhaseStep",
+    "RunSize",
+    "Sampler",
+    "rename_info",
+    "size_key",
+]
 
 LogDensity = Callable[[jax.Array], jax.Array]
+
+
+class PhaseStep(NamedTuple):
+    """A kernel's warmup step that also serves as its sampling step, so that one compiled program runs
+    both phases (XLA then compiles the transition once, not twice: see `run._programs`).
+
+    The program's loop carries only what changes at every step (a small ``carry``: the chain, the
+    step-size state); the rest of the warmup state (the metric, the estimator's state) is a loop
+    invariant, so that the sampling phase runs the loop the separate sampling program ran.
+
+    split(warmup state) -> (carry, fixed)
+    step(key, carry, fixed, adapt) -> (carry, stats dict): one transition; with ``adapt`` (a traced
+        boolean) the step size adapts as in ``warmup_step``, without it the step size stays and it is
+        ``Kernel.step``
+    record(carry) -> (flat position, what ``absorb`` is fed of this step)
+    join(carry, fixed) -> warmup state
+    absorb(warmup state, fed (steps, ...), mask (steps,)) -> warmup state: the estimator fed the
+        masked steps in order, as ``warmup_step`` would have after each of them
+
+    A sampler whose kernels have one says so with a class attribute ``phase_states``, a
+    `PhaseStates`: the driver needs it on the host without building a kernel (building one imports
+    Blackjax, which a run that loads its programs from the store never does).
+    """
+
+    split: Callable[[Any], tuple[Any, Any]]
+    step: Callable[[jax.Array, Any, Any, jax.Array], tuple[Any, dict[str, jax.Array]]]
+    record: Callable[[Any], tuple[jax.Array, Any]]
+    join: Callable[[Any, Any], Any]
+    absorb: Callable[[Any, Any, jax.Array], Any]
+
+
+class PhaseStates(NamedTuple):
+    """Between a `PhaseStep` kernel's phases, on the host (pytree surgery, no computation).
+
+    rebuild(template warmup state, state, params) -> the warmup state that samples from ``state`` with
+        ``params`` (the template's other parts are placeholders of the right types)
+    chain(warmup state) -> state
+    position(state) -> its flat position(s), as ``warmup_init`` takes them
+    """
+
+    rebuild: Callable[[Any, Any, Any], Any]
+    chain: Callable[[Any], Any]
+    position: Callable[[Any], Any]
 
 
 class Kernel(NamedTuple):
@@ -37,6 +89,8 @@ class Kernel(NamedTuple):
         (it is built with a placeholder). None: ``warmup_step`` does it. A sampler whose kernels have
         one says so (``window_program = True``, a class attribute), so that the driver knows without
         building a kernel
+    phase_step: a `PhaseStep`, or None: separate warmup and sampling programs. With one, the schedule
+        row's first column (1: feed the estimator) is applied by ``PhaseStep.absorb`` after a chunk
     """
 
     warmup_init: Callable[[jax.Array, jax.Array], Any]
@@ -46,6 +100,7 @@ class Kernel(NamedTuple):
     position: Callable[[Any], jax.Array]
     warmup_position: Callable[[Any], jax.Array] | None = None
     window_end: Callable[[Any], Any] | None = None
+    phase_step: PhaseStep | None = None
 
 
 @dataclass(frozen=True)

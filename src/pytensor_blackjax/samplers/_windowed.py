@@ -26,7 +26,7 @@ from pytensor_blackjax.samplers._adaptation import (
     welford_update,
     window_schedule,
 )
-from pytensor_blackjax.samplers._base import Kernel
+from pytensor_blackjax.samplers._base import Kernel, PhaseStates, PhaseStep
 from pytensor_blackjax.samplers._metric import (
     DenseFactors,
     dense_factors,
@@ -277,6 +277,46 @@ def windowed_hmc_kernel(
     def warmup_finish(ws):
         return ws.chain, ws.params._replace(step_size=jnp.exp(ws.step_size_state.log_step_size_avg))
 
+    # one program for both phases (`PhaseStep`): the loop carries the chain, the dual-averaging
+    # state and the step size; the metric and the estimator's state stay outside it
+    def split(ws):
+        return (ws.chain, ws.step_size_state, ws.params.step_size), ws
+
+    def phase_step(key, carry, ws, adapt):
+        chain, da_state, step_size = carry
+        params = ws.params._replace(step_size=step_size)
+        chain, info = transition(key, chain, params)
+        accept = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
+        updated = dual_averaging_update(da_state, accept, target_accept)
+        da_state = jax.tree.map(lambda new, old: jnp.where(adapt, new, old), updated, da_state)
+        step_size = jnp.where(adapt, jnp.exp(da_state.log_step_size), step_size)
+        stats = stats_fn(chain, info, params._replace(step_size=step_size))
+        return (chain, da_state, step_size), stats
+
+    def join(carry, ws):
+        chain, da_state, step_size = carry
+        return WindowState(chain, da_state, ws.mass_matrix_state, ws.params._replace(step_size=step_size))
+
+    def absorb(ws, records, mask):
+        est = _estimator(adaptation, num_dims, ws.chain.position.dtype, max_rank)
+        zero = jnp.zeros((), ws.chain.position.dtype)
+
+        def push(state, row):
+            (position, grad), keep = row
+            chain = ChainState(position, zero, grad)
+            return jax.lax.cond(keep, lambda s: est.update(s, chain), lambda s: s, state), None
+
+        mm_state, _ = jax.lax.scan(push, ws.mass_matrix_state, (records, mask))
+        return ws._replace(mass_matrix_state=mm_state)
+
+    phases = PhaseStep(
+        split,
+        phase_step,
+        lambda carry: (carry[0].position, (carry[0].position, carry[0].logdensity_grad)),
+        join,
+        absorb,
+    )
+
     def step(key, chain, params):
         chain, info = transition(key, chain, params)
         return chain, stats_fn(chain, info, params)
@@ -289,6 +329,7 @@ def windowed_hmc_kernel(
         lambda chain: chain.position,
         lambda ws: ws.chain.position,
         window_end,
+        phases,
     )
 
 
@@ -300,6 +341,12 @@ class WindowedSampler:
     size_fields: ClassVar[tuple[str, ...]] = ()
     # its kernels have a `Kernel.window_end`, which the driver runs as a program of its own
     window_program: ClassVar[bool] = True
+    # and a `Kernel.phase_step`: one program warms up and samples
+    phase_states: ClassVar[PhaseStates] = PhaseStates(
+        lambda template, chain, params: template._replace(chain=chain, params=params),
+        lambda ws: ws.chain,
+        lambda chain: chain.position,
+    )
 
     def schedule(self, tune: int) -> np.ndarray:
         return window_schedule(tune)
