@@ -87,7 +87,10 @@ def test_public_names_are_what_users_use():
         (lambda: pbj.samplers.ChEES(mass_matrix="dense"), r"ChEES\(mass_matrix='dense'\).*'diag'"),
         (lambda: pbj.samplers.MEADS(num_folds=0), r"MEADS\(num_folds=0\)"),
         (lambda: pbj.samplers.SMC(target_ess=2), r"SMC\(target_ess=2\)"),
-        (lambda: pbj.samplers.SMC(num_mcmc_steps=200), r"SMC\(max_mcmc_steps=100\).*from 200"),
+        (
+            lambda: pbj.samplers.SMC(num_mcmc_steps=200),
+            r"SMC\(max_mcmc_steps=100, num_mcmc_steps=200\).*max_mcmc_steps from 200",
+        ),
         (lambda: pbj.samplers.SMC(correlation_threshold=0), r"SMC\(correlation_threshold=0\)"),
         (lambda: pbj.samplers.Pathfinder(maxiter=0), r"Pathfinder\(maxiter=0\)"),
         (lambda: pbj.samplers.MeanFieldVI(learning_rate=-1), r"learning_rate=-1.*positive"),
