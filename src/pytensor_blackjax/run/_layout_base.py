@@ -174,32 +174,26 @@ class ChainLayout:
 
         def beside(step: Callable[[], Any]) -> None:
             if not cancel.is_set():
-                thread = threading.Thread(target=_quietly, args=(step,), name="pbj-compile", daemon=True)
-                side.append(thread)
-                _COMPILING.add(thread)
-                thread.start()
+                side.append(_start_compiling(step))
 
         def compile_ahead():
             # XLA cannot stop a compilation midway; after a Ctrl-C the one running ends and no other starts
-            with contextlib.suppress(Exception):  # a failure here resurfaces in the phase's own call
-                carry = p.warmup_init.compiled(*init_args).out_info
-                if rows is not None:
-                    beside(lambda: p.warmup.compiled(carry, key, 0, chunk, rows, self.data))
-                    if p.window_end is not None:
-                        beside(lambda: p.window_end.compiled(carry))
-                state, params = p.finish.compiled(carry).out_info
-                steps = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
-                steps.append(lambda: p.constrain.compiled(flat, self.data))
-                if with_log_likelihood:
-                    steps.append(lambda: p.log_likelihood.compiled(flat, self.data))
-                for step in steps:
-                    if cancel.is_set():
-                        return
-                    step()
+            carry = p.warmup_init.compiled(*init_args).out_info
+            if rows is not None:
+                beside(lambda: p.warmup.compiled(carry, key, 0, chunk, rows, self.data))
+                if p.window_end is not None:
+                    beside(lambda: p.window_end.compiled(carry))
+            state, params = p.finish.compiled(carry).out_info
+            steps = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
+            steps.append(lambda: p.constrain.compiled(flat, self.data))
+            if with_log_likelihood:
+                steps.append(lambda: p.log_likelihood.compiled(flat, self.data))
+            for step in steps:
+                if cancel.is_set():
+                    return
+                step()
 
-        self._prepared = threading.Thread(target=compile_ahead, name="pbj-compile", daemon=True)
-        _COMPILING.add(self._prepared)
-        self._prepared.start()
+        self._prepared = _start_compiling(compile_ahead)
 
     def await_prepared(self, stop: Callable[[], bool]) -> bool:
         """Wait for the programs compiling in the background; False as soon as ``stop()`` is true
@@ -260,7 +254,15 @@ def _finish_compiling() -> None:
         thread.join()
 
 
-def _quietly(step: Callable[[], Any]) -> None:
-    """Compile ahead; a failure resurfaces in the phase's own call."""
-    with contextlib.suppress(Exception):
-        step()
+def _start_compiling(step: Callable[[], Any]) -> threading.Thread:
+    """``step`` (compiling ahead) started in a daemon thread that the process waits for at exit; a
+    failure there resurfaces in the call of the phase that needs the program."""
+
+    def quietly() -> None:
+        with contextlib.suppress(Exception):
+            step()
+
+    thread = threading.Thread(target=quietly, name="pbj-compile", daemon=True)
+    _COMPILING.add(thread)
+    thread.start()
+    return thread
