@@ -15,7 +15,13 @@ import numpy as np
 from jax.sharding import Mesh
 
 from pytensor_blackjax._checkpoint import Checkpoint, ResumePoint
-from pytensor_blackjax.run._programs import Programs, float32_scope, jit_program, map_programs
+from pytensor_blackjax.run._programs import (
+    Programs,
+    float32_scope,
+    jit_program,
+    map_programs,
+    vmap_over_chains,
+)
 
 __all__ = ["ChainLayout", "host", "jit_all", "stack"]
 
@@ -32,17 +38,7 @@ def stack(trees):
 
 def jit_all(progs: Programs, *, vmap_chains: bool) -> Programs:
     """Every program jitted; with ``vmap_chains`` the per-chain ones mapped over a leading chain axis."""
-    if not vmap_chains:
-        return map_programs(jit_program, progs)
-    return Programs(
-        jax.jit(jax.vmap(progs.warmup_init, in_axes=(0, 0, None))),
-        jax.jit(jax.vmap(progs.warmup, in_axes=(0, 0, None, None, None, None))),
-        jit_program("finish", jax.vmap(progs.finish)),
-        jax.jit(jax.vmap(progs.sample, in_axes=(0, 0, 0, None, None, None))),
-        jax.jit(progs.constrain),
-        jax.jit(progs.log_likelihood),
-        None if progs.window_end is None else jit_program("window_end", jax.vmap(progs.window_end)),
-    )
+    return map_programs(jit_program, vmap_over_chains(progs) if vmap_chains else progs)
 
 
 class ChainLayout:

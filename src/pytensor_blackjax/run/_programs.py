@@ -34,6 +34,7 @@ __all__ = [
     "jit_program",
     "map_programs",
     "programs_for",
+    "vmap_over_chains",
 ]
 
 CHAIN_AXIS = "chains"
@@ -179,6 +180,29 @@ def map_programs(fn, progs: Programs) -> Programs:
     return Programs(
         *(None if p is None else fn(name, p) for name, p in zip(Programs._fields, progs, strict=True))
     )
+
+
+# how each per-chain program maps over a leading chain axis (`jax.vmap`'s in_axes); None: the program
+# is not per chain
+_CHAIN_AXES = Programs(
+    warmup_init=(0, 0, None),
+    warmup=(0, 0, None, None, None, None),
+    finish=0,
+    sample=(0, 0, 0, None, None, None),
+    constrain=None,
+    log_likelihood=None,
+    window_end=0,
+)
+
+
+def vmap_over_chains(progs: Programs) -> Programs:
+    """The per-chain programs mapped over a leading chain axis; the others as they are."""
+
+    def mapped(name, fn):
+        axes = getattr(_CHAIN_AXES, name)
+        return fn if axes is None else jax.vmap(fn, in_axes=axes)
+
+    return map_programs(mapped, progs)
 
 
 # where each program takes the data tuple (None: the program does not evaluate the model)
