@@ -138,3 +138,19 @@ def test_schedules_have_one_row_per_warmup_step():
         rows = resolve(name).schedule(37)
         assert rows.shape[0] == 37 and rows.ndim == 2
         assert np.asarray(resolve(name).schedule(0)).shape[0] == 0
+
+
+def test_a_window_program_flag_that_disagrees_with_the_kernel_is_refused(gaussian):
+    # the driver runs the window ends as a program of their own only when the sampler says so; a kernel
+    # with a window_end it never ran would adapt without ever ending a window
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    @dataclass(frozen=True)
+    class Unsaid(pbj.samplers.NUTS):
+        window_program: ClassVar[bool] = False
+
+    with pytest.raises(
+        TypeError, match=r"Unsaid.window_program is False.*set the class attribute window_program = True"
+    ):
+        pbj.sample(gaussian, sampler=Unsaid(), chains=2, draws=10, tune=50, progressbar=False)

@@ -96,6 +96,10 @@ def build_programs(
     position after every step, ``(wstate, (positions, stats))`` (samplers whose kernel has a
     ``warmup_position``), for ``sample(keep_warmup=True)``."""
 
+    # whether the window ends run as a program of their own: the sampler says so without building a
+    # kernel (building one imports Blackjax, which a run loading its programs never does)
+    window_program = bool(getattr(sampler, "window_program", False))
+
     def kernel(data):
         return sampler.build(partial(compiled.flat_logdensity, data=data), compiled.num_dims, size)
 
@@ -104,6 +108,13 @@ def build_programs(
 
     def warmup(wstate, key, start, n_valid, rows, data):
         k = kernel(data)
+        if (k.window_end is not None) != window_program:
+            # a kernel's window_end no program ran would skip every window's end without a word
+            raise TypeError(
+                f"{type(sampler).__name__}.window_program is {window_program} but its kernel's window_end "
+                f"is {'set' if k.window_end is not None else 'None'}: set the class attribute "
+                f"window_program = {k.window_end is not None}."
+            )
 
         def body(carry, xs):
             i, row = xs
@@ -158,7 +169,7 @@ def build_programs(
     def window_end(wstate):
         return placeholder().window_end(wstate)
 
-    window = window_end if getattr(sampler, "window_program", False) else None
+    window = window_end if window_program else None
     return Programs(warmup_init, warmup, finish, sample, constrain, log_likelihood, window)
 
 
