@@ -144,6 +144,12 @@ def test_the_graph_fingerprint_follows_the_graphs_or_refuses():
     assert graph_fingerprint([x], {"f": {"out": pt.sum(x)}}, ()) is not None
     assert graph_fingerprint([x], {"f": {"out": pt.sum(Double()(x))}}, ()) is None
 
+    from pytensor_blackjax.compile import _fingerprint
+
+    assert _fingerprint._plain(np.float64) == ("class", "numpy", "float64")
+    with pytest.raises(_fingerprint._Unkeyable):  # a class of a package named like NumPy is not NumPy's
+        _fingerprint._plain(type("Dist", (), {"__module__": "numpyro.distributions"}))
+
 
 def test_the_config_identity_covers_every_field_or_refuses():
     assert _stored.config_identity(NUTS()) == _stored.config_identity(NUTS())

@@ -38,7 +38,6 @@ __all__ = ["graph_fingerprint"]
 
 _DISPATCH = "pytensor.link.jax.dispatch"
 _MAX_DEPTH = 12
-_CLASS_MODULES = ("numpy", "pytensor.", "builtins")
 # PyTensor configuration that cannot change a rewrite or a conversion (paths, compilers, printing)
 _NEUTRAL = ("compiledir", "base_compiledir", "cxx", "gcc__", "cmodule__", "blas__ldflags", "print")
 
@@ -47,9 +46,13 @@ class _Unkeyable(Exception):
     """Something in the graph this digest cannot describe completely."""
 
 
+def _from_pytensor(module: Any) -> bool:
+    return str(module).startswith("pytensor.")
+
+
 def _pytensor_class(obj: Any) -> str:
     cls = type(obj)
-    if not cls.__module__.startswith("pytensor."):
+    if not _from_pytensor(cls.__module__):
         raise _Unkeyable(cls)
     return f"{cls.__module__}.{cls.__qualname__}"
 
@@ -79,11 +82,13 @@ def _plain(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (Variable, Apply)):
         raise _Unkeyable("a graph inside an Op")  # e.g. a fused Composite: not in a model's own graph
     if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
-        if not str(value.__module__).startswith("pytensor."):
+        if not _from_pytensor(value.__module__):
             raise _Unkeyable(value)
         return ("function", value.__module__, value.__qualname__)
     if isinstance(value, type):  # e.g. the NumPy scalar type a cast makes
-        if not value.__module__.startswith(_CLASS_MODULES):
+        # (NumPy's own modules only: a prefix "numpy" would also let in numpyro's)
+        module = value.__module__
+        if not (module in ("numpy", "builtins") or module.startswith("numpy.") or _from_pytensor(module)):
             raise _Unkeyable(value)
         return ("class", value.__module__, value.__qualname__)
     name = _pytensor_class(value)
@@ -149,7 +154,7 @@ def _conversions() -> Any:
     out = []
     for registry in (dispatch.jax_funcify.registry, dispatch.jax_typify.registry):
         for cls, fn in registry.items():
-            if not str(getattr(fn, "__module__", "")).startswith("pytensor."):
+            if not _from_pytensor(getattr(fn, "__module__", "")):
                 raise _Unkeyable(fn)
             out.append((f"{cls.__module__}.{cls.__qualname__}", fn.__module__, fn.__qualname__))
     return tuple(sorted(out))
