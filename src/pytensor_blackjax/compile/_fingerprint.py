@@ -13,8 +13,9 @@ it cannot describe completely:
 * the graph's structure, the bytes of every constant and shared value, the inputs' types and order;
 * the names and layout of what the functions return;
 * PyTensor's configuration and the rewrites its databases hold (its rewrites read the one; another
-  package, PyMC, adds to the other), and PyTensor's JAX conversions when something has already
-  imported them (one registered by another package is refused).
+  package, PyMC, adds to the other). PyTensor's own JAX conversions are fixed by its version, so a
+  digest made before and one made after something imported them agree; one registered by another
+  package is refused.
 
 Values are plain Python values, NumPy arrays and scalars, slices, and PyTensor objects built from
 them; anything else (a function of another package, a random generator) refuses.
@@ -146,18 +147,17 @@ def _rewrites() -> Any:
     return tuple(out)
 
 
-def _conversions() -> Any:
-    """PyTensor's JAX conversions, when already imported: refused if another package registered one."""
+def _check_conversions() -> None:
+    """Refuse if another package registered a JAX conversion. PyTensor's own are fixed by its version
+    (in the digest): listing them would make a model's digest depend on whether this process has
+    imported them yet (the first compile of a process does, after its digest), and so miss the store."""
     dispatch = sys.modules.get(_DISPATCH)
-    if dispatch is None:  # nothing can have registered one: PyTensor's own, fixed by its version
-        return None
-    out = []
+    if dispatch is None:  # not imported: nothing can have registered one
+        return
     for registry in (dispatch.jax_funcify.registry, dispatch.jax_typify.registry):
-        for cls, fn in registry.items():
+        for fn in registry.values():
             if not _from_pytensor(getattr(fn, "__module__", "")):
                 raise _Unkeyable(fn)
-            out.append((f"{cls.__module__}.{cls.__qualname__}", fn.__module__, fn.__qualname__))
-    return tuple(sorted(out))
 
 
 def graph_fingerprint(
@@ -168,9 +168,8 @@ def graph_fingerprint(
     cannot be described completely (see the module doc)."""
     h = hashlib.sha256()
     try:
-        h.update(
-            repr((pytensor.__version__, _config(), _rewrites(), _conversions(), _plain(layout))).encode()
-        )
+        _check_conversions()
+        h.update(repr((pytensor.__version__, _config(), _rewrites(), _plain(layout))).encode())
         for function, outputs in functions.items():
             refs: dict[Variable, int] = {v: i for i, v in enumerate(inputs)}
             rows: list[Any] = [("function", function, tuple(outputs)), tuple(_plain(v.type) for v in inputs)]
