@@ -13,9 +13,10 @@ it cannot describe completely:
 * the graph's structure, the bytes of every constant and shared value, the inputs' types and order;
 * the names and layout of what the functions return;
 * PyTensor's configuration and the rewrites its databases hold (its rewrites read the one; another
-  package, PyMC, adds to the other). PyTensor's own JAX conversions are fixed by its version, so a
-  digest made before and one made after something imported them agree; one registered by another
-  package is refused.
+  package, PyMC, adds to the other). What importing PyTensor's JAX dispatch adds, its JAX conversions
+  and the rewrites of the modules it imports, is PyTensor's own, fixed by its version, and left out: a
+  digest made before this process imported the dispatch and one made after agree. A conversion
+  registered by another package is refused.
 
 Values are plain Python values, NumPy arrays and scalars, slices, and PyTensor objects built from
 them; anything else (a function of another package, a random generator) refuses.
@@ -26,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Apply, Constant, Variable
 from pytensor.graph.traversal import io_toposort
 
-__all__ = ["graph_fingerprint"]
+__all__ = ["graph_fingerprint", "import_dispatch"]
 
 _DISPATCH = "pytensor.link.jax.dispatch"
 _MAX_DEPTH = 12
@@ -124,14 +125,13 @@ def _config() -> Any:
     return tuple(items)
 
 
-def _rewrites() -> Any:
-    """The names and classes of every rewrite PyTensor's databases hold: another package (PyMC) or the
-    user may register rewrites of their own, which change what a graph becomes."""
+def _rewrite_entries() -> list[tuple[str, Any]]:
+    """Every rewrite PyTensor's databases hold, nested databases included, by its name."""
     from pytensor.compile.mode import optdb
     from pytensor.graph.rewriting.db import RewriteDatabase
 
     seen: set[int] = set()
-    out: list[Any] = []
+    out: list[tuple[str, Any]] = []
 
     def walk(db: RewriteDatabase) -> None:
         for name in sorted(db._names):
@@ -139,12 +139,40 @@ def _rewrites() -> Any:
                 if id(entry) in seen:
                     continue
                 seen.add(id(entry))
-                out.append((name, type(entry).__module__, type(entry).__qualname__))
+                out.append((name, entry))
                 if isinstance(entry, RewriteDatabase):
                     walk(entry)
 
     walk(optdb)
-    return tuple(out)
+    return out
+
+
+# The rewrites registered while `import_dispatch` imported PyTensor's JAX dispatch (it imports
+# pytensor.sparse: 12 rewrites). They are PyTensor's own, fixed by its version; listed, they would make a
+# model's digest depend on whether this process had imported the dispatch yet (a process's first compile
+# digests before it does), so a model compiled after another would miss the store. (Rewrite objects
+# stay in their databases for the life of the process, so their ids stay theirs.)
+_DISPATCH_REWRITES: set[int] = set()
+
+
+def import_dispatch(load: Callable[[], Any]) -> None:
+    """``load()``, the import of PyTensor's JAX dispatch, noting the rewrites it registers."""
+    before = {id(entry) for _, entry in _rewrite_entries()}
+    try:
+        load()
+    finally:
+        _DISPATCH_REWRITES.update(id(e) for _, e in _rewrite_entries() if id(e) not in before)
+
+
+def _rewrites() -> Any:
+    """The names and classes of the rewrites PyTensor's databases hold (but those `import_dispatch`
+    noted): another package (PyMC) or the user may register rewrites of their own, which change what a
+    graph becomes."""
+    return tuple(
+        (name, type(entry).__module__, type(entry).__qualname__)
+        for name, entry in _rewrite_entries()
+        if id(entry) not in _DISPATCH_REWRITES
+    )
 
 
 def _check_conversions() -> None:
