@@ -144,9 +144,9 @@ def fmt(x, digits=1):
     return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
 
 
-def best_peer(rows, pool=PEERS):
-    """The peer run with the highest min-ESS/s among ``pool``: every peer at every setting that ran."""
-    cands = [(v["ess_per_s"], s) for s, v in rows.items() if s in pool and "error" not in v]
+def best_peer(rows):
+    """The peer run with the highest min-ESS/s: every peer at every setting that ran."""
+    cands = [(v["ess_per_s"], s) for s, v in rows.items() if s in PEERS and "error" not in v]
     return max(cands)[1] if cands else None
 
 
@@ -344,7 +344,7 @@ def main(argv=None):
     for model in models:
         if "warm" in modes:  # fill every warm cache with the programs of both run sizes; not recorded
             for system in systems:
-                for size in ({}, {} if args.no_fixed else tiny):
+                for size in ({},) if args.no_fixed else ({}, tiny):
                     r = run_one(
                         "worker.py",
                         system,
@@ -354,8 +354,6 @@ def main(argv=None):
                         env={**caches.env("warm", system, model), **size},
                     )
                     log(show(f"prime {model} {system}", r))
-                    if args.no_fixed:
-                        break
         for rep in range(args.reps):
             order = systems if rep % 2 == 0 else systems[::-1]
             for mode in modes:

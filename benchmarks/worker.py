@@ -133,7 +133,6 @@ def run_nutpie(name, seed, adaptation="diag"):
 
 
 def run_pymc(name, seed):
-
     s = time.perf_counter()
     pm_model = models.pymc_model(name)
     shared = time.perf_counter() - s if name in models.UNTUNED else 0.0

@@ -225,6 +225,7 @@ def test_threaded_chains_leave_blas_threads_as_they_were(gaussian):
 def test_process_exits_cleanly_while_programs_compile_ahead(tmp_path):
     """A run that fails on bad input leaves programs compiling ahead in background threads; the process
     must still exit with its own status (XLA compiling in a daemon thread at exit aborted it: 134)."""
+    import os
     import subprocess
     import sys
 
@@ -238,7 +239,7 @@ def test_process_exits_cleanly_while_programs_compile_ahead(tmp_path):
         "except ValueError:\n"
         "    pass\n"
     )
-    env = {**__import__("os").environ, "PBJ_COMPILATION_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "PBJ_COMPILATION_CACHE": str(tmp_path / "cache")}
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
     )

@@ -87,7 +87,10 @@ def test_public_names_are_what_users_use():
         (lambda: pbj.samplers.ChEES(mass_matrix="dense"), r"ChEES\(mass_matrix='dense'\).*'diag'"),
         (lambda: pbj.samplers.MEADS(num_folds=0), r"MEADS\(num_folds=0\)"),
         (lambda: pbj.samplers.SMC(target_ess=2), r"SMC\(target_ess=2\)"),
-        (lambda: pbj.samplers.SMC(num_mcmc_steps=200), r"SMC\(max_mcmc_steps=100\).*from 200"),
+        (
+            lambda: pbj.samplers.SMC(num_mcmc_steps=200),
+            r"SMC\(max_mcmc_steps=100, num_mcmc_steps=200\).*max_mcmc_steps from 200",
+        ),
         (lambda: pbj.samplers.SMC(correlation_threshold=0), r"SMC\(correlation_threshold=0\)"),
         (lambda: pbj.samplers.Pathfinder(maxiter=0), r"Pathfinder\(maxiter=0\)"),
         (lambda: pbj.samplers.MeanFieldVI(learning_rate=-1), r"learning_rate=-1.*positive"),
@@ -135,3 +138,19 @@ def test_schedules_have_one_row_per_warmup_step():
         rows = resolve(name).schedule(37)
         assert rows.shape[0] == 37 and rows.ndim == 2
         assert np.asarray(resolve(name).schedule(0)).shape[0] == 0
+
+
+def test_a_window_program_flag_that_disagrees_with_the_kernel_is_refused(gaussian):
+    # the driver runs the window ends as a program of their own only when the sampler says so; a kernel
+    # with a window_end it never ran would adapt without ever ending a window
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    @dataclass(frozen=True)
+    class Unsaid(pbj.samplers.NUTS):
+        window_program: ClassVar[bool] = False
+
+    with pytest.raises(
+        TypeError, match=r"Unsaid.window_program is False.*set the class attribute window_program = True"
+    ):
+        pbj.sample(gaussian, sampler=Unsaid(), chains=2, draws=10, tune=50, progressbar=False)

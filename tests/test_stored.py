@@ -144,6 +144,36 @@ def test_the_graph_fingerprint_follows_the_graphs_or_refuses():
     assert graph_fingerprint([x], {"f": {"out": pt.sum(x)}}, ()) is not None
     assert graph_fingerprint([x], {"f": {"out": pt.sum(Double()(x))}}, ()) is None
 
+    from pytensor_blackjax.compile import _fingerprint
+
+    assert _fingerprint._plain(np.float64) == ("class", "numpy", "float64")
+    with pytest.raises(_fingerprint._Unkeyable):  # a class of a package named like NumPy is not NumPy's
+        _fingerprint._plain(type("Dist", (), {"__module__": "numpyro.distributions"}))
+
+
+DISPATCH_SCRIPT = textwrap.dedent("""
+    import sys
+    import pytensor.tensor as pt
+    import pytensor_blackjax  # noqa: F401
+    from pytensor_blackjax.compile._fingerprint import graph_fingerprint
+    from pytensor_blackjax.compile._jaxify import _import_dispatch
+
+    x = pt.dvector("x")
+    before = graph_fingerprint([x], {"f": {"out": pt.sum(x**2)}}, ())
+    assert "pytensor.link.jax.dispatch" not in sys.modules and "pytensor.sparse" not in sys.modules
+    _import_dispatch()
+    print(before is not None and before == graph_fingerprint([x], {"f": {"out": pt.sum(x**2)}}, ()))
+""")
+
+
+def test_the_graph_fingerprint_is_the_same_before_and_after_the_jax_dispatch_is_imported():
+    # a process's first compile digests its model before it imports PyTensor's JAX dispatch, which brings
+    # PyTensor's JAX conversions and pytensor.sparse's rewrites; a model compiled after it (in the same
+    # process) must get the same digest, or it misses the store
+    out = subprocess.run([sys.executable, "-c", DISPATCH_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["True"]
+
 
 def test_the_config_identity_covers_every_field_or_refuses():
     assert _stored.config_identity(NUTS()) == _stored.config_identity(NUTS())

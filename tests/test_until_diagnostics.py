@@ -137,11 +137,10 @@ def test_folded_scores_from_the_sorted_draws_equal_a_second_sort(kind):
     shape = (7, 4, 300)
     x = rng.integers(0, 2, size=shape).astype(float) if kind == "two values" else draws_of(kind, rng, shape)
     flat = split_chains(x).reshape(len(x), -1)
-    table = _until_diagnostics._score_table(flat.shape[1])
-    _, ordered, order = _until_diagnostics._normal_scores(flat, None, table)
+    _, ordered, order = _until_diagnostics._normal_scores(flat)
     centre = np.median(flat, axis=1)
-    expected = _until_diagnostics._normal_scores(np.abs(flat - centre[:, None]), None, table)[0]
-    np.testing.assert_array_equal(_until_diagnostics._folded_scores(ordered, order, table), expected)
+    expected = _until_diagnostics._normal_scores(np.abs(flat - centre[:, None]))[0]
+    np.testing.assert_array_equal(_until_diagnostics._folded_scores(ordered, order), expected)
 
 
 @pytest.mark.parametrize("values", [1_000, 10_000, 10**9])

@@ -336,8 +336,9 @@ def with_log_prior(compiled: CompiledModel, output: RunOutput, new_data: Mapping
 
 
 def _no_log_prior(model: Model) -> str:
-    initvals = getattr(model.source, "rvs_to_initial_values", None) or {}
-    with_initval = sorted(rv.name for rv, value in initvals.items() if value is not None)
+    from pytensor_blackjax.model._pymc import initval_names
+
+    with_initval = initval_names(model.source)
     if with_initval:
         return (
             "log_prior=True but PyMC cannot copy a model whose variables have initval= set "

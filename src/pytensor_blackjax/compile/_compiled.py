@@ -210,14 +210,15 @@ def _outside_traces(make: Callable[[], Callable]) -> Callable:
 _SLOT = "_compiled"
 
 
-def _shapes_of(fn, exprs, num_dims, data_vars) -> dict[str, tuple[int, ...]]:
-    """Output shapes, from the static types where known, else by abstract evaluation."""
+def _static_shapes(exprs) -> dict[str, tuple[int, ...]]:
+    """Output shapes from the static types, when every one is known; else ``{}``, and `compile` finds
+    them by abstract evaluation once the model's layout is known."""
     if not exprs:
         return {}
     static = {k: v.type.shape for k, v in exprs.items()}
     if all(None not in s for s in static.values()):
         return {k: tuple(int(d) for d in s) for k, s in static.items()}
-    return {}  # filled in by compile() once the model's layout is known
+    return {}
 
 
 def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of this stage
@@ -280,9 +281,9 @@ def compile(model: Model) -> CompiledModel:  # noqa: A001 - the public verb of t
         model=model,
         blocks=tuple(blocks),
         num_dims=start,
-        output_shapes=_shapes_of(outputs_fn, model.outputs, start, data_vars),
+        output_shapes=_static_shapes(model.outputs),
         output_dtypes={k: v.type.dtype for k, v in model.outputs.items()},
-        loglik_shapes=_shapes_of(loglik_fn, model.log_likelihood, start, data_vars),
+        loglik_shapes=_static_shapes(model.log_likelihood),
         default_data={k: np.asarray(d.value) for k, d in model.data.items()},
         _logp=logp_fn,
         _outputs=outputs_fn or (lambda *a: ()),

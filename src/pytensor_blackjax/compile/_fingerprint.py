@@ -13,8 +13,10 @@ it cannot describe completely:
 * the graph's structure, the bytes of every constant and shared value, the inputs' types and order;
 * the names and layout of what the functions return;
 * PyTensor's configuration and the rewrites its databases hold (its rewrites read the one; another
-  package, PyMC, adds to the other), and PyTensor's JAX conversions when something has already
-  imported them (one registered by another package is refused).
+  package, PyMC, adds to the other). What importing PyTensor's JAX dispatch adds, its JAX conversions
+  and the rewrites of the modules it imports, is PyTensor's own, fixed by its version, and left out: a
+  digest made before this process imported the dispatch and one made after agree. A conversion
+  registered by another package is refused.
 
 Values are plain Python values, NumPy arrays and scalars, slices, and PyTensor objects built from
 them; anything else (a function of another package, a random generator) refuses.
@@ -25,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,11 +36,10 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Apply, Constant, Variable
 from pytensor.graph.traversal import io_toposort
 
-__all__ = ["graph_fingerprint"]
+__all__ = ["graph_fingerprint", "import_dispatch"]
 
 _DISPATCH = "pytensor.link.jax.dispatch"
 _MAX_DEPTH = 12
-_CLASS_MODULES = ("numpy", "pytensor.", "builtins")
 # PyTensor configuration that cannot change a rewrite or a conversion (paths, compilers, printing)
 _NEUTRAL = ("compiledir", "base_compiledir", "cxx", "gcc__", "cmodule__", "blas__ldflags", "print")
 
@@ -47,9 +48,13 @@ class _Unkeyable(Exception):
     """Something in the graph this digest cannot describe completely."""
 
 
+def _from_pytensor(module: Any) -> bool:
+    return str(module).startswith("pytensor.")
+
+
 def _pytensor_class(obj: Any) -> str:
     cls = type(obj)
-    if not cls.__module__.startswith("pytensor."):
+    if not _from_pytensor(cls.__module__):
         raise _Unkeyable(cls)
     return f"{cls.__module__}.{cls.__qualname__}"
 
@@ -79,11 +84,13 @@ def _plain(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (Variable, Apply)):
         raise _Unkeyable("a graph inside an Op")  # e.g. a fused Composite: not in a model's own graph
     if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
-        if not str(value.__module__).startswith("pytensor."):
+        if not _from_pytensor(value.__module__):
             raise _Unkeyable(value)
         return ("function", value.__module__, value.__qualname__)
     if isinstance(value, type):  # e.g. the NumPy scalar type a cast makes
-        if not value.__module__.startswith(_CLASS_MODULES):
+        # (NumPy's own modules only: a prefix "numpy" would also let in numpyro's)
+        module = value.__module__
+        if not (module in ("numpy", "builtins") or module.startswith("numpy.") or _from_pytensor(module)):
             raise _Unkeyable(value)
         return ("class", value.__module__, value.__qualname__)
     name = _pytensor_class(value)
@@ -118,14 +125,13 @@ def _config() -> Any:
     return tuple(items)
 
 
-def _rewrites() -> Any:
-    """The names and classes of every rewrite PyTensor's databases hold: another package (PyMC) or the
-    user may register rewrites of their own, which change what a graph becomes."""
+def _rewrite_entries() -> list[tuple[str, Any]]:
+    """Every rewrite PyTensor's databases hold, nested databases included, by its name."""
     from pytensor.compile.mode import optdb
     from pytensor.graph.rewriting.db import RewriteDatabase
 
     seen: set[int] = set()
-    out: list[Any] = []
+    out: list[tuple[str, Any]] = []
 
     def walk(db: RewriteDatabase) -> None:
         for name in sorted(db._names):
@@ -133,26 +139,53 @@ def _rewrites() -> Any:
                 if id(entry) in seen:
                     continue
                 seen.add(id(entry))
-                out.append((name, type(entry).__module__, type(entry).__qualname__))
+                out.append((name, entry))
                 if isinstance(entry, RewriteDatabase):
                     walk(entry)
 
     walk(optdb)
-    return tuple(out)
+    return out
 
 
-def _conversions() -> Any:
-    """PyTensor's JAX conversions, when already imported: refused if another package registered one."""
+# The rewrites registered while `import_dispatch` imported PyTensor's JAX dispatch (it imports
+# pytensor.sparse: 12 rewrites). They are PyTensor's own, fixed by its version; listed, they would make a
+# model's digest depend on whether this process had imported the dispatch yet (a process's first compile
+# digests before it does), so a model compiled after another would miss the store. (Rewrite objects
+# stay in their databases for the life of the process, so their ids stay theirs.)
+_DISPATCH_REWRITES: set[int] = set()
+
+
+def import_dispatch(load: Callable[[], Any]) -> None:
+    """``load()``, the import of PyTensor's JAX dispatch, noting the rewrites it registers."""
+    before = {id(entry) for _, entry in _rewrite_entries()}
+    try:
+        load()
+    finally:
+        _DISPATCH_REWRITES.update(id(e) for _, e in _rewrite_entries() if id(e) not in before)
+
+
+def _rewrites() -> Any:
+    """The names and classes of the rewrites PyTensor's databases hold (but those `import_dispatch`
+    noted): another package (PyMC) or the user may register rewrites of their own, which change what a
+    graph becomes."""
+    return tuple(
+        (name, type(entry).__module__, type(entry).__qualname__)
+        for name, entry in _rewrite_entries()
+        if id(entry) not in _DISPATCH_REWRITES
+    )
+
+
+def _check_conversions() -> None:
+    """Refuse if another package registered a JAX conversion. PyTensor's own are fixed by its version
+    (in the digest): listing them would make a model's digest depend on whether this process has
+    imported them yet (the first compile of a process does, after its digest), and so miss the store."""
     dispatch = sys.modules.get(_DISPATCH)
-    if dispatch is None:  # nothing can have registered one: PyTensor's own, fixed by its version
-        return None
-    out = []
+    if dispatch is None:  # not imported: nothing can have registered one
+        return
     for registry in (dispatch.jax_funcify.registry, dispatch.jax_typify.registry):
-        for cls, fn in registry.items():
-            if not str(getattr(fn, "__module__", "")).startswith("pytensor."):
+        for fn in registry.values():
+            if not _from_pytensor(getattr(fn, "__module__", "")):
                 raise _Unkeyable(fn)
-            out.append((f"{cls.__module__}.{cls.__qualname__}", fn.__module__, fn.__qualname__))
-    return tuple(sorted(out))
 
 
 def graph_fingerprint(
@@ -163,9 +196,8 @@ def graph_fingerprint(
     cannot be described completely (see the module doc)."""
     h = hashlib.sha256()
     try:
-        h.update(
-            repr((pytensor.__version__, _config(), _rewrites(), _conversions(), _plain(layout))).encode()
-        )
+        _check_conversions()
+        h.update(repr((pytensor.__version__, _config(), _rewrites(), _plain(layout))).encode())
         for function, outputs in functions.items():
             refs: dict[Variable, int] = {v: i for i, v in enumerate(inputs)}
             rows: list[Any] = [("function", function, tuple(outputs)), tuple(_plain(v.type) for v in inputs)]

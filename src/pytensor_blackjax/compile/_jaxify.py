@@ -30,6 +30,8 @@ from pytensor.graph.fg import FunctionGraph
 from pytensor.graph.replace import graph_replace
 from pytensor.tensor.variable import TensorVariable
 
+from pytensor_blackjax.compile._fingerprint import import_dispatch
+
 __all__ = ["enable_x64", "jaxify"]
 
 _DISPATCH = "pytensor.link.jax.dispatch"
@@ -68,7 +70,8 @@ def _import_dispatch() -> None:
             sys.modules["numpyro"] = None  # type: ignore[assignment]
         x64 = jax.config.read("jax_enable_x64")
         try:
-            importlib.import_module(_DISPATCH)
+            # (its rewrites noted: they leave the graph fingerprint as it was before the import)
+            import_dispatch(lambda: importlib.import_module(_DISPATCH))
         finally:
             if hide:
                 del sys.modules["numpyro"]

@@ -35,7 +35,7 @@ from pytensor.tensor.variable import TensorVariable
 
 from pytensor_blackjax.model._model import DataVar, Model, Unconstrain
 
-__all__ = ["model_from_pymc"]
+__all__ = ["initval_names", "model_from_pymc"]
 
 
 def _import_pymc():
@@ -248,6 +248,13 @@ def model_from_pymc(pm_model: Any) -> Model:
     )
 
 
+def initval_names(pm_model: Any) -> list[str]:
+    """The variables of ``pm_model`` (None or any other object: none) with ``initval=`` set, which PyMC
+    cannot copy, so that the converted model has no log prior."""
+    initvals = getattr(pm_model, "rvs_to_initial_values", None) or {}
+    return sorted(rv.name for rv, value in initvals.items() if value is not None)
+
+
 def _prior_graphs(pm_model: Any, data: dict[str, DataVar]) -> tuple[dict[str, TensorVariable], dict]:
     """Each free variable's pointwise prior log-density at its constrained value, as PyMC's
     ``compute_log_prior`` computes it (on the model without value transforms, so without Jacobians), in
@@ -257,7 +264,7 @@ def _prior_graphs(pm_model: Any, data: dict[str, DataVar]) -> tuple[dict[str, Te
 
     try:
         plain = remove_value_transforms(pm_model)  # a copy: its own variables, named as the original's
-    except NotImplementedError:  # PyMC copies no model with initval= set: no log_prior (sample says why)
+    except NotImplementedError:  # PyMC copies no model with initval= set (`initval_names`): no log_prior
         return {}, {}
     rvs = {rv.name: rv for rv in plain.free_RVs}
     names = [rv.name for rv in pm_model.free_RVs]

@@ -112,7 +112,7 @@ def run(
             t0 = time.perf_counter()
             if resume is None or resume.phase == "warmup":
                 # every program compiles in the background from here on, while the start points are found
-                rows = sampler.schedule(settings.tune)
+                rows = sampler.schedule(settings.tune)  # made once: `_warmup` runs along it
                 first = _pad_rows(rows, 0, chunk)[0] if len(rows) else None
                 layout.prepare(
                     (settings.chains, compiled.num_dims), chunk, first, with_log_likelihood=log_likelihood
@@ -127,7 +127,7 @@ def run(
                     positions = initial_points(compiled, keys, data, sampler.init_radius)
                 if settings.precision == "float32":
                     positions = positions.astype(np.float32)
-                warmup_divergences = _warmup(layout, sampler, settings, positions, progress, interrupt,
+                warmup_divergences = _warmup(layout, rows, settings, positions, progress, interrupt,
                                              sink=sink, log_likelihood=log_likelihood,
                                              kept=warmup_chunks, programs=programs, data=data)  # fmt: skip
                 if sink is not None and not interrupt.hit:
@@ -187,19 +187,19 @@ def run(
                      warmup_divergences=warmup_divergences, extra=extra)  # fmt: skip
 
 
-def _warmup(layout: ChainLayout, sampler: Sampler, settings: RunSettings, positions: np.ndarray, progress,
+def _warmup(layout: ChainLayout, rows: np.ndarray, settings: RunSettings, positions: np.ndarray, progress,
             interrupt: Interrupt, *, sink: Sink | None, log_likelihood: bool, kept: _Chunks | None = None,
             programs: Programs | None = None, data: tuple = ()) -> int:  # fmt: skip
-    """Warmup in chunks from ``positions``; returns the number of divergent warmup steps. ``kept``
-    collects the warmup draws and stats (a run with ``keep_warmup``), constrained by ``programs``.
-    After a Ctrl-C it returns at the next chunk boundary without finishing the adaptation."""
+    """Warmup in chunks from ``positions`` along the sampler's schedule ``rows`` (one per step); returns
+    the number of divergent warmup steps. ``kept`` collects the warmup draws and stats (a run with
+    ``keep_warmup``), constrained by ``programs``. After a Ctrl-C it returns at the next chunk boundary
+    without finishing the adaptation."""
     chunk = settings.chunk
     if interrupt.hit:  # while the start points were found
         return 0
     layout.init(positions)
     if interrupt.hit:
         return 0
-    rows = sampler.schedule(settings.tune)
     # a window-end program of its own: chunks stop at the windows' ends, where it runs
     window_end = layout.programs.window_end is not None
     ends = np.flatnonzero(rows[:, 1] == 1) + 1 if window_end else np.zeros(0, int)

@@ -15,7 +15,13 @@ import numpy as np
 from jax.sharding import Mesh
 
 from pytensor_blackjax._checkpoint import Checkpoint, ResumePoint
-from pytensor_blackjax.run._programs import Programs, float32_scope, jit_program, map_programs
+from pytensor_blackjax.run._programs import (
+    Programs,
+    float32_scope,
+    jit_program,
+    map_programs,
+    vmap_over_chains,
+)
 
 __all__ = ["ChainLayout", "host", "jit_all", "stack"]
 
@@ -32,21 +38,7 @@ def stack(trees):
 
 def jit_all(progs: Programs, *, vmap_chains: bool) -> Programs:
     """Every program jitted; with ``vmap_chains`` the per-chain ones mapped over a leading chain axis."""
-    if not vmap_chains:
-        return map_programs(jit_program, progs)
-    # one program for both phases (no ``sample``) takes the phase and the steps per draw last
-    phase = (None, None) if progs.sample is None else ()
-    return Programs(
-        jax.jit(jax.vmap(progs.warmup_init, in_axes=(0, 0, None))),
-        jax.jit(jax.vmap(progs.warmup, in_axes=(0, 0, None, None, None, None, *phase))),
-        jit_program("finish", jax.vmap(progs.finish)),
-        None
-        if progs.sample is None
-        else jax.jit(jax.vmap(progs.sample, in_axes=(0, 0, 0, None, None, None))),
-        jax.jit(progs.constrain),
-        jax.jit(progs.log_likelihood),
-        None if progs.window_end is None else jit_program("window_end", jax.vmap(progs.window_end)),
-    )
+    return map_programs(jit_program, vmap_over_chains(progs) if vmap_chains else progs)
 
 
 class ChainLayout:
@@ -181,32 +173,26 @@ class ChainLayout:
 
         def beside(step: Callable[[], Any]) -> None:
             if not cancel.is_set():
-                thread = threading.Thread(target=_quietly, args=(step,), name="pbj-compile", daemon=True)
-                side.append(thread)
-                _COMPILING.add(thread)
-                thread.start()
+                side.append(_start_compiling(step))
 
         def compile_ahead():
             # XLA cannot stop a compilation midway; after a Ctrl-C the one running ends and no other starts
-            with contextlib.suppress(Exception):  # a failure here resurfaces in the phase's own call
-                carry = p.warmup_init.compiled(*init_args).out_info
-                if rows is not None:
-                    beside(lambda: p.warmup.compiled(carry, key, 0, chunk, rows, self.data))
-                    if p.window_end is not None:
-                        beside(lambda: p.window_end.compiled(carry))
-                state, params = p.finish.compiled(carry).out_info
-                steps = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
-                steps.append(lambda: p.constrain.compiled(flat, self.data))
-                if with_log_likelihood:
-                    steps.append(lambda: p.log_likelihood.compiled(flat, self.data))
-                for step in steps:
-                    if cancel.is_set():
-                        return
-                    step()
+            carry = p.warmup_init.compiled(*init_args).out_info
+            if rows is not None:
+                beside(lambda: p.warmup.compiled(carry, key, 0, chunk, rows, self.data))
+                if p.window_end is not None:
+                    beside(lambda: p.window_end.compiled(carry))
+            state, params = p.finish.compiled(carry).out_info
+            steps = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
+            steps.append(lambda: p.constrain.compiled(flat, self.data))
+            if with_log_likelihood:
+                steps.append(lambda: p.log_likelihood.compiled(flat, self.data))
+            for step in steps:
+                if cancel.is_set():
+                    return
+                step()
 
-        self._prepared = threading.Thread(target=compile_ahead, name="pbj-compile", daemon=True)
-        _COMPILING.add(self._prepared)
-        self._prepared.start()
+        self._prepared = _start_compiling(compile_ahead)
 
     def await_prepared(self, stop: Callable[[], bool]) -> bool:
         """Wait for the programs compiling in the background; False as soon as ``stop()`` is true
@@ -267,7 +253,15 @@ def _finish_compiling() -> None:
         thread.join()
 
 
-def _quietly(step: Callable[[], Any]) -> None:
-    """Compile ahead; a failure resurfaces in the phase's own call."""
-    with contextlib.suppress(Exception):
-        step()
+def _start_compiling(step: Callable[[], Any]) -> threading.Thread:
+    """``step`` (compiling ahead) started in a daemon thread that the process waits for at exit; a
+    failure there resurfaces in the call of the phase that needs the program."""
+
+    def quietly() -> None:
+        with contextlib.suppress(Exception):
+            step()
+
+    thread = threading.Thread(target=quietly, name="pbj-compile", daemon=True)
+    _COMPILING.add(thread)
+    thread.start()
+    return thread

@@ -38,6 +38,7 @@ __all__ = [
     "map_programs",
     "programs_for",
     "runs_one_step",
+    "vmap_over_chains",
 ]
 
 CHAIN_AXIS = "chains"
@@ -109,6 +110,10 @@ def build_programs(
     ``warmup_position``), for ``sample(keep_warmup=True)``. ``one_step``: one program for warmup and
     sampling (see `Programs`; kernels with a `PhaseStep`)."""
 
+    # whether the window ends run as a program of their own: the sampler says so without building a
+    # kernel (building one imports Blackjax, which a run loading its programs never does)
+    window_program = bool(getattr(sampler, "window_program", False))
+
     def kernel(data):
         return sampler.build(partial(compiled.flat_logdensity, data=data), compiled.num_dims, size)
 
@@ -147,6 +152,13 @@ def build_programs(
 
     def warmup(wstate, key, start, n_valid, rows, data):
         k = kernel(data)
+        if (k.window_end is not None) != window_program:
+            # a kernel's window_end no program ran would skip every window's end without a word
+            raise TypeError(
+                f"{type(sampler).__name__}.window_program is {window_program} but its kernel's window_end "
+                f"is {'set' if k.window_end is not None else 'None'}: set the class attribute "
+                f"window_program = {k.window_end is not None}."
+            )
 
         def body(carry, xs):
             i, row = xs
@@ -201,7 +213,7 @@ def build_programs(
     def window_end(wstate):
         return placeholder().window_end(wstate)
 
-    window = window_end if getattr(sampler, "window_program", False) else None
+    window = window_end if window_program else None
     if one_step:
         return Programs(warmup_init, phases, finish, None, constrain, log_likelihood, window)
     return Programs(warmup_init, warmup, finish, sample, constrain, log_likelihood, window)
@@ -298,6 +310,31 @@ def map_programs(fn, progs: Programs) -> Programs:
     return Programs(
         *(None if p is None else fn(name, p) for name, p in zip(Programs._fields, progs, strict=True))
     )
+
+
+# how each per-chain program maps over a leading chain axis (`jax.vmap`'s in_axes); None: the program
+# is not per chain
+_CHAIN_AXES = Programs(
+    warmup_init=(0, 0, None),
+    warmup=(0, 0, None, None, None, None),
+    finish=0,
+    sample=(0, 0, 0, None, None, None),
+    constrain=None,
+    log_likelihood=None,
+    window_end=0,
+)
+
+
+def vmap_over_chains(progs: Programs) -> Programs:
+    """The per-chain programs mapped over a leading chain axis; the others as they are."""
+
+    def mapped(name, fn):
+        axes = getattr(_CHAIN_AXES, name)
+        if name == "warmup" and progs.sample is None:
+            axes = (*axes, None, None)  # one program for both phases: the phase and steps per draw
+        return fn if axes is None else jax.vmap(fn, in_axes=axes)
+
+    return map_programs(mapped, progs)
 
 
 # where each program takes the data tuple (None: the program does not evaluate the model)

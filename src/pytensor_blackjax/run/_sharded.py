@@ -12,7 +12,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from pytensor_blackjax.run._layout_base import ChainLayout, host
-from pytensor_blackjax.run._programs import CHAIN_AXIS, Programs, jit_program
+from pytensor_blackjax.run._programs import CHAIN_AXIS, Programs, jit_program, vmap_over_chains
 
 __all__ = ["Sharded", "chain_mesh"]
 
@@ -53,30 +53,32 @@ class Sharded(ChainLayout):
             raise ValueError("the sharded chain layout needs a device mesh")
         chains, rep = PartitionSpec(CHAIN_AXIS), PartitionSpec()
         wrap = jax.random.wrap_key_data
-        v_init = jax.vmap(base.warmup_init, in_axes=(0, 0, None))
-        v_warmup = jax.vmap(base.warmup, in_axes=(0, 0, None, None, None, None))
-        v_sample = jax.vmap(base.sample, in_axes=(0, 0, 0, None, None, None))
+        v = vmap_over_chains(base)
 
-        def mapped(fn, *specs, name=""):
+        def mapped(name, fn, *specs):
             # no collectives inside: each device runs its chains alone, so replication checks are moot
             # (and would reject the samplers' lax.cond branches that return fresh constants)
             sharded = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=chains, check_vma=False)
             return jit_program(name, sharded)
 
         return Programs(
-            mapped(lambda kd, pos, data: v_init(wrap(kd), pos, data), chains, chains, rep),
             mapped(
-                lambda ws, kd, start, n, rows, data: v_warmup(ws, wrap(kd), start, n, rows, data),
+                "warmup_init", lambda kd, pos, data: v.warmup_init(wrap(kd), pos, data), chains, chains, rep
+            ),
+            mapped(
+                "warmup",
+                lambda ws, kd, start, n, rows, data: v.warmup(ws, wrap(kd), start, n, rows, data),
                 chains, chains, rep, rep, rep, rep,
             ),
-            mapped(jax.vmap(base.finish), chains, name="finish"),
+            mapped("finish", v.finish, chains),
             mapped(
-                lambda st, params, kd, start, n, data: v_sample(st, params, wrap(kd), start, n, data),
+                "sample",
+                lambda st, params, kd, start, n, data: v.sample(st, params, wrap(kd), start, n, data),
                 chains, chains, chains, rep, rep, rep,
             ),
-            jax.jit(base.constrain),
-            jax.jit(base.log_likelihood),
-            None if base.window_end is None else mapped(jax.vmap(base.window_end), chains, name="window_end"),
+            jit_program("constrain", base.constrain),
+            jit_program("log_likelihood", base.log_likelihood),
+            None if v.window_end is None else mapped("window_end", v.window_end, chains),
         )  # fmt: skip
 
     # host arrays <-> global arrays over the mesh

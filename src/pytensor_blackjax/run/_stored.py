@@ -86,6 +86,7 @@ def store_dir() -> Path | None:
 # later process finds it without making the JAX functions at all.
 
 _MODEL_SUFFIX = ".model"
+_DIGEST = "stored digest"  # the model's digest at data of some types, in `CompiledModel.programs`
 
 
 def _model_entry(compiled: Any, types: tuple) -> tuple[_sealed.Vault, Path] | None:
@@ -120,7 +121,7 @@ def known_model(compiled: Any, data: tuple) -> bool:
     digest = _read_model_digest(_model_entry(compiled, types))
     if digest is None:
         return False
-    compiled.programs.get(("stored digest", types), lambda: digest)
+    compiled.programs.get((_DIGEST, types), lambda: digest)
     return True
 
 
@@ -137,7 +138,7 @@ def stored_model_digest(compiled: Any, data: tuple) -> bytes:
                 _sealed.write_entry(*entry, digest)
         return digest
 
-    return compiled.programs.get(("stored digest", types), find)
+    return compiled.programs.get((_DIGEST, types), find)
 
 
 def digest_of(compiled: Any) -> Callable[[tuple], bytes]:

@@ -79,13 +79,17 @@ class Diagnosis:
         }
 
 
-def _scalars(posterior: dict[str, np.ndarray], var_names) -> tuple[np.ndarray, list[str]]:
-    """Every scalar as ``(scalar, chain, draw)`` and its label."""
-    parts: list[np.ndarray] = []
+def _rows(posterior: dict[str, np.ndarray], var_names):
+    """Each variable's scalars as ``(scalar, chain, draw)``, in the order of `_labels` (views, no copy)."""
     for name in var_names or posterior:
         value = np.asarray(posterior[name])
-        parts.append(np.moveaxis(value.reshape(*value.shape[:2], -1), -1, 0))
-    return np.concatenate(parts, axis=0).astype(np.float64, copy=False), _labels(posterior, var_names)
+        yield np.moveaxis(value.reshape(*value.shape[:2], -1), -1, 0)
+
+
+def _scalars(posterior: dict[str, np.ndarray], var_names) -> tuple[np.ndarray, list[str]]:
+    """Every scalar as ``(scalar, chain, draw)`` and its label."""
+    x = np.concatenate(list(_rows(posterior, var_names)), axis=0).astype(np.float64, copy=False)
+    return x, _labels(posterior, var_names)
 
 
 def _labels(posterior: dict[str, np.ndarray], var_names) -> list[str]:
@@ -103,23 +107,18 @@ def superchain_ids(chains: int) -> np.ndarray:
     return np.repeat(np.arange(SUPERCHAINS), per)
 
 
-def diagnose(
-    posterior: dict[str, np.ndarray], until: Until, *, everything: bool = False, only: tuple[int, ...] = ()
-) -> Diagnosis:
+def diagnose(posterior: dict[str, np.ndarray], until: Until, *, everything: bool = False) -> Diagnosis:
     """The worst bulk/tail ESS and R-hat over the scalars of ``posterior`` (``(chain, draw, ...)``);
-    only the targeted diagnostics unless ``everything``, only the scalars ``only`` (indices) if given."""
+    only the targeted diagnostics unless ``everything``."""
     x, labels = _scalars(posterior, until.var_names)
-    return diagnose_scalars(x, labels, until, everything=everything, only=only)
+    return diagnose_scalars(x, labels, until, everything=everything)
 
 
 def diagnose_scalars(
-    x: np.ndarray, labels: list[str], until: Until, *, everything: bool = False, only: tuple[int, ...] = ()
+    x: np.ndarray, labels: list[str], until: Until, *, everything: bool = False
 ) -> Diagnosis:
     """`diagnose` of the scalars ``x`` (``(scalar, chain, draw)``) named ``labels``."""
-    index = np.asarray(only if only else range(len(labels)), dtype=int)
-    # (a full check reads x as it is: no copy of every draw)
-    values = scalar_diagnostics(x[index] if only else x, until, everything=everything)
-    return summarize(values, [labels[i] for i in index], index, until, x.shape[1:], complete=not only)
+    return summarize(scalar_diagnostics(x, until, everything=everything), labels, until, x.shape[1:])
 
 
 def scalar_diagnostics(x: np.ndarray, until: Until, *, everything: bool = False) -> dict[str, np.ndarray]:
@@ -145,15 +144,16 @@ def scalar_diagnostics(x: np.ndarray, until: Until, *, everything: bool = False)
 def summarize(
     values: dict[str, np.ndarray],
     labels: list[str],
-    index: np.ndarray,
     until: Until,
     shape: tuple[int, ...],
-    *,
-    complete: bool,
+    index: np.ndarray | None = None,
 ) -> Diagnosis:
-    """The `Diagnosis` of the diagnostics ``values`` of the scalars ``index`` (named ``labels``) of
-    draws shaped ``shape`` (``(chain, draw)``)."""
+    """The `Diagnosis` of the diagnostics ``values`` (`scalar_diagnostics`) of draws shaped ``shape``
+    (``(chain, draw)``): of every scalar (``labels``), or only of the scalars ``index`` (then it is not
+    `Diagnosis.complete`)."""
     chains, draws = shape
+    if index is not None:
+        labels = [labels[i] for i in index]
     targets = until.targets
     out: dict = {"draws": draws}
     ratios = np.zeros(len(labels))  # how far each scalar is from its targets, > 1: not met
@@ -178,8 +178,8 @@ def summarize(
     order = np.argsort(-ratios, kind="stable")[:FOCUS]
     return Diagnosis(
         **out,
-        furthest=tuple(int(index[i]) for i in order),
-        complete=complete,
+        furthest=tuple(int(i if index is None else index[i]) for i in order),
+        complete=index is None,
         worst=labels[worst] if labels else "",
         shortfall=float(np.max(shortfall)) if labels else math.inf,
         met=met,
@@ -249,11 +249,9 @@ class UntilCheck:
                 grown[:, :, : self.done] = self.x[:, :, : self.done]
             self.x = grown
         row = 0
-        for name in names:  # each variable's draws straight into their rows: one copy
-            value = np.asarray(posterior[name])
-            value = value.reshape(chains, n, -1)
-            self.x[row : row + value.shape[2], :, self.done : self.done + n] = np.moveaxis(value, -1, 0)
-            row += value.shape[2]
+        for rows in _rows(posterior, names):  # each variable's draws straight into their rows: one copy
+            self.x[row : row + len(rows), :, self.done : self.done + n] = rows
+            row += len(rows)
         self.done += n
         if self.last is None:  # now that the chains are known, no check before the ESS targets can hold
             self.next = next_check(0, self.chunk, None, self.until.max_draws, first_check(chains, self.until))
@@ -272,9 +270,7 @@ class UntilCheck:
         if focus:
             index = np.asarray(focus)
             known = scalar_diagnostics(draws[index], self.until)
-            self.last = summarize(
-                known, [self.labels[i] for i in index], index, self.until, draws.shape[1:], complete=False
-            )
+            self.last = summarize(known, self.labels, self.until, draws.shape[1:], index)
         if self.last is None or self.last.met:  # the focus meets its targets: check every scalar
             if focus:  # the focus's values are kept: only the other scalars are computed again
                 rest = np.setdiff1d(np.arange(scalars), index)
@@ -285,8 +281,7 @@ class UntilCheck:
                     values[name][rest], values[name][index] = part, known[name]
             else:
                 values = scalar_diagnostics(draws, self.until)
-            everyone = np.arange(scalars)
-            self.last = summarize(values, self.labels, everyone, self.until, draws.shape[1:], complete=True)
+            self.last = summarize(values, self.labels, self.until, draws.shape[1:])
         self.check_seconds += time.perf_counter() - t0
         self.checks += 1
         self.next = next_check(n, self.chunk, self.last, self.until.max_draws) if not self.last.met else n

@@ -83,7 +83,7 @@ def _scatter_scores(z: np.ndarray, order: np.ndarray, s: np.ndarray, table: np.n
 
 
 def _normal_scores(
-    flat: np.ndarray, out: np.ndarray | None = None, table: np.ndarray | None = None
+    flat: np.ndarray, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Normal scores of the ranks over each row of ``flat`` (``(rows, n)``; ties get their average
     rank, Blom's offset), as ArviZ's ``_z_scale``; the sorted rows; and the flat positions of their
@@ -98,11 +98,11 @@ def _normal_scores(
     order += (np.arange(rows) * n)[:, None]  # positions in the flattened rows
     s = flat.ravel()[order]
     z = np.empty(rows * n) if out is None else out.reshape(-1)
-    _scatter_scores(z, order, s, _score_table(n) if table is None else table)
+    _scatter_scores(z, order, s, _score_table(n))
     return z.reshape(rows, n), s, order
 
 
-def _folded_scores(s: np.ndarray, order: np.ndarray, table: np.ndarray) -> np.ndarray:
+def _folded_scores(s: np.ndarray, order: np.ndarray) -> np.ndarray:
     """`_normal_scores` of the rows' distances from their medians, from their sorted values ``s``
     and the flat positions ``order`` of `_normal_scores`: no second sort.
 
@@ -119,7 +119,7 @@ def _folded_scores(s: np.ndarray, order: np.ndarray, table: np.ndarray) -> np.nd
     merged = np.argsort(runs, axis=1, kind="stable")
     merged += (np.arange(rows) * n)[:, None]
     z = np.empty(rows * n)
-    _scatter_scores(z, where.ravel()[merged], runs.ravel()[merged], table)
+    _scatter_scores(z, where.ravel()[merged], runs.ravel()[merged], _score_table(n))
     return z.reshape(rows, n)
 
 
@@ -183,10 +183,10 @@ def _geyer(rho: np.ndarray, n: int, total: int) -> tuple[np.ndarray, np.ndarray]
     return np.where(broken, np.nan, total / tau), decided
 
 
-def _ess(x: np.ndarray, constant: np.ndarray | None = None) -> np.ndarray:
+def _ess(x: np.ndarray, constant: np.ndarray) -> np.ndarray:
     """ESS of chains ``(scalar, chain, draw)`` as ArviZ's ``_ess``: Geyer's initial monotone sequence
     of the multi-chain autocorrelation, capped below at ``1 / log10(draws)`` for its sum. ``constant``
-    (optional) says which scalars are constant, when the caller knows without a pass over ``x``.
+    says which scalars are constant (the caller knows from its sorted draws, without a pass over ``x``).
 
     ArviZ transforms chains padded to twice their length, for every lag; the sum stops at the first
     lag pair whose sum is not positive, early for all but slowly mixing chains. So the first pass uses
@@ -195,12 +195,7 @@ def _ess(x: np.ndarray, constant: np.ndarray | None = None) -> np.ndarray:
     k, chains, n = x.shape
     total = chains * n
     out = np.full(k, np.nan)
-    if constant is None:
-        span = x.max(axis=(1, 2)) - x.min(axis=(1, 2))
-        constant = span < np.finfo(float).resolution
-        live = ~constant & np.isfinite(span)
-    else:
-        live = ~constant
+    live = ~constant
     out[constant] = total  # ArviZ: a constant scalar has the ESS of its number of draws
     if not live.any():
         return out
@@ -284,11 +279,10 @@ def rank_diagnostics(
         x = np.where(valid[:, None, None], x, 0.0)  # NaN scalars computed as zeros, reported as NaN
     split = split_chains(x)
     flat = split.reshape(k, -1)
-    table = _score_table(flat.shape[1])
     # every ESS from one batched autocovariance: bulk, then the indicators of the two tail quantiles
     series = np.empty((int(bulk) + 2 * int(tail), *split.shape))
     # the scores are shared by bulk ESS (written straight into its series) and R-hat
-    z, ordered, order = _normal_scores(flat, series[0] if bulk else None, table)
+    z, ordered, order = _normal_scores(flat, series[0] if bulk else None)
     z = z.reshape(split.shape)
     # which series are constant, from the sorted draws (no pass over the series): the scores when every
     # draw ties, an indicator when every draw is at or below its quantile, or none is
@@ -314,12 +308,12 @@ def rank_diagnostics(
         ids = None if superchains is None else np.repeat(superchains, 2)  # as split_chains orders
         half = flat.shape[1] // 2
         if np.isfinite(ordered[:, half - 1 : half + 1]).all():
-            folded = _folded_scores(ordered, order, table).reshape(split.shape)
+            folded = _folded_scores(ordered, order).reshape(split.shape)
         else:  # an infinite median: distances of inf - inf are NaN, which only a sort puts in their place
             centre = (ordered[:, half - 1] + ordered[:, half]) / 2
             with np.errstate(invalid="ignore"):
                 distances = np.abs(flat - centre[:, None])
-            folded = _normal_scores(distances, None, table)[0].reshape(split.shape)
+            folded = _normal_scores(distances)[0].reshape(split.shape)
         rank, fold = _rhat(z, ids), _rhat(folded, ids)
         # ArviZ takes Python's max(bulk, folded): NaN if the bulk one is NaN, else the larger
         worst = np.where(np.isnan(rank), np.nan, np.where(fold > rank, fold, rank))

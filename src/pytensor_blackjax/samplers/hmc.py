@@ -24,13 +24,12 @@ class StaticPathHMC(WindowedSampler):
     """Blackjax's static HMC kernel under the windowed warmup; a subclass gives `path` and its options
     (``target_accept``, ``adaptation``, ``init_radius``)."""
 
+    # whether a draw whose energy error exceeds Blackjax's threshold is reported divergent
+    flags_divergences: ClassVar[bool] = True
+
     def path(self) -> tuple[int, bool]:
         """``(leapfrog steps per draw, whether to jitter them)``."""
         raise NotImplementedError
-
-    def flags_divergences(self) -> bool:
-        """Whether a draw whose energy error exceeds Blackjax's threshold is reported divergent."""
-        return True
 
     def check_options(self) -> None:
         owner = type(self).__name__
@@ -52,10 +51,8 @@ class StaticPathHMC(WindowedSampler):
                 num = steps
             return base(key, state, logdensity, step_size, imm, num)
 
-        flags_divergences = self.flags_divergences()
-
         def stats_fn(state, info, params):
-            if not flags_divergences:
+            if not self.flags_divergences:
                 info = info._replace(is_divergent=jnp.zeros_like(info.is_divergent))
             return rename_info(info, lp=state.logdensity, step_size=params.step_size)
 

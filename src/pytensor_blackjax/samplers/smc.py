@@ -93,7 +93,13 @@ class SMC:
     def __post_init__(self):
         check_probability("SMC", "target_ess", self.target_ess)
         check_int("SMC", "num_mcmc_steps", self.num_mcmc_steps, 1, 10_000)
-        check_int("SMC", "max_mcmc_steps", self.max_mcmc_steps, self.num_mcmc_steps, 10_000)
+        check_int("SMC", "max_mcmc_steps", self.max_mcmc_steps, 1, 10_000)
+        if self.max_mcmc_steps < self.num_mcmc_steps:
+            raise ValueError(
+                f"SMC(max_mcmc_steps={self.max_mcmc_steps}, num_mcmc_steps={self.num_mcmc_steps}): the most "
+                "HMC moves per tempering step cannot be fewer than the fewest; give max_mcmc_steps from "
+                f"{self.num_mcmc_steps}, or a smaller num_mcmc_steps."
+            )
         check_probability("SMC", "correlation_threshold", self.correlation_threshold)
         check_int("SMC", "num_integration_steps", self.num_integration_steps, 1, 1024)
         check_positive("SMC", "reference_sd", self.reference_sd)
@@ -182,7 +188,7 @@ class SMC:
             resample_key, mutate_key = jax.random.split(key)
             # the kernel is tuned from the weighted particles: their covariance is the mass matrix,
             # which takes the correlations and scales out of the HMC moves
-            imm = _weighted_covariance(state.particles, state.weights, num_particles)
+            imm = _weighted_covariance(state.particles, state.weights)
             idx = resampling.systematic(resample_key, state.weights, num_particles)
             x, log_step, n = mutate(mutate_key, state.particles[idx], lam, imm, ws.log_step_size)
             delta = ess.ess_solver(batched_log_ratio, x, self.target_ess, 1.0 - lam, solver.dichotomy)
@@ -228,14 +234,14 @@ class SMC:
         return Kernel(warmup_init, warmup_step, warmup_finish, step, position)
 
 
-def _weighted_covariance(x, w, num_particles: int):
+def _weighted_covariance(x, w):
     """The particles' weighted covariance, shrunk towards its diagonal as Stan shrinks its dense metric
     (few particles in many dimensions give a singular estimate)."""
     mean = jnp.sum(w[:, None] * x, axis=0)
     xc = x - mean
     cov = (w[:, None] * xc).T @ xc
     var = jnp.maximum(jnp.diag(cov), 1e-12)
-    n = num_particles
+    n = x.shape[0]
     shrunk = (n / (n + 5.0)) * cov + (5.0 / (n + 5.0)) * jnp.diag(var)
     return shrunk + 1e-10 * jnp.diag(var)
 

@@ -96,21 +96,16 @@ class Pathfinder:
 
         chains = size.chains
 
-        def fit_one(key, start):
-            state, _ = pathfinder.approximate(
-                key, logdensity_fn, start, self.num_elbo_draws, maxiter=self.maxiter
-            )
-            return state
+        def paths(key, starts):
+            return _best_path(key, logdensity_fn, starts, self.num_elbo_draws, self.maxiter)
 
         def init(key, positions):
             del key
-            shapes = jax.eval_shape(fit_one, jax.random.key(0), positions[0])
+            shapes = jax.eval_shape(paths, jax.random.key(0), positions)
             return ApproxDraws(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), positions)
 
         def tune(key, state):
-            fits = jax.vmap(fit_one)(jax.random.split(key, chains), state.draws)
-            elbo = jnp.where(jnp.isfinite(fits.elbo), fits.elbo, -jnp.inf)
-            best = jax.tree.map(lambda x: x[jnp.argmax(elbo)], fits)
+            best = paths(key, state.draws)
             return ApproxDraws(best, state.draws), {"elbo": best.elbo}
 
         def sample(key, fit, n):
@@ -120,7 +115,21 @@ class Pathfinder:
         return one_call_kernel(init=init, tune=tune, step=step, position=position)
 
 
+def _best_path(key, logdensity_fn, starts, num_elbo_draws: int, maxiter: int):
+    """One Pathfinder path from each row of ``starts``: the fitted Gaussian (Blackjax's
+    ``PathfinderState``) of the one with the best finite ELBO."""
+    from blackjax.vi import pathfinder
+
+    def one(k, start):
+        return pathfinder.approximate(k, logdensity_fn, start, num_elbo_draws, maxiter=maxiter)[0]
+
+    paths = jax.vmap(one)(jax.random.split(key, starts.shape[0]), starts)
+    elbo = jnp.where(jnp.isfinite(paths.elbo), paths.elbo, -jnp.inf)
+    return jax.tree.map(lambda x: x[jnp.argmax(elbo)], paths)
+
+
 PATHFINDER_START_ITER = 200  # L-BFGS iterations of the Pathfinder run that starts Gaussian VI
+PATHFINDER_START_ELBO_DRAWS = 100  # draws of each of its paths' ELBO estimates
 
 
 class _Optimised(NamedTuple):
@@ -141,14 +150,8 @@ def _pathfinder_start(key, logdensity_fn, positions, *, dense: bool):
     1: a component's mean 9.8 sd off) or where arma's prediction errors explode (means 67-84 sd off).
     """
     from blackjax.optimizers.lbfgs import lbfgs_inverse_hessian_formula_1
-    from blackjax.vi import pathfinder
 
-    def one(k, start):
-        return pathfinder.approximate(k, logdensity_fn, start, 100, maxiter=PATHFINDER_START_ITER)[0]
-
-    paths = jax.vmap(one)(jax.random.split(key, positions.shape[0]), positions)
-    elbo = jnp.where(jnp.isfinite(paths.elbo), paths.elbo, -jnp.inf)
-    path = jax.tree.map(lambda x: x[jnp.argmax(elbo)], paths)
+    path = _best_path(key, logdensity_fn, positions, PATHFINDER_START_ELBO_DRAWS, PATHFINDER_START_ITER)
     cov = lbfgs_inverse_hessian_formula_1(path.alpha, path.beta, path.gamma)
     ok = jnp.all(jnp.isfinite(path.position)) & jnp.all(jnp.isfinite(cov))
     var = jnp.where(ok, jnp.clip(jnp.diag(cov), 1e-12, 1e6), 1.0)
@@ -161,10 +164,12 @@ def _pathfinder_start(key, logdensity_fn, positions, *, dense: bool):
     return shift, jnp.where(ok & jnp.all(jnp.isfinite(chol)), chol, diagonal)
 
 
-def _gaussian_vi(module, learning_rate: float, num_elbo_draws: int, logdensity_fn, size: RunSize):
+def _gaussian_vi(
+    module, learning_rate: float, num_elbo_draws: int, logdensity_fn, size: RunSize, *, dense: bool
+):
     """Gaussian VI fitted twice at once from Pathfinder's mean: once over x itself and once over z,
-    coordinates whitened by Pathfinder's covariance (x = mean + factor @ z); the fit with the smaller
-    loss over the second half of warmup is kept.
+    coordinates whitened by Pathfinder's covariance (x = mean + factor @ z: its Cholesky factor if
+    ``dense``, else its sds); the fit with the smaller loss over the second half of warmup is kept.
 
     Blackjax starts a fit at mean 0 and sd 1 (mean-field: 0.14) whatever the start point, and Adam's
     steps are about ``learning_rate`` in every parameter. In x, with a posterior 10-30 units away and
@@ -178,10 +183,13 @@ def _gaussian_vi(module, learning_rate: float, num_elbo_draws: int, logdensity_f
     import optax
 
     optimizer = optax.adam(learning_rate)
-    dense = module.__name__.endswith("fullrank_vi")
 
     def params_of(fit):
         return fit[0], fit[1]
+
+    def best(opts):
+        """The index of the fit with the smaller mean loss (a NaN loss never wins)."""
+        return jnp.argmin(jnp.nan_to_num(opts.mean_loss, nan=jnp.inf))
 
     def init_one(fit, shift, chol):
         zero = jnp.asarray(0.0)
@@ -209,13 +217,12 @@ def _gaussian_vi(module, learning_rate: float, num_elbo_draws: int, logdensity_f
     def warmup_step(key, state, row):
         keys = jax.random.split(key, 2)
         opts, info = jax.vmap(step_one, in_axes=(0, 0, None))(keys, state.fit, row)
-        best = jnp.argmin(jnp.nan_to_num(opts.mean_loss, nan=jnp.inf))
-        return state._replace(fit=opts), rename_info(jax.tree.map(lambda a: a[best], info))
+        i = best(opts)
+        return state._replace(fit=opts), rename_info(jax.tree.map(lambda a: a[i], info))
 
     def warmup_finish(state):
-        opts = state.fit
-        best = jnp.argmin(jnp.nan_to_num(opts.mean_loss, nan=jnp.inf))
-        opt = jax.tree.map(lambda a: a[best], opts)
+        i = best(state.fit)
+        opt = jax.tree.map(lambda a: a[i], state.fit)
         fit = opt.fit._replace(**dict(zip(opt.fit._fields[:2], opt.mean_fit, strict=True)))
         return ApproxDraws(opt._replace(fit=fit), state.draws), jnp.zeros(())
 
@@ -235,16 +242,18 @@ def _averaging_schedule(tune: int) -> np.ndarray:
 @dataclass(frozen=True)
 class _GaussianVI:
     """Gaussian VI fitted by stochastic ELBO ascent with Adam during warmup; the subclass's ``name`` is
-    the family (the Blackjax module ``blackjax.vi.<name>``).
+    the family (the Blackjax module ``blackjax.vi.<name>``), its ``dense`` whether the family is
+    correlated (then the fit in whitened coordinates starts from Pathfinder's full covariance).
 
     Args:
         learning_rate: Adam learning rate.
         num_elbo_draws: draws per ELBO gradient estimate.
-        init_radius: the fit starts from the first chain's point, uniform in (-init_radius,
-            init_radius) in unconstrained space.
+        init_radius: the Pathfinder paths that start the fit start from the chains' points, uniform
+            in (-init_radius, init_radius) in unconstrained space.
     """
 
     name: ClassVar[str]
+    dense: ClassVar[bool]
     learning_rate: float = 0.02
     num_elbo_draws: int = 10
     init_radius: float = DEFAULT_RADIUS
@@ -266,7 +275,9 @@ class _GaussianVI:
 
     def build(self, logdensity_fn, num_dims: int, size: RunSize) -> Kernel:
         module = importlib.import_module(f"blackjax.vi.{self.name}")
-        return _gaussian_vi(module, self.learning_rate, self.num_elbo_draws, logdensity_fn, size)
+        return _gaussian_vi(
+            module, self.learning_rate, self.num_elbo_draws, logdensity_fn, size, dense=self.dense
+        )
 
 
 @dataclass(frozen=True)
@@ -283,6 +294,7 @@ class MeanFieldVI(_GaussianVI):
     """
 
     name: ClassVar[str] = "meanfield_vi"
+    dense: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -298,3 +310,4 @@ class FullRankVI(_GaussianVI):
     """
 
     name: ClassVar[str] = "fullrank_vi"
+    dense: ClassVar[bool] = True
