@@ -15,6 +15,7 @@ import pytest
 
 import pytensor_blackjax as pbj
 from pytensor_blackjax.run import _cache, _keys, _stored
+from pytensor_blackjax.run._program_keys import signature
 from pytensor_blackjax.run._sealed import ProgramStoreWarning
 from pytensor_blackjax.samplers import MCLMC, NUTS
 
@@ -291,3 +292,24 @@ def test_program_store_switched_from_python(monkeypatch, tmp_path):
     finally:
         pbj.set_program_cache(None)
     assert _cache.cache_dir() == tmp_path / "env"
+
+
+def test_output_types_come_from_a_trace_until_the_program_is_compiled_or_stored(tmp_path, monkeypatch):
+    """`StoredProgram.out_types` lets programs that take another's outputs compile beside it: without
+    compiling when the program is neither compiled nor stored, and equal to the executable's types."""
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+
+    def fn(x):
+        return {"y": jax.numpy.sin(x) * 2.0, "n": jax.numpy.sum(x > 0), "w": jax.numpy.asarray(1.0)}
+
+    args = (jax.ShapeDtypeStruct((3,), np.float32),)
+    cold = _stored.StoredProgram(jax.jit(fn), "out-types-test")
+    traced = cold.out_types(*args)
+    assert cold.compiled_count() == 0
+    # the same argument types for a program that takes them (what the program lookup keys on)
+    assert signature((traced,)) == signature((cold.compiled(*args).out_info,))
+    assert not any(t.weak_type for t in jax.tree.leaves(traced))
+    warm = _stored.StoredProgram(jax.jit(fn), "out-types-test")  # another process: in the store now
+    loaded = _stored.STATS["loaded"]
+    assert signature((warm.out_types(*args),)) == signature((traced,))
+    assert _stored.STATS["loaded"] == loaded + 1

@@ -177,11 +177,14 @@ class ChainLayout:
 
         def compile_ahead():
             # XLA cannot stop a compilation midway; after a Ctrl-C the one running ends and no other starts
-            carry = p.warmup_init.compiled(*init_args).out_info
+            # the warmup-init program's output types from its trace: the warmup program (the longest
+            # compilation) starts beside it, not after it
+            carry = p.warmup_init.out_types(*init_args)
             if rows is not None:
                 beside(lambda: p.warmup.compiled(carry, key, 0, chunk, rows, self.data))
                 if p.window_end is not None:
                     beside(lambda: p.window_end.compiled(carry))
+            p.warmup_init.compiled(*init_args)
             state, params = p.finish.compiled(carry).out_info
             steps = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
             steps.append(lambda: p.constrain.compiled(flat, self.data))

@@ -189,6 +189,29 @@ class StoredProgram:
     def compiled_count(self) -> int:
         return len(self._compiled)
 
+    def out_types(self, *args) -> Any:
+        """The output types for these arguments without compiling: the executable's when it is compiled
+        or in the store (loaded then), else from tracing alone (``eval_shape``; the trace is the one a
+        compilation reuses), weak types dropped as an executable's are. Programs that take this one's
+        outputs can then compile beside it instead of after it."""
+        sig = signature(args)
+        if sig not in self._compiled and not self._in_store(args, sig):
+            traced = self._jitted.eval_shape(*args)
+            return jax.tree.map(lambda t: jax.ShapeDtypeStruct(t.shape, t.dtype), traced)
+        return self.compiled(*args).out_info
+
+    def _in_store(self, args: tuple, sig: tuple) -> bool:
+        _, path = self._entry(args, sig)
+        return path is not None and path.exists()
+
+    def _entry(self, args: tuple, sig: tuple) -> tuple[_sealed.Vault | None, Path | None]:
+        """The store (None: not used) and the file this program would be kept in."""
+        # several processes (pbj.distributed) compile together: no process may skip that
+        folder = store_dir() if jax.process_count() == 1 and self._identity is not None else None
+        vault = None if folder is None else _sealed.open_vault(folder)
+        key = None if vault is None else self._key(args, sig)
+        return vault, None if vault is None or key is None else vault.folder / f"{key}.bin"
+
     def _get(self, args: tuple, sig: tuple) -> jax.stages.Compiled:
         with self._lock:
             program = self._compiled.get(sig)
@@ -207,11 +230,7 @@ class StoredProgram:
         return h.hexdigest()
 
     def _load_or_compile(self, args: tuple, sig: tuple) -> jax.stages.Compiled:
-        # several processes (pbj.distributed) compile together: no process may skip that
-        folder = store_dir() if jax.process_count() == 1 and self._identity is not None else None
-        vault = None if folder is None else _sealed.open_vault(folder)
-        key = None if vault is None else self._key(args, sig)
-        path = None if vault is None or key is None else vault.folder / f"{key}.bin"
+        vault, path = self._entry(args, sig)
         if vault is not None and path is not None and path.exists() and not _crashed_before(path):
             loaded = _load(vault, path)
             if loaded is not None:
