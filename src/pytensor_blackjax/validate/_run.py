@@ -168,8 +168,11 @@ def _chosen(folders: list[Path], only: Sequence[str] | None, source: str) -> lis
 
 
 def _sampler_for(name: str, sampler: str | Sampler) -> Sampler:
-    if isinstance(sampler, str) and sampler.lower() == "nuts" and name in posteriordb.POSTERIORS:
-        return posteriordb.spec(name).sampler()
+    known = posteriordb.POSTERIORS.get(name)
+    if isinstance(sampler, str) and sampler.lower() == "nuts" and known:
+        return known.sampler()
+    if isinstance(sampler, str) and known:
+        return known.started(resolve(sampler))  # a named sampler gets the posterior's start
     return resolve(sampler)
 
 
