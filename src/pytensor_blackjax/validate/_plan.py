@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pytensor_blackjax.validate._compare import Tolerance
 
@@ -31,12 +32,16 @@ class SamplerPlan:
         chains: chains per run (ensemble samplers pool their tuning over many).
         tolerance: set for approximations, judged by it instead of the exact criterion.
         not_meant_for: posterior -> why this sampler is not run on it.
+        settings: posterior -> options of the sampler's config for it (``target_accept`` ...), with
+            the measured reason in a comment; a posterior's start (``Posterior.init_radius``) applies
+            to every sampler without an entry here.
     """
 
     name: str
     chains: int = 4
     tolerance: Tolerance | None = None
     not_meant_for: Mapping[str, str] = field(default_factory=dict)
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _skip(names: tuple[str, ...], reason: str) -> dict[str, str]:
@@ -93,7 +98,12 @@ PLANS: dict[str, SamplerPlan] = {
     p.name: p
     for p in [
         SamplerPlan("nuts"),
-        SamplerPlan("hmc"),
+        SamplerPlan(
+            "hmc",
+            # the GP's hyperparameters: 2 divergences in 4000 draws at the default 0.8 (seed 0; 2 of 3
+            # seeds FAIL on divergences alone, max|z| 2.5), none at 0.95 (3/3 PASS, max|z| 3.8)
+            settings={"gp_pois_regr-gp_pois_regr": {"target_accept": 0.95}},
+        ),
         SamplerPlan("mala", not_meant_for=_skip(_CORRELATED, _SLOW_COLD_START)),
         SamplerPlan("mclmc", not_meant_for=_skip(_CORRELATED, _SLOW_COLD_START)),
         SamplerPlan("adjusted_mclmc", not_meant_for=_skip(_CORRELATED, _SLOW_COLD_START)),

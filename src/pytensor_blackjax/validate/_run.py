@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import warnings
@@ -167,13 +168,19 @@ def _chosen(folders: list[Path], only: Sequence[str] | None, source: str) -> lis
     return folders
 
 
-def _sampler_for(name: str, sampler: str | Sampler) -> Sampler:
+def _sampler_for(name: str, sampler: str | Sampler, spec: SamplerPlan | None = None) -> Sampler:
+    """The config a named sampler runs ``name`` with: the posterior's start, then the plan's settings.
+
+    A config object is the caller's and runs as given.
+    """
     known = posteriordb.POSTERIORS.get(name)
-    if isinstance(sampler, str) and sampler.lower() == "nuts" and known:
+    if not isinstance(sampler, str) or not known:
+        return resolve(sampler)
+    if sampler.lower() == "nuts":
         return known.sampler()
-    if isinstance(sampler, str) and known:
-        return known.started(resolve(sampler))  # a named sampler gets the posterior's start
-    return resolve(sampler)
+    config = known.started(resolve(sampler))
+    settings = spec.settings.get(name, {}) if spec else {}
+    return dataclasses.replace(config, **settings) if settings else config  # type: ignore[type-var]
 
 
 def _reference(folder: Path, cache: dict) -> dict[str, tuple[np.ndarray, Moments]]:
@@ -206,7 +213,7 @@ def _validate_one(
                 tune=tune,
                 chains=chains,
                 seed=seed,
-                sampler=_sampler_for(name, config),
+                sampler=_sampler_for(name, config, spec),
                 progressbar=False,
             )
     except Exception as exc:  # one broken posterior must not stop the suite
@@ -240,6 +247,4 @@ def _validate_one(
 
 
 def _replace(run: Run, **changes) -> Run:
-    import dataclasses
-
     return dataclasses.replace(run, **changes)
