@@ -191,6 +191,11 @@ PLANS: dict[str, SamplerPlan] = {
                     "the noise scale's skewed posterior: Pathfinder's Gaussian puts sigma's mean 0.47-0.65 "
                     "sd off (seeds 1-2; validation of 2026-12-01)"
                 ),
+                "arma-arma11": (
+                    "Pathfinder's Gaussian puts sigma's or theta's mean 0.24-0.32 sd off at every seed "
+                    "0-2, from the narrow start (2/3 FAIL) and from the default one (1/3; validation of "
+                    "2026-12-02)"
+                ),
             },
         ),
         SamplerPlan(
