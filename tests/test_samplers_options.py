@@ -135,3 +135,24 @@ def test_schedules_have_one_row_per_warmup_step():
         rows = resolve(name).schedule(37)
         assert rows.shape[0] == 37 and rows.ndim == 2
         assert np.asarray(resolve(name).schedule(0)).shape[0] == 0
+
+
+def test_adjusted_mclmc_caps_the_trajectory_length():
+    import jax
+    from blackjax.mcmc import adjusted_mclmc_dynamic
+
+    from pytensor_blackjax.samplers.mclmc import MAX_INTEGRATION_STEPS
+
+    capped = pbj.samplers.AdjustedMCLMC().kernel_options()["integration_steps_fn"]
+    draw = adjusted_mclmc_dynamic.make_random_trajectory_length_fn(True)
+    keys = jax.random.split(jax.random.key(0), 200)
+    # where the tuner leaves L / step_size (about 2) the draws are Blackjax's own
+    for avg in (2.0, 37.5):
+        ours, theirs = (
+            jax.vmap(lambda k, a=avg: capped(k, a))(keys),
+            jax.vmap(lambda k, a=avg: draw(k, a))(keys),
+        )
+        assert (ours == theirs).all()
+    # a chain where every proposal is rejected drives it to thousands: capped, so a stuck run ends
+    huge = jax.vmap(lambda k: capped(k, 1e9))(keys)
+    assert int(huge.max()) == MAX_INTEGRATION_STEPS and int(huge.min()) >= 1
