@@ -171,9 +171,23 @@ PLANS: dict[str, SamplerPlan] = {
         SamplerPlan(
             "meads",
             chains=32,
-            not_meant_for=_skip(
-                _CORRELATED, "experimental; a diagonal metric on coefficients correlated near -0.99"
-            ),
+            not_meant_for={
+                **_skip(_CORRELATED, "experimental; a diagonal metric on coefficients correlated near -0.99"),
+                _KILPISJARVI: (
+                    "experimental; a diagonal metric on intercept and slope correlated -0.9999: R-hat "
+                    "4.5-6.2, alpha's mean about 2 sd off (3/3 seeds FAIL; validation of 2026-12-02)"
+                ),
+                _GP: (
+                    "experimental; the GP's hyperparameters mix too slowly for one step size pooled over "
+                    "32 chains: R-hat 1.6-14.9, 5975 divergences at seed 1 (3/3 seeds FAIL)"
+                ),
+                "low_dim_gauss_mix-low_dim_gauss_mix": (
+                    "experimental; the ensemble's chains start around different local optima of the "
+                    "mixture and one tuning for all fits none: every transition divergent at seeds 0 and 2 "
+                    "(13,392 of 32,000 at seed 1), R-hat 13-15; from random starts too (seed 0: step size "
+                    "1.5e-4, 6053 divergences)"
+                ),
+            },
         ),
         SamplerPlan("smc"),
         SamplerPlan(
