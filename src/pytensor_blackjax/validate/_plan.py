@@ -182,8 +182,8 @@ PLANS: dict[str, SamplerPlan] = {
                     "32 chains: R-hat 1.6-14.9, 5975 divergences at seed 1 (3/3 seeds FAIL)"
                 ),
                 "low_dim_gauss_mix-low_dim_gauss_mix": (
-                    "experimental; the ensemble's chains start around different local optima of the "
-                    "mixture and one tuning for all fits none: every transition divergent at seeds 0 and 2 "
+                    "experimental; Pathfinder puts some of the 32 chains far out (seed 0: mu[2] up to 1e7) "
+                    "and one step size for all fits none: every transition divergent at seeds 0 and 2 "
                     "(13,392 of 32,000 at seed 1), R-hat 13-15; from random starts too (seed 0: step size "
                     "1.5e-4, 6053 divergences)"
                 ),
