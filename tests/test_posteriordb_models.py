@@ -157,3 +157,16 @@ def test_pymc_version_matches_builder(name):
 def test_a_narrow_start_is_a_nuts_option():
     sampler = posteriordb.spec("arma-arma11").sampler()
     assert isinstance(sampler, pbj.samplers.NUTS) and sampler.init_radius == 0.2
+
+
+def test_a_narrow_start_is_the_posteriors_for_every_sampler():
+    from pytensor_blackjax.validate._run import _sampler_for
+
+    arma = posteriordb.spec("arma-arma11")
+    for name in ("hmc", "mala", "mclmc", "adjusted_mclmc", "chees", "pathfinder"):
+        assert _sampler_for("arma-arma11", name).init_radius == 0.2, name
+    assert _sampler_for("arK-arK", "mala").init_radius == pbj.samplers.MALA().init_radius
+    smc = pbj.samplers.SMC()  # no init_radius field to set: unchanged
+    assert arma.started(smc) is smc
+    # a config object passed as such is the caller's: not changed
+    assert _sampler_for("arma-arma11", pbj.samplers.HMC()).init_radius == pbj.samplers.HMC().init_radius

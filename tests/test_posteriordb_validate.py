@@ -373,3 +373,20 @@ def test_plans_skip_only_shipped_posteriors_and_say_why():
         unknown = set(plan.not_meant_for) - set(posteriordb.POSTERIORS)
         assert not unknown, f"{plan.name}: not_meant_for names unknown posteriors {sorted(unknown)}"
         assert all(len(reason) > 40 for reason in plan.not_meant_for.values()), plan.name
+
+
+def test_plan_settings_name_shipped_posteriors_and_reach_the_sampler():
+    from pytensor_blackjax.examples import posteriordb
+    from pytensor_blackjax.samplers import HMC
+    from pytensor_blackjax.validate import PLANS
+    from pytensor_blackjax.validate._run import _sampler_for
+
+    for plan in PLANS.values():
+        for name, options in plan.settings.items():
+            assert name in posteriordb.POSTERIORS, f"{plan.name}: settings for unknown posterior {name!r}"
+            assert name not in plan.not_meant_for, f"{plan.name}: {name} has settings but is not run"
+            config = _sampler_for(name, plan.name, plan)  # an unknown option raises here
+            assert all(getattr(config, k) == v for k, v in options.items()), (plan.name, name)
+    hmc = PLANS["hmc"]
+    assert _sampler_for("gp_pois_regr-gp_pois_regr", "hmc", hmc).target_accept == 0.95
+    assert _sampler_for("arK-arK", "hmc", hmc).target_accept == HMC().target_accept

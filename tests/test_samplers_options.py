@@ -154,3 +154,37 @@ def test_a_window_program_flag_that_disagrees_with_the_kernel_is_refused(gaussia
         TypeError, match=r"Unsaid.window_program is False.*set the class attribute window_program = True"
     ):
         pbj.sample(gaussian, sampler=Unsaid(), chains=2, draws=10, tune=50, progressbar=False)
+
+
+def test_adjusted_mclmc_caps_the_trajectory_length():
+    import jax
+    from blackjax.mcmc import adjusted_mclmc_dynamic
+
+    from pytensor_blackjax.samplers.mclmc import MAX_INTEGRATION_STEPS
+
+    capped = pbj.samplers.AdjustedMCLMC().kernel_options()["integration_steps_fn"]
+    draw = adjusted_mclmc_dynamic.make_random_trajectory_length_fn(True)
+    keys = jax.random.split(jax.random.key(0), 200)
+    # where the tuner leaves L / step_size (about 2) the draws are Blackjax's own
+    for avg in (2.0, 37.5):
+        ours, theirs = (
+            jax.vmap(lambda k, a=avg: capped(k, a))(keys),
+            jax.vmap(lambda k, a=avg: draw(k, a))(keys),
+        )
+        assert (ours == theirs).all()
+    # a chain where every proposal is rejected drives it to thousands: capped, so a stuck run ends
+    huge = jax.vmap(lambda k: capped(k, 1e9))(keys)
+    assert int(huge.max()) == MAX_INTEGRATION_STEPS and int(huge.min()) >= 1
+
+
+def test_a_phase_states_attribute_without_the_kernels_phase_step_is_refused(gaussian):
+    # the driver runs warmup and sampling as one program when the class says its kernels can
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Unable(pbj.samplers.NUTS):
+        def build(self, logdensity_fn, num_dims, size):
+            return super().build(logdensity_fn, num_dims, size)._replace(phase_step=None)
+
+    with pytest.raises(TypeError, match=r"Unable.phase_states is set but its kernel has no phase_step"):
+        pbj.sample(gaussian, sampler=Unable(), chains=2, draws=10, tune=50, progressbar=False)

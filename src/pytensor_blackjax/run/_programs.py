@@ -117,6 +117,23 @@ def build_programs(
     def kernel(data):
         return sampler.build(partial(compiled.flat_logdensity, data=data), compiled.num_dims, size)
 
+    def checked_kernel(data):
+        # the class attributes restate what the kernel has; a window_end no program ran would skip
+        # every window's end without a word
+        k = kernel(data)
+        if (k.window_end is not None) != window_program:
+            raise TypeError(
+                f"{type(sampler).__name__}.window_program is {window_program} but its kernel's window_end "
+                f"is {'set' if k.window_end is not None else 'None'}: set the class attribute "
+                f"window_program = {k.window_end is not None}."
+            )
+        if one_step and k.phase_step is None:
+            raise TypeError(
+                f"{type(sampler).__name__}.phase_states is set but its kernel has no phase_step: give the "
+                "kernel one, or set the class attribute phase_states = None."
+            )
+        return k
+
     def phases(wstate, key, start, n_valid, rows, data, phase, steps):
         # the transition compiles once for both phases: XLA compiled it twice, in the warmup and the
         # sampling program, which was half of a first run's compile time; the loop carries the chain
@@ -124,7 +141,7 @@ def build_programs(
         # shared one program), the estimator is fed after it. ``steps`` transitions per kept draw
         # (1 in warmup, ``thin`` when sampling): a runtime number, so that a thinned run warms up and
         # moves with the very executable an unthinned one uses
-        k = kernel(data)
+        k = checked_kernel(data)
         ph = k.phase_step
         adapt = phase == WARMUP
         carry, fixed = ph.split(wstate)
@@ -151,14 +168,7 @@ def build_programs(
         return kernel(data).warmup_init(key, position)
 
     def warmup(wstate, key, start, n_valid, rows, data):
-        k = kernel(data)
-        if (k.window_end is not None) != window_program:
-            # a kernel's window_end no program ran would skip every window's end without a word
-            raise TypeError(
-                f"{type(sampler).__name__}.window_program is {window_program} but its kernel's window_end "
-                f"is {'set' if k.window_end is not None else 'None'}: set the class attribute "
-                f"window_program = {k.window_end is not None}."
-            )
+        k = checked_kernel(data)
 
         def body(carry, xs):
             i, row = xs

@@ -25,6 +25,13 @@ from pytensor_blackjax.samplers._tuned import one_call_kernel, one_call_schedule
 __all__ = ["MCLMC", "AdjustedMCLMC", "TunedMCLMC"]
 
 MIN_TUNE = 50  # each of the tuner's phases needs a few dozen steps for its averages
+# The most integration steps of one adjusted MCLMC proposal, as NUTS's default maximum tree depth of 10.
+# Blackjax's tuner keeps L / step_size near 2 where proposals are accepted, but a chain where every
+# proposal is rejected (arma-arma11 started at |theta| > 1, log-density -7.6e111) drives it to about
+# 16,000 steps per proposal: 8.0 million integration steps in 500 tuner steps instead of 5,000, and a
+# validation run of over 30 minutes. The number of steps is drawn independently of the state, so
+# capping it keeps the kernel exact.
+MAX_INTEGRATION_STEPS = 1023
 
 
 class MCLMCParams(NamedTuple):
@@ -221,7 +228,12 @@ class AdjustedMCLMC(TunedMCLMC):
     def kernel_options(self):
         from blackjax.mcmc import adjusted_mclmc_dynamic
 
-        return {"integration_steps_fn": adjusted_mclmc_dynamic.make_random_trajectory_length_fn(True)}
+        draw = adjusted_mclmc_dynamic.make_random_trajectory_length_fn(True)
+
+        def integration_steps_fn(key, avg_num_integration_steps):
+            return jnp.minimum(draw(key, avg_num_integration_steps), MAX_INTEGRATION_STEPS)
+
+        return {"integration_steps_fn": integration_steps_fn}
 
     def tuner_options(self):
         return {"target": self.target_accept}

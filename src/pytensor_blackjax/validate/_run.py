@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import warnings
@@ -167,10 +168,19 @@ def _chosen(folders: list[Path], only: Sequence[str] | None, source: str) -> lis
     return folders
 
 
-def _sampler_for(name: str, sampler: str | Sampler) -> Sampler:
-    if isinstance(sampler, str) and sampler.lower() == "nuts" and name in posteriordb.POSTERIORS:
-        return posteriordb.spec(name).sampler()
-    return resolve(sampler)
+def _sampler_for(name: str, sampler: str | Sampler, spec: SamplerPlan | None = None) -> Sampler:
+    """The config a named sampler runs ``name`` with: the posterior's start, then the plan's settings.
+
+    A config object is the caller's and runs as given.
+    """
+    known = posteriordb.POSTERIORS.get(name)
+    if not isinstance(sampler, str) or not known:
+        return resolve(sampler)
+    if sampler.lower() == "nuts":
+        return known.sampler()
+    config = known.started(resolve(sampler))
+    settings = spec.settings.get(name, {}) if spec else {}
+    return dataclasses.replace(config, **settings) if settings else config  # type: ignore[type-var]
 
 
 def _reference(folder: Path, cache: dict) -> dict[str, tuple[np.ndarray, Moments]]:
@@ -203,7 +213,7 @@ def _validate_one(
                 tune=tune,
                 chains=chains,
                 seed=seed,
-                sampler=_sampler_for(name, config),
+                sampler=_sampler_for(name, config, spec),
                 progressbar=False,
             )
     except Exception as exc:  # one broken posterior must not stop the suite
@@ -237,6 +247,4 @@ def _validate_one(
 
 
 def _replace(run: Run, **changes) -> Run:
-    import dataclasses
-
     return dataclasses.replace(run, **changes)
