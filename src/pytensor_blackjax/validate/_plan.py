@@ -157,8 +157,9 @@ PLANS: dict[str, SamplerPlan] = {
         SamplerPlan(
             "hmc",
             # the GP's hyperparameters: 2 divergences in 4000 draws at the default 0.8 (seed 0; 2 of 3
-            # seeds FAIL on divergences alone, max|z| 2.5), none at 0.95 (3/3 PASS, max|z| 3.8)
-            settings={"gp_pois_regr-gp_pois_regr": {"target_accept": 0.95}},
+            # seeds FAIL on divergences alone, max|z| 2.5), at 0.95 still 1 (seed 2), at 0.99 (as NUTS)
+            # none (3/3 PASS, max|z| 3.7)
+            settings={"gp_pois_regr-gp_pois_regr": {"target_accept": 0.99}},
         ),
         SamplerPlan("mala", not_meant_for={**_skip(_CORRELATED, _SLOW_COLD_START), **_LOCAL_STEPS["mala"]}),
         SamplerPlan("mclmc", not_meant_for={**_skip(_CORRELATED, _SLOW_COLD_START), **_LOCAL_STEPS["mclmc"]}),
