@@ -37,9 +37,8 @@ def main() -> None:
     for _ in range(rounds):
         short, long = run(compiled, 200), run(compiled, 2200)
         figures.append((long[0] - short[0]) / (long[1] - short[1]) * 1e6)
-    print(
-        f"{name}: CPU us per gradient {' '.join(f'{f:.2f}' for f in figures)}, median {np.median(figures):.2f}"
-    )
+    each = " ".join(f"{f:.2f}" for f in figures)
+    print(f"{name}: CPU us per gradient {each}, median {np.median(figures):.2f}")
 
 
 if __name__ == "__main__":
