@@ -388,5 +388,5 @@ def test_plan_settings_name_shipped_posteriors_and_reach_the_sampler():
             config = _sampler_for(name, plan.name, plan)  # an unknown option raises here
             assert all(getattr(config, k) == v for k, v in options.items()), (plan.name, name)
     hmc = PLANS["hmc"]
-    assert _sampler_for("gp_pois_regr-gp_pois_regr", "hmc", hmc).target_accept == 0.95
+    assert _sampler_for("gp_pois_regr-gp_pois_regr", "hmc", hmc).target_accept == 0.99
     assert _sampler_for("arK-arK", "hmc", hmc).target_accept == HMC().target_accept
