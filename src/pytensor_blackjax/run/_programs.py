@@ -420,7 +420,7 @@ def programs_for(
     )
     if not warmup_draws:
         return progs
-    if isinstance(progs.warmup, _Bound) and isinstance(progs.warmup.owner, PhaseCalls):
+    if isinstance(progs.warmup, _Bound):
         # one program for both phases returns the positions anyway
         calls = progs.warmup.owner.with_positions()
         return progs._replace(warmup=_Bound(calls.warmup, calls.warmup_compiled, calls))
