@@ -51,6 +51,7 @@ def _skip(names: tuple[str, ...], reason: str) -> dict[str, str]:
 # Measured by the validation (4 x 1000 draws after 1000 warmup steps, seeds 0-2) of 2026-12-02.
 _KILPISJARVI = "kilpisjarvi_mod-kilpisjarvi"
 _GP = "gp_pois_regr-gp_pois_regr"
+_NONCENTERED = "eight_schools-eight_schools_noncentered"
 
 
 def _slow(figures: str) -> str:
@@ -173,7 +174,10 @@ PLANS: dict[str, SamplerPlan] = {
             # as NUTS: the GP's hyperparameters diverge at the default 0.651 (55-126 of 32,000 draws,
             # 3/3 seeds FAIL on divergences alone, max|z| 2.0-3.3), at 0.9 (2-16) and 0.95 (3 at seed
             # 1); at 0.99 none, 3/3 PASS (max|z| 2.0-2.9)
-            settings={_GP: {"target_accept": 0.99}},
+            # non-centered eight schools: at the default 0.651 seed 0 had 1 divergence in 32,000 draws
+            # (FAIL on that alone; max|z| 2.4); at 0.8 (NUTS's default) and 0.9 none, 3/3 PASS (max|z|
+            # 2.25 and 2.73; validation of 2026-12-02)
+            settings={_GP: {"target_accept": 0.99}, _NONCENTERED: {"target_accept": 0.8}},
         ),
         SamplerPlan(
             "meads",
@@ -203,7 +207,7 @@ PLANS: dict[str, SamplerPlan] = {
             not_meant_for={
                 **_skip(_RIDGES, _STOPS_ON_RIDGE),
                 **_skip(("arK-arK", "mesquite-logmesquite_logvas", "nes2000-nes"), _PATHFINDER_SPREAD),
-                "eight_schools-eight_schools_noncentered": _PATHFINDER_SKEW,
+                _NONCENTERED: _PATHFINDER_SKEW,
                 "gp_pois_regr-gp_pois_regr": _SKEWED_HYPER,
                 "low_dim_gauss_mix-low_dim_gauss_mix": (
                     "a two-component mixture's likelihood: Pathfinder's Gaussian puts a mean 0.5 sd off"
@@ -225,7 +229,7 @@ PLANS: dict[str, SamplerPlan] = {
             not_meant_for={
                 **_skip(_RIDGES, _STOPS_ON_RIDGE),
                 "gp_pois_regr-gp_pois_regr": _SKEWED_HYPER,
-                "eight_schools-eight_schools_noncentered": (
+                _NONCENTERED: (
                     "tau's skewed posterior: the full-rank Gaussian puts mu, tau and some theta 0.29-0.36 sd "
                     "off (seeds 1-2; validation of 2026-12-01)"
                 ),
@@ -238,7 +242,7 @@ PLANS: dict[str, SamplerPlan] = {
                 **_skip((*_CORRELATED, *_RIDGES), _DIAGONAL_ONLY),
                 **{name: _mean_field(worst) for name, worst in _MEAN_FIELD_SDS.items()},
                 "gp_pois_regr-gp_pois_regr": _SKEWED_HYPER,
-                "eight_schools-eight_schools_noncentered": (
+                _NONCENTERED: (
                     "the mean-field fit's own bias puts theta[1]'s mean 0.23-0.30 sd off (seeds 0-2), at "
                     "the tolerance of 0.25"
                 ),
