@@ -51,3 +51,35 @@ def test_another_default_key_implementation_is_computed_by_jax():
             assert data.shape == (4, 4)  # the implementation's key data, not Threefry's (2,)
             assert len({row.tobytes() for row in data}) == 4
             np.testing.assert_array_equal(data, again)
+
+
+def jax_starts(keys, attempt, dims, radius):
+    from pytensor_blackjax.samplers._start import uniform_point
+
+    def draw(key):
+        return uniform_point(jax.random.fold_in(jax.random.fold_in(key, _keys.INIT), attempt), dims, radius)
+
+    return np.asarray(jax.vmap(draw)(keys))
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**40 + 3])
+def test_host_uniform_starts_equal_jax_uniform(seed):
+    keys = _keys.chain_keys(seed, 5)
+    with jax.enable_x64(True):
+        for attempt in (0, 1, 99):
+            for dims in (1, 2, 73, 128):
+                for radius in (2.0, 0.5, 8.0):  # 2 * radius a power of two: the same bits
+                    host = _keys.uniform_starts(keys, attempt, dims, radius)
+                    np.testing.assert_array_equal(host, jax_starts(keys, attempt, dims, radius))
+                for radius in (1.7, 1e-3, 10.0):  # XLA may fuse the scaling: a rounding apart
+                    host = _keys.uniform_starts(keys, attempt, dims, radius)
+                    ref = jax_starts(keys, attempt, dims, radius)
+                    assert np.all(np.abs(host - ref) <= np.spacing(2 * radius))
+                    assert np.all(np.abs(host) < radius)
+
+
+def test_uniform_starts_cost_no_compilation(caplog):
+    keys = _keys.chain_keys(3, 4)
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        _keys.uniform_starts(keys, 0, 10, 2.0)
+    assert not [r for r in caplog.records if "Compiling" in r.getMessage()]

@@ -189,6 +189,48 @@ def test_starting_points_are_retried_until_finite():
     assert np.all(points > 1.5)
 
 
+@pytest.mark.filterwarnings(
+    "ignore::pytensor_blackjax.SamplingWarning"
+)  # a hard edge, a short run: support only
+@pytest.mark.parametrize("chain_method", ["parallel", "vectorized"])
+def test_random_starts_are_judged_by_the_warmup_init_program(chain_method):
+    """Per-chain layouts draw the attempts on the host and keep, per chain, the first one whose warmup
+    state is finite: the points `initial_points` finds, with no program of its own."""
+    from pytensor_blackjax.run._keys import chain_keys
+    from pytensor_blackjax.run._layouts import Threaded, Vectorized
+    from pytensor_blackjax.run._programs import programs_for
+    from pytensor_blackjax.run._start import initial_points, random_starts
+    from pytensor_blackjax.samplers import RunSize
+
+    x = pt.scalar("x")
+    model = pbj.Model.from_logp(pt.switch(x > 1.5, -0.5 * x**2, -np.inf), inputs=[x])
+    compiled, data = pbj.compile(model), pbj.compile(model).data_tuple()
+    layout_cls = Threaded if chain_method == "parallel" else Vectorized
+    programs = programs_for(
+        compiled, pbj.samplers.NUTS(), layout_cls, RunSize(draws=10, tune=10, chains=8), 10, 1
+    )
+    layout = layout_cls(programs, chain_keys(0, 8), 0, data, precision="float64")
+    try:
+        points = random_starts(layout, compiled, data)
+        assert layout.finite_chains().all()
+    finally:
+        layout.close()
+    np.testing.assert_array_equal(points, initial_points(compiled, chain_keys(0, 8), data))
+    # and through sample: every chain starts (and stays) where the log-density is finite
+    tree = pbj.sample(
+        model, chains=8, draws=20, tune=20, seed=0, chain_method=chain_method, progressbar=False
+    )
+    assert np.all(tree["posterior"]["x"].values > 1.5)
+
+
+@pytest.mark.parametrize("chain_method", ["parallel", "vectorized"])
+def test_no_finite_random_start_names_the_chain_and_the_terms(chain_method):
+    x = pt.scalar("x")
+    model = pbj.Model.from_logp(pt.switch(x > 5.0, -0.5 * x**2, -np.inf), inputs=[x])
+    with pytest.raises(ValueError, match=r"not finite at any of 100 random starting points .* for chain 0"):
+        pbj.sample(model, chains=2, draws=10, tune=10, seed=0, chain_method=chain_method, progressbar=False)
+
+
 def test_a_hand_written_model_without_deterministics_reports_its_inputs():
     x = pt.vector("x", shape=(2,))
     model = pbj.Model.from_logp(-0.5 * pt.sum((x - np.array([3.0, -3.0])) ** 2), inputs=[x])

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import jax
@@ -25,7 +27,7 @@ from pytensor_blackjax.run._layouts import ChainLayout, choose_layout
 from pytensor_blackjax.run._programs import Programs, build_programs, float32_scope, programs_for
 from pytensor_blackjax.run._progress import make_progress
 from pytensor_blackjax.run._settings import RunOutput, RunSettings
-from pytensor_blackjax.run._start import initial_points
+from pytensor_blackjax.run._start import initial_points, random_starts
 from pytensor_blackjax.run._until import Until, UntilCheck, warn_short
 from pytensor_blackjax.samplers import RunSize, Sampler
 
@@ -117,17 +119,24 @@ def run(
                 layout.prepare(
                     (settings.chains, compiled.num_dims), chunk, first, with_log_likelihood=log_likelihood
                 )
+                float32 = settings.precision == "float32"
+                positions: np.ndarray | None = None
                 if resume is not None and resume.start_points is not None:
                     positions = np.asarray(resume.start_points, np.float64)
                 elif start is not None:
                     positions = np.asarray(start, np.float64)
                     if sink is not None:
                         sink.start_points(positions)
-                else:
+                elif not layout.checks_starts:
                     positions = initial_points(compiled, keys, data, sampler.init_radius)
-                if settings.precision == "float32":
-                    positions = positions.astype(np.float32)
-                warmup_divergences = _warmup(layout, rows, settings, positions, progress, interrupt,
+                begin: Callable[[], object]
+                if positions is None:  # the warmup-init program judges the random starts
+                    begin = partial(
+                        random_starts, layout, compiled, data, sampler.init_radius, float32=float32
+                    )
+                else:
+                    begin = partial(layout.init, positions.astype(np.float32) if float32 else positions)
+                warmup_divergences = _warmup(layout, rows, settings, begin, progress, interrupt,
                                              sink=sink, log_likelihood=log_likelihood,
                                              kept=warmup_chunks, programs=programs, data=data)  # fmt: skip
                 if sink is not None and not interrupt.hit:
@@ -187,17 +196,19 @@ def run(
                      warmup_divergences=warmup_divergences, extra=extra)  # fmt: skip
 
 
-def _warmup(layout: ChainLayout, rows: np.ndarray, settings: RunSettings, positions: np.ndarray, progress,
-            interrupt: Interrupt, *, sink: Sink | None, log_likelihood: bool, kept: _Chunks | None = None,
-            programs: Programs | None = None, data: tuple = ()) -> int:  # fmt: skip
-    """Warmup in chunks from ``positions`` along the sampler's schedule ``rows`` (one per step); returns
+def _warmup(layout: ChainLayout, rows: np.ndarray, settings: RunSettings, begin: Callable[[], object],
+            progress, interrupt: Interrupt, *, sink: Sink | None, log_likelihood: bool,
+            kept: _Chunks | None = None, programs: Programs | None = None,
+            data: tuple = ()) -> int:  # fmt: skip
+    """Warmup in chunks, started by ``begin()`` (the layout's ``init`` at the chains' starting points),
+    along the sampler's schedule ``rows`` (one per step); returns
     the number of divergent warmup steps. ``kept`` collects the warmup draws and stats (a run with
     ``keep_warmup``), constrained by ``programs``. After a Ctrl-C it returns at the next chunk boundary
     without finishing the adaptation."""
     chunk = settings.chunk
     if interrupt.hit:  # while the start points were found
         return 0
-    layout.init(positions)
+    begin()
     if interrupt.hit:
         return 0
     # a window-end program of its own: chunks stop at the windows' ends, where it runs

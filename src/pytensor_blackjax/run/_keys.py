@@ -26,6 +26,7 @@ __all__ = [
     "split_chains",
     "step_key",
     "threefry2x32",
+    "uniform_starts",
 ]
 
 INIT, WARMUP, SAMPLING = 0, 1, 2
@@ -112,6 +113,40 @@ def split_chains(keys: jax.Array) -> list[jax.Array]:
     """The keys of ``chain_keys`` one by one (through their raw data: indexing a key array compiles)."""
     data = np.asarray(jax.random.key_data(keys))
     return [jax.random.wrap_key_data(row) for row in data]
+
+
+def _host_uniform(key: np.ndarray, dims: int, radius: float) -> np.ndarray:
+    """``jax.random.uniform(key, (dims,), float64, -radius, radius)`` of raw Threefry key data, for
+    JAX's partitionable Threefry bits (its default): the counters are the indices' high and low words,
+    the two output words make one 64-bit draw, its high 52 bits the mantissa of a float in [1, 2).
+    The same bits; the scaling rounds its product and its sum, where XLA may fuse them into one
+    multiply-add: the points equal JAX's when ``2 * radius`` is a power of two (the default 2), else
+    they may differ from them in the last bit."""
+    hi, lo = threefry2x32(key, np.zeros(dims, np.uint32), np.arange(dims, dtype=np.uint32))
+    bits = (hi.astype(np.uint64) << np.uint64(32)) | lo.astype(np.uint64)
+    unit = ((bits >> np.uint64(12)) | np.float64(1.0).view(np.uint64)).view(np.float64) - 1.0
+    low = np.float64(-radius)
+    return np.maximum(low, unit * (np.float64(radius) - low) + low)
+
+
+def uniform_starts(keys: jax.Array, attempt: int, dims: int, radius: float) -> np.ndarray:
+    """Attempt ``attempt`` of every chain's uniform starting point, ``(chains, dims)`` float64: the
+    points `samplers._start.uniform_point` draws from ``fold_in(fold_in(key, INIT), attempt)``. In
+    NumPy for JAX's default keys (no program compiles); by JAX for other key implementations."""
+    if jax.config.jax_default_prng_impl == "threefry2x32" and jax.config.jax_threefry_partitionable:
+        data = np.asarray(jax.random.key_data(keys))
+        return np.stack(
+            [
+                _host_uniform(fold_in(fold_in(k, np.asarray(INIT)), np.asarray(attempt)), dims, radius)
+                for k in data
+            ]
+        )
+    from pytensor_blackjax.samplers._start import uniform_point
+
+    def draw(key):
+        return uniform_point(jax.random.fold_in(jax.random.fold_in(key, INIT), attempt), dims, radius)
+
+    return np.asarray(jax.jit(jax.vmap(draw))(keys))
 
 
 def step_key(chain_key: jax.Array, phase: int, index) -> jax.Array:

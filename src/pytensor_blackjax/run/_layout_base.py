@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
@@ -58,6 +59,9 @@ class ChainLayout:
     name: ClassVar[str]
     # whether this layout's programs can be kept in the program store (see `run._stored`)
     storable: ClassVar[bool] = True
+    # whether `finite_chains` can judge random starts (per-chain warmup states on this host), so that
+    # the warmup-init program checks them (`run._start.random_starts`)
+    checks_starts: ClassVar[bool] = False
     # whether it runs one program for warmup and sampling where the sampler allows
     # (`run._programs.runs_one_step`); such a layout's programs are stored
     one_step: ClassVar[bool] = True
@@ -92,6 +96,22 @@ class ChainLayout:
         """Start the warmup from ``positions`` (chains, dims)."""
         with self._scope():
             self.carry = self._init(positions)
+
+    def finite_chains(self) -> np.ndarray:
+        """Per chain, whether every number in its warmup state is finite: for per-chain samplers, whether
+        the log-density and its gradient are finite at its start (the state holds both, and nothing
+        else in it is infinite or NaN at a finite start; tests/test_sample_core.py)."""
+        per_chain = isinstance(self.carry, list)  # one state per chain, or one with a chain axis
+        finite = np.ones(self.chains, bool)
+        for i, tree in enumerate(self.carry if per_chain else [self.carry]):
+            for leaf in jax.tree.leaves(tree):
+                if jnp.issubdtype(leaf.dtype, jnp.inexact):  # not keys, counts or flags
+                    ok = np.isfinite(np.asarray(leaf))
+                    if per_chain:
+                        finite[i] &= bool(ok.all())
+                    else:
+                        finite &= ok.reshape(self.chains, -1).all(axis=1)
+        return finite
 
     def warmup(
         self, start: int, n_valid: int, rows: np.ndarray

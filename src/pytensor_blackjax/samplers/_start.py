@@ -25,6 +25,7 @@ __all__ = [
     "check_start",
     "ensemble_points",
     "first_finite",
+    "no_finite_start",
     "pathfinder_point",
     "uniform_attempt",
     "uniform_point",
@@ -80,15 +81,20 @@ def first_finite(
         xs[redo], ok = x[redo], ok | fine
     if not ok.all():
         bad = int(np.flatnonzero(~ok)[0])
-        r = f"{float(radius):g}"
-        raise ValueError(
-            f"the log-density or its gradient is not finite at any of {MAX_TRIES} random starting points "
-            f"(uniform(-{r}, {r}) in unconstrained space) for chain {bad}; e.g. log-density = "
-            f"{float(lp0[bad])}. Check the model's support (a -inf everywhere means an "
-            "impossible constraint; NaN usually means log of a negative number) and the data."
-            + (explain(xs[bad]) if explain is not None else "")
-        )
+        raise no_finite_start(bad, radius, float(lp0[bad]), explain(xs[bad]) if explain is not None else "")
     return xs
+
+
+def no_finite_start(chain: int, radius: float, logdensity: float, explained: str = "") -> ValueError:
+    """The error for a chain that found no finite start in `MAX_TRIES` attempts; ``logdensity`` at
+    one of them, ``explained`` what its terms were."""
+    r = f"{float(radius):g}"
+    return ValueError(
+        f"the log-density or its gradient is not finite at any of {MAX_TRIES} random starting points "
+        f"(uniform(-{r}, {r}) in unconstrained space) for chain {chain}; e.g. log-density = "
+        f"{logdensity}. Check the model's support (a -inf everywhere means an impossible constraint; "
+        "NaN usually means log of a negative number) and the data." + explained
+    )
 
 
 def pathfinder_point(key: jax.Array, position: jax.Array, logdensity_fn: Callable) -> jax.Array:
