@@ -182,3 +182,62 @@ def test_the_schedule_updates_the_metric_twice_in_the_initial_buffer():
     # a shortened initial buffer (fewer than 150 warmup steps) keeps Stan's schedule
     assert np.flatnonzero(window_schedule(100)[:, 1]).tolist() == [89]
     assert not window_schedule(19).any()
+
+
+def _window_state(kind, window, dtype):
+    """A warmup state after a window of ``window`` draws from N(MEAN, COV), with their gradients."""
+    import jax
+    import jax.numpy as jnp
+
+    from pytensor_blackjax.samplers._adaptation import Welford
+    from pytensor_blackjax.samplers._metric import LowRankBuffer
+    from pytensor_blackjax.samplers._windowed import windowed_hmc_kernel
+
+    kernel = windowed_hmc_kernel(
+        None, lambda x: -0.5 * jnp.sum(x**2), DIMS, target_accept=0.8, stats_fn=None, adaptation=kind
+    )
+    ws = jax.tree.map(
+        np.asarray, jax.device_get(jax.jit(kernel.warmup_init)(jax.random.key(0), jnp.zeros(DIMS)))
+    )
+    draws = np.random.default_rng(4).multivariate_normal(MEAN, COV, size=window).astype(dtype)
+    grads = (-(draws - MEAN) @ np.linalg.inv(COV)).astype(dtype)
+
+    def filled(state):
+        if isinstance(state, LowRankBuffer):  # a ring: draw k in row k % capacity
+            d, g = np.zeros_like(state.draws), np.zeros_like(state.grads)
+            for k in range(window):
+                d[k % len(d)], g[k % len(g)] = draws[k], grads[k]
+            return LowRankBuffer(d, g, np.asarray(window, np.int32))
+        dev = draws - draws.mean(0)
+        m2 = dev.T @ dev if state.m2.ndim == 2 else np.sum(dev**2, 0)
+        return Welford(draws.mean(0).astype(dtype), m2.astype(dtype), np.asarray(window, np.int32))
+
+    mm = ws.mass_matrix_state
+    mm = tuple(filled(m) for m in mm) if isinstance(mm, tuple) and not hasattr(mm, "_fields") else filled(mm)
+    ws = ws._replace(mass_matrix_state=mm)
+    ws = ws._replace(step_size_state=ws.step_size_state._replace(log_step_size_avg=np.asarray(-1.3)))
+    return jax.tree.map(lambda x: x.astype(dtype) if x.dtype.kind == "f" else x, ws)
+
+
+@pytest.mark.parametrize("kind", ["diag", "dense", "fisher", "low_rank"])
+@pytest.mark.parametrize("window", [25, 400], ids=["short", "long"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_window_ends_on_the_host_as_it_does_traced(kind, window, dtype):
+    """Chains on this host end their windows in NumPy, sharded ones in a JAX program: the same
+    estimate to rounding, and the state keeps its types (else the next warmup call compiles again)."""
+    import jax
+
+    from pytensor_blackjax.run._program_keys import signature
+    from pytensor_blackjax.samplers._windowed import end_window
+
+    ws = _window_state(kind, window, dtype)
+    with jax.enable_x64(dtype == "float64"):
+        traced = jax.jit(lambda w: end_window(w, adaptation=kind, num_dims=DIMS, max_rank=10))(ws)
+        host = end_window(ws, adaptation=kind, num_dims=DIMS, max_rank=10)
+        assert signature((host,)) == signature((traced,)) == signature((ws,))
+    tol = 1e-9 if dtype == "float64" else 1e-3
+    for a, b in zip(jax.tree.leaves(host), jax.tree.leaves(traced), strict=True):
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        if kind == "low_rank" and a.ndim == 2:  # eigenvectors: up to sign
+            a, b = np.abs(a), np.abs(b)
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.max(np.abs(b), initial=1.0))

@@ -62,6 +62,9 @@ class ChainLayout:
     # whether `finite_chains` can judge random starts (per-chain warmup states on this host), so that
     # the warmup-init program checks them (`run._start.random_starts`)
     checks_starts: ClassVar[bool] = False
+    # whether a window's end runs on the host in NumPy (the chains' states are on this host), not as
+    # a program (`run._programs._end_window_on_host`)
+    host_window_end: ClassVar[bool] = False
     # whether it runs one program for warmup and sampling where the sampler allows
     # (`run._programs.runs_one_step`); such a layout's programs are stored
     one_step: ClassVar[bool] = True
@@ -124,7 +127,8 @@ class ChainLayout:
         return out if isinstance(out, tuple) else (None, out)
 
     def window_end(self) -> None:
-        """End an adaptation window: the window-end program (`Programs.window_end`) on every chain."""
+        """End an adaptation window: `Programs.window_end` (a program, or a host function for layouts
+        with ``host_window_end``) on every chain."""
         with self._scope():
             self.carry = self._window_end()
 
@@ -202,7 +206,7 @@ class ChainLayout:
             carry = p.warmup_init.out_types(*init_args)
             if rows is not None:
                 beside(lambda: p.warmup.compiled(carry, key, 0, chunk, rows, self.data))
-                if p.window_end is not None:
+                if p.window_end is not None and not self.host_window_end:
                     beside(lambda: p.window_end.compiled(carry))
             p.warmup_init.compiled(*init_args)
             state, params = p.finish.compiled(carry).out_info

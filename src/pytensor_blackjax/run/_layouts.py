@@ -58,6 +58,7 @@ class Vectorized(ChainLayout):
 
     name = "vectorized"
     checks_starts = True
+    host_window_end = True
 
     @classmethod
     def build(cls, base: Programs, mesh: Mesh | None) -> Programs:
@@ -115,6 +116,7 @@ class Threaded(ChainLayout):
 
     name = "threaded"
     checks_starts = True
+    host_window_end = True
 
     def __init__(self, programs: Programs, keys: jax.Array, seed: int, data: tuple, *, precision: str):
         super().__init__(programs, keys, seed, data, precision=precision)

@@ -59,7 +59,9 @@ class Programs(NamedTuple):
     sample: Any  # (state, params, key, start, n_valid, data) -> (state, (positions, stats))
     constrain: Any  # (flat positions (n, dims), data) -> dict of arrays (n, ...)
     log_likelihood: Any  # same, pointwise log-likelihood
-    window_end: Any = None  # (wstate) -> wstate at an adaptation window's end; None: inside `warmup`
+    # (wstate) -> wstate at an adaptation window's end (on the host for layouts with host_window_end);
+    # None: inside `warmup`
+    window_end: Any = None
 
 
 class ChainLayoutLike(Protocol):
@@ -69,6 +71,7 @@ class ChainLayoutLike(Protocol):
     storable: ClassVar[bool]
 
     one_step: ClassVar[bool]
+    host_window_end: ClassVar[bool]
 
     @classmethod
     def build(cls, base: Programs, mesh: Mesh | None) -> Programs: ...
@@ -432,6 +435,13 @@ def programs_for(
     return compiled.programs.get((*key, "warmup_draws"), with_draws)
 
 
+def _end_window_on_host(sampler: Sampler, num_dims: int, wstate):
+    """A window's end for chains on this host: the sampler's `end_window` in NumPy (a program of its own
+    cost a first run ~0.9 s of CPU to trace, lower and compile on rat tumors, a warm run its load and
+    XLA's LAPACK set-up, ~0.35 s), its state left on the host for the next warmup call."""
+    return sampler.end_window(jax.tree.map(np.asarray, jax.device_get(wstate)), num_dims)  # type: ignore[attr-defined]
+
+
 def has_warmup_draws(sampler: Sampler, num_dims: int, size: RunSize) -> bool:
     """Whether ``sampler``'s warmup moves its chains step by step, so that its draws can be kept."""
     # building a kernel only makes closures; the log-density placeholder is never called
@@ -457,6 +467,8 @@ def _build(compiled, sampler, layout, size, chunk, thin, mesh, precision, *, war
     stored_init = progs.warmup_init
     if precision == "float32":
         progs = map_programs(lambda _, f: _in_float32(f), progs)
+    if progs.window_end is not None and layout.host_window_end:
+        progs = progs._replace(window_end=partial(_end_window_on_host, sampler, compiled.num_dims))
     if one_step:
         rows = sampler.schedule(0)
         zero_rows = np.zeros((chunk, *rows.shape[1:]), rows.dtype)

@@ -130,9 +130,11 @@ class DualAveraging(NamedTuple):
 
 
 def dual_averaging_init(step_size: jax.Array) -> DualAveraging:
-    log_step = jnp.log(step_size)
-    zero = jnp.zeros_like(log_step)
-    return DualAveraging(log_step, zero, jnp.asarray(0, jnp.int32), zero, jnp.log(10.0) + log_step)
+    """The state at ``step_size``, in JAX or NumPy as ``step_size`` is."""
+    xp = np if isinstance(step_size, (np.ndarray, np.generic)) else jnp
+    log_step = xp.log(step_size)
+    zero = xp.zeros_like(log_step)
+    return DualAveraging(log_step, zero, xp.asarray(0, np.int32), zero, xp.log(10.0) + log_step)
 
 
 def dual_averaging_update(state: DualAveraging, acceptance: jax.Array, target: float) -> DualAveraging:
@@ -158,9 +160,9 @@ class Welford(NamedTuple):
     count: jax.Array  # type: ignore[assignment]  # shadows tuple.count
 
 
-def welford_init(num_dims: int, dense: bool, dtype) -> Welford:
-    m2 = jnp.zeros((num_dims, num_dims) if dense else (num_dims,), dtype)
-    return Welford(jnp.zeros(num_dims, dtype), m2, jnp.asarray(0, jnp.int32))
+def welford_init(num_dims: int, dense: bool, dtype, xp=jnp) -> Welford:
+    m2 = xp.zeros((num_dims, num_dims) if dense else (num_dims,), dtype)
+    return Welford(xp.zeros(num_dims, dtype), m2, xp.asarray(0, np.int32))
 
 
 def welford_update(state: Welford, x: jax.Array) -> Welford:
@@ -175,8 +177,9 @@ def welford_update(state: Welford, x: jax.Array) -> Welford:
 def welford_covariance(state: Welford) -> jax.Array:
     """The window's sample covariance (or variances), regularised as Stan does: weight n / (n + 5) on
     the estimate and 5 / (n + 5) on 1e-3 times the identity."""
+    xp = np if isinstance(state.m2, np.ndarray) else jnp
     n = state.count.astype(state.m2.dtype)
-    covariance = state.m2 / jnp.maximum(n - 1.0, 1.0)
+    covariance = state.m2 / xp.maximum(n - 1.0, 1.0)
     shrink = 5.0 / (n + 5.0)
-    ridge = jnp.eye(state.m2.shape[0], dtype=state.m2.dtype) if state.m2.ndim == 2 else 1.0
+    ridge = xp.eye(state.m2.shape[0], dtype=state.m2.dtype) if state.m2.ndim == 2 else 1.0
     return (1.0 - shrink) * covariance + shrink * 1e-3 * ridge

@@ -1,6 +1,11 @@
 """Mass matrices for the HMC family: a dense metric whose factors are computed once per adaptation
 window (not once per draw), and the low-rank-plus-diagonal estimate from draws and gradients.
 
+The estimates and factors take JAX or NumPy arrays and compute with the library of their input
+(`array_module`): a window's end runs on the host in NumPy for chains on this host (no program to
+compile or load, and no LAPACK kernels for XLA to bind), and traced in JAX for chains sharded over
+devices.
+
 References:
     Seyboldt, Carlson & Carpenter (2026), Preconditioning Hamiltonian Monte Carlo by minimizing
     Fisher divergence (the low-rank estimate; the algorithm nutpie uses).
@@ -12,13 +17,15 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
+import numpy as np
 
 if TYPE_CHECKING:
     from blackjax.mcmc.metrics import LowRankInverseMassMatrix, Metric
 
 __all__ = [
     "DenseFactors",
+    "array_module",
+    "diagonal_factors",
     "LowRankBuffer",
     "dense_factors",
     "dense_metric",
@@ -34,14 +41,32 @@ class DenseFactors(NamedTuple):
     """``chol`` is the Cholesky factor L of the inverse mass matrix; ``mass_sqrt`` is L^-T, so that
     ``mass_sqrt @ mass_sqrt.T`` is the mass matrix."""
 
-    chol: jax.Array
-    mass_sqrt: jax.Array
+    chol: jax.Array | np.ndarray
+    mass_sqrt: jax.Array | np.ndarray
+
+
+def array_module(x):
+    """NumPy for NumPy arrays and scalars, else ``jax.numpy`` (JAX arrays and tracers)."""
+    return np if isinstance(x, (np.ndarray, np.generic)) else jnp
 
 
 def dense_factors(inverse_mass_matrix: jax.Array) -> DenseFactors:
-    chol = jnp.linalg.cholesky(inverse_mass_matrix)
+    xp = array_module(inverse_mass_matrix)
+    chol = xp.linalg.cholesky(inverse_mass_matrix)
+    if xp is np:  # NumPy has no triangular solve (SciPy's costs an import of scipy.linalg)
+        return DenseFactors(chol, np.linalg.inv(chol).T)
+    from jax.scipy.linalg import solve_triangular
+
     eye = jnp.eye(inverse_mass_matrix.shape[0], dtype=inverse_mass_matrix.dtype)
     return DenseFactors(chol, solve_triangular(chol, eye, lower=True).T)
+
+
+def diagonal_factors(variances: jax.Array) -> DenseFactors:
+    """`dense_factors` of ``diag(variances)`` without a factorisation (the same numbers: Cholesky's
+    factor of a diagonal matrix is the square root of its diagonal, the inverse its reciprocal), so
+    the warmup's first program calls no LAPACK kernel."""
+    root = jnp.sqrt(variances)
+    return DenseFactors(jnp.diag(root), jnp.diag(1.0 / root))
 
 
 def dense_metric(inverse_mass_matrix: jax.Array, factors: DenseFactors) -> Metric:
@@ -103,9 +128,9 @@ class LowRankBuffer(NamedTuple):
     count: jax.Array  # type: ignore[assignment]
 
 
-def low_rank_buffer_init(capacity: int, num_dims: int, dtype) -> LowRankBuffer:
-    zeros = jnp.zeros((capacity, num_dims), dtype)
-    return LowRankBuffer(zeros, zeros, jnp.asarray(0, jnp.int32))
+def low_rank_buffer_init(capacity: int, num_dims: int, dtype, xp=jnp) -> LowRankBuffer:
+    zeros = xp.zeros((capacity, num_dims), dtype)
+    return LowRankBuffer(zeros, zeros, xp.asarray(0, np.int32))
 
 
 def low_rank_buffer_push(buffer: LowRankBuffer, position: jax.Array, grad: jax.Array) -> LowRankBuffer:
@@ -114,8 +139,9 @@ def low_rank_buffer_push(buffer: LowRankBuffer, position: jax.Array, grad: jax.A
 
 
 def _sqrtm(matrix):
-    vals, vecs = jnp.linalg.eigh(matrix)
-    root = jnp.sqrt(jnp.maximum(vals, 1e-300))
+    xp = array_module(matrix)
+    vals, vecs = xp.linalg.eigh(matrix)
+    root = xp.sqrt(xp.maximum(vals, 1e-300))
     return (vecs * root) @ vecs.T, (vecs / root) @ vecs.T
 
 
@@ -130,16 +156,17 @@ def _scaled_window(buffer: LowRankBuffer):
     """The window's centred draws and gradients in the coordinates of the diagonal
     ``sigma = (Var[x] / Var[grad])^(1/4)`` (draws divided by it, gradients multiplied), and ``sigma``.
     Rows past ``count`` are zero."""
-    capacity = buffer.draws.shape[0]
-    n = jnp.minimum(buffer.count, capacity)
-    valid = (jnp.arange(capacity) < n)[:, None]
-    weight = valid / jnp.maximum(n, 1)
-    mean_x, mean_g = jnp.sum(weight * buffer.draws, 0), jnp.sum(weight * buffer.grads, 0)
-    dx = jnp.where(valid, buffer.draws - mean_x, 0.0)
-    dg = jnp.where(valid, buffer.grads - mean_g, 0.0)
-    var_x, var_g = jnp.sum(weight * dx**2, 0), jnp.sum(weight * dg**2, 0)
-    sigma = jnp.clip((var_x / jnp.maximum(var_g, 1e-10)) ** 0.25, 1e-20, 1e20)
-    sigma = jnp.where(var_x > 0, sigma, 1.0)
+    xp = array_module(buffer.draws)
+    capacity, dtype = buffer.draws.shape[0], buffer.draws.dtype
+    n = xp.minimum(buffer.count, capacity)
+    valid = (xp.arange(capacity) < n)[:, None]
+    weight = (valid / xp.maximum(n, 1)).astype(dtype)
+    mean_x, mean_g = xp.sum(weight * buffer.draws, 0), xp.sum(weight * buffer.grads, 0)
+    dx = xp.where(valid, buffer.draws - mean_x, 0.0)
+    dg = xp.where(valid, buffer.grads - mean_g, 0.0)
+    var_x, var_g = xp.sum(weight * dx**2, 0), xp.sum(weight * dg**2, 0)
+    sigma = xp.clip((var_x / xp.maximum(var_g, 1e-10)) ** 0.25, 1e-20, 1e20)
+    sigma = xp.where(var_x > 0, sigma, 1.0)
     return dx / sigma, dg * sigma, sigma
 
 
@@ -152,9 +179,10 @@ def fisher_dense_estimate(buffer: LowRankBuffer, *, gamma: float = 1e-5) -> jax.
     draws than dimensions) keep the diagonal's scale. Scale-free, unlike Stan's shrinkage of the
     sample covariance towards 1e-3 times the identity.
     """
+    xp = array_module(buffer.draws)
     x, a, sigma = _scaled_window(buffer)
-    eye = jnp.eye(x.shape[1], dtype=x.dtype)
-    middle = _geometric_mean(x.T @ x + gamma * eye, jnp.linalg.inv(a.T @ a + gamma * eye))
+    eye = xp.eye(x.shape[1], dtype=x.dtype)
+    middle = _geometric_mean(x.T @ x + gamma * eye, xp.linalg.inv(a.T @ a + gamma * eye))
     middle = 0.5 * (middle + middle.T)
     return sigma[:, None] * middle * sigma[None, :]
 
@@ -171,25 +199,27 @@ def low_rank_estimate(
     """
     from blackjax.mcmc.metrics import LowRankInverseMassMatrix
 
+    xp = array_module(buffer.draws)
     num_dims = buffer.draws.shape[1]
     x, a, sigma = _scaled_window(buffer)
     # zero rows (unused buffer slots) change neither the right singular vectors nor the covariances
     rank = min(max_rank, num_dims)
-    vx = jnp.linalg.svd(x, full_matrices=False)[2][:rank].T
-    va = jnp.linalg.svd(a, full_matrices=False)[2][:rank].T
-    basis, _ = jnp.linalg.qr(jnp.concatenate([vx, va], axis=1))
+    vx = xp.linalg.svd(x, full_matrices=False)[2][:rank].T
+    va = xp.linalg.svd(a, full_matrices=False)[2][:rank].T
+    basis, _ = xp.linalg.qr(xp.concatenate([vx, va], axis=1))
     px, pa = x @ basis, a @ basis
-    eye = jnp.eye(basis.shape[1], dtype=x.dtype)
+    eye = xp.eye(basis.shape[1], dtype=x.dtype)
     cov_x, cov_a = px.T @ px / gamma + eye, pa.T @ pa / gamma + eye
-    vals, vecs = jnp.linalg.eigh(_geometric_mean(cov_x, jnp.linalg.inv(cov_a)))
-    vals = jnp.maximum(vals, 1e-10 * jnp.max(vals))
-    order = jnp.argsort(-jnp.abs(jnp.log(vals)))[:rank]
+    vals, vecs = xp.linalg.eigh(_geometric_mean(cov_x, xp.linalg.inv(cov_a)))
+    vals = xp.maximum(vals, 1e-10 * xp.max(vals))
+    order = xp.argsort(-xp.abs(xp.log(vals)))[:rank]
     vals, vecs = vals[order], basis @ vecs[:, order]
     informative = (vals > cutoff) | (vals < 1.0 / cutoff)
-    return LowRankInverseMassMatrix(sigma, vecs, jnp.where(informative, vals, 1.0))
+    return LowRankInverseMassMatrix(sigma, vecs, xp.where(informative, vals, 1.0))
 
 
 def low_rank_matrix(imm: LowRankInverseMassMatrix) -> jax.Array:
     """The dense d x d matrix ``diag(sigma) (I + U (diag(lam) - I) U^T) diag(sigma)``."""
-    scaled = jnp.eye(imm.sigma.shape[0], dtype=imm.sigma.dtype) + (imm.U * (imm.lam - 1.0)) @ imm.U.T
+    xp = array_module(imm.sigma)
+    scaled = xp.eye(imm.sigma.shape[0], dtype=imm.sigma.dtype) + (imm.U * (imm.lam - 1.0)) @ imm.U.T
     return imm.sigma[:, None] * scaled * imm.sigma[None, :]

@@ -10,6 +10,7 @@ References:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -29,8 +30,10 @@ from pytensor_blackjax.samplers._adaptation import (
 from pytensor_blackjax.samplers._base import Kernel, PhaseStates, PhaseStep
 from pytensor_blackjax.samplers._metric import (
     DenseFactors,
+    array_module,
     dense_factors,
     dense_metric,
+    diagonal_factors,
     fisher_dense_estimate,
     low_rank_buffer_init,
     low_rank_buffer_push,
@@ -43,6 +46,7 @@ __all__ = [
     "HMCParams",
     "WindowState",
     "WindowedSampler",
+    "end_window",
     "metric_kind",
     "start_variances",
     "windowed_hmc_kernel",
@@ -102,7 +106,7 @@ def _estimator(kind: str, num_dims: int, dtype, max_rank: int) -> _Estimator:
 
         def lr_final(buffer):
             imm = low_rank_estimate(buffer, max_rank)
-            return low_rank_buffer_init(capacity, num_dims, dtype), imm, ()
+            return low_rank_buffer_init(capacity, num_dims, dtype, array_module(buffer.draws)), imm, ()
 
         return _Estimator(
             lr_init, lambda s, c: low_rank_buffer_push(s, c.position, c.logdensity_grad), lr_final
@@ -113,7 +117,7 @@ def _estimator(kind: str, num_dims: int, dtype, max_rank: int) -> _Estimator:
         return _fisher_estimator(num_dims, dtype, max_rank)
 
     def diag_end(state):
-        return welford_init(num_dims, False, dtype), welford_covariance(state), ()
+        return welford_init(num_dims, False, dtype, array_module(state.m2)), welford_covariance(state), ()
 
     return _Estimator(
         lambda grad: (welford_init(num_dims, False, dtype), start_variances(grad), ()),
@@ -133,9 +137,9 @@ def _dense_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
     rank = min(max_rank, num_dims)
 
     def start(grad):
-        imm = jnp.diag(start_variances(grad))
+        variances = start_variances(grad)
         state = (welford_init(num_dims, True, dtype), low_rank_buffer_init(capacity, num_dims, dtype))
-        return state, imm, dense_factors(imm)
+        return state, jnp.diag(variances), diagonal_factors(variances)
 
     def update(state, chain):
         welford, buffer = state
@@ -146,12 +150,13 @@ def _dense_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
 
     def end(state):
         welford, buffer = state
-        imm = jax.lax.cond(
+        xp = array_module(buffer.draws)
+        imm = _either(
             welford.count < short,
             lambda: low_rank_matrix(low_rank_estimate(buffer, rank)),
             lambda: welford_covariance(welford),
         )
-        fresh = (welford_init(num_dims, True, dtype), low_rank_buffer_init(capacity, num_dims, dtype))
+        fresh = (welford_init(num_dims, True, dtype, xp), low_rank_buffer_init(capacity, num_dims, dtype, xp))
         return fresh, imm, dense_factors(imm)
 
     return _Estimator(start, update, end)
@@ -180,18 +185,49 @@ def _fisher_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
     rank = min(max_rank, num_dims)
 
     def start(grad):
-        imm = jnp.diag(start_variances(grad))
-        return low_rank_buffer_init(capacity, num_dims, dtype), imm, dense_factors(imm)
+        variances = start_variances(grad)
+        return (
+            low_rank_buffer_init(capacity, num_dims, dtype),
+            jnp.diag(variances),
+            diagonal_factors(variances),
+        )
 
     def end(buffer):
-        imm = jax.lax.cond(
+        imm = _either(
             buffer.count < short,
             lambda: low_rank_matrix(low_rank_estimate(buffer, rank)),
             lambda: fisher_dense_estimate(buffer),
         )
-        return low_rank_buffer_init(capacity, num_dims, dtype), imm, dense_factors(imm)
+        fresh = low_rank_buffer_init(capacity, num_dims, dtype, array_module(buffer.draws))
+        return fresh, imm, dense_factors(imm)
 
     return _Estimator(start, lambda s, c: low_rank_buffer_push(s, c.position, c.logdensity_grad), end)
+
+
+def _either(pred, true_fn, false_fn):
+    """``lax.cond`` when tracing; a plain ``if`` for a NumPy predicate (a window's end on the host)."""
+    if isinstance(pred, (np.ndarray, np.generic, bool)):
+        return true_fn() if pred else false_fn()
+    return jax.lax.cond(pred, true_fn, false_fn)
+
+
+def end_window(ws: WindowState, *, adaptation: str, num_dims: int, max_rank: int) -> WindowState:
+    """The warmup state at an adaptation window's end: the metric estimated from the window (its
+    factors with it), a fresh estimator, dual averaging restarted from the window's averaged step
+    size. In NumPy for a state of NumPy arrays (the driver's, for chains on this host), traced in JAX
+    otherwise; the output has the input's types."""
+    est = _estimator(adaptation, num_dims, ws.chain.position.dtype, max_rank)
+    mm_state, imm, factors = est.final(ws.mass_matrix_state)
+    xp = array_module(ws.chain.position)
+    da_state = dual_averaging_init(xp.exp(ws.step_size_state.log_step_size_avg))
+    out = WindowState(ws.chain, da_state, mm_state, HMCParams(xp.exp(da_state.log_step_size), imm, factors))
+    if xp is np:  # NumPy promotes where JAX keeps the type (float32 runs, int32 counts)
+        out = jax.tree.map(lambda new, old: np.asarray(new, dtype=old.dtype), out, ws)
+    return out
+
+
+def _row(x: np.ndarray, i: int) -> np.ndarray:
+    return x[i]
 
 
 def start_variances(grad: jax.Array) -> jax.Array:
@@ -267,12 +303,7 @@ def windowed_hmc_kernel(
         return WindowState(chain, da_state, mm_state, params), stats
 
     def window_end(ws):
-        est = _estimator(adaptation, num_dims, ws.chain.position.dtype, max_rank)
-        mm_state, imm, factors = est.final(ws.mass_matrix_state)
-        da_state = dual_averaging_init(jnp.exp(ws.step_size_state.log_step_size_avg))
-        return WindowState(
-            ws.chain, da_state, mm_state, HMCParams(jnp.exp(da_state.log_step_size), imm, factors)
-        )
+        return end_window(ws, adaptation=adaptation, num_dims=num_dims, max_rank=max_rank)
 
     def warmup_finish(ws):
         return ws.chain, ws.params._replace(step_size=jnp.exp(ws.step_size_state.log_step_size_avg))
@@ -357,3 +388,22 @@ class WindowedSampler:
     def metric_kind(self, num_dims: int) -> str:
         """The mass matrix this config uses for a model of ``num_dims`` unconstrained dimensions."""
         return metric_kind(self.adaptation, num_dims)  # type: ignore[attr-defined]
+
+    def estimator(self, num_dims: int) -> tuple[str, int]:
+        """The kernel's ``adaptation`` (the estimator: `metric_kind`, which a sampler may refine) and
+        its low-rank ``max_rank``, for a model of ``num_dims`` dimensions."""
+        return self.metric_kind(num_dims), 10
+
+    def end_window(self, ws: WindowState, num_dims: int) -> WindowState:
+        """`end_window` of a state of NumPy arrays, one chain's or several stacked on a leading axis,
+        with this config's estimator; builds no kernel (so imports no Blackjax)."""
+        kind, rank = self.estimator(num_dims)
+        if ws.chain.position.ndim == 1:
+            return end_window(ws, adaptation=kind, num_dims=num_dims, max_rank=rank)
+        chains = [
+            end_window(
+                jax.tree.map(partial(_row, i=i), ws), adaptation=kind, num_dims=num_dims, max_rank=rank
+            )
+            for i in range(ws.chain.position.shape[0])
+        ]
+        return jax.tree.map(lambda *xs: np.stack(xs), *chains)

@@ -61,7 +61,7 @@ class StaticPathHMC(WindowedSampler):
             logdensity_fn,
             num_dims,
             target_accept=self.target_accept,  # type: ignore[attr-defined]
-            adaptation=self.metric_kind(num_dims),
+            adaptation=self.estimator(num_dims)[0],
             stats_fn=stats_fn,
         )
 

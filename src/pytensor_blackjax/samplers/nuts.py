@@ -88,9 +88,7 @@ class NUTS(WindowedSampler):
                 reached_max_treedepth=depth >= max_depth,
             )
 
-        kind = self.metric_kind(num_dims)
-        # NUTS's dense metric comes from draws and gradients (`_windowed._fisher_estimator`)
-        kind = "fisher" if kind == "dense" else kind
+        kind, rank = self.estimator(num_dims)
         return windowed_hmc_kernel(
             kernel_fn,
             logdensity_fn,
@@ -98,6 +96,11 @@ class NUTS(WindowedSampler):
             target_accept=self.target_accept,
             stats_fn=stats_fn,
             adaptation=kind,
-            max_rank=self.max_rank,
+            max_rank=rank,
             init=self.init,
         )
+
+    def estimator(self, num_dims: int) -> tuple[str, int]:
+        kind = self.metric_kind(num_dims)
+        # NUTS's dense metric comes from draws and gradients (`_windowed._fisher_estimator`)
+        return ("fisher" if kind == "dense" else kind), self.max_rank
