@@ -13,7 +13,7 @@ from pytensor_blackjax.samplers._metric import (
     dense_metric,
     low_rank_buffer_init,
     low_rank_buffer_push,
-    low_rank_estimate,
+    low_rank_parts,
 )
 
 DIMS = 6
@@ -74,10 +74,8 @@ def test_low_rank_estimate_finds_the_correlated_direction():
     buffer = low_rank_buffer_init(512, DIMS, np.float64)
     for xi, gi in zip(x, grads, strict=True):
         buffer = low_rank_buffer_push(buffer, xi, gi)
-    est = low_rank_estimate(buffer, max_rank=DIMS, cutoff=1.0)
-    u = np.asarray(est.U)
-    sigma = np.diag(np.asarray(est.sigma))
-    imm = sigma @ (np.eye(DIMS) + u @ np.diag(np.asarray(est.lam) - 1) @ u.T) @ sigma
+    sigma, u, lam = (np.asarray(a) for a in low_rank_parts(buffer, max_rank=DIMS, cutoff=1.0))
+    imm = np.diag(sigma) @ (np.eye(DIMS) + u @ np.diag(lam - 1) @ u.T) @ np.diag(sigma)
     # the inverse mass matrix recovers the covariance (condition number of the whitened target near 1)
     whitened = np.linalg.solve(np.linalg.cholesky(imm), np.linalg.cholesky(COV))
     assert np.linalg.cond(whitened @ whitened.T) < 1.5

@@ -57,7 +57,8 @@ def run_script(store, *args, env_extra=None):
 
 def test_a_second_process_loads_every_program_and_draws_the_same_bits_without_blackjax(tmp_path):
     first = run_script(tmp_path / "store")
-    assert first["loaded"] == 0 and first["saved"] == first["compiled"] >= 5
+    # warmup-init, the warmup-and-sampling program, finish, constrain (starts and window ends: host)
+    assert first["loaded"] == 0 and first["saved"] == first["compiled"] >= 4
     second = run_script(tmp_path / "store")
     assert second["compiled"] == 0 and second["loaded"] == first["saved"]
     assert second["bits"] == first["bits"]

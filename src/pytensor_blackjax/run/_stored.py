@@ -242,7 +242,9 @@ class StoredProgram:
                 self._unproven[sig] = path
                 STATS["loaded"] += 1
                 return loaded
-        lowered = self._jitted.lower(*args)
+        # lowered from the argument types alone, as a program compiled ahead is: whichever thread
+        # compiles it, and from whatever trace, the module is the same (JAX's own cache finds it)
+        lowered = self._jitted.lower(*_abstract(args))
         with _served_from_jax_cache() as served:
             program = lowered.compile()
         STATS["compiled"] += 1
@@ -256,6 +258,17 @@ class StoredProgram:
         ):
             _save(vault, path, program)
         return program
+
+
+def _abstract(args: tuple) -> tuple:
+    """The arguments' types (`jax.ShapeDtypeStruct`, weak types kept, no sharding: a type from a
+    compiled program's outputs carries its device, one from a trace none)."""
+
+    def kind(x):
+        aval = x if isinstance(x, jax.ShapeDtypeStruct) else jax.typeof(x)
+        return jax.ShapeDtypeStruct(aval.shape, aval.dtype, weak_type=bool(getattr(aval, "weak_type", False)))
+
+    return jax.tree.map(kind, args)
 
 
 _HOST_CALLBACK = re.compile(r"custom_call @\S*callback")

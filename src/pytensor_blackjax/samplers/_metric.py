@@ -32,6 +32,7 @@ __all__ = [
     "fisher_dense_estimate",
     "low_rank_estimate",
     "low_rank_matrix",
+    "low_rank_parts",
     "low_rank_buffer_init",
     "low_rank_buffer_push",
 ]
@@ -187,18 +188,25 @@ def fisher_dense_estimate(buffer: LowRankBuffer, *, gamma: float = 1e-5) -> jax.
     return sigma[:, None] * middle * sigma[None, :]
 
 
-def low_rank_estimate(
+def low_rank_estimate(buffer: LowRankBuffer, max_rank: int) -> LowRankInverseMassMatrix:
+    """`low_rank_parts` as Blackjax's low-rank inverse mass matrix."""
+    from blackjax.mcmc.metrics import LowRankInverseMassMatrix
+
+    return LowRankInverseMassMatrix(*low_rank_parts(buffer, max_rank))
+
+
+def low_rank_parts(
     buffer: LowRankBuffer, max_rank: int, *, gamma: float = 1e-5, cutoff: float = 2.0
-) -> LowRankInverseMassMatrix:
-    """Low-rank-plus-diagonal inverse mass matrix minimising the sample Fisher divergence.
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Low-rank-plus-diagonal inverse mass matrix minimising the sample Fisher divergence, as
+    ``(sigma, U, lam)`` (the fields of Blackjax's `LowRankInverseMassMatrix`, whose import a window's
+    end on the host does without).
 
     The diagonal is ``(Var[x] / Var[grad])^(1/4)``; in the coordinates it scales, the correction lives
     in the span of the leading singular vectors of the draws and of the gradients, where the
     covariance is the geometric mean of the draw covariance and the inverse gradient covariance.
     Eigenvalues within ``[1/cutoff, cutoff]`` are left at one. Rows past ``count`` are ignored.
     """
-    from blackjax.mcmc.metrics import LowRankInverseMassMatrix
-
     xp = array_module(buffer.draws)
     num_dims = buffer.draws.shape[1]
     x, a, sigma = _scaled_window(buffer)
@@ -215,11 +223,11 @@ def low_rank_estimate(
     order = xp.argsort(-xp.abs(xp.log(vals)))[:rank]
     vals, vecs = vals[order], basis @ vecs[:, order]
     informative = (vals > cutoff) | (vals < 1.0 / cutoff)
-    return LowRankInverseMassMatrix(sigma, vecs, xp.where(informative, vals, 1.0))
+    return sigma, vecs, xp.where(informative, vals, 1.0)
 
 
-def low_rank_matrix(imm: LowRankInverseMassMatrix) -> jax.Array:
+def low_rank_matrix(sigma: jax.Array, U: jax.Array, lam: jax.Array) -> jax.Array:  # noqa: N803 - Blackjax's name
     """The dense d x d matrix ``diag(sigma) (I + U (diag(lam) - I) U^T) diag(sigma)``."""
-    xp = array_module(imm.sigma)
-    scaled = xp.eye(imm.sigma.shape[0], dtype=imm.sigma.dtype) + (imm.U * (imm.lam - 1.0)) @ imm.U.T
-    return imm.sigma[:, None] * scaled * imm.sigma[None, :]
+    xp = array_module(sigma)
+    scaled = xp.eye(sigma.shape[0], dtype=sigma.dtype) + (U * (lam - 1.0)) @ U.T
+    return sigma[:, None] * scaled * sigma[None, :]

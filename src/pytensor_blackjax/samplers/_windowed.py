@@ -39,6 +39,7 @@ from pytensor_blackjax.samplers._metric import (
     low_rank_buffer_push,
     low_rank_estimate,
     low_rank_matrix,
+    low_rank_parts,
 )
 from pytensor_blackjax.samplers._start import pathfinder_point
 
@@ -105,8 +106,11 @@ def _estimator(kind: str, num_dims: int, dtype, max_rank: int) -> _Estimator:
             return low_rank_buffer_init(capacity, num_dims, dtype), imm, ()
 
         def lr_final(buffer):
-            imm = low_rank_estimate(buffer, max_rank)
-            return low_rank_buffer_init(capacity, num_dims, dtype, array_module(buffer.draws)), imm, ()
+            xp = array_module(buffer.draws)
+            # on the host the matrix's fields in their order: `end_window` puts them back into the
+            # state's own structure (Blackjax's class) without importing Blackjax
+            imm = low_rank_parts(buffer, max_rank) if xp is np else low_rank_estimate(buffer, max_rank)
+            return low_rank_buffer_init(capacity, num_dims, dtype, xp), imm, ()
 
         return _Estimator(
             lr_init, lambda s, c: low_rank_buffer_push(s, c.position, c.logdensity_grad), lr_final
@@ -153,7 +157,7 @@ def _dense_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
         xp = array_module(buffer.draws)
         imm = _either(
             welford.count < short,
-            lambda: low_rank_matrix(low_rank_estimate(buffer, rank)),
+            lambda: low_rank_matrix(*low_rank_parts(buffer, rank)),
             lambda: welford_covariance(welford),
         )
         fresh = (welford_init(num_dims, True, dtype, xp), low_rank_buffer_init(capacity, num_dims, dtype, xp))
@@ -195,7 +199,7 @@ def _fisher_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
     def end(buffer):
         imm = _either(
             buffer.count < short,
-            lambda: low_rank_matrix(low_rank_estimate(buffer, rank)),
+            lambda: low_rank_matrix(*low_rank_parts(buffer, rank)),
             lambda: fisher_dense_estimate(buffer),
         )
         fresh = low_rank_buffer_init(capacity, num_dims, dtype, array_module(buffer.draws))
@@ -221,8 +225,12 @@ def end_window(ws: WindowState, *, adaptation: str, num_dims: int, max_rank: int
     xp = array_module(ws.chain.position)
     da_state = dual_averaging_init(xp.exp(ws.step_size_state.log_step_size_avg))
     out = WindowState(ws.chain, da_state, mm_state, HMCParams(xp.exp(da_state.log_step_size), imm, factors))
-    if xp is np:  # NumPy promotes where JAX keeps the type (float32 runs, int32 counts)
-        out = jax.tree.map(lambda new, old: np.asarray(new, dtype=old.dtype), out, ws)
+    if xp is np:  # the input's structure and types (NumPy promotes where JAX keeps float32, int32)
+        leaves = [
+            np.asarray(new, dtype=old.dtype)
+            for new, old in zip(jax.tree.leaves(out), jax.tree.leaves(ws), strict=True)
+        ]
+        out = jax.tree.unflatten(jax.tree.structure(ws), leaves)
     return out
 
 
