@@ -160,7 +160,10 @@ PLANS: dict[str, SamplerPlan] = {
             # the GP's hyperparameters: 2 divergences in 4000 draws at the default 0.8 (seed 0; 2 of 3
             # seeds FAIL on divergences alone, max|z| 2.5), at 0.95 still 1 (seed 2), at 0.99 (as NUTS)
             # none (3/3 PASS, max|z| 3.7)
-            settings={"gp_pois_regr-gp_pois_regr": {"target_accept": 0.99}},
+            # non-centered eight schools: 1 divergence in 4000 draws at seed 0 at the default 0.8
+            # (FAIL on that alone); at 0.9 and 0.95 none, 3/3 PASS (max|z| 2.25 and 1.83, the sd error
+            # detected 90% of the time 28.8% and 17.6%: more ESS at 0.95; validation of 2026-12-02)
+            settings={_GP: {"target_accept": 0.99}, _NONCENTERED: {"target_accept": 0.95}},
         ),
         SamplerPlan("mala", not_meant_for={**_skip(_CORRELATED, _SLOW_COLD_START), **_LOCAL_STEPS["mala"]}),
         SamplerPlan("mclmc", not_meant_for={**_skip(_CORRELATED, _SLOW_COLD_START), **_LOCAL_STEPS["mclmc"]}),
