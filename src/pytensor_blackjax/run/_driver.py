@@ -127,7 +127,7 @@ def run(
                     positions = np.asarray(start, np.float64)
                     if sink is not None:
                         sink.start_points(positions)
-                elif not layout.checks_starts:
+                elif not layout.host_chains:
                     positions = initial_points(compiled, keys, data, sampler.init_radius)
                 begin: Callable[[], object]
                 if positions is None:  # the warmup-init program judges the random starts

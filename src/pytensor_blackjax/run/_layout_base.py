@@ -59,12 +59,10 @@ class ChainLayout:
     name: ClassVar[str]
     # whether this layout's programs can be kept in the program store (see `run._stored`)
     storable: ClassVar[bool] = True
-    # whether `finite_chains` can judge random starts (per-chain warmup states on this host), so that
-    # the warmup-init program checks them (`run._start.random_starts`)
-    checks_starts: ClassVar[bool] = False
-    # whether a window's end runs on the host in NumPy (the chains' states are on this host), not as
-    # a program (`run._programs._end_window_on_host`)
-    host_window_end: ClassVar[bool] = False
+    # whether each chain has a state of its own on this host: the warmup-init program then judges
+    # random starts (`finite_chains`, `run._start.random_starts`) and a window's end runs on the host
+    # in NumPy, not as a program (`run._programs._end_window_on_host`)
+    host_chains: ClassVar[bool] = False
     # whether it runs one program for warmup and sampling where the sampler allows
     # (`run._programs.runs_one_step`); such a layout's programs are stored
     one_step: ClassVar[bool] = True
@@ -128,7 +126,7 @@ class ChainLayout:
 
     def window_end(self) -> None:
         """End an adaptation window: `Programs.window_end` (a program, or a host function for layouts
-        with ``host_window_end``) on every chain."""
+        with ``host_chains``) on every chain."""
         with self._scope():
             self.carry = self._window_end()
 
@@ -206,7 +204,7 @@ class ChainLayout:
             carry = p.warmup_init.out_types(*init_args)
             if rows is not None:
                 beside(lambda: p.warmup.compiled(carry, key, 0, chunk, rows, self.data))
-                if p.window_end is not None and not self.host_window_end:
+                if p.window_end is not None and not self.host_chains:
                     beside(lambda: p.window_end.compiled(carry))
             p.warmup_init.compiled(*init_args)
             state, params = p.finish.compiled(carry).out_info

@@ -57,8 +57,7 @@ class Vectorized(ChainLayout):
     """All chains in one vmapped program."""
 
     name = "vectorized"
-    checks_starts = True
-    host_window_end = True
+    host_chains = True
 
     @classmethod
     def build(cls, base: Programs, mesh: Mesh | None) -> Programs:
@@ -88,7 +87,7 @@ class Ensemble(Vectorized):
     """Samplers that adapt across chains: one program sees every chain, under the run's key."""
 
     name = "ensemble"
-    checks_starts = False  # one state for all chains: `run._start.initial_points` finds the starts
+    host_chains = False  # one state for all chains: `run._start.initial_points` finds the starts
 
     def __init__(self, programs: Programs, keys: jax.Array, seed: int, data: tuple, *, precision: str):
         super().__init__(programs, keys, seed, data, precision=precision)
@@ -115,8 +114,7 @@ class Threaded(ChainLayout):
     """One single-chain program called from one thread per core."""
 
     name = "threaded"
-    checks_starts = True
-    host_window_end = True
+    host_chains = True
 
     def __init__(self, programs: Programs, keys: jax.Array, seed: int, data: tuple, *, precision: str):
         super().__init__(programs, keys, seed, data, precision=precision)

@@ -59,7 +59,7 @@ class Programs(NamedTuple):
     sample: Any  # (state, params, key, start, n_valid, data) -> (state, (positions, stats))
     constrain: Any  # (flat positions (n, dims), data) -> dict of arrays (n, ...)
     log_likelihood: Any  # same, pointwise log-likelihood
-    # (wstate) -> wstate at an adaptation window's end (on the host for layouts with host_window_end);
+    # (wstate) -> wstate at an adaptation window's end (on the host for layouts with host_chains);
     # None: inside `warmup`
     window_end: Any = None
 
@@ -71,7 +71,7 @@ class ChainLayoutLike(Protocol):
     storable: ClassVar[bool]
 
     one_step: ClassVar[bool]
-    host_window_end: ClassVar[bool]
+    host_chains: ClassVar[bool]
 
     @classmethod
     def build(cls, base: Programs, mesh: Mesh | None) -> Programs: ...
@@ -467,7 +467,7 @@ def _build(compiled, sampler, layout, size, chunk, thin, mesh, precision, *, war
     stored_init = progs.warmup_init
     if precision == "float32":
         progs = map_programs(lambda _, f: _in_float32(f), progs)
-    if progs.window_end is not None and layout.host_window_end:
+    if progs.window_end is not None and layout.host_chains:
         progs = progs._replace(window_end=partial(_end_window_on_host, sampler, compiled.num_dims))
     if one_step:
         rows = sampler.schedule(0)

@@ -66,7 +66,7 @@ def initial_points(
 def random_starts(
     layout, compiled: CompiledModel, data: tuple, radius: float = DEFAULT_RADIUS, *, float32: bool = False
 ) -> np.ndarray:
-    """Start ``layout``'s warmup (a layout with ``checks_starts``) at one finite uniform point per chain
+    """Start ``layout``'s warmup (a layout with ``host_chains``) at one finite uniform point per chain
     and return the points, ``(chains, dims)`` float64: attempt ``a`` is drawn on the host for the
     chains whose warmup state after attempt ``a - 1`` was not finite, and every chain is started
     again from the points so far (the chains that were fine get the same state again).
