@@ -52,15 +52,16 @@ def eight_schools():
         theta_tilde = pm.Normal("theta_tilde", 0, 1, dims="school")
         theta = pm.Deterministic("theta", mu + tau * theta_tilde, dims="school")
         pm.Normal("y", theta, sigma, observed=np.asarray(data["y"], dtype=float), dims="school")
-    # target_accept 0.9: at 0.8 the funnel's neck gives a few divergences for some seeds, and the
-    # diagnostics warning (an error under pytest) is not what these tests are about
+    # target_accept 0.95: the funnel's neck gives divergences, a diagnostics warning (an error under
+    # pytest) that is not what these tests are about: seeds 11-16, 4000 draws each, 1-10 at 0.8, 0-1 at
+    # 0.9, 0-1 at 0.95 (nutpie at its 0.8: 1-4)
     result = pbj.sample(
         pbj.Model.from_pymc(pm_model),
         draws=1000,
         tune=1000,
         chains=4,
         seed=11,
-        sampler=pbj.samplers.NUTS(target_accept=0.9),
+        sampler=pbj.samplers.NUTS(target_accept=0.95),
         progressbar=False,
         log_likelihood=True,
         log_prior=True,

@@ -203,6 +203,7 @@ def test_var_names_restricts_the_check():
     assert tree.attrs["until_worst_variable"] == "y" and tree.attrs["stop_reason"] == "targets_met"
 
 
+@pytest.mark.filterwarnings("ignore:sampling diagnostics:pytensor_blackjax.SamplingWarning")  # short runs
 def test_caps_stop_short_with_a_warning():
     with pytest.warns(pbj.SamplingWarning, match=r"max_draws=300 after 300 draws.*ess_bulk"):
         tree = pbj.sample(gaussian(), until=pbj.Until(ess_bulk=1e7, max_draws=300), chains=2, seed=4,

@@ -35,7 +35,7 @@ s = m.param("s", transform="positive")
 m.add_logp(-0.5 * pt.sum((x / s) ** 2) - 5 * pt.log(s) - s)
 model = m.build()
 """
-LABELS = [f"x[{i}]" for i in range(5)] + ["s"]
+LABELS = ["s"] + [f"x[{i}]" for i in range(5)]  # by variable name, whatever the file system lists first
 
 
 def _toy_model():

@@ -28,6 +28,7 @@ __all__ = [
     "dual_averaging_init",
     "dual_averaging_update",
     "early_windows",
+    "restart_average",
     "stan_schedule",
     "welford_covariance",
     "welford_init",
@@ -120,13 +121,27 @@ def stan_schedule(tune: int) -> np.ndarray:
 
 
 class DualAveraging(NamedTuple):
-    """Dual averaging of the log step size towards a target acceptance rate."""
+    """Dual averaging of the log step size towards a target acceptance rate.
+
+    One controller runs through the whole warmup; a window's end restarts only the average
+    (`restart_average`), so that the step size kept at the end averages the iterates under the
+    final metric. Stan restarts the whole scheme at every window's end, from ``mu = log(10 * step)``:
+    its last 50 steps then swing widely around the target, and the average of those iterates, under
+    an acceptance rate that falls faster above the optimum than it rises below it, lands short of it
+    (sampling acceptance ~0.87-0.90 for a target of 0.8). Kept running, the controller's gain has
+    decayed by the warmup's end (as in nutpie's warmup, which never restarts it either) and the
+    sampling acceptance meets the target (0.81-0.82). NUTS gradients per bulk ESS, 4 chains x 1000,
+    mean of 4 seeds, restarted -> kept: rat tumors 54.5 -> 37.5, kidiq 4.3 -> 2.1, eight schools
+    14.3 -> 11.8, 503-parameter hierarchical 55.7 -> 47.0, diamonds 3.2 -> 3.1, arK 4.3 -> 4.2,
+    logistic 5000x20 3.2 -> 3.4 (within its seed-to-seed spread).
+    """
 
     log_step_size: jax.Array  # the step size to use next
     log_step_size_avg: jax.Array  # the averaged iterate: the step size to keep at the end
     count: jax.Array  # type: ignore[assignment]  # updates so far (shadows tuple.count)
     error_avg: jax.Array  # running mean of (target - acceptance)
     mu: jax.Array  # the point the iterates shrink towards, log(10 * initial step size)
+    avg_count: jax.Array  # updates since the average last restarted
 
 
 def dual_averaging_init(step_size: jax.Array) -> DualAveraging:
@@ -134,19 +149,27 @@ def dual_averaging_init(step_size: jax.Array) -> DualAveraging:
     xp = np if isinstance(step_size, (np.ndarray, np.generic)) else jnp
     log_step = xp.log(step_size)
     zero = xp.zeros_like(log_step)
-    return DualAveraging(log_step, zero, xp.asarray(0, np.int32), zero, xp.log(10.0) + log_step)
+    count = xp.asarray(0, np.int32)
+    return DualAveraging(log_step, zero, count, zero, xp.log(10.0) + log_step, count)
 
 
 def dual_averaging_update(state: DualAveraging, acceptance: jax.Array, target: float) -> DualAveraging:
-    """One step of Hoffman & Gelman's scheme (their equation 6) with t0=10, gamma=0.05, kappa=0.75."""
+    """One step of Hoffman & Gelman's scheme (their equation 6) with t0=10, gamma=0.05, kappa=0.75;
+    the average's weights count from its last restart."""
     dtype = state.log_step_size.dtype
     t = (state.count + 1).astype(dtype)
     weight = 1.0 / (t + DA_T0)
     error_avg = (1.0 - weight) * state.error_avg + weight * (target - jnp.asarray(acceptance, dtype))
     log_step = state.mu - jnp.sqrt(t) / DA_GAMMA * error_avg
-    eta = t ** (-DA_KAPPA)
+    eta = (state.avg_count + 1).astype(dtype) ** (-DA_KAPPA)
     log_avg = eta * log_step + (1.0 - eta) * state.log_step_size_avg
-    return DualAveraging(log_step, log_avg, state.count + 1, error_avg, state.mu)
+    return DualAveraging(log_step, log_avg, state.count + 1, error_avg, state.mu, state.avg_count + 1)
+
+
+def restart_average(state: DualAveraging) -> DualAveraging:
+    """``state`` with its average restarted: the next update's iterate becomes the average (a
+    window's end, after which the metric differs). In JAX or NumPy as ``state`` is."""
+    return state._replace(avg_count=state.avg_count * 0)
 
 
 # -- mass matrix ----------------------------------------------------------------------------------------

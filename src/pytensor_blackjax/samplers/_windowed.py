@@ -22,6 +22,7 @@ from pytensor_blackjax.samplers._adaptation import (
     chain_init,
     dual_averaging_init,
     dual_averaging_update,
+    restart_average,
     welford_covariance,
     welford_init,
     welford_update,
@@ -217,14 +218,16 @@ def _either(pred, true_fn, false_fn):
 
 def end_window(ws: WindowState, *, adaptation: str, num_dims: int, max_rank: int) -> WindowState:
     """The warmup state at an adaptation window's end: the metric estimated from the window (its
-    factors with it), a fresh estimator, dual averaging restarted from the window's averaged step
-    size. In NumPy for a state of NumPy arrays (the driver's, for chains on this host), traced in JAX
-    otherwise; the output has the input's types."""
+    factors with it), a fresh estimator, the step size's average restarted (`restart_average`; the
+    dual averaging itself goes on). In NumPy for a state of NumPy arrays (the driver's, for chains
+    on this host), traced in JAX otherwise; the output has the input's types."""
     est = _estimator(adaptation, num_dims, ws.chain.position.dtype, max_rank)
     mm_state, imm, factors = est.final(ws.mass_matrix_state)
     xp = array_module(ws.chain.position)
-    da_state = dual_averaging_init(xp.exp(ws.step_size_state.log_step_size_avg))
-    out = WindowState(ws.chain, da_state, mm_state, HMCParams(xp.exp(da_state.log_step_size), imm, factors))
+    da_state = restart_average(ws.step_size_state)
+    out = WindowState(
+        ws.chain, da_state, mm_state, ws.params._replace(inverse_mass_matrix=imm, factors=factors)
+    )
     if xp is np:  # the input's structure and types (NumPy promotes where JAX keeps float32, int32)
         leaves = [
             np.asarray(new, dtype=old.dtype)

@@ -180,7 +180,7 @@ class CommittedDraws:
                 continue
             arrays = _open_group(self.path, group)
             kept = self.arrays.setdefault(group, {})
-            for name in arrays.array_keys():
+            for name in sorted(arrays.array_keys()):  # a directory's listing order is the file system's
                 array = arrays[name]
                 dims = tuple(array.metadata.dimension_names or ())
                 if dims[:2] != ("chain", "draw"):
