@@ -166,6 +166,7 @@ class StoredProgram:
     ):
         self._jitted, self._identity, self._model, self._data_arg = jitted, identity, model, data_arg
         self._compiled: dict[tuple, jax.stages.Compiled] = {}
+        self._types: dict[tuple, Any] = {}  # output types known before the executable (see out_types)
         self._unproven: dict[tuple, Path] = {}  # loaded from the store, not yet run here
         self._lock = threading.Lock()
 
@@ -190,20 +191,31 @@ class StoredProgram:
         return len(self._compiled)
 
     def out_types(self, *args) -> Any:
-        """The output types for these arguments without compiling: the executable's when it is compiled
-        or in the store (loaded then), else from tracing alone (``eval_shape``; the trace is the one a
-        compilation reuses), weak types dropped as an executable's are. Programs that take this one's
-        outputs can then compile beside it instead of after it."""
+        """The output types for these arguments without waiting for a compilation: the executable's
+        when it is compiled or in the store (loaded then), else from a trace (``eval_shape``, the trace a
+        compilation then reuses), weak types dropped as an executable's are. Programs that take this
+        one's outputs can then compile beside it instead of after it.
+
+        While another thread compiles this program (a chain's first call, as soon as the start points
+        are drawn), the types come from its lowering, before XLA compiles: waiting for the whole
+        compilation put the warmup program's compile after the warmup-init one's (a first run's
+        critical path: ~0.5-0.9 s of 2 cores)."""
         sig = signature(args)
-        if sig not in self._compiled and not self._in_store(args, sig):
-            # under the compile lock: a call meanwhile (the warmup's start, in another thread) waits
-            # and lowers from this trace (JAX keeps it) instead of tracing the program a second time
-            # beside it (rat tumors, kidiq: ~0.45 s of CPU on a first run's critical path)
-            with self._lock:
-                if sig not in self._compiled:
-                    traced = self._jitted.eval_shape(*args)
-                    return jax.tree.map(lambda t: jax.ShapeDtypeStruct(t.shape, t.dtype), traced)
-        return self.compiled(*args).out_info
+        if sig not in self._compiled and self._in_store(args, sig):
+            return self.compiled(*args).out_info
+        while True:
+            program = self._compiled.get(sig)
+            if program is not None:
+                return program.out_info
+            types = self._types.get(sig)
+            if types is not None:
+                return types
+            if self._lock.acquire(timeout=0.005):
+                try:
+                    if sig not in self._compiled:
+                        self._types[sig] = _types(self._jitted.eval_shape(*args))
+                finally:
+                    self._lock.release()
 
     def _in_store(self, args: tuple, sig: tuple) -> bool:
         _, path = self._entry(args, sig)
@@ -245,6 +257,7 @@ class StoredProgram:
         # lowered from the argument types alone, as a program compiled ahead is: whichever thread
         # compiles it, and from whatever trace, the module is the same (JAX's own cache finds it)
         lowered = self._jitted.lower(*_abstract(args))
+        self._types[sig] = _types(lowered.out_info)  # for `out_types` in other threads, before XLA compiles
         with _served_from_jax_cache() as served:
             program = lowered.compile()
         STATS["compiled"] += 1
@@ -258,6 +271,11 @@ class StoredProgram:
         ):
             _save(vault, path, program)
         return program
+
+
+def _types(tree: Any) -> Any:
+    """``jax.ShapeDtypeStruct`` leaves without weak types or sharding, as a trace's outputs would be."""
+    return jax.tree.map(lambda t: jax.ShapeDtypeStruct(t.shape, t.dtype), tree)
 
 
 def _abstract(args: tuple) -> tuple:
