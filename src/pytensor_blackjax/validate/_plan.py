@@ -52,6 +52,7 @@ def _skip(names: tuple[str, ...], reason: str) -> dict[str, str]:
 _KILPISJARVI = "kilpisjarvi_mod-kilpisjarvi"
 _GP = "gp_pois_regr-gp_pois_regr"
 _NONCENTERED = "eight_schools-eight_schools_noncentered"
+_GARCH = "garch-garch11"
 
 
 def _slow(figures: str) -> str:
@@ -140,7 +141,7 @@ _MEAN_FIELD_SDS = {
     "arK-arK": 0.28,
     "mesquite-logmesquite_logvas": 0.11,
     "nes2000-nes": 0.11,
-    "garch-garch11": 0.58,
+    _GARCH: 0.58,
 }
 
 
@@ -163,7 +164,13 @@ PLANS: dict[str, SamplerPlan] = {
             # non-centered eight schools: 1 divergence in 4000 draws at seed 0 at the default 0.8
             # (FAIL on that alone); at 0.9 and 0.95 none, 3/3 PASS (max|z| 2.25 and 1.83, the sd error
             # detected 90% of the time 28.8% and 17.6%: more ESS at 0.95; validation of 2026-12-02)
-            settings={_GP: {"target_accept": 0.99}, _NONCENTERED: {"target_accept": 0.95}},
+            # garch: 1 divergence in 4000 draws at seed 2 at the default 0.8 since the step size meets
+            # its target (FAIL on that alone, max|z| 2.41); at 0.9, as NUTS runs garch
+            settings={
+                _GP: {"target_accept": 0.99},
+                _NONCENTERED: {"target_accept": 0.95},
+                _GARCH: {"target_accept": 0.9},
+            },
         ),
         SamplerPlan("mala", not_meant_for={**_skip(_CORRELATED, _SLOW_COLD_START), **_LOCAL_STEPS["mala"]}),
         SamplerPlan("mclmc", not_meant_for={**_skip(_CORRELATED, _SLOW_COLD_START), **_LOCAL_STEPS["mclmc"]}),
