@@ -124,16 +124,17 @@ class DualAveraging(NamedTuple):
     """Dual averaging of the log step size towards a target acceptance rate.
 
     One controller runs through the whole warmup; a window's end restarts only the average
-    (`restart_average`), so that the step size kept at the end averages the iterates under the
-    final metric. Stan restarts the whole scheme at every window's end, from ``mu = log(10 * step)``:
-    its last 50 steps then swing widely around the target, and the average of those iterates, under
-    an acceptance rate that falls faster above the optimum than it rises below it, lands short of it
-    (sampling acceptance ~0.87-0.90 for a target of 0.8). Kept running, the controller's gain has
-    decayed by the warmup's end (as in nutpie's warmup, which never restarts it either) and the
-    sampling acceptance meets the target (0.81-0.82). NUTS gradients per bulk ESS, 4 chains x 1000,
-    mean of 4 seeds, restarted -> kept: rat tumors 54.5 -> 37.5, kidiq 4.3 -> 2.1, eight schools
-    14.3 -> 11.8, 503-parameter hierarchical 55.7 -> 47.0, diamonds 3.2 -> 3.1, arK 4.3 -> 4.2,
-    logistic 5000x20 3.2 -> 3.4 (within its seed-to-seed spread).
+    (`restart_average`), so that the step size kept at the end is the mean of the log step sizes
+    tried under the final metric. Stan restarts the whole scheme at every window's end, from
+    ``mu = log(10 * step)``: its last 50 steps then swing widely around the target, and the average
+    of those iterates, under an acceptance rate that falls faster above the optimum than it rises
+    below it, lands short of it (sampling acceptance ~0.87-0.90 for a target of 0.8). Kept running,
+    the controller's gain has decayed by the warmup's end (nutpie's warmup never restarts it either)
+    and the sampling acceptance meets the target (0.80-0.82). The average is a plain mean rather than
+    Hoffman & Gelman's weights (which remember the last ~20 of 50 iterates): with those, one chain in
+    the 32 of logistic 5000x20 seeds 1-8 kept a step 20% above the others' (acceptance 0.72, a tail of
+    trajectories at the maximum depth: 62 gradients per draw against 7). Measured in
+    docs/performance.md ("Step size: one dual averaging through the warmup").
     """
 
     log_step_size: jax.Array  # the step size to use next
@@ -154,15 +155,15 @@ def dual_averaging_init(step_size: jax.Array) -> DualAveraging:
 
 
 def dual_averaging_update(state: DualAveraging, acceptance: jax.Array, target: float) -> DualAveraging:
-    """One step of Hoffman & Gelman's scheme (their equation 6) with t0=10, gamma=0.05, kappa=0.75;
-    the average's weights count from its last restart."""
+    """One step of Hoffman & Gelman's scheme (their equation 6) with t0=10, gamma=0.05, kappa=0.75,
+    except that the averaged iterate is the plain mean of the iterates since its last restart."""
     dtype = state.log_step_size.dtype
     t = (state.count + 1).astype(dtype)
     weight = 1.0 / (t + DA_T0)
     error_avg = (1.0 - weight) * state.error_avg + weight * (target - jnp.asarray(acceptance, dtype))
     log_step = state.mu - jnp.sqrt(t) / DA_GAMMA * error_avg
-    eta = (state.avg_count + 1).astype(dtype) ** (-DA_KAPPA)
-    log_avg = eta * log_step + (1.0 - eta) * state.log_step_size_avg
+    k = (state.avg_count + 1).astype(dtype)
+    log_avg = state.log_step_size_avg + (log_step - state.log_step_size_avg) / k
     return DualAveraging(log_step, log_avg, state.count + 1, error_avg, state.mu, state.avg_count + 1)
 
 
