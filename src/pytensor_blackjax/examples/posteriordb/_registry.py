@@ -90,7 +90,7 @@ POSTERIORS: dict[str, Posterior] = {
             "garch-garch11",
             _timeseries.garch11,
             {"target_accept": 0.9},
-            note="target_accept 0.9: 1-3 divergences in 4000 draws at 2 of 8 seeds at 0.8, none at 0.9",
+            note="target_accept 0.9: at 0.8 a divergence or a few in 4000 draws at 1-2 seeds of 8",
         ),
         Posterior("low_dim_gauss_mix-low_dim_gauss_mix", _latent.low_dim_gauss_mix),
         Posterior(
