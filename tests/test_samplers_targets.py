@@ -228,10 +228,10 @@ def test_hmc_takes_the_number_of_steps_asked_for(scaled):
 
 
 def test_hmc_jitter_draws_steps_around_the_mean(correlated):
-    tree = _sample(correlated, "hmc", 400, seed=9)
+    tree = _sample(correlated, "hmc", 800, seed=9)  # 400: R-hat 1.011 at this seed, a warning
     steps = tree["sample_stats"]["n_steps"].values
     assert steps.min() >= 1 and steps.max() <= 31
-    assert abs(steps.mean() - 16) < 1.0  # 1600 draws of uniform{1..31}: sd of the mean 0.22
+    assert abs(steps.mean() - 16) < 1.0  # 3200 draws of uniform{1..31}: sd of the mean 0.16
 
 
 @pytest.mark.slow
