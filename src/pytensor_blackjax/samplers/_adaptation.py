@@ -146,12 +146,11 @@ class DualAveraging(NamedTuple):
 
 
 def dual_averaging_init(step_size: jax.Array) -> DualAveraging:
-    """The state at ``step_size``, in JAX or NumPy as ``step_size`` is."""
-    xp = np if isinstance(step_size, (np.ndarray, np.generic)) else jnp
-    log_step = xp.log(step_size)
-    zero = xp.zeros_like(log_step)
-    count = xp.asarray(0, np.int32)
-    return DualAveraging(log_step, zero, count, zero, xp.log(10.0) + log_step, count)
+    """The state at ``step_size`` (traced: a window's end restarts only the average, `restart_average`)."""
+    log_step = jnp.log(step_size)
+    zero = jnp.zeros_like(log_step)
+    count = jnp.asarray(0, np.int32)
+    return DualAveraging(log_step, zero, count, zero, jnp.log(10.0) + log_step, count)
 
 
 def dual_averaging_update(state: DualAveraging, acceptance: jax.Array, target: float) -> DualAveraging:
