@@ -5,13 +5,15 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from typer.testing import CliRunner
 
 import pytensor_blackjax as pbj
 from pytensor_blackjax.cli import app, main
-from pytensor_blackjax.cli._io import load_model_file, split_model_spec
+from pytensor_blackjax.cli._io import load_model_file, read_results, split_model_spec
 
 runner = CliRunner()
 
@@ -311,8 +313,19 @@ def test_summary_of_a_store_folder_is_clean(tmp_path):
     pbj.sample(model, draws=200, tune=200, chains=2, seed=1, progressbar=False, store=str(store))
     result = invoke("summary", store, "--max-rows", 3)
     assert result.exit_code == 0, result.output
-    assert "warning" not in result.stderr.lower() and "alpha" in result.stdout
+    assert "warning" not in result.stderr.lower(), result.stderr
+    # rows in the model's order, whatever order the file system lists the arrays in
+    rows = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("│")]
+    assert rows == ["alpha", "beta", "theta[0]"], result.stdout
     assert "more rows (raise --max-rows" in result.stdout and "pytensor-blackjax summary" not in result.stdout
+
+
+def test_results_without_a_recorded_order_list_variables_by_name(tmp_path):
+    tree = xr.DataTree.from_dict(
+        {"/posterior": xr.Dataset({n: (("chain", "draw"), np.zeros((1, 3))) for n in ("zeta", "a", "m")})}
+    )
+    tree.to_zarr(tmp_path / "r.zarr", consolidated=False)
+    assert list(read_results(str(tmp_path / "r.zarr"))["posterior"].data_vars) == ["a", "m", "zeta"]
 
 
 def test_model_repr_summarises_data():

@@ -16,7 +16,6 @@ import xarray as xr
 __all__ = ["UserError", "find_model", "load_model_file", "read_results", "split_model_spec", "write_results"]
 
 DEFAULT_MODEL_NAME = "model"
-VARIABLE_ORDER_ATTR = "posterior_variables"
 
 
 class UserError(Exception):
@@ -109,6 +108,8 @@ def load_model_file(spec: str):
 
 def read_results(path: str) -> xr.DataTree:
     """Read a ``results.zarr`` written by ``run``/``demo --out`` (or ``DataTree.to_zarr``) into memory."""
+    from pytensor_blackjax.store._files import VARIABLE_ORDER_ATTR
+
     p = Path(path)
     if not p.exists():
         raise UserError(
@@ -127,11 +128,11 @@ def read_results(path: str) -> xr.DataTree:
         raise UserError(f"'{path}' is not a readable results store ({type(exc).__name__}: {exc}).") from exc
     if "posterior" not in tree.children:
         raise UserError(f"'{path}' holds no posterior group; is it a sampling result?")
-    order = [v for v in tree.attrs.get(VARIABLE_ORDER_ATTR, ()) if v in tree["posterior"].data_vars]
-    if order:
-        # Zarr lists arrays alphabetically; tables and figures should follow the model's order.
-        rest = [v for v in tree["posterior"].data_vars if v not in order]
-        tree["posterior"] = tree["posterior"].to_dataset()[order + rest]
+    # A store lists its arrays in the file system's order: tables and figures follow the model's order
+    # (recorded by pbj.sample(store=...) and by `run --out`), the rest by name.
+    names = sorted(str(v) for v in tree["posterior"].data_vars)
+    order = [v for v in tree.attrs.get(VARIABLE_ORDER_ATTR, ()) if v in names]
+    tree["posterior"] = tree["posterior"].to_dataset()[order + [v for v in names if v not in order]]
     return tree
 
 
@@ -139,6 +140,7 @@ def write_results(tree: xr.DataTree, out: str, *, console=None) -> list[Path]:
     """Write results.zarr, summary.csv, trace.png and report.html into ``out``; return their paths."""
     from pytensor_blackjax.cli._plots import draw
     from pytensor_blackjax.cli._report import build_report, summary_table
+    from pytensor_blackjax.store._files import VARIABLE_ORDER_ATTR
 
     folder = Path(out)
     if folder.exists() and not folder.is_dir():

@@ -15,6 +15,7 @@ import zarr
 __all__ = [
     "FORMAT",
     "SIDE_DIR",
+    "VARIABLE_ORDER_ATTR",
     "RootRecord",
     "check_free_space",
     "check_writable",
@@ -28,6 +29,8 @@ __all__ = [
 # bump when the layout changes; resume reads this version and, through `_legacy`, version 1
 FORMAT = 2
 SIDE_DIR = "_pbj"  # model, run settings and chain states: files xarray does not read
+# root attribute: the posterior's variables in the model's order (a directory lists them in any order)
+VARIABLE_ORDER_ATTR = "posterior_variables"
 
 
 def write_atomic(path: Path, blob: bytes) -> None:
@@ -104,8 +107,10 @@ def consolidate(path: Path) -> None:
 
 
 def draw_arrays(group: zarr.Group) -> dict[str, zarr.Array]:
-    """The group's arrays whose dimensions start ``(chain, draw)``, by name, in the group's order."""
-    return {name: array for name, array in group.arrays() if _dimension_names(array)[:2] == ("chain", "draw")}
+    """The group's arrays whose dimensions start ``(chain, draw)``, sorted by name (a directory lists them
+    in the file system's order)."""
+    arrays = sorted(group.arrays(), key=lambda item: item[0])
+    return {name: array for name, array in arrays if _dimension_names(array)[:2] == ("chain", "draw")}
 
 
 def _dimension_names(array: zarr.Array) -> tuple[str | None, ...]:

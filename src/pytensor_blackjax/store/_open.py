@@ -21,6 +21,7 @@ from pytensor_blackjax.results import make_datatree
 from pytensor_blackjax.store._files import (
     FORMAT,
     SIDE_DIR,
+    VARIABLE_ORDER_ATTR,
     RootRecord,
     check_free_space,
     check_writable,
@@ -119,6 +120,7 @@ def open_new(
             "model": model.name,
             "model_fingerprint": fingerprint(model),
             **model_attrs,
+            VARIABLE_ORDER_ATTR: list(compiled.output_shapes),
             "sampler": sampler.name,
             "sampler_config": repr(sampler),
             **writer_record(),
