@@ -1,18 +1,54 @@
 """Reference draws: small runs of every sampler and chain layout, saved once so that a change meant to
 keep behaviour (a refactor of the driver, the samplers or the program store) can be checked to give
-bit-identical draws. ``python tests/data/reference_draws.py`` rewrites ``reference_draws.npz`` (only do
-that when draws are meant to change, and say so in the commit)."""
+bit-identical draws.
+
+Bit-identical holds on one kind of CPU only: XLA compiles for the CPU it runs on and OpenBLAS picks its
+kernels by CPU, so the last bits of a dense metric's products differ between CPU models, and a chaotic
+sampler (SMC's resampling, an accept/reject that flips) then goes another way. Each file is therefore
+made on one CPU (``reference_draws-<cpu>.npz``, see `cpu_signature`; ``reference_draws.npz`` is the
+first set, from a CPU not recorded). ``python tests/data/reference_draws.py`` writes this CPU's file (at
+a commit whose draws are known good); add ``--drop-others`` when draws are meant to change, which makes
+the other CPUs' files stale (and say so in the commit)."""
 
 from __future__ import annotations
 
+import glob
 import os
+import platform
+import re
 import subprocess
 import sys
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PATH = os.path.join(HERE, "reference_draws.npz")
+UNRECORDED = os.path.join(HERE, "reference_draws.npz")  # the first set: its CPU was not recorded
+
+
+def cpu_signature() -> str:
+    """What the draws' last bits depend on: the machine and the CPU's vendor, family and model."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    parts = [platform.machine()] + [fields.get(k, "") for k in ("vendor_id", "cpu family", "model")]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(p for p in parts if p))
+
+
+def path_for(signature: str) -> str:
+    return os.path.join(HERE, f"reference_draws-{signature}.npz")
+
+
+def reference_files() -> list[str]:
+    """Every saved set: this CPU's first (if there is one), then the others."""
+    own = path_for(cpu_signature())
+    others = sorted(set(glob.glob(os.path.join(HERE, "reference_draws*.npz"))) - {own})
+    return ([own] if os.path.exists(own) else []) + others
+
 
 # name -> (sampler, keyword arguments of pbj.sample); every case: seed 11, the model of `model()`
 CASES: dict[str, tuple[str | tuple[str, dict], dict]] = {
@@ -100,5 +136,10 @@ def run_sharded() -> dict[str, np.ndarray]:
 
 if __name__ == "__main__":
     draws = {**run_all(CASES), **run_sharded()}
-    np.savez_compressed(PATH, **draws)
-    print(f"wrote {len(draws)} arrays to {PATH}")
+    target = path_for(cpu_signature())
+    np.savez_compressed(target, **draws)
+    for stale in reference_files() if "--drop-others" in sys.argv else []:
+        if stale != target:
+            os.remove(stale)
+            print(f"removed {stale} (another CPU's; stale once draws change)")
+    print(f"wrote {len(draws)} arrays to {target}")
