@@ -2,7 +2,7 @@
 programs are built (``jax.jit`` of one chain, ``jax.vmap``, ``jax.shard_map``) and how they are called
 (threads, one call, one call spanning devices), and holds the chains' state between chunks.
 
-* `Threaded`: one compiled single-chain program called from one thread per core. JAX releases the GIL
+* `Threaded`: one compiled single-chain program called from one thread per chain. JAX releases the GIL
   while it runs, so chains proceed independently and meet only at chunk boundaries.
 * `Vectorized`: one program advances all chains together (``jax.vmap``); every chain waits for the
   longest trajectory at each step.
@@ -111,14 +111,18 @@ def _steps_last(tree):
 
 
 class Threaded(ChainLayout):
-    """One single-chain program called from one thread per core."""
+    """One single-chain program called from one thread per chain (up to 4 per core)."""
 
     name = "threaded"
     host_chains = True
 
     def __init__(self, programs: Programs, keys: jax.Array, seed: int, data: tuple, *, precision: str):
         super().__init__(programs, keys, seed, data, precision=precision)
-        workers = min(self.chains, available_cores())
+        # A thread per chain (up to 4 per core): with a thread per core, a core whose chains finished their
+        # chunk first idled until the others did (NUTS trajectories vary in length); with every chain
+        # runnable the OS keeps both cores busy to the chunk's end. Warmup + sampling, 4 chains on 2
+        # cores, paired runs: rat tumors 0.93-0.97x, logistic 0.99x.
+        workers = min(self.chains, 4 * available_cores())
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pbj-chain")
         self._chain_keys = split_chains(keys)
         self._blas_limits = None
