@@ -22,7 +22,6 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-UNRECORDED = os.path.join(HERE, "reference_draws.npz")  # the first set: its CPU was not recorded
 
 
 def cpu_signature() -> str:
