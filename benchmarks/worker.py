@@ -50,7 +50,7 @@ def run_ours(name, seed, adaptation="auto"):
         )
     post = {k: np.asarray(v.values) for k, v in tree["posterior"].data_vars.items()}
     phases = {"build": built, "warmup": tree.attrs["warmup_time"], "sampling": tree.attrs["sampling_time"]}
-    return post, float(tree["sample_stats"]["n_steps"].sum()), phases
+    return post, float(np.sum(tree["sample_stats"]["n_steps"].values)), phases
 
 
 def _shared_density(name):
@@ -127,7 +127,7 @@ def run_nutpie(name, seed, adaptation="diag"):
         compiled, draws=DRAWS, tune=TUNE, chains=CHAINS, seed=seed, progress_bar=False, **kwargs
     )
     t2 = time.perf_counter()
-    steps = float(tree["sample_stats"]["n_steps"].sum())
+    steps = float(np.sum(tree["sample_stats"]["n_steps"].values))
     phases = {"build": t1 - t, "warmup": np.nan, "sampling": np.nan, "run": t2 - t1}
     return tree, steps, phases, shared
 
@@ -139,7 +139,7 @@ def run_pymc(name, seed):
     t = time.perf_counter()
     tree = models.pymc_sample(pm_model, seed, draws=DRAWS, tune=TUNE, chains=CHAINS)
     phases = {"build": np.nan, "warmup": np.nan, "sampling": np.nan, "run": time.perf_counter() - t}
-    return tree, float(tree["sample_stats"]["n_steps"].sum()), phases, shared
+    return tree, float(np.sum(tree["sample_stats"]["n_steps"].values)), phases, shared
 
 
 SYSTEMS = {

@@ -1,5 +1,6 @@
 """What ``import pytensor_blackjax`` loads: sampling needs, not the results side."""
 
+import os
 import subprocess
 import sys
 
@@ -37,6 +38,45 @@ def test_unknown_attribute_is_an_attribute_error():
 def test_preload_then_results_gives_the_module():
     _preload.preload()
     assert _preload.results().__name__ == _preload.RESULTS
+
+
+def test_preload_waits_for_its_release():
+    # the import is GIL-bound: it starts when the run's programs no longer need the GIL to trace
+    code = (
+        "import sys, time\n"
+        "from pytensor_blackjax import _preload\n"
+        "_preload.preload()\n"
+        "time.sleep(0.5)\n"
+        "before = 'xarray' in sys.modules\n"
+        "_preload.release()\n"
+        "_preload._THREAD.join()\n"
+        "print(before, 'xarray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False True"
+
+
+@pytest.mark.parametrize("cache", ["off", "store"])
+def test_a_run_releases_the_preload_before_its_results(tmp_path, cache):
+    # compiled (traced and lowered, then XLA) or loaded from the program store: either way the chain
+    # layout lets the results side import while the run goes on, not only when the draws are in
+    code = (
+        "import pytensor_blackjax as pbj, pytensor_blackjax._sample as s\n"
+        "from pytensor_blackjax import _preload\n"
+        "seen = []\n"
+        "def results():\n"
+        "    seen.append(_preload._GO.is_set())\n"
+        "    return _preload.results()\n"
+        "s.results = results\n"
+        "pbj.sample(pbj.examples.rat_tumors(), draws=20, tune=20, chains=2, seed=1, progressbar=False)\n"
+        "print(seen)"
+    )
+    env = {**os.environ, "PBJ_COMPILATION_CACHE": "off" if cache == "off" else str(tmp_path)}
+    for _ in range(1 if cache == "off" else 2):  # the second run loads its programs
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
+    assert out.stdout.strip().splitlines()[-1] == "[True]"
 
 
 def test_import_changes_no_jax_setting():

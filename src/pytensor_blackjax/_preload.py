@@ -6,6 +6,12 @@ installed). ``sample`` calls `preload` first: a daemon thread imports them and b
 while the main thread waits on XLA (compilation and the chains release the GIL), and `results`
 returns the module once it is there. Python's per-module import locks make the two threads agree on one
 import.
+
+The import is GIL-bound Python, as tracing and lowering a run's programs are: on a first run the two
+shared one core's worth of GIL and the longest compilation started ~0.75 s later (rat tumors and arK on
+2 cores). So the thread starts importing only at `release`: the chain layout calls it once its programs
+are loaded from the program store or traced and lowered, when XLA compiles without the GIL; `results`
+releases it too, so a run that never gets that far still gets its module.
 """
 
 from __future__ import annotations
@@ -14,14 +20,16 @@ import threading
 from importlib import import_module
 from types import ModuleType
 
-__all__ = ["RESULTS", "preload", "results"]
+__all__ = ["RESULTS", "preload", "release", "results"]
 
 RESULTS = "pytensor_blackjax.results"
 _LOCK = threading.Lock()
 _THREAD: threading.Thread | None = None
+_GO = threading.Event()
 
 
 def _load() -> None:
+    _GO.wait()
     try:
         results = import_module(RESULTS)
         # the first DataTree imports what xarray loads on first use (``dask.base`` for an index, when
@@ -42,8 +50,14 @@ def preload() -> None:
             _THREAD.start()
 
 
+def release() -> None:
+    """Let the background import begin: nothing on the run's critical path needs the GIL for now."""
+    _GO.set()
+
+
 def results() -> ModuleType:
     """The results module, waiting for a background import that is under way."""
+    _GO.set()
     with _LOCK:
         thread = _THREAD
     if thread is not None:

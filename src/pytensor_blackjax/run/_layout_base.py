@@ -16,6 +16,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from pytensor_blackjax._checkpoint import Checkpoint, ResumePoint
+from pytensor_blackjax._preload import release as release_preload
 from pytensor_blackjax.run._programs import (
     Programs,
     float32_scope,
@@ -23,6 +24,7 @@ from pytensor_blackjax.run._programs import (
     map_programs,
     vmap_over_chains,
 )
+from pytensor_blackjax.run._stored import wait_for_lowerings
 
 __all__ = ["ChainLayout", "host", "jit_all", "stack"]
 
@@ -185,6 +187,7 @@ class ChainLayout:
             with_log_likelihood: compile the pointwise log-likelihood program too.
         """
         if not self.storable or self._float32 or self._prepared is not None:
+            release_preload()  # these compile on first call, after the results side would have loaded
             return
         p, (chains, dims) = self.programs, start_shape
         init_args, key = self._ahead_args(start_shape)
@@ -208,6 +211,10 @@ class ChainLayout:
                     beside(lambda: p.window_end.compiled(carry))
             p.warmup_init.compiled(*init_args)
             state, params = p.finish.compiled(carry).out_info
+            # the warmup program is lowered beside this thread meanwhile; then XLA compiles without the
+            # GIL, and the results side can import (`_preload`) without delaying a trace
+            wait_for_lowerings()
+            release_preload()
             steps = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
             steps.append(lambda: p.constrain.compiled(flat, self.data))
             if with_log_likelihood:
@@ -217,7 +224,13 @@ class ChainLayout:
                     return
                 step()
 
-        self._prepared = _start_compiling(compile_ahead)
+        def compile_ahead_then_release():
+            try:
+                compile_ahead()
+            finally:
+                release_preload()
+
+        self._prepared = _start_compiling(compile_ahead_then_release)
 
     def await_prepared(self, stop: Callable[[], bool]) -> bool:
         """Wait for the programs compiling in the background; False as soon as ``stop()`` is true

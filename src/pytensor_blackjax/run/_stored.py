@@ -67,6 +67,7 @@ __all__ = [
     "model_digest",
     "signature",
     "store_dir",
+    "wait_for_lowerings",
 ]
 
 MAX_STORE_BYTES = 512 * 2**20
@@ -213,7 +214,8 @@ class StoredProgram:
             if self._lock.acquire(timeout=0.005):
                 try:
                     if sig not in self._compiled:
-                        self._types[sig] = _types(self._jitted.eval_shape(*args))
+                        with _lowering():
+                            self._types[sig] = _types(self._jitted.eval_shape(*args))
                 finally:
                     self._lock.release()
 
@@ -256,7 +258,8 @@ class StoredProgram:
                 return loaded
         # lowered from the argument types alone, as a program compiled ahead is: whichever thread
         # compiles it, and from whatever trace, the module is the same (JAX's own cache finds it)
-        lowered = self._jitted.lower(*_abstract(args))
+        with _lowering():
+            lowered = self._jitted.lower(*_abstract(args))
         self._types[sig] = _types(lowered.out_info)  # for `out_types` in other threads, before XLA compiles
         with _served_from_jax_cache() as served:
             program = lowered.compile()
@@ -271,6 +274,30 @@ class StoredProgram:
         ):
             _save(vault, path, program)
         return program
+
+
+# programs being traced or lowered in this process (GIL-bound work; XLA's compilation is not)
+_LOWERING = 0
+_LOWERED = threading.Condition()
+
+
+@contextlib.contextmanager
+def _lowering():
+    global _LOWERING
+    with _LOWERED:
+        _LOWERING += 1
+    try:
+        yield
+    finally:
+        with _LOWERED:
+            _LOWERING -= 1
+            _LOWERED.notify_all()
+
+
+def wait_for_lowerings() -> None:
+    """Return once no `StoredProgram` of this process is being traced or lowered."""
+    with _LOWERED:
+        _LOWERED.wait_for(lambda: _LOWERING == 0)
 
 
 def _types(tree: Any) -> Any:
