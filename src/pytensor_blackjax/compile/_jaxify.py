@@ -9,6 +9,13 @@ process-wide ``jax_enable_x64`` from ``pytensor.config.floatX`` (``pytensor/link
 at module level: True for "float64", False otherwise). `_import_dispatch` puts the flag back as it was,
 and `enable_x64` is the one place that sets it, called by ``compile`` (see its docstring for the rule).
 
+One rewrite of our own follows PyTensor's (`stable_softplus`): its JAX dispatch computes ``softplus`` as
+a three-way ``where`` over four exponentials and a ``log1p`` (each branch, and its gradient, for every
+element); here it is ``max(x, 0) + log1p(exp(-|x|))`` written with selects (one exponential, one
+``log1p``). ``softplus`` is the log-likelihood of every logit model (Bernoulli and binomial logits, log
+sigmoids, interval transforms): the 5000 x 20 logistic regression's log-density and gradient took
+86-94 us on one core with PyTensor's form and 43-48 us with this one (NumPyro's model: 78 us).
+
 That import also imports NumPyro when it is installed (0.2-0.6 s, most of a second run's model
 compilation), only to sample binomial and von Mises random variables, which no log-density graph holds.
 `_import_dispatch` keeps NumPyro out of it and then marks it available, so those samplers import it
@@ -23,6 +30,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 import jax
+import numpy as np
 import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
@@ -32,7 +40,7 @@ from pytensor.tensor.variable import TensorVariable
 
 from pytensor_blackjax.compile._fingerprint import import_dispatch
 
-__all__ = ["enable_x64", "jaxify"]
+__all__ = ["enable_x64", "jaxify", "stable_softplus"]
 
 _DISPATCH = "pytensor.link.jax.dispatch"
 _IMPORT_LOCK = threading.Lock()
@@ -91,6 +99,29 @@ def _freeze_shared(outputs: Sequence[TensorVariable]) -> list[TensorVariable]:
     return list(graph_replace(list(outputs), replace, strict=False))  # type: ignore[arg-type]  # PyTensor types Variable
 
 
+def _softplus(x: TensorVariable) -> TensorVariable:
+    """``softplus(x) = max(x, 0) + log1p(exp(-|x|))``, with selects whose gradients are those of
+    softplus everywhere (``sigmoid(x)``; 0.5 at 0, where ``maximum`` and ``abs`` would give 0)."""
+    positive = pt.gt(x, 0)
+    zero = pt.constant(np.zeros((), dtype=x.type.dtype))
+    return pt.switch(positive, x, zero) + pt.log1p(pt.exp(pt.switch(positive, -x, x)))
+
+
+def stable_softplus(fgraph: FunctionGraph) -> int:
+    """Replace every elementwise ``softplus`` of ``fgraph`` by `_softplus` (after PyTensor's rewrites,
+    which would turn ``log1p(exp(.))`` back into ``softplus``); returns how many were replaced."""
+    from pytensor.scalar.math import Softplus
+    from pytensor.tensor.elemwise import Elemwise
+
+    nodes = [
+        n for n in fgraph.apply_nodes if isinstance(n.op, Elemwise) and isinstance(n.op.scalar_op, Softplus)
+    ]
+    for node in nodes:
+        (out,) = node.outputs
+        fgraph.replace(out, _softplus(node.inputs[0]).astype(out.type.dtype), reason="stable_softplus")
+    return len(nodes)
+
+
 def jaxify(inputs: Sequence[TensorVariable], outputs: Sequence[TensorVariable]) -> Callable:
     """Rewrite ``outputs`` (a graph of ``inputs``) and return a JAX function ``f(*inputs) -> tuple``."""
     from pytensor.compile.mode import get_mode
@@ -101,4 +132,5 @@ def jaxify(inputs: Sequence[TensorVariable], outputs: Sequence[TensorVariable]) 
     outputs = _freeze_shared(outputs)
     fgraph = FunctionGraph(list(inputs), list(outputs), clone=True)
     get_mode("JAX").optimizer.rewrite(fgraph)
+    stable_softplus(fgraph)
     return jax_funcify(fgraph)
