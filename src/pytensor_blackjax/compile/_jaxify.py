@@ -28,6 +28,7 @@ import importlib.util
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -99,7 +100,7 @@ def _freeze_shared(outputs: Sequence[TensorVariable]) -> list[TensorVariable]:
     return list(graph_replace(list(outputs), replace, strict=False))  # type: ignore[arg-type]  # PyTensor types Variable
 
 
-def _softplus(x: TensorVariable) -> TensorVariable:
+def _softplus(x: Any) -> TensorVariable:
     """``softplus(x) = max(x, 0) + log1p(exp(-|x|))``, with selects whose gradients are those of
     softplus everywhere (``sigmoid(x)``; 0.5 at 0, where ``maximum`` and ``abs`` would give 0)."""
     positive = pt.gt(x, 0)
