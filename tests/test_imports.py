@@ -10,14 +10,19 @@ import pytensor_blackjax as pbj
 from pytensor_blackjax import _preload
 
 
+def _python(code: str, env: dict | None = None) -> str:
+    """What a fresh interpreter running ``code`` prints (stripped)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return out.stdout.strip()
+
+
 def test_import_leaves_the_results_side_unloaded():
     code = (
         "import sys, pytensor_blackjax\n"
         "heavy = ('xarray', 'pandas', 'zarr', 'pymc', 'arviz_base')\n"
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert _python(code) == "[]"
 
 
 def test_lazy_names_resolve():
@@ -52,8 +57,7 @@ def test_preload_waits_for_its_release():
         "_preload._THREAD.join()\n"
         "print(before, 'xarray' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False True"
+    assert _python(code) == "False True"
 
 
 @pytest.mark.parametrize("cache", ["off", "store"])
@@ -73,10 +77,8 @@ def test_a_run_releases_the_preload_before_its_results(tmp_path, cache):
     )
     env = {**os.environ, "PBJ_COMPILATION_CACHE": "off" if cache == "off" else str(tmp_path)}
     for _ in range(1 if cache == "off" else 2):  # the second run loads its programs
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-        )
-    assert out.stdout.strip().splitlines()[-1] == "[True]"
+        out = _python(code, env)
+    assert out.splitlines()[-1] == "[True]"
 
 
 def test_import_changes_no_jax_setting():
@@ -87,5 +89,4 @@ def test_import_changes_no_jax_setting():
         "after = dict(jax.config.values)\n"
         "print(sorted(k for k in before if before[k] != after.get(k)), jax.config.read('jax_enable_x64'))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[] False"
+    assert _python(code) == "[] False"
