@@ -81,6 +81,29 @@ def test_a_run_releases_the_preload_before_its_results(tmp_path, cache):
     assert out.splitlines()[-1] == "[True]"
 
 
+def test_extending_a_run_releases_the_preload_before_its_results(tmp_path):
+    # a run continued from a stored state compiles nothing ahead: the layout opens the gate as it restores
+    store = tmp_path / "run.zarr"
+    first = (
+        "import pytensor_blackjax as pbj\n"
+        f"pbj.sample(pbj.examples.rat_tumors(), draws=20, tune=20, chains=2, seed=1, store={str(store)!r},"
+        " progressbar=False)\n"
+    )
+    _python(first)
+    code = (
+        "import pytensor_blackjax as pbj, pytensor_blackjax._sample as s\n"
+        "from pytensor_blackjax import _preload\n"
+        "seen = []\n"
+        "def results():\n"
+        "    seen.append(_preload._GO.is_set())\n"
+        "    return _preload.results()\n"
+        "s.results = results\n"
+        f"pbj.extend({str(store)!r}, draws=10, progressbar=False)\n"
+        "print(seen)"
+    )
+    assert _python(code).splitlines()[-1] == "[True]"
+
+
 def test_import_changes_no_jax_setting():
     code = (
         "import jax\n"

@@ -150,6 +150,7 @@ class ChainLayout:
 
     def restore(self, point: ResumePoint, structure: jax.tree_util.PyTreeDef) -> None:
         """Continue from a stored state; ``structure`` is that of ``(state, params)`` for this run."""
+        release_preload()  # nothing is compiled ahead here: the results side imports from now on
         state, params = jax.tree.unflatten(structure, [*point.state_leaves, *point.params_leaves])
         self._load(state, params)
 
