@@ -60,10 +60,9 @@ def test_preload_waits_for_its_release():
     assert _python(code) == "False True"
 
 
-@pytest.mark.parametrize("cache", ["off", "store"])
-def test_a_run_releases_the_preload_before_its_results(tmp_path, cache):
-    # compiled (traced and lowered, then XLA) or loaded from the program store: either way the chain
-    # layout lets the results side import while the run goes on, not only when the draws are in
+def _gate_open_at_results(call: str, env: dict | None = None) -> str:
+    """What a fresh interpreter prints after ``call``: for each ``results()`` of the run, whether the
+    results side's import had been released by then."""
     code = (
         "import pytensor_blackjax as pbj, pytensor_blackjax._sample as s\n"
         "from pytensor_blackjax import _preload\n"
@@ -72,13 +71,21 @@ def test_a_run_releases_the_preload_before_its_results(tmp_path, cache):
         "    seen.append(_preload._GO.is_set())\n"
         "    return _preload.results()\n"
         "s.results = results\n"
-        "pbj.sample(pbj.examples.rat_tumors(), draws=20, tune=20, chains=2, seed=1, progressbar=False)\n"
+        f"{call}\n"
         "print(seen)"
     )
+    return _python(code, env).splitlines()[-1]
+
+
+@pytest.mark.parametrize("cache", ["off", "store"])
+def test_a_run_releases_the_preload_before_its_results(tmp_path, cache):
+    # compiled (traced and lowered, then XLA) or loaded from the program store: either way the chain
+    # layout lets the results side import while the run goes on, not only when the draws are in
+    call = "pbj.sample(pbj.examples.rat_tumors(), draws=20, tune=20, chains=2, seed=1, progressbar=False)"
     env = {**os.environ, "PBJ_COMPILATION_CACHE": "off" if cache == "off" else str(tmp_path)}
     for _ in range(1 if cache == "off" else 2):  # the second run loads its programs
-        out = _python(code, env)
-    assert out.splitlines()[-1] == "[True]"
+        out = _gate_open_at_results(call, env)
+    assert out == "[True]"
 
 
 def test_extending_a_run_releases_the_preload_before_its_results(tmp_path):
@@ -90,18 +97,7 @@ def test_extending_a_run_releases_the_preload_before_its_results(tmp_path):
         " progressbar=False)\n"
     )
     _python(first)
-    code = (
-        "import pytensor_blackjax as pbj, pytensor_blackjax._sample as s\n"
-        "from pytensor_blackjax import _preload\n"
-        "seen = []\n"
-        "def results():\n"
-        "    seen.append(_preload._GO.is_set())\n"
-        "    return _preload.results()\n"
-        "s.results = results\n"
-        f"pbj.extend({str(store)!r}, draws=10, progressbar=False)\n"
-        "print(seen)"
-    )
-    assert _python(code).splitlines()[-1] == "[True]"
+    assert _gate_open_at_results(f"pbj.extend({str(store)!r}, draws=10, progressbar=False)") == "[True]"
 
 
 def test_import_changes_no_jax_setting():

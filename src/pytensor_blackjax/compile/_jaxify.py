@@ -108,9 +108,9 @@ def _softplus(x: Any) -> TensorVariable:
     return pt.switch(positive, x, zero) + pt.log1p(pt.exp(pt.switch(positive, -x, x)))
 
 
-def stable_softplus(fgraph: FunctionGraph) -> int:
+def stable_softplus(fgraph: FunctionGraph) -> None:
     """Replace every elementwise ``softplus`` of ``fgraph`` by `_softplus` (after PyTensor's rewrites,
-    which would turn ``log1p(exp(.))`` back into ``softplus``); returns how many were replaced."""
+    which would turn ``log1p(exp(.))`` back into ``softplus``)."""
     from pytensor.scalar.math import Softplus
     from pytensor.tensor.elemwise import Elemwise
 
@@ -120,7 +120,6 @@ def stable_softplus(fgraph: FunctionGraph) -> int:
     for node in nodes:
         (out,) = node.outputs
         fgraph.replace(out, _softplus(node.inputs[0]).astype(out.type.dtype), reason="stable_softplus")
-    return len(nodes)
 
 
 def jaxify(inputs: Sequence[TensorVariable], outputs: Sequence[TensorVariable]) -> Callable:
