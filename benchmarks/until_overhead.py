@@ -17,7 +17,7 @@ far less than wall times.
 Two versions alternated (git refs, each one's ``src`` unpacked into a temporary directory), ``rounds``
 rounds of both models and both versions, then the medians (``summary`` prints them again)::
 
-    python benchmarks/until_overhead.py compare main until --rounds 3 --seeds 1,2,3,4,5
+    python benchmarks/until_overhead.py compare main until --rounds 3 --seeds 1,2,3,4,5 [--models rats,kidiq]
 
 Each run also prints its stopping draw: the versions must stop at the same draw.
 """
@@ -159,13 +159,13 @@ def summary(rows: list[dict]) -> None:
     )
 
 
-def compare(refs: list[str], rounds: int, seeds: str, out: Path) -> None:
+def compare(refs: list[str], rounds: int, seeds: str, out: Path, models: list[str]) -> None:
     here = Path(__file__).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         versions = {ref: unpack(ref, Path(tmp) / str(i)) for i, ref in enumerate(refs)}
         rows = []
         for round_ in range(rounds):
-            for name in TARGETS:
+            for name in models:
                 for version, src in versions.items():
                     env = {**os.environ, "PYTHONPATH": str(src)}
                     done = subprocess.run(
@@ -196,13 +196,14 @@ def main() -> None:
     both.add_argument("--rounds", type=int, default=3)
     both.add_argument("--seeds", default="1,2,3,4,5")
     both.add_argument("--out", type=Path, default=Path("until_overhead.jsonl"))
+    both.add_argument("--models", default=",".join(TARGETS), help="comma-separated (default: all)")
     show = sub.add_parser("summary")
     show.add_argument("path", type=Path)
     args = parser.parse_args()
     if args.command == "run":
         run(args.model, [int(s) for s in args.seeds.split(",")])
     elif args.command == "compare":
-        compare(args.refs, args.rounds, args.seeds, args.out)
+        compare(args.refs, args.rounds, args.seeds, args.out, args.models.split(","))
     else:
         summary([json.loads(line) for line in args.path.read_text().splitlines() if line.startswith("{")])
 

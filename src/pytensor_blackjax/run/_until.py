@@ -123,7 +123,9 @@ def diagnose_scalars(
 
 def scalar_diagnostics(x: np.ndarray, until: Until, *, everything: bool = False) -> dict[str, np.ndarray]:
     """The targeted diagnostics (all of them if ``everything``) of every scalar of ``x`` (``(scalar,
-    chain, draw)``): name -> values; R-hat is nested R-hat from `NESTED_RHAT_CHAINS` chains."""
+    chain, draw)``): name -> values; R-hat is nested R-hat from `NESTED_RHAT_CHAINS` chains. Unless
+    ``everything``, the R-hat of a scalar short of an ESS target is its bulk R-hat alone (a lower
+    bound): the folded rank transform is made only where it can decide the check."""
     from pytensor_blackjax.run._until_diagnostics import blocked_rank_diagnostics
 
     chains = x.shape[1]
@@ -134,7 +136,11 @@ def scalar_diagnostics(x: np.ndarray, until: Until, *, everything: bool = False)
     # one pass over all scalars; nested R-hat drops the chains that do not fill a superchain
     plain_rhat = wanted["rhat"] and not nested
     bulk, tail = wanted["ess_bulk"], wanted["ess_tail"]
-    values = blocked_rank_diagnostics(x, bulk=bulk, tail=tail, prob=TAIL_PROB, rhat=plain_rhat)
+    # a scalar short of an ESS target fails the check whatever its R-hat: its folded half is skipped
+    short = None if everything else {k: v for k, v in targets.items() if k != "rhat"}
+    values = blocked_rank_diagnostics(
+        x, bulk=bulk, tail=tail, prob=TAIL_PROB, rhat=plain_rhat, ess_targets=short
+    )
     if wanted["rhat"] and nested:
         ids = superchain_ids(chains)
         values |= blocked_rank_diagnostics(x[:, : len(ids)], bulk=False, tail=False, superchains=ids)
@@ -307,7 +313,7 @@ class UntilCheck:
         if self.done < 4:  # too few draws for any diagnostic
             return Diagnosis(draws=self.done)
         last = self.last
-        if last is not None and last.complete and last.draws == self.done and len(self.until.targets) == 3:
+        if last is not None and last.met and last.draws == self.done and len(self.until.targets) == 3:
             return last  # the stopping check looked at every scalar with every diagnostic already
         return diagnose_scalars(self.x[:, :, : self.done], self.labels, self.until, everything=True)
 
