@@ -52,4 +52,8 @@ def test_nuts_kernel_draws_equal_blackjax_draws(metric, step_size, depth):
     theirs = _run(blackjax.nuts.build_kernel(), m, step_size, depth)
     assert type(ours[0]) is type(theirs[0]) and type(ours[1][2]) is type(theirs[1][2])
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        a, b = np.asarray(a), np.asarray(b)
+        if a.dtype.kind == "f":  # the dense energy (p' L squared) can differ from Blackjax's in its last bit
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=0)
+        else:
+            np.testing.assert_array_equal(a, b)
