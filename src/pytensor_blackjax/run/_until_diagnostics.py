@@ -438,7 +438,7 @@ def blocked_rank_diagnostics(x: np.ndarray, **options) -> dict[str, np.ndarray]:
     gathers and ufuncs and SciPy's FFTs release the GIL, so the blocks run in parallel."""
     x = np.asarray(x, dtype=np.float64)
     blocks = blocks_of(x.shape)
-    _keep_freed_memory(BLOCK_ARRAYS * 8 * len(range(*blocks[0].indices(x.shape[0]))) * math.prod(x.shape[1:]))
+    _keep_freed_memory(BLOCK_ARRAYS * 8 * min(blocks[0].stop, x.shape[0]) * math.prod(x.shape[1:]))
     if len(blocks) == 1:
         return rank_diagnostics(x, **options)
     if x.size >= PARALLEL_VALUES:
