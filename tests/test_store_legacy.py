@@ -26,12 +26,20 @@ def legacy(tmp_path):
     return tmp_path
 
 
+def _assert_resumed(tree, expected):
+    """The draws stored before the interruption (20 per chain) as they were; those after it come from
+    today's NUTS, whose dense metric caches velocities, so they equal the release's to rounding."""
+    got = np.asarray(tree["posterior"]["x"].values)
+    np.testing.assert_array_equal(got[:, :20], expected[:, :20])
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=0)
+
+
 def test_legacy_interrupted_store_resumes_to_the_same_draws(legacy):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pbj.SamplingWarning)
         tree = pbj.resume(legacy / "interrupted.zarr", progressbar=False)
     expected = np.load(legacy / "reference_x.npy")
-    np.testing.assert_array_equal(np.asarray(tree["posterior"]["x"].values), expected)
+    _assert_resumed(tree, expected)
     assert tree.attrs["num_draws_completed"] == legacy_store.DRAWS
     # rewritten in the current format before it was written to: the model copy is its only pickle
     record = json.loads((legacy / "interrupted.zarr" / "zarr.json").read_text())["attributes"]
@@ -57,9 +65,7 @@ def test_legacy_store_upgraded_then_interrupted_again_resumes_in_the_current_for
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pbj.SamplingWarning)
         tree = pbj.resume(path, progressbar=False)
-    np.testing.assert_array_equal(
-        np.asarray(tree["posterior"]["x"].values), np.load(legacy / "reference_x.npy")
-    )
+    _assert_resumed(tree, np.load(legacy / "reference_x.npy"))
 
 
 def test_legacy_complete_store_reads(legacy):

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DenseFactors",
+    "DenseMass",
     "array_module",
     "diagonal_factors",
     "LowRankBuffer",
@@ -44,6 +45,14 @@ class DenseFactors(NamedTuple):
 
     chol: jax.Array | np.ndarray
     mass_sqrt: jax.Array | np.ndarray
+
+
+class DenseMass(NamedTuple):
+    """A dense inverse mass matrix with its factors, for kernels that apply it themselves (NUTS keeps
+    each state's velocity ``M^-1 p``, `samplers._nuts_kernel`) instead of through Blackjax's `Metric`."""
+
+    inverse_mass_matrix: jax.Array
+    factors: DenseFactors
 
 
 def array_module(x):

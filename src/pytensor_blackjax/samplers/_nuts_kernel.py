@@ -9,6 +9,15 @@ operands (whole states) are copied in and out. Here the branches are selects ove
 compute anyway, the checkpoint write is one in-place row update, and the state carried by the loops
 holds only what later steps read. Positions are flat vectors (our kernels' layout).
 
+With a dense metric given as `_metric.DenseMass` the states also carry their velocity ``M^-1 p`` and
+the velocity of their gradient ``M^-1 grad``: a leapfrog step then takes one matrix-vector product (of
+the new gradient) where Blackjax's takes three or more (the position update's ``M^-1 p``, the kinetic
+energy, and ``M^-1 rho`` in every U-turn check), since the velocities follow the momenta linearly
+(``v_half = v + h u``, ``v' = v_half + h u'``), the kinetic energy is ``p' v / 2`` and a U-turn check
+is two dot products with stored velocities. The same algorithm and random numbers; the arithmetic
+differs from Blackjax's in rounding (the velocities accumulate the products in another order), so the
+draws agree with Blackjax's to rounding for one transition, not bit for bit.
+
 The kernel keeps Blackjax's interface: ``kernel(rng_key, state, logdensity_fn, step_size,
 inverse_mass_matrix, max_num_doublings)`` over `blackjax.mcmc.hmc.HMCState`, returning
 ``(HMCState, NUTSInfo)``.
@@ -22,12 +31,26 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from pytensor_blackjax.samplers._metric import DenseMass
+
 __all__ = ["build_kernel"]
+
+
+class _DenseState(NamedTuple):
+    """`IntegratorState` with the velocities of the momentum and of the gradient (dense metric)."""
+
+    position: jax.Array
+    momentum: jax.Array
+    logdensity: jax.Array
+    logdensity_grad: jax.Array
+    velocity: jax.Array
+    grad_velocity: jax.Array
 
 
 class _Proposal(NamedTuple):
@@ -44,7 +67,7 @@ class _Subtree(NamedTuple):
     proposal: _Proposal
     rightmost: tuple  # IntegratorState: the last one integrated (the merge needs no other end)
     momentum_sum: jax.Array
-    momentum_ckpts: jax.Array
+    end_ckpts: object  # rows of `_Dynamics.end`
     momentum_sum_ckpts: jax.Array
     is_diverging: jax.Array
     has_terminated: jax.Array
@@ -57,7 +80,7 @@ class _Expansion(NamedTuple):
     rightmost: tuple
     momentum_sum: jax.Array
     num_states: jax.Array
-    momentum_ckpts: jax.Array
+    end_ckpts: object
     momentum_sum_ckpts: jax.Array
     is_diverging: jax.Array
     is_turning: jax.Array
@@ -79,31 +102,109 @@ def _ckpt_idxs(n):
     return idx_max - num_subtrees + 1, idx_max
 
 
+class _Dynamics(NamedTuple):
+    """How the kernel moves and measures states: Blackjax's metric and integrator, or the dense
+    metric with cached velocities. ``end`` is what a U-turn check needs of a trajectory's end (the
+    momentum, or the momentum and its velocity), the rows kept in the checkpoints."""
+
+    start: Callable  # (momentum key, position, logdensity, grad) -> state
+    step: Callable  # (state, signed step size) -> state
+    kinetic_energy: Callable  # state -> kinetic energy
+    end: Callable  # state -> end
+    end_momentum: Callable  # end -> its momentum
+    is_turning: Callable  # (left end, right end, momentum sum) -> bool
+
+
+def _blackjax_dynamics(logdensity_fn, inverse_mass_matrix) -> _Dynamics:
+    from blackjax.mcmc import integrators, metrics
+
+    metric = metrics.default_metric(inverse_mass_matrix)
+    integrator = integrators.velocity_verlet(logdensity_fn, metric.kinetic_energy)
+
+    def start(key, position, logdensity, grad):
+        momentum = metric.sample_momentum(key, position)
+        return integrators.IntegratorState(position, momentum, logdensity, grad)
+
+    return _Dynamics(
+        start,
+        integrator,
+        lambda s: metric.kinetic_energy(s.momentum, position=s.position),
+        lambda s: s.momentum,
+        lambda end: end,
+        metric.check_turning,
+    )
+
+
+def _dense_dynamics(logdensity_fn, mass: DenseMass) -> _Dynamics:
+    imm, chol, mass_sqrt = mass.inverse_mass_matrix, mass.factors.chol, mass.factors.mass_sqrt
+    value_and_grad = jax.value_and_grad(logdensity_fn)
+
+    def start(key, position, logdensity, grad):
+        z = jax.random.normal(key, position.shape, position.dtype)
+        # p = L^-T z ~ N(0, M), whose velocity M^-1 p is L z
+        return _DenseState(position, mass_sqrt @ z, logdensity, grad, chol @ z, imm @ grad)
+
+    def step(s: _DenseState, step_size) -> _DenseState:
+        # velocity Verlet; every velocity is M^-1 of its momentum, up to rounding
+        half = step_size * 0.5
+        momentum = s.momentum + half * s.logdensity_grad
+        velocity = s.velocity + half * s.grad_velocity
+        position = s.position + step_size * velocity
+        logdensity, grad = value_and_grad(position)
+        grad_velocity = imm @ grad
+        return _DenseState(
+            position,
+            momentum + half * grad,
+            logdensity,
+            grad,
+            velocity + half * grad_velocity,
+            grad_velocity,
+        )
+
+    def kinetic_energy(s: _DenseState):
+        energy = 0.5 * jnp.dot(s.momentum, s.velocity)
+        # an overflowed momentum can give -inf (terms of both signs) or NaN: an impossible state,
+        # which must not look like one of infinite probability
+        return jnp.where(jnp.isnan(energy) | (energy == -jnp.inf), jnp.inf, energy)
+
+    def is_turning(left, right, momentum_sum):
+        rho = momentum_sum - (right[0] + left[0]) / 2
+        return (jnp.dot(left[1], rho) <= 0) | (jnp.dot(right[1], rho) <= 0)
+
+    return _Dynamics(
+        start, step, kinetic_energy, lambda s: (s.momentum, s.velocity), lambda end: end[0], is_turning
+    )
+
+
 def build_kernel(divergence_threshold: float = 1000):
     """Blackjax's iterative NUTS kernel (velocity Verlet, multinomial sampling, Numpyro-style U-turn
-    checks) with the same signature and results as ``blackjax.nuts.build_kernel()``."""
-    from blackjax.mcmc import integrators, metrics
+    checks) with the same signature and results as ``blackjax.nuts.build_kernel()``; a
+    `_metric.DenseMass` as ``inverse_mass_matrix`` caches velocities (see the module's docstring)."""
+    from blackjax.mcmc import integrators
     from blackjax.mcmc.hmc import HMCState
     from blackjax.mcmc.nuts import NUTSInfo
 
     def kernel(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix, max_num_doublings=10):
-        metric = metrics.default_metric(inverse_mass_matrix)
-        kinetic_energy, check_turning = metric.kinetic_energy, metric.check_turning
-        integrator = integrators.velocity_verlet(logdensity_fn, kinetic_energy)
+        if isinstance(inverse_mass_matrix, DenseMass):
+            dynamics = _dense_dynamics(logdensity_fn, inverse_mass_matrix)
+        else:
+            dynamics = _blackjax_dynamics(logdensity_fn, inverse_mass_matrix)
+        integrator, check_turning, end_momentum = dynamics.step, dynamics.is_turning, dynamics.end_momentum
 
         def energy(s):
-            return -s.logdensity + kinetic_energy(s.momentum, position=s.position)
+            return -s.logdensity + dynamics.kinetic_energy(s)
 
         def new_proposal(initial_energy, s):
             e = energy(s)
             delta = _energy_diff(initial_energy, e)
             return _Proposal(s, e, delta, jnp.minimum(delta, 0.0))
 
-        def is_iterative_turning(r_ckpts, r_sum_ckpts, r_sum, r, idx_min, idx_max):
+        def is_iterative_turning(ckpts, r_sum_ckpts, r_sum, end, idx_min, idx_max):
             def body(carry):
                 i, _ = carry
-                subtree_r_sum = r_sum - r_sum_ckpts[i] + r_ckpts[i]
-                return i - 1, check_turning(r_ckpts[i], r, subtree_r_sum)
+                ckpt = jax.tree.map(lambda c: c[i], ckpts)
+                subtree_r_sum = r_sum - r_sum_ckpts[i] + end_momentum(ckpt)
+                return i - 1, check_turning(ckpt, end, subtree_r_sum)
 
             _, turning = jax.lax.while_loop(
                 lambda c: (c[0] >= idx_min) & ~c[1], body, (idx_max, jnp.asarray(False))
@@ -141,21 +242,20 @@ def build_kernel(divergence_threshold: float = 1000):
                 # the checkpoints are written after even leaves (the first of each pair) only
                 idx_min, idx_max = _ckpt_idxs(step)
                 even = step % 2 == 0
-                r_ckpts = sub.momentum_ckpts.at[idx_max].set(
-                    jnp.where(even, new_state.momentum, sub.momentum_ckpts[idx_max])
+                end = dynamics.end(new_state)
+                ckpts = jax.tree.map(
+                    lambda c, e: c.at[idx_max].set(jnp.where(even, e, c[idx_max])), sub.end_ckpts, end
                 )
                 r_sum_ckpts = sub.momentum_sum_ckpts.at[idx_max].set(
                     jnp.where(even, momentum_sum, sub.momentum_sum_ckpts[idx_max])
                 )
-                has_terminated = is_iterative_turning(
-                    r_ckpts, r_sum_ckpts, momentum_sum, new_state.momentum, idx_min, idx_max
-                )
+                has_terminated = is_iterative_turning(ckpts, r_sum_ckpts, momentum_sum, end, idx_min, idx_max)
                 return _Subtree(
                     step + 1,
                     sampled,
                     new_state,
                     momentum_sum,
-                    r_ckpts,
+                    ckpts,
                     r_sum_ckpts,
                     is_diverging,
                     has_terminated,
@@ -170,7 +270,7 @@ def build_kernel(divergence_threshold: float = 1000):
                 placeholder,
                 start,
                 start.momentum,
-                exp.momentum_ckpts,
+                exp.end_ckpts,
                 exp.momentum_sum_ckpts,
                 jnp.asarray(False),
                 jnp.asarray(False),
@@ -199,7 +299,7 @@ def build_kernel(divergence_threshold: float = 1000):
             momentum_sum = jnp.where(
                 forward, exp.momentum_sum + sub.momentum_sum, sub.momentum_sum + exp.momentum_sum
             )
-            is_turning = check_turning(leftmost.momentum, rightmost.momentum, momentum_sum)
+            is_turning = check_turning(dynamics.end(leftmost), dynamics.end(rightmost), momentum_sum)
             return _Expansion(
                 exp.step + 1,
                 proposal,
@@ -207,7 +307,7 @@ def build_kernel(divergence_threshold: float = 1000):
                 rightmost,
                 momentum_sum,
                 exp.num_states + sub.step,
-                sub.momentum_ckpts,
+                sub.end_ckpts,
                 sub.momentum_sum_ckpts,
                 sub.is_diverging,
                 sub.has_terminated | is_turning,
@@ -215,8 +315,8 @@ def build_kernel(divergence_threshold: float = 1000):
 
         key_momentum, key_integrator = jax.random.split(rng_key, 2)
         position, logdensity, logdensity_grad = state
-        momentum = metric.sample_momentum(key_momentum, position)
-        initial = integrators.IntegratorState(position, momentum, logdensity, logdensity_grad)
+        initial = dynamics.start(key_momentum, position, logdensity, logdensity_grad)
+        momentum = initial.momentum
         initial_energy = energy(initial)
         dims = jnp.shape(position)[0]
         dtype = momentum.dtype
@@ -227,7 +327,7 @@ def build_kernel(divergence_threshold: float = 1000):
             initial,
             momentum,
             jnp.asarray(0),
-            jnp.zeros((max_num_doublings, dims), dtype),
+            jax.tree.map(lambda e: jnp.zeros((max_num_doublings, *e.shape), e.dtype), dynamics.end(initial)),
             jnp.zeros((max_num_doublings, dims), dtype),
             jnp.asarray(False),
             jnp.asarray(False),
@@ -243,8 +343,8 @@ def build_kernel(divergence_threshold: float = 1000):
             exp.is_diverging,
             exp.is_turning,
             proposal.energy,
-            exp.leftmost,
-            exp.rightmost,
+            integrators.IntegratorState(*exp.leftmost[:4]),
+            integrators.IntegratorState(*exp.rightmost[:4]),
             exp.step,
             exp.num_states,
             jnp.exp(proposal.sum_log_p_accept) / exp.num_states,

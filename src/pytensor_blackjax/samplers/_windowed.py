@@ -31,6 +31,7 @@ from pytensor_blackjax.samplers._adaptation import (
 from pytensor_blackjax.samplers._base import Kernel, PhaseStates, PhaseStep
 from pytensor_blackjax.samplers._metric import (
     DenseFactors,
+    DenseMass,
     array_module,
     dense_factors,
     dense_metric,
@@ -258,9 +259,12 @@ def start_variances(grad: jax.Array) -> jax.Array:
     return (1.0 / jnp.sqrt(jnp.clip(scale, 1.0, 1e10))).astype(grad.dtype)
 
 
-def _metric(params: HMCParams):
-    """What Blackjax kernels take as ``inverse_mass_matrix``."""
+def _metric(params: HMCParams, dense_mass: bool = False):
+    """What Blackjax kernels take as ``inverse_mass_matrix``; a dense one as `DenseMass` with
+    ``dense_mass`` (for kernels that apply it themselves)."""
     if isinstance(params.factors, DenseFactors):
+        if dense_mass:
+            return DenseMass(params.inverse_mass_matrix, params.factors)
         return dense_metric(params.inverse_mass_matrix, params.factors)
     return params.inverse_mass_matrix
 
@@ -275,18 +279,22 @@ def windowed_hmc_kernel(
     adaptation: str,
     max_rank: int = 10,
     init: str = "random",
+    dense_mass: bool = False,
 ) -> Kernel:
     """Warmup and step for any Blackjax kernel with the signature ``(key, state, logdensity, step_size,
     metric)`` over its ``HMCState``; between steps the chain is a `ChainState`.
 
     ``stats_fn(state, info, params)`` gives the per-draw stats dict; ``adaptation`` is the mass matrix:
     "diag", "dense", "fisher" (dense, from draws and gradients) or "low_rank"; ``init="pathfinder"``
-    moves the start to a Pathfinder draw.
+    moves the start to a Pathfinder draw; ``dense_mass``: ``kernel_fn`` takes a dense metric as
+    `DenseMass` (see `_metric`).
     """
     from blackjax.mcmc.hmc import HMCState
 
     def transition(key, chain, params):
-        state, info = kernel_fn(key, HMCState(*chain), logdensity_fn, params.step_size, _metric(params))
+        state, info = kernel_fn(
+            key, HMCState(*chain), logdensity_fn, params.step_size, _metric(params, dense_mass)
+        )
         return ChainState(*state), info
 
     def warmup_init(key, position):

@@ -72,7 +72,8 @@ class NUTS(WindowedSampler):
     def build(self, logdensity_fn, num_dims: int, size: RunSize) -> Kernel:
         from pytensor_blackjax.samplers._nuts_kernel import build_kernel
 
-        # Blackjax's NUTS transition, built with less control flow per leapfrog step (same draws)
+        # Blackjax's NUTS transition, built with less control flow per leapfrog step (the same draws;
+        # a dense metric's to rounding, with one matrix-vector product per step)
         base = build_kernel()
         max_depth = self.max_tree_depth
 
@@ -98,6 +99,7 @@ class NUTS(WindowedSampler):
             adaptation=kind,
             max_rank=rank,
             init=self.init,
+            dense_mass=True,
         )
 
     def estimator(self, num_dims: int) -> tuple[str, int]:
