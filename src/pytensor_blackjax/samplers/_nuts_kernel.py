@@ -1,5 +1,6 @@
-"""A leaner build of Blackjax's iterative NUTS transition: the same algorithm, the same random numbers and
-the same arithmetic (so the same draws), with less control flow per leapfrog step.
+"""A leaner build of Blackjax's iterative NUTS transition: the same algorithm and the same random numbers,
+with less control flow per leapfrog step; with Blackjax's metrics also the same arithmetic (so the same
+draws).
 
 Blackjax's `blackjax.nuts.build_kernel` composes general pieces (`trajectory.dynamic_progressive_integration`,
 `termination.iterative_uturn_numpyro`, `proposal.progressive_*_sampling`) that branch with ``lax.cond``
@@ -16,7 +17,7 @@ energy, and ``M^-1 rho`` in every U-turn check), since the velocities follow the
 (``v_half = v + h u``, ``v' = v_half + h u'``), the kinetic energy is ``p' v / 2`` and a U-turn check
 is two dot products with stored velocities. The same algorithm and random numbers; the arithmetic
 differs from Blackjax's in rounding (the velocities accumulate the products in another order), so the
-draws agree with Blackjax's to rounding for one transition, not bit for bit.
+draws agree with Blackjax's to rounding (~1e-14 in float64 over 60 transitions), not bit for bit.
 
 The kernel keeps Blackjax's interface: ``kernel(rng_key, state, logdensity_fn, step_size,
 inverse_mass_matrix, max_num_doublings)`` over `blackjax.mcmc.hmc.HMCState`, returning
