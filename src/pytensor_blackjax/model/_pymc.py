@@ -7,7 +7,9 @@ constrained free variables and deterministics as graphs of those values
 ``pm.Data`` containers, coords and dims. We take those graphs and swap their roots for plain symbolic
 inputs of static shape:
 
-- value variables -> inputs of the shape PyMC evaluates for them (``eval_rv_shapes``);
+- value variables -> inputs of the shape PyMC evaluates for them (as ``eval_rv_shapes`` does, but in
+  Python: PyMC's own call compiles PyTensor's C virtual machine, seconds on a machine whose PyTensor
+  cache is empty, for a few integers);
 - ``pm.Data`` (shared variables) -> data inputs, so new values need no recompilation;
 - observations given as arrays (constants) -> "observed" data inputs named after their variable.
 
@@ -21,10 +23,13 @@ Two graph changes make JAX agree with PyMC's own compiled functions:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pytensor
 import pytensor.tensor as pt
+from pytensor.compile.mode import Mode
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Constant, Variable
 from pytensor.graph.fg import FunctionGraph
@@ -35,7 +40,7 @@ from pytensor.tensor.variable import TensorVariable
 
 from pytensor_blackjax.model._model import DataVar, Model, Unconstrain
 
-__all__ = ["initval_names", "model_from_pymc"]
+__all__ = ["initval_names", "model_from_pymc", "rv_shapes"]
 
 
 def _import_pymc():
@@ -68,24 +73,50 @@ def _check_model(pm_model: Any, pymc: Any) -> None:
         )
 
 
-def _value_inputs(pm_model: Any) -> dict[Variable, TensorVariable]:
+# evaluating a few shapes and small constants: PyTensor's Python implementations, no C compiler
+_PYTHON = Mode(linker="py", optimizer="fast_compile")
+
+
+def _evaluate(pm_model: Any, outputs: Sequence[Variable]) -> list[np.ndarray]:
+    """The values of graphs without free inputs (shapes, dimension lengths, derived observations),
+    with the model's observations standing in for the observed variables."""
+    givens = [(rv, pm_model.rvs_to_values[rv]) for rv in pm_model.observed_RVs]
+    fn = pytensor.function([], outputs, givens=givens, mode=_PYTHON, on_unused_input="ignore")
+    return [np.asarray(v) for v in fn()]
+
+
+def rv_shapes(pm_model: Any) -> dict[str, tuple[int, ...]]:
+    """The shape of each free variable and of its transformed value, by name: what PyMC's
+    ``eval_rv_shapes`` returns, evaluated in Python."""
+    names, outputs = [], []
+    for rv in pm_model.free_RVs:
+        transform = pm_model.rvs_to_transforms.get(rv)
+        if transform is not None:
+            names.append(pm_model.rvs_to_values[rv].name)
+            outputs.append(pt.as_tensor(transform.forward(rv, *rv.owner.inputs).shape))
+        names.append(rv.name)
+        outputs.append(pt.as_tensor(rv.shape))
+    values = _evaluate(pm_model, outputs)
+    return {name: tuple(int(s) for s in shape) for name, shape in zip(names, values, strict=True)}
+
+
+def _value_inputs(pm_model: Any, shapes: dict[str, tuple[int, ...]]) -> dict[Variable, TensorVariable]:
     """PyMC value variable -> an input of the same name and dtype with a static shape."""
-    shapes = pm_model.eval_rv_shapes()
     out = {}
     for value in pm_model.value_vars:
-        shape = tuple(int(s) for s in shapes[value.name])
-        out[value] = pt.tensor(name=value.name, dtype=value.type.dtype, shape=shape)
+        out[value] = pt.tensor(name=value.name, dtype=value.type.dtype, shape=shapes[value.name])
     return out
 
 
-def _unconstrain_graphs(pm_model: Any) -> tuple[list[str], list[TensorVariable], list[TensorVariable]]:
+def _unconstrain_graphs(
+    pm_model: Any, shapes: dict[str, tuple[int, ...]]
+) -> tuple[list[str], list[TensorVariable], list[TensorVariable]]:
     """Per free variable: its value's name, a placeholder of its constrained shape, and the value as a
     graph of the placeholder (PyMC's ``transform.forward``, whose parameters may be other variables)."""
-    shapes = pm_model.eval_rv_shapes()
     names, given, graphs = [], [], []
     for rv in pm_model.free_RVs:
         value = pm_model.rvs_to_values[rv]
-        y = pt.tensor(name=rv.name, dtype=rv.type.dtype, shape=tuple(int(s) for s in shapes[rv.name]))
+        y = pt.tensor(name=rv.name, dtype=rv.type.dtype, shape=shapes[rv.name])
         transform = pm_model.rvs_to_transforms.get(rv)
         x = y if transform is None else transform.forward(y, *rv.owner.inputs)
         names.append(value.name)
@@ -139,7 +170,7 @@ def _coords(pm_model: Any) -> dict[str, list[Any]]:
             coords[dim] = list(labels)
         else:
             # a dimension declared by length only: label it 0..n-1, as ArviZ would
-            coords[dim] = list(range(int(pm_model.dim_lengths[dim].eval())))
+            coords[dim] = list(range(int(_evaluate(pm_model, [pm_model.dim_lengths[dim]])[0])))
     return coords
 
 
@@ -193,7 +224,8 @@ def model_from_pymc(pm_model: Any) -> Model:
 
     logp = pm_model.logp(jacobian=True)
     outputs = pm_model.replace_rvs_by_values([*pm_model.free_RVs, *pm_model.deterministics])
-    value_names, given, unconstrained = _unconstrain_graphs(pm_model)
+    shapes = rv_shapes(pm_model)
+    value_names, given, unconstrained = _unconstrain_graphs(pm_model, shapes)
     pointwise = pm_model.logp(vars=list(pm_model.observed_RVs), sum=False) if obs_names else []
     # one factor per basic variable, then per potential, as pm.Model.point_logps names them
     factors = pm_model.logp(jacobian=True, sum=False)
@@ -201,9 +233,9 @@ def model_from_pymc(pm_model: Any) -> Model:
     factor_names += [p.name or f"potential {i + 1}" for i, p in enumerate(pm_model.potentials)]
     factors = [pt.sum(f) for f in factors]
 
-    values = _value_inputs(pm_model)
+    values = _value_inputs(pm_model, shapes)
     data_replace, data, derived = _data_inputs(pm_model)
-    priors, prior_replace = _prior_graphs(pm_model, data)
+    priors, prior_replace = _prior_graphs(pm_model, data, shapes)
     replace = {**values, **data_replace, **prior_replace}
     parts = [[logp], outputs, pointwise, factors, list(priors.values()), unconstrained]
     graphs = graph_replace([g for part in parts for g in part], replace, strict=False)
@@ -220,7 +252,7 @@ def model_from_pymc(pm_model: Any) -> Model:
     for name, expr in derived.items():
         # an observation computed from other data: the log-density follows swaps of those data, but
         # observed_data can only show the value at build time (the Model has no slot for an expression)
-        value = np.asarray(expr.eval())
+        (value,) = _evaluate(pm_model, [expr])
         data[name] = DataVar(
             name,
             pt.tensor(name=name, dtype=str(value.dtype), shape=value.shape),
@@ -255,11 +287,13 @@ def initval_names(pm_model: Any) -> list[str]:
     return sorted(rv.name for rv, value in initvals.items() if value is not None)
 
 
-def _prior_graphs(pm_model: Any, data: dict[str, DataVar]) -> tuple[dict[str, TensorVariable], dict]:
+def _prior_graphs(
+    pm_model: Any, data: dict[str, DataVar], shapes: dict[str, tuple[int, ...]]
+) -> tuple[dict[str, TensorVariable], dict]:
     """Each free variable's pointwise prior log-density at its constrained value, as PyMC's
     ``compute_log_prior`` computes it (on the model without value transforms, so without Jacobians), in
     ``free_RVs`` order; and the replacements of that model's value and data variables by inputs named
-    after the free variables and by the data inputs."""
+    after the free variables (of their constrained shapes, ``shapes``) and by the data inputs."""
     from pymc.model.transform.conditioning import remove_value_transforms
 
     try:
@@ -269,12 +303,10 @@ def _prior_graphs(pm_model: Any, data: dict[str, DataVar]) -> tuple[dict[str, Te
     rvs = {rv.name: rv for rv in plain.free_RVs}
     names = [rv.name for rv in pm_model.free_RVs]
     terms = plain.logp(vars=[rvs[n] for n in names], sum=False)
-    shapes = plain.eval_rv_shapes()
     replace = {}
     for name in names:
         value = plain.rvs_to_values[rvs[name]]
-        shape = tuple(int(s) for s in shapes[value.name])
-        replace[value] = pt.tensor(name=name, dtype=value.type.dtype, shape=shape)
+        replace[value] = pt.tensor(name=name, dtype=value.type.dtype, shape=shapes[name])
     for var in plain.data_vars:
         if var.name in data:
             replace[var] = data[var.name].variable
