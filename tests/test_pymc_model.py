@@ -199,6 +199,7 @@ def test_shapes_equal_pymcs_own():
 def test_translation_compiles_no_c_code(tmp_path):
     """PyMC's own shape evaluation builds PyTensor's C virtual machine: seconds on a machine whose
     PyTensor cache is empty; the translation evaluates shapes and dimension lengths in Python."""
+    import os
     import subprocess
     import sys
 
@@ -211,6 +212,6 @@ def test_translation_compiles_no_c_code(tmp_path):
         "pbj.Model.from_pymc(m)\n"
         "print(sorted(k for k in sys.modules if k.startswith('pytensor.link.c.')))\n"
     )
-    env = {**__import__("os").environ, "PYTENSOR_FLAGS": f"compiledir={tmp_path}"}
+    env = {**os.environ, "PYTENSOR_FLAGS": f"compiledir={tmp_path}"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert "lazylinker_c" not in out.stdout and "cvm" not in out.stdout, out.stdout

@@ -164,14 +164,11 @@ def _dims_of(name: str, dims: Any) -> tuple[str, ...] | None:
 
 
 def _coords(pm_model: Any) -> dict[str, list[Any]]:
-    coords = {}
-    for dim, labels in pm_model.coords.items():
-        if labels is not None:
-            coords[dim] = list(labels)
-        else:
-            # a dimension declared by length only: label it 0..n-1, as ArviZ would
-            coords[dim] = list(range(int(_evaluate(pm_model, [pm_model.dim_lengths[dim]])[0])))
-    return coords
+    # a dimension declared by length only: label it 0..n-1, as ArviZ would (all lengths in one call)
+    unlabeled = [dim for dim, labels in pm_model.coords.items() if labels is None]
+    lengths = _evaluate(pm_model, [pm_model.dim_lengths[d] for d in unlabeled]) if unlabeled else []
+    counted = {dim: list(range(int(n))) for dim, n in zip(unlabeled, lengths, strict=True)}
+    return {dim: counted[dim] if labels is None else list(labels) for dim, labels in pm_model.coords.items()}
 
 
 @node_rewriter(tracks=[CheckAndRaise])
@@ -249,10 +246,10 @@ def model_from_pymc(pm_model: Any) -> Model:
         for name in [*free_names, *det_names, *obs_names, *data]
     }
     dims = {name: given for name, given in named.items() if given}
-    for name, expr in derived.items():
-        # an observation computed from other data: the log-density follows swaps of those data, but
-        # observed_data can only show the value at build time (the Model has no slot for an expression)
-        (value,) = _evaluate(pm_model, [expr])
+    # an observation computed from other data: the log-density follows swaps of those data, but
+    # observed_data can only show the value at build time (the Model has no slot for an expression)
+    derived_values = _evaluate(pm_model, list(derived.values())) if derived else []
+    for name, value in zip(derived, derived_values, strict=True):
         data[name] = DataVar(
             name,
             pt.tensor(name=name, dtype=str(value.dtype), shape=value.shape),
