@@ -77,15 +77,23 @@ def _gate_open_at_results(call: str, env: dict | None = None) -> str:
     return _python(code, env).splitlines()[-1]
 
 
-@pytest.mark.parametrize("cache", ["off", "store"])
-def test_a_run_releases_the_preload_before_its_results(tmp_path, cache):
-    # compiled (traced and lowered, then XLA) or loaded from the program store: either way the chain
-    # layout lets the results side import while the run goes on, not only when the draws are in
+def test_a_compiling_run_releases_the_preload_before_its_results():
+    # XLA compiles without the GIL and leaves cores free: the results side imports meanwhile
     call = "pbj.sample(pbj.examples.rat_tumors(), draws=20, tune=20, chains=2, seed=1, progressbar=False)"
-    env = {**os.environ, "PBJ_COMPILATION_CACHE": "off" if cache == "off" else str(tmp_path)}
-    for _ in range(1 if cache == "off" else 2):  # the second run loads its programs
-        out = _gate_open_at_results(call, env)
-    assert out == "[True]"
+    assert _gate_open_at_results(call, {**os.environ, "PBJ_COMPILATION_CACHE": "off"}) == "[True]"
+
+
+@pytest.mark.parametrize(("cores", "released"), [(2, False), (3, True)])
+def test_a_run_from_the_store_releases_the_preload_only_beside_an_idle_core(tmp_path, cores, released):
+    # programs loaded, 2 chains: on 2 cores the import would share the chains' cores and GIL, so it waits
+    # for the draws; with a core to spare it runs beside them
+    call = (
+        f"import pytensor_blackjax.run._layout_base as lb; lb.available_cores = lambda: {cores}\n"
+        "pbj.sample(pbj.examples.rat_tumors(), draws=20, tune=20, chains=2, seed=1, progressbar=False)"
+    )
+    env = {**os.environ, "PBJ_COMPILATION_CACHE": str(tmp_path)}
+    _gate_open_at_results(call, env)  # fills the store
+    assert _gate_open_at_results(call, env) == f"[{released}]"
 
 
 def test_extending_a_run_releases_the_preload_before_its_results(tmp_path):

@@ -314,3 +314,33 @@ def test_output_types_come_from_a_trace_until_the_program_is_compiled_or_stored(
     loaded = _stored.STATS["loaded"]
     assert signature((warm.out_types(*args),)) == signature((traced,))
     assert _stored.STATS["loaded"] == loaded + 1
+
+
+@pytest.mark.parametrize("x64", [True, False])
+def test_signature_reads_the_types_a_program_receives(x64):
+    """`signature` reads concrete arrays' types directly (a program is looked up by it at every call):
+    the same as ``jax.typeof`` gives, host arrays in the precision the program gets, weak Python scalars,
+    key arrays."""
+    leaves = [
+        np.zeros(4),
+        np.zeros((2, 3), np.float32),
+        np.zeros(3, np.int64),
+        np.zeros(2, bool),
+        np.int64(5),
+        np.float64(0.5),
+        2,
+        1.5,
+        jax.numpy.zeros((2, 2)),
+        jax.numpy.asarray(1.0) * 2,  # weak
+        jax.numpy.int32(0),
+        jax.random.key(0),
+        jax.random.split(jax.random.key(0), 3),
+        jax.random.PRNGKey(0),
+        jax.ShapeDtypeStruct((3,), np.float32, weak_type=True),
+    ]
+    with jax.enable_x64(x64):
+        expected = []
+        for x in leaves:
+            t = x if isinstance(x, jax.ShapeDtypeStruct) else jax.typeof(x)
+            expected.append((tuple(t.shape), str(t.dtype), bool(getattr(t, "weak_type", False))))
+        assert signature((leaves,))[1] == tuple(expected)

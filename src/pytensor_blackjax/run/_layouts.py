@@ -17,7 +17,6 @@ The driver calls every layout alike: ``init``, ``warmup``, ``finish_warmup``, ``
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
@@ -26,7 +25,7 @@ from jax.sharding import Mesh
 from threadpoolctl import threadpool_limits
 
 from pytensor_blackjax.run._keys import root_key, split_chains
-from pytensor_blackjax.run._layout_base import ChainLayout, host, jit_all, stack
+from pytensor_blackjax.run._layout_base import ChainLayout, available_cores, host, jit_all, stack
 from pytensor_blackjax.run._programs import Programs
 from pytensor_blackjax.run._sharded import Sharded, chain_mesh
 
@@ -40,13 +39,6 @@ __all__ = [
     "chain_mesh",
     "choose_layout",
 ]
-
-
-def available_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _index(tree, i):
