@@ -249,7 +249,7 @@ class ChainLayout:
         and the GIL free), or where the chains leave a core idle. With every program loaded from the
         program store and a chain on every core, the import ran beside the chains, shared their cores
         and their GIL, and cost more than after them (warm runs, 4 chains on 2 cores, paired whole
-        processes: arK, rat tumors 1.06x, kidiq 1.04x the wall time); `_preload.results` imports it
+        processes: arK and rat tumors 1.06x, kidiq 1.04x the wall time); `_preload.results` imports it
         at the end then."""
         if STATS["compiled"] > compiled_before or available_cores() > self.chains:
             release_preload()

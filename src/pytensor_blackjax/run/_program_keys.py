@@ -105,10 +105,10 @@ def _dtype_name(dtype: Any) -> str:
 
 
 def _leaf_type(x: Any) -> tuple:
-    # a concrete JAX array keeps its abstract type: read directly (``jax.typeof`` and
-    # ``str(dtype)`` were ~15 us a leaf, ~0.05 s of a small model's run; a program is looked up by its
-    # signature at every call); host arrays and Python scalars go through ``jax.typeof``, which turns
-    # them into the types a program receives (float64 -> float32 without x64, weak Python scalars)
+    # read directly where the type is at hand (``jax.typeof`` and ``str(dtype)`` were ~15 us a leaf,
+    # ~0.05 s of a small model's run; a program is looked up by its signature at every call): a
+    # concrete JAX array's own abstract type, a host array's shape and the dtype a program receives
+    # (float64 -> float32 without x64); Python and NumPy scalars (weak types) go through ``jax.typeof``
     if isinstance(x, jax.ShapeDtypeStruct):
         return tuple(x.shape), _dtype_name(x.dtype), bool(x.weak_type)
     if isinstance(x, np.ndarray):
