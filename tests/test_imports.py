@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import pytensor_blackjax as pbj
@@ -117,3 +118,46 @@ def test_import_changes_no_jax_setting():
         "print(sorted(k for k in before if before[k] != after.get(k)), jax.config.read('jax_enable_x64'))"
     )
     assert _python(code) == "[] False"
+
+
+def test_a_result_leaves_dask_unloaded():
+    # xarray's own path checks every coordinate array for dask, importing it when it is installed
+    code = (
+        "import sys, numpy as np\n"
+        "from pytensor_blackjax.results import make_datatree\n"
+        "make_datatree({'posterior': {'x': np.zeros((2, 3, 2))}}, dims={'x': ['g']},"
+        " coords={'g': ['a', 'b']}, observed={'y': np.ones(2)})\n"
+        "print('dask' in sys.modules)"
+    )
+    assert _python(code) == "False"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.5, 2.5, 4.0],
+        ["a", "bb", "c"],
+        np.array([3, 1, 2], np.int32),
+        [True, False, True],
+        np.array(["2020-01-01", "2020-02-01", "2021-01-01"], "datetime64[ns]"),
+        [1, "b", 2.5],
+    ],
+    ids=["float", "str", "int32", "bool", "datetime", "object"],
+)
+def test_result_coordinates_are_those_xarray_makes(values):
+    import xarray as xr
+
+    from pytensor_blackjax.results import make_datatree
+
+    draws = np.random.default_rng(0).normal(size=(2, 4, 3))
+    tree = make_datatree({"posterior": {"x": draws}}, dims={"x": ["g"]}, coords={"g": values})
+    plain = xr.Dataset(
+        {"x": (("chain", "draw", "g"), draws)},
+        coords={"chain": np.arange(2), "draw": np.arange(4), "g": values},
+    )
+    made = tree["posterior"].to_dataset()
+    assert made.drop_attrs().identical(plain)
+    for name in plain.coords:
+        assert made[name].dtype == plain[name].dtype
+        assert made.indexes[name].equals(plain.indexes[name])
+        assert made.indexes[name].dtype == plain.indexes[name].dtype

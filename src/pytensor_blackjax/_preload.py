@@ -1,11 +1,10 @@
 """Loading the results side (xarray, pandas) in the background while a run compiles and samples.
 
 Sampling itself needs JAX, Blackjax and PyTensor only; the DataTree at the end needs xarray and pandas,
-whose import costs about half a second, and xarray's first index imports ``dask.base`` (when dask is
-installed). ``sample`` calls `preload` first: a daemon thread imports them and builds a tiny DataTree
-while the main thread waits on XLA (compilation and the chains release the GIL), and `results`
-returns the module once it is there. Python's per-module import locks make the two threads agree on one
-import.
+whose import costs about half a second. ``sample`` calls `preload` first: a daemon thread imports them
+and builds a tiny DataTree while the main thread waits on XLA (compilation and the chains release the
+GIL), and `results` returns the module once it is there. Python's per-module import locks make the two
+threads agree on one import.
 
 The import is GIL-bound Python, as tracing and lowering a run's programs are: on a first run the two
 shared one core's worth of GIL and the longest compilation started ~0.75 s later (rat tumors and arK on
@@ -32,8 +31,8 @@ def _load() -> None:
     _GO.wait()
     try:
         results = import_module(RESULTS)
-        # the first DataTree imports what xarray loads on first use (``dask.base`` for an index, when
-        # dask is installed) and reads the library versions; here, not after the draws are in
+        # the first DataTree imports what xarray loads on first use and reads the library versions;
+        # here, not after the draws are in
         import numpy as np
 
         results.make_datatree({"posterior": {"x": np.zeros((1, 1))}})
