@@ -15,6 +15,10 @@ from xarray.indexes import PandasIndex
 
 __all__ = ["library_versions", "make_datatree"]
 
+# dtype kinds xarray converts on its own path (object, datetime, timedelta): values of these kinds are
+# handed to it as given; others are built directly, without its duck-array checks
+_XARRAY_CONVERTS = "OMm"
+
 _LIBRARIES = ("pytensor-blackjax", "pytensor", "jax", "blackjax", "arviz-base", "xarray", "numpy")
 
 
@@ -49,7 +53,7 @@ def _variable(dims: Sequence[str], values: Any) -> xr.Variable | tuple:
     is installed (0.1 s of CPU after a run's own imports, 0.3 s alone). Object, datetime and timedelta
     arrays take xarray's usual path, which converts them."""
     array = np.asarray(values)
-    if array.dtype.kind in "OMm":
+    if array.dtype.kind in _XARRAY_CONVERTS:
         return (tuple(dims), values)
     return xr.Variable(tuple(dims), array, fastpath=True)
 
@@ -63,7 +67,7 @@ def _coordinates(values: Mapping[str, Any]) -> xr.Coordinates:
     indexes: dict[Hashable, xr.Index] = {}
     for dim, given in values.items():
         array = np.asarray(given)
-        if array.dtype.kind in "OMm":
+        if array.dtype.kind in _XARRAY_CONVERTS:
             made = xr.Coordinates({dim: ((dim,), given)})
             variables.update(made.variables)
             indexes.update(made.xindexes)
