@@ -84,17 +84,38 @@ def test_a_compiling_run_releases_the_preload_before_its_results():
     assert _gate_open_at_results(call, {**os.environ, "PBJ_COMPILATION_CACHE": "off"}) == "[True]"
 
 
-@pytest.mark.parametrize(("cores", "released"), [(2, False), (3, True)])
-def test_a_run_from_the_store_releases_the_preload_only_beside_an_idle_core(tmp_path, cores, released):
-    # programs loaded, 2 chains: on 2 cores the import would share the chains' cores and GIL, so it waits
-    # for the draws; with a core to spare it runs beside them
+def test_a_run_from_the_store_releases_the_preload_before_its_results(tmp_path):
+    # programs loaded, a chain on every core: the import runs beside the chains, at the lowest priority
     call = (
-        f"import pytensor_blackjax.run._layout_base as lb; lb.available_cores = lambda: {cores}\n"
+        "import pytensor_blackjax.run._layout_base as lb; lb.available_cores = lambda: 2\n"
         "pbj.sample(pbj.examples.rat_tumors(), draws=20, tune=20, chains=2, seed=1, progressbar=False)"
     )
     env = {**os.environ, "PBJ_COMPILATION_CACHE": str(tmp_path)}
     _gate_open_at_results(call, env)  # fills the store
-    assert _gate_open_at_results(call, env) == f"[{released}]"
+    assert _gate_open_at_results(call, env) == "[True]"
+
+
+def test_the_import_yields_the_cpu_and_the_gil_and_restores_the_switch_interval(tmp_path):
+    # a stand-in for the results side records the importing thread's nice value and switch interval
+    (tmp_path / "probe.py").write_text(
+        "import os, sys, threading\n"
+        "seen = (os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), sys.getswitchinterval())\n"
+    )
+    code = (
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from pytensor_blackjax import _preload\n"
+        "_preload.RESULTS = 'probe'\n"
+        "before = (os.getpriority(os.PRIO_PROCESS, 0), sys.getswitchinterval())\n"
+        "_preload.preload(); _preload.release(); _preload._THREAD.join()\n"
+        "import probe\n"
+        "print(before, probe.seen, (os.getpriority(os.PRIO_PROCESS, 0), sys.getswitchinterval()))"
+    )
+    before, seen, after = (eval(part) for part in _python(code).replace(") (", ")|(").split("|"))
+    assert after == before  # the main thread's priority and Python's switch interval are as they were
+    assert seen[1] == pytest.approx(min(before[1], _preload.SWITCH_INTERVAL))
+    if sys.platform.startswith("linux"):  # a thread's own nice value; elsewhere it is left alone
+        assert seen[0] == max(before[0], _preload.LOWEST_PRIORITY)
 
 
 def test_extending_a_run_releases_the_preload_before_its_results(tmp_path):

@@ -9,12 +9,20 @@ threads agree on one import.
 The import is GIL-bound Python, as tracing and lowering a run's programs are: on a first run the two
 shared one core's worth of GIL and the longest compilation started ~0.75 s later (rat tumors and arK on
 2 cores). So the thread starts importing only at `release`: the chain layout calls it once its programs
-are loaded from the program store or traced and lowered, when XLA compiles without the GIL; `results`
-releases it too, so a run that never gets that far still gets its module.
+are loaded from the program store or traced and lowered, when XLA compiles or the chains run without
+the GIL; `results` releases it too, so a run that never gets that far still gets its module.
+
+Beside running chains the import must not slow them: it runs at the lowest CPU priority (on Linux,
+where a thread has its own nice value), so it takes the cores only when the chains leave them idle, and
+with a short GIL switch interval (`SWITCH_INTERVAL`, Python's is 5 ms; restored afterwards), so a
+chain's thread that needs the GIL between two programs gets it back at once instead of waiting out
+the importing thread's turn.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from importlib import import_module
 from types import ModuleType
@@ -22,6 +30,8 @@ from types import ModuleType
 __all__ = ["RESULTS", "preload", "release", "results"]
 
 RESULTS = "pytensor_blackjax.results"
+LOWEST_PRIORITY = 19  # the nice value of the importing thread
+SWITCH_INTERVAL = 1e-4  # seconds: the GIL switch interval while the import runs
 _LOCK = threading.Lock()
 _THREAD: threading.Thread | None = None
 _GO = threading.Event()
@@ -29,6 +39,10 @@ _GO = threading.Event()
 
 def _load() -> None:
     _GO.wait()
+    _lowest_priority()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
+    ours = sys.getswitchinterval()  # as Python stores it (whole microseconds)
     try:
         results = import_module(RESULTS)
         # the first DataTree imports what xarray loads on first use and reads the library versions;
@@ -38,6 +52,19 @@ def _load() -> None:
         results.make_datatree({"posterior": {"x": np.zeros((1, 1))}})
     except Exception:  # noqa: BLE001 - the main thread's own import reports the error
         pass
+    finally:
+        if sys.getswitchinterval() == ours:  # unless changed meanwhile
+            sys.setswitchinterval(interval)
+
+
+def _lowest_priority() -> None:
+    """Give the calling thread the lowest CPU priority, where a thread has one of its own (Linux: the
+    nice value is per thread; elsewhere it is the process's, which is left alone)."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
+        except OSError:  # not permitted here: the import runs at the priority it has
+            pass
 
 
 def preload() -> None:

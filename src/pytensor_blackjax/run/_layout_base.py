@@ -25,7 +25,7 @@ from pytensor_blackjax.run._programs import (
     map_programs,
     vmap_over_chains,
 )
-from pytensor_blackjax.run._stored import STATS, wait_for_lowerings
+from pytensor_blackjax.run._stored import wait_for_lowerings
 
 __all__ = ["ChainLayout", "available_cores", "host", "jit_all", "stack"]
 
@@ -201,7 +201,6 @@ class ChainLayout:
             return
         p, (chains, dims) = self.programs, start_shape
         init_args, key = self._ahead_args(start_shape)
-        compiled_before = STATS["compiled"]
         # one chunk of draws, flattened over chains, as `constrain` receives it
         flat = jax.ShapeDtypeStruct((chains * chunk, dims), np.float64)
         cancel, side = self._cancel, self._side
@@ -225,7 +224,7 @@ class ChainLayout:
             # the warmup program is lowered beside this thread meanwhile; then XLA compiles without the
             # GIL, and the results side can import (`_preload`) without delaying a trace
             wait_for_lowerings()
-            self._release_preload_if_spare(compiled_before)
+            release_preload()
             steps = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
             steps.append(lambda: p.constrain.compiled(flat, self.data))
             if with_log_likelihood:
@@ -239,20 +238,9 @@ class ChainLayout:
             try:
                 compile_ahead()
             finally:
-                self._release_preload_if_spare(compiled_before)
+                release_preload()
 
         self._prepared = _start_compiling(compile_ahead_then_release)
-
-    def _release_preload_if_spare(self, compiled_before: int) -> None:
-        """Let the results side import (`_preload`) beside the run where that costs the run no core:
-        while XLA compiles (a program of this run was compiled, not loaded: compilation leaves cores
-        and the GIL free), or where the chains leave a core idle. With every program loaded from the
-        program store and a chain on every core, the import ran beside the chains, shared their cores
-        and their GIL, and cost more than after them (warm runs, 4 chains on 2 cores, paired whole
-        processes: arK and rat tumors 1.06x, kidiq 1.04x the wall time); `_preload.results` imports it
-        at the end then."""
-        if STATS["compiled"] > compiled_before or available_cores() > self.chains:
-            release_preload()
 
     def await_prepared(self, stop: Callable[[], bool]) -> bool:
         """Wait for the programs compiling in the background; False as soon as ``stop()`` is true
