@@ -221,8 +221,9 @@ class ChainLayout:
                     beside(lambda: p.window_end.compiled(carry))
             p.warmup_init.compiled(*init_args)
             state, params = p.finish.compiled(carry).out_info
-            # the warmup program is lowered beside this thread meanwhile; then XLA compiles without the
-            # GIL, and the results side can import (`_preload`) without delaying a trace
+            # the warmup program is lowered beside this thread meanwhile; then XLA compiles (or, with the
+            # programs loaded from the store, the chains run) without the GIL, and the results side can
+            # import (`_preload`, yielding cores and GIL to the chains) without delaying a trace
             wait_for_lowerings()
             release_preload()
             steps = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
