@@ -101,6 +101,21 @@ def test_resume_something_that_is_not_a_store(tmp_path):
         pbj.resume(str(tmp_path / "file.zarr"))
 
 
+def test_results_written_with_out_are_not_a_run_store(model, tmp_path):
+    # what `run --out` writes (DataTree.to_zarr) is read, never resumed: the error says so, not "corrupt"
+    results = tmp_path / "results.zarr"
+    pbj.sample(model, **QUICK).to_zarr(results, consolidated=False)
+    expected = r"'.*results\.zarr' holds results written by .*--out.* not the store of a run.*store=PATH"
+    with pytest.raises(StoreError, match=expected):
+        pbj.resume(str(results))
+    with pytest.raises(StoreError, match=expected):
+        pbj.extend(str(results), draws=10)
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / ".zgroup").write_text('{"zarr_format": 2}')
+    with pytest.raises(StoreError, match=r"'.*v2' holds Zarr v2 data, not the store of a run"):
+        pbj.resume(str(tmp_path / "v2"))
+
+
 def test_resume_an_unreadable_store(tmp_path, monkeypatch):
     from pathlib import Path
 

@@ -181,6 +181,8 @@ def _root_attrs(path: Path) -> dict:
             "pbj.sample(..., store=path))."
         )
     meta = path / "zarr.json"
+    if path.is_dir() and not meta.exists() and (path / ".zgroup").exists():
+        raise _not_a_run_store(path, "Zarr v2 data")
     if not path.is_dir() or not meta.exists():
         raise corrupt(path, "no zarr.json at its root")
     try:
@@ -197,9 +199,29 @@ def _root_attrs(path: Path) -> dict:
             f"store {str(path)!r} has format {version}, newer than this release reads (formats "
             f"{LEGACY_FORMAT}-{FORMAT}); resume it with the release that wrote it (or a newer one)."
         )
+    results = any((path / group / "zarr.json").exists() for group in DRAW_GROUPS)
+    if version is None and results and not (path / SIDE_DIR).exists():  # not a damaged run store
+        raise _not_a_run_store(
+            path, "results written by `pytensor-blackjax run --out` or DataTree.to_zarr", results=True
+        )
     if version not in (LEGACY_FORMAT, FORMAT):
         raise corrupt(path, f"pbj_store_format is {version!r}, expected {FORMAT}")
     return attrs
+
+
+def _not_a_run_store(path: Path, kind: str, *, results: bool = False) -> StoreError:
+    """A Zarr folder of another kind: nothing is wrong with it, it is just not a run's store."""
+    read = (
+        " it can be read (xarray.open_datatree, pytensor-blackjax summary or report) but not resumed or "
+        "extended."
+        if results
+        else " it cannot be resumed or extended."
+    )
+    return StoreError(
+        f"'{path}' holds {kind}, not the store of a run (pbj.sample(..., store=path), or --store on the "
+        f"command line):{read} To continue a run later, sample it with store=PATH (--store PATH) and "
+        "resume or extend that store."
+    )
 
 
 def _stored_model(path: Path, attrs: dict) -> Model:
