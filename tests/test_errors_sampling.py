@@ -27,6 +27,12 @@ def test_counts_must_be_positive_integers(model, name, value):
         pbj.sample(model, **{**QUICK, name: value})
 
 
+@pytest.mark.parametrize(("name", "example"), [("chains", 4), ("chunk_size", 100), ("draws", 1000)])
+def test_a_bad_count_suggests_a_typical_value(model, name, example):
+    with pytest.raises(ValueError, match=rf"{name}=0 is not valid: .*, e\.g\. {name}={example}\.$"):
+        pbj.sample(model, **{**QUICK, name: 0})
+
+
 def test_tune_may_be_zero_but_not_negative(model):
     with pytest.raises(ValueError, match=r"tune=-1 is not valid: tune must be an integer >= 0"):
         pbj.sample(model, **{**QUICK, "tune": -1})

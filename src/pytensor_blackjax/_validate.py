@@ -11,10 +11,25 @@ import numpy as np
 __all__ = ["check_count", "check_data", "check_seed"]
 
 
+# a typical value of each count, for the error message; 1000 for the rest (draws, tune, simulations)
+EXAMPLES = {
+    "chains": 4,
+    "thin": 1,
+    "chunk_size": 100,
+    "workers": 2,
+    "threads_per_worker": 1,
+    "fits_at_once": 4,
+    "batch_size": 64,
+    "studies": 200,
+    "num_ranks": 100,
+}
+
+
 def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        example = EXAMPLES.get(name, 1000)
         raise ValueError(
-            f"{name}={value!r} is not valid: {name} must be an integer >= {minimum}, e.g. {name}=1000."
+            f"{name}={value!r} is not valid: {name} must be an integer >= {minimum}, e.g. {name}={example}."
         )
     return int(value)
 
