@@ -158,6 +158,20 @@ def test_bad_sampler_name_is_one_line(model_file):
     assert "sampler='bogus' is not known" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("--ess", 400, "--draws", 100), r"--draws 100 and --ess 400 were both given: .*give one of them"),
+        (("--max-draws", 500), r"--max-draws 500 caps a run that samples until precise enough; add --ess N"),
+    ],
+)
+def test_length_options_that_contradict_are_one_line(model_file, args, match):
+    result = invoke("run", model_file, *args, "--no-progress")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error:") and result.stderr.count("\n") == 1, result.stderr
+    assert re.search(match, result.stderr), result.stderr
+
+
 def test_usage_errors_from_main_are_one_line(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "x.py", "--draws", "-3"])

@@ -12,6 +12,7 @@ import typer
 from pytensor_blackjax.cli._console import err_console, out_console, print_error, print_summary
 from pytensor_blackjax.cli._io import UserError, load_model_file, read_results
 from pytensor_blackjax.cli._options import (
+    MAX_DRAWS,
     Chains,
     Draws,
     Ess,
@@ -116,7 +117,7 @@ def run(
     port: WatchPort = None,
     open_browser: OpenBrowser = False,
     ess: Ess = None,
-    max_draws: MaxDraws = 100_000,
+    max_draws: MaxDraws = None,
     keep_warmup: Annotated[
         bool,
         typer.Option("--keep-warmup", help="Keep the warmup draws (warmup_posterior, warmup_sample_stats)."),
@@ -139,6 +140,7 @@ def run(
     with _user_errors(ctx):
         if watch and store is None:
             raise UserError("--watch follows the run through its store; add --store run.zarr (a new path).")
+        _check_length_options(draws, ess, max_draws)
         loaded = load_model_file(model)
         tree = _sample(
             loaded,
@@ -257,12 +259,28 @@ def resume(
         _finish(tree, out=out, max_rows=max_rows)
 
 
-def _until_option(ess: float | None, max_draws: int) -> dict:
+def _check_length_options(draws: int | None, ess: float | None, max_draws: int | None) -> None:
+    """--draws (a fixed length) or --ess (until precise enough, capped by --max-draws)."""
+    if draws is not None and ess is not None:
+        raise UserError(
+            f"--draws {draws} and --ess {ess:g} were both given: --draws samples that many draws per chain, "
+            "--ess samples until every scalar's bulk and tail ESS reach it (cap it with --max-draws); give "
+            "one of them."
+        )
+    if ess is None and max_draws is not None:
+        raise UserError(
+            f"--max-draws {max_draws} caps a run that samples until precise enough; add --ess N (e.g. --ess "
+            "400), or give --draws N for a fixed number of draws per chain."
+        )
+
+
+def _until_option(ess: float | None, max_draws: int | None) -> dict:
     import pytensor_blackjax as pbj
 
     if ess is None:
         return {}
-    return {"until": pbj.Until(ess_bulk=ess, ess_tail=ess, rhat=1.01, max_draws=max_draws)}
+    cap = MAX_DRAWS if max_draws is None else max_draws
+    return {"until": pbj.Until(ess_bulk=ess, ess_tail=ess, rhat=1.01, max_draws=cap)}
 
 
 @app.command()
@@ -272,8 +290,12 @@ def extend(
     draws: Annotated[int | None, typer.Option(min=1, help="Draws more per chain.")] = None,
     ess: Ess = None,
     max_draws: Annotated[
-        int, typer.Option(min=1, help="With --ess: draws per chain at most, the earlier ones included.")
-    ] = 100_000,
+        int | None,
+        typer.Option(
+            min=1,
+            help=f"With --ess: draws per chain at most, the earlier ones included (default {MAX_DRAWS}).",
+        ),
+    ] = None,
     model: StoredModel = None,
     out: Out = None,
     progress: ProgressFlag = True,
@@ -291,6 +313,7 @@ def extend(
             raise UserError(
                 "give one of --draws N (that many more draws per chain) or --ess N (until ESS >= N)."
             )
+        _check_length_options(draws, ess, max_draws)
         loaded = load_model_file(model) if model is not None else None
         until = _until_option(ess, max_draws)
         tree = warnings_as_lines(pbj.extend, store, draws=draws, model=loaded, progressbar=progress, **until)

@@ -70,7 +70,10 @@ Ess = Annotated[
         help="Sample until every scalar has bulk and tail ESS >= this and R-hat <= 1.01 (not with --draws).",
     ),
 ]
-MaxDraws = Annotated[int, typer.Option(min=1, help="With --ess: draws per chain at most.")]
+MAX_DRAWS = 100_000  # pbj.Until's default cap, draws per chain
+MaxDraws = Annotated[
+    int | None, typer.Option(min=1, help=f"With --ess: draws per chain at most (default {MAX_DRAWS}).")
+]
 WatchPort = Annotated[
     int | None, typer.Option("--port", min=1, max=65535, help="Port of the live page (default: a free one).")
 ]
