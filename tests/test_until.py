@@ -17,6 +17,7 @@ import pytest
 from arviz_stats.base import array_stats
 
 import pytensor_blackjax as pbj
+from pytensor_blackjax.results import TAIL_PROB
 from pytensor_blackjax.run import _until
 from pytensor_blackjax.run._until import (
     FIRST_CHECK,
@@ -46,7 +47,10 @@ def gaussian():
 
 
 def worst_ess(tree, method):
-    ess = arviz_stats.ess(tree["posterior"].to_dataset(), method=method)
+    """The lowest ESS over every scalar; tail ESS at the 5% and 95% quantiles, as `Until` checks it
+    (ArviZ 1.x without ``prob`` measures other quantiles: `test_the_summary_shows_the_tail_ess_checked`)."""
+    prob = {"prob": TAIL_PROB} if method == "tail" else {}
+    ess = arviz_stats.ess(tree["posterior"].to_dataset(), method=method, **prob)
     return min(float(np.min(ess[k].values)) for k in ess.data_vars)
 
 
@@ -194,6 +198,23 @@ def test_until_ess_1000_meets_it_and_is_right(chain_method):
     assert np.all(z < 5), z
     assert np.all(np.abs(x.std(0) / SCALES - 1) < 0.1)
     assert tree["posterior"].sizes["draw"] < 20_000 and tree["posterior"].sizes["draw"] % 100 == 0
+
+
+def test_the_summary_shows_the_tail_ess_checked():
+    # the summary table (CLI, report) shows the tail ESS the run stopped on, not ArviZ 1.x's default,
+    # which measures the 11% and 89% quantiles and here differs by far more than rounding
+    from pytensor_blackjax.cli._report import checks, summary_table
+
+    until = pbj.Until(ess_bulk=400, ess_tail=400, rhat=1.01, max_draws=5_000)
+    tree = pbj.sample(gaussian(), until=until, chains=4, seed=5, tune=300, progressbar=False)
+    table = summary_table(tree)
+    assert table["ess_tail"].min() == pytest.approx(tree.attrs["until_ess_tail"], rel=1e-8)
+    assert table["ess_tail"].min() == pytest.approx(worst_ess(tree, "tail"), rel=1e-8)
+    assert table["ess_bulk"].min() == pytest.approx(tree.attrs["until_ess_bulk"], rel=1e-8)
+    arviz_default = arviz_stats.ess(tree["posterior"].to_dataset(), method="tail")
+    assert abs(float(np.min(arviz_default["x"].values)) / tree.attrs["until_ess_tail"] - 1) > 1e-3
+    tail = next(c for c in checks(tree) if c.name == "ESS (tail)")  # the report's diagnostics
+    assert tail.value == pytest.approx(tree.attrs["until_ess_tail"], rel=1e-8)
 
 
 @pytest.mark.filterwarnings("ignore:sampling diagnostics:pytensor_blackjax.SamplingWarning")  # x is unchecked

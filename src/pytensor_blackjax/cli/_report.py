@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pytensor_blackjax.results import RHAT_MAX, Convergence, Diagnostic, diagnostics, is_approximate
+from pytensor_blackjax.results import (
+    RHAT_MAX,
+    TAIL_PROB,
+    Convergence,
+    Diagnostic,
+    diagnostics,
+    is_approximate,
+)
 
 __all__ = ["build_report", "checks", "flagged", "formatted", "summary_table"]
 
@@ -18,7 +25,8 @@ MAX_TABLE_ROWS = 500
 
 
 def summary_table(tree: xr.DataTree) -> pd.DataFrame:
-    """ArviZ's summary of the posterior: mean, sd, interval, ESS, R-hat and MCSE per entry, unrounded.
+    """ArviZ's summary of the posterior: mean, sd, interval, ESS, R-hat and MCSE per entry, unrounded;
+    tail ESS at the 5% and 95% quantiles (`TAIL_PROB`, as `pbj.Until` checks it).
 
     Example:
         >>> summary_table(tree).loc["alpha", "r_hat"]
@@ -30,8 +38,24 @@ def summary_table(tree: xr.DataTree) -> pd.DataFrame:
     with warnings.catch_warnings():
         # Very short runs give NaN diagnostics with numpy warnings; the table shows them as nan.
         warnings.simplefilter("ignore", RuntimeWarning)
-        table = arviz_stats.summary(tree, kind=kind, round_to="none")
-        return pd.DataFrame(table).apply(pd.to_numeric, errors="coerce")
+        table = pd.DataFrame(arviz_stats.summary(tree, kind=kind, round_to="none"))
+        table = table.apply(pd.to_numeric, errors="coerce")
+        if "ess_tail" in table:
+            table["ess_tail"] = _tail_ess(tree, len(table))
+        return table
+
+
+def _tail_ess(tree: xr.DataTree, rows: int) -> np.ndarray:
+    """Tail ESS at `TAIL_PROB` of every entry, in the summary's row order (variables in order, each
+    flattened as NumPy does: the order of ArviZ's summary)."""
+    import arviz_stats
+
+    posterior = tree["posterior"].to_dataset()
+    ess = arviz_stats.ess(posterior, method="tail", prob=TAIL_PROB)
+    values = np.concatenate([np.ravel(ess[name].values) for name in posterior.data_vars])
+    if values.shape != (rows,):  # not one entry per row: a layout this code does not know
+        raise ValueError(f"tail ESS of {values.size} entries for a summary of {rows} rows")
+    return values.astype(float)
 
 
 def _format(column: str, value: float, digits: int = 4) -> str:
@@ -123,9 +147,13 @@ def _settings_rows(tree: xr.DataTree) -> str:
             continue
         if key == "interrupted":
             value = "yes" if value else "no"
+        elif key == "draws" and "stop_reason" in attrs:  # an until-run: `draws` is its cap
+            value = f"{attrs.get('num_draws_completed', '?')} (sampled until precise enough; cap {value})"
         elif isinstance(value, float | np.floating):
             value = f"{value:.2f}"
         rows.append(f"<tr><td>{label}</td><td>{html.escape(str(value))}</td></tr>")
+        if key == "draws" and "stop_reason" in attrs:
+            rows.append(f"<tr><td>Stopped</td><td>{html.escape(_stopped(attrs))}</td></tr>")
     versions = ", ".join(
         f"{k[len('version_') :]} {v}"
         for k, v in attrs.items()
@@ -134,6 +162,25 @@ def _settings_rows(tree: xr.DataTree) -> str:
     if versions:
         rows.append(f"<tr><td>Versions</td><td>{html.escape(versions)}</td></tr>")
     return "\n".join(rows)
+
+
+def _stopped(attrs) -> str:
+    """Why an until-run stopped, with the figures of its last check."""
+    figures = [
+        f"{label} {attrs[key]:{spec}}"
+        for key, label, spec in (
+            ("until_ess_bulk", "lowest bulk ESS", ".0f"),
+            ("until_ess_tail", "lowest tail ESS", ".0f"),  # at TAIL_PROB, as the summary's
+            ("until_rhat", "highest R-hat", ".3f"),
+        )
+        if isinstance(attrs.get(key), float | int | np.number) and np.isfinite(attrs[key])
+    ]
+    text = str(attrs["stop_reason"]).replace("_", " ")
+    if figures:
+        text += "; " + ", ".join(figures)
+    if attrs.get("until_worst_variable"):
+        text += f"; furthest from its targets: {attrs['until_worst_variable']}"
+    return text
 
 
 def _summary_html(tree: xr.DataTree) -> str:

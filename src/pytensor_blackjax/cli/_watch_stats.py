@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pytensor_blackjax.results import EBFMI_MIN, ESS_PER_CHAIN_MIN, RHAT_MAX, ebfmi
+from pytensor_blackjax.results import EBFMI_MIN, ESS_PER_CHAIN_MIN, RHAT_MAX, TAIL_PROB, ebfmi
 from pytensor_blackjax.store._watch_read import CommittedDraws, StoreStatus, read_status
 
 __all__ = [
@@ -138,7 +138,7 @@ def _diagnostics(labels: list[str], columns: np.ndarray) -> tuple[DiagnosticRow,
     with np.errstate(all="ignore"):
         rhat = arviz_stats.rhat(data)["x"].values if chains > 1 else np.full(len(labels), np.nan)
         bulk = arviz_stats.ess(data, method="bulk")["x"].values
-        tail = arviz_stats.ess(data, method="tail")["x"].values
+        tail = arviz_stats.ess(data, method="tail", prob=TAIL_PROB)["x"].values
     return tuple(
         DiagnosticRow(label, float(r), float(b), float(t))
         for label, r, b, t in zip(labels, rhat, bulk, tail, strict=True)

@@ -17,6 +17,7 @@ __all__ = [
     "EBFMI_MIN",
     "ESS_PER_CHAIN_MIN",
     "RHAT_MAX",
+    "TAIL_PROB",
     "TREE_DEPTH_HIT_MAX",
     "Diagnostic",
     "divergence_check",
@@ -33,6 +34,11 @@ RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
 EBFMI_MIN = 0.3
 TREE_DEPTH_HIT_MAX = 0.01  # fraction of draws whose trajectory stopped at the maximum depth
+# Tail ESS at the 5% and 95% quantiles (Vehtari et al. 2021; Stan's and ArviZ 0.x's definition), as
+# `pbj.Until` checks it: ``arviz_stats.ess(..., method="tail", prob=TAIL_PROB)``. Without ``prob``, ArviZ
+# 1.x (and its summary) takes the interval probability ``stats.ci_prob`` (0.89) and measures the 11% and
+# 89% quantiles instead: other numbers.
+TAIL_PROB = 0.05
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ computed for every scalar together instead of one scalar at a time: one sort of 
 rank transform for all scalars, one batched FFT autocovariance for all chains of all scalars, and
 Geyer's initial positive and monotone sequences as array operations (a running minimum of the lag-pair
 sums). The rank transform of the split chains is shared by bulk ESS and R-hat. Results agree with
-``arviz_stats.ess(method="bulk" | "tail")``, ``rhat(method="rank")`` and ``rhat_nested`` to rounding
+``arviz_stats.ess(method="bulk")``, ``ess(method="tail", prob=0.05)`` (the 5% and 95% quantiles; without
+``prob`` ArviZ 1.x measures others), ``rhat(method="rank")`` and ``rhat_nested`` to rounding
 (tests/test_until_diagnostics.py). A check runs in blocks of scalars, on every core from
 `PARALLEL_VALUES` draws (`blocked_rank_diagnostics`); a full check of the rat-tumor model (73 scalars,
 4 chains of 2000 draws) costs ~30 ms of CPU, against ~400 ms for ArviZ's per-scalar estimators.
