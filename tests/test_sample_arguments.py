@@ -75,6 +75,10 @@ def test_no_model_and_no_context_says_what_to_pass():
         pbj.sample(**SMALL)
     with pytest.raises(TypeError, match=r"expected a pbj.Model, a CompiledModel or a pymc.Model, got dict"):
         pbj.sample({}, **SMALL)
+    builder = pbj.ModelBuilder()
+    builder.add_logp(-0.5 * builder.param("mu") ** 2)
+    with pytest.raises(TypeError, match=r"got ModelBuilder; pass the model it builds, m\.build\(\)\.$"):
+        pbj.sample(builder, **SMALL)
 
 
 def test_pymc_model_from_the_context_and_as_argument():

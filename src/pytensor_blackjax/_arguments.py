@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from pytensor_blackjax.compile import CompiledModel
-from pytensor_blackjax.model import Model
+from pytensor_blackjax.model import Model, ModelBuilder
 from pytensor_blackjax.samplers import Sampler
 
 __all__ = ["PYMC_EQUIVALENTS", "check_var_names", "reject_unknown", "resolve_model", "with_target_accept"]
@@ -66,9 +66,14 @@ def resolve_model(model: Any) -> Model | CompiledModel:
     if model is None:
         model = _context_model()
     elif not _is_pymc_model(model):
+        fix = (
+            "pass the model it builds, m.build()"
+            if isinstance(model, ModelBuilder)
+            else "build one with pbj.ModelBuilder(...).build(), Model.from_logp or PyMC"
+        )
         raise TypeError(
             f"sample(model): expected a pbj.Model, a CompiledModel or a pymc.Model, got "
-            f"{type(model).__name__}; build one with pbj.ModelBuilder, Model.from_logp or PyMC."
+            f"{type(model).__name__}; {fix}."
         )
     # A pm.Model can grow after a call; the cached translation is reused only while it is unchanged.
     key = (tuple(model.named_vars), _data_key(model))
