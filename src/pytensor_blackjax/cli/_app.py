@@ -279,7 +279,7 @@ def _until_option(ess: float | None, max_draws: int | None) -> dict:
 
     if ess is None:
         return {}
-    cap = MAX_DRAWS if max_draws is None else max_draws
+    cap = pbj.Until.max_draws if max_draws is None else max_draws  # Until's own default
     return {"until": pbj.Until(ess_bulk=ess, ess_tail=ess, rhat=1.01, max_draws=cap)}
 
 

@@ -12,6 +12,7 @@ import typer
 
 from pytensor_blackjax.cli._console import out_console, print_error, print_summary, print_warning
 from pytensor_blackjax.cli._io import UserError, display_path, write_results
+from pytensor_blackjax.run._until_config import Until
 
 __all__ = [
     "Chains",
@@ -70,7 +71,7 @@ Ess = Annotated[
         help="Sample until every scalar has bulk and tail ESS >= this and R-hat <= 1.01 (not with --draws).",
     ),
 ]
-MAX_DRAWS = 100_000  # pbj.Until's default cap, draws per chain
+MAX_DRAWS = Until.max_draws  # the cap `pbj.Until` applies when none is given (draws per chain)
 MaxDraws = Annotated[
     int | None, typer.Option(min=1, help=f"With --ess: draws per chain at most (default {MAX_DRAWS}).")
 ]

@@ -199,8 +199,11 @@ def _root_attrs(path: Path) -> dict:
             f"store {str(path)!r} has format {version}, newer than this release reads (formats "
             f"{LEGACY_FORMAT}-{FORMAT}); resume it with the release that wrote it (or a newer one)."
         )
-    results = any((path / group / "zarr.json").exists() for group in DRAW_GROUPS)
-    if version is None and results and not (path / SIDE_DIR).exists():  # not a damaged run store
+    if (
+        version is None
+        and not (path / SIDE_DIR).exists()  # a run store that lost its attributes is corrupt
+        and any((path / group / "zarr.json").exists() for group in DRAW_GROUPS)
+    ):
         raise _not_a_run_store(
             path, "results written by `pytensor-blackjax run --out` or DataTree.to_zarr", results=True
         )
