@@ -66,3 +66,27 @@ def test_x64_is_switched_on_by_compile_not_by_importing_pytensors_dispatch(float
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["False", "True", "float64"]
+
+
+def test_array_constants_are_held_without_compiling_and_as_copies():
+    import jax
+    import jax.monitoring
+    import numpy as np
+    import pytensor.tensor as pt
+
+    from pytensor_blackjax.compile._jaxify import enable_x64, jaxify
+
+    enable_x64()
+    predictor = np.linspace(-1.0, 1.0, 37)  # a shape no other test makes: PyTensor's way compiled for it
+    scale = np.full((3, 5), 0.25, dtype="float32")
+    beta = pt.dvector("beta")
+    out = pt.sum(beta[0] + beta[1] * pt.as_tensor(predictor)) + pt.sum(pt.as_tensor(scale)) + 2.0
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, seconds, **kw: compiles.append(event) if "backend_compile" in event else None
+    )
+    fn = jaxify([beta], [out])
+    assert compiles == []  # making the function put the constants on the device, compiled nothing
+    predictor[:] = 100.0  # the caller's array changes afterwards: the function keeps its copy
+    (value,) = jax.jit(fn)(np.array([0.5, 2.0]))
+    assert np.isclose(float(value), 37 * 0.5 + 2.0 * np.linspace(-1.0, 1.0, 37).sum() + 15 * 0.25 + 2.0)

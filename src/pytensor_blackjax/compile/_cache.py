@@ -13,12 +13,16 @@ __all__ = ["ProgramCache"]
 class ProgramCache:
     """Values built once per key and kept for the owner's lifetime.
 
-    Two threads asking for the same key at once may both build it; the first result is kept and
-    returned to both (building is pure: tracing and compiling).
+    A value is built once: a thread asking for a key another thread is building waits for that build
+    instead of repeating it (on a first run the start-point and warmup-init programs both need the
+    model's digest at once: building it twice traced the model twice, ~0.1 s of GIL before the warmup
+    program's trace). A build that raises leaves the key unbuilt; the next asker builds it again.
+    Builds of other keys (a build may ask for them) proceed meanwhile.
     """
 
     def __init__(self) -> None:
         self._entries: dict[Hashable, Any] = {}
+        self._building: dict[Hashable, threading.RLock] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
@@ -26,9 +30,15 @@ class ProgramCache:
         with self._lock:
             if key in self._entries:
                 return self._entries[key]
-        value = build()
-        with self._lock:
-            return self._entries.setdefault(key, value)
+            building = self._building.setdefault(key, threading.RLock())
+        with building:
+            with self._lock:
+                if key in self._entries:
+                    return self._entries[key]
+            value = build()
+            with self._lock:
+                self._building.pop(key, None)
+                return self._entries.setdefault(key, value)
 
     def values(self) -> list[Any]:
         with self._lock:
