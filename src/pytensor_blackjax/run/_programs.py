@@ -151,12 +151,18 @@ def build_programs(
 
         def body(carry, i):
             def one(c):
+                # the loop's first carry needs the types of a transition's stats: the transition is
+                # traced once, for them, and JAX's trace cache gives the loop's body that same trace
+                # (inlined: the program is the one a direct call makes). Tracing it a second time was
+                # ~60% of the tracing of this program, on a first run's critical path
+                transition = jax.jit(lambda k, c2: ph.step(k, c2, fixed, adapt), inline=True)
+
                 def inner(state):
                     t, c2, _ = state
-                    c2, stats = ph.step(step_key(key, phase, (start + i) * steps + t), c2, fixed, adapt)
+                    c2, stats = transition(step_key(key, phase, (start + i) * steps + t), c2)
                     return t + 1, c2, stats
 
-                shapes = jax.eval_shape(lambda c2: ph.step(step_key(key, phase, 0), c2, fixed, adapt)[1], c)
+                shapes = jax.eval_shape(transition, step_key(key, phase, 0), c)[1]
                 blank = jax.tree.map(lambda t: jnp.zeros(t.shape, t.dtype), shapes)
                 _, c, stats = jax.lax.while_loop(lambda state: state[0] < steps, inner, (0, c, blank))
                 return c, (*ph.record(c), stats)
