@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -279,8 +280,8 @@ def _until_option(ess: float | None, max_draws: int | None) -> dict:
 
     if ess is None:
         return {}
-    cap = pbj.Until.max_draws if max_draws is None else max_draws  # Until's own default
-    return {"until": pbj.Until(ess_bulk=ess, ess_tail=ess, rhat=1.01, max_draws=cap)}
+    until = pbj.Until(ess_bulk=ess, ess_tail=ess, rhat=1.01)  # with Until's own cap unless one is given
+    return {"until": until if max_draws is None else dataclasses.replace(until, max_draws=max_draws)}
 
 
 @app.command()
