@@ -341,37 +341,33 @@ def main(argv=None):
     runs = {m: {mode: {s: [] for s in systems} for mode in modes} for m in models}
     fixed = {m: {mode: {s: [] for s in systems} for mode in modes} for m in models}
     tiny = {"PBJ_BENCH_DRAWS": "10", "PBJ_BENCH_TUNE": "10"}
+    timed_out = set()  # (model, system): a run past --timeout; the pair's later runs are skipped
+
+    def one(model, system, seed, env):
+        if (model, system) in timed_out:
+            return {"error": f"skipped: an earlier run timed out (over {args.timeout}s)"}
+        r = run_one("worker.py", system, model, seed, timeout=args.timeout, env=env)
+        if r.get("error", "").startswith("timeout"):
+            timed_out.add((model, system))
+        return r
+
     for model in models:
         if "warm" in modes:  # fill every warm cache with the programs of both run sizes; not recorded
             for system in systems:
                 for size in ({},) if args.no_fixed else ({}, tiny):
-                    r = run_one(
-                        "worker.py",
-                        system,
-                        model,
-                        "0",
-                        timeout=args.timeout,
-                        env={**caches.env("warm", system, model), **size},
-                    )
+                    r = one(model, system, "0", {**caches.env("warm", system, model), **size})
                     log(show(f"prime {model} {system}", r))
         for rep in range(args.reps):
             order = systems if rep % 2 == 0 else systems[::-1]
             for mode in modes:
                 for system in order:
                     env = caches.env(mode, system, model)
-                    r = run_one("worker.py", system, model, str(rep + 1), timeout=args.timeout, env=env)
+                    r = one(model, system, str(rep + 1), env)
                     runs[model][mode][system].append(r)
                     log(show(f"rep {rep + 1} {model} {mode} {system}", r))
                     if not args.no_fixed:
                         env = caches.env(mode, system, model)
-                        r = run_one(
-                            "worker.py",
-                            system,
-                            model,
-                            str(rep + 1),
-                            timeout=args.timeout,
-                            env={**env, **tiny},
-                        )
+                        r = one(model, system, str(rep + 1), {**env, **tiny})
                         fixed[model][mode][system].append(r)
                         log(show(f"     fixed {model} {mode} {system}", r))
     new = {}

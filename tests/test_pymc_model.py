@@ -215,3 +215,52 @@ def test_translation_compiles_no_c_code(tmp_path):
     env = {**os.environ, "PYTENSOR_FLAGS": f"compiledir={tmp_path}"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert "lazylinker_c" not in out.stdout and "cvm" not in out.stdout, out.stdout
+
+
+def test_terms_and_log_prior_are_built_on_first_use():
+    # a run reads them only on request (log_prior=True, a log-density that is not finite)
+    model = pbj.Model.from_pymc(eight_schools())
+    assert not model.terms.built and not model.log_prior.built
+    compiled = pbj.compile(model)
+    compiled.flat_logdensity(np.zeros(compiled.num_dims), compiled.data_tuple())
+    assert not model.terms.built and not model.log_prior.built
+    assert list(model.terms) == ["mu", "tau", "z", "y", "tau_penalty"]
+    assert list(model.log_prior) == ["mu", "tau", "z"]
+    assert model.terms.built and model.log_prior.built
+
+
+def test_a_model_pickles_with_its_unbuilt_graphs_built():
+    import pickle
+
+    from pytensor_blackjax.store._model_io import dump_model
+
+    model = pbj.Model.from_pymc(eight_schools())
+    back = pickle.loads(dump_model(model))
+    assert list(back.terms) == list(model.terms) and list(back.log_prior) == list(model.log_prior)
+    assert type(back.terms).__name__ == "mappingproxy"
+
+
+def test_lazy_graphs_build_once_across_threads():
+    import threading
+
+    from pytensor_blackjax.model._model import LazyGraphs
+
+    calls = []
+    barrier = threading.Barrier(8)
+
+    def build():
+        calls.append(1)
+        return {"a": None}
+
+    lazy = LazyGraphs(build)
+
+    def read():
+        barrier.wait()
+        assert list(lazy) == ["a"]
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1

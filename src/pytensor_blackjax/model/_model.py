@@ -6,7 +6,8 @@ A `Model` is pure PyTensor and never touches JAX. Every way in (``Model.from_log
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -18,7 +19,7 @@ from pytensor.tensor.variable import TensorVariable
 
 from pytensor_blackjax.model._shapes import fix_input_shapes
 
-__all__ = ["DataVar", "Model", "Unconstrain"]
+__all__ = ["DataVar", "LazyGraphs", "Model", "Unconstrain"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,56 @@ class Unconstrain:
     unconstrained: TensorVariable
 
 
+class LazyGraphs(Mapping[str, TensorVariable]):
+    """A read-only name -> graph mapping whose graphs are built on first use.
+
+    For the graphs a run reads only on request (``Model.log_prior`` for ``sample(log_prior=True)``,
+    ``Model.terms`` to explain a log-density that is not finite): building them eagerly would put their
+    cost on every run. Thread-safe; pickles as its built graphs (the builder, which may hold a PyMC
+    model, is never pickled).
+
+    Args:
+        build: returns the mapping; called at most once, by the first access of any kind (``len``,
+            iteration, lookup).
+    """
+
+    def __init__(self, build: Callable[[], Mapping[str, TensorVariable]]):
+        self._build: Callable[[], Mapping[str, TensorVariable]] | None = build
+        self._graphs: Mapping[str, TensorVariable] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        return self._graphs is not None
+
+    def _get(self) -> Mapping[str, TensorVariable]:
+        with self._lock:
+            if self._graphs is None:
+                assert self._build is not None
+                self._graphs = MappingProxyType(dict(self._build()))
+                self._build = None  # drop what the builder holds
+            return self._graphs
+
+    def __getitem__(self, name: str) -> TensorVariable:
+        return self._get()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        return f"LazyGraphs({list(self._get())})" if self.built else "LazyGraphs(<not built>)"
+
+    def __reduce__(self) -> tuple:
+        return _frozen, (dict(self._get()),)
+
+
+def _frozen(graphs: dict) -> Mapping:
+    return MappingProxyType(graphs)
+
+
 def identity_unconstrain(values: Sequence[TensorVariable]) -> dict[str, Unconstrain]:
     """Values that are their own constrained variables (``Model.from_logp``)."""
     out = {}
@@ -75,10 +126,12 @@ class Model:
         coords: dimension name -> labels; dims: variable name -> dimension names.
         name: a label used in reports.
         terms: name -> scalar part of ``logp`` (each PyMC variable's log-density, each ``add_logp`` term
-            and Jacobian), evaluated only to say which part is not finite; may be empty.
+            and Jacobian), evaluated only to say which part is not finite; may be empty, or a
+            `LazyGraphs` built when first read.
         log_prior: free variable name -> its pointwise prior log-density (no Jacobian), as PyMC's
             ``compute_log_prior`` gives it, for ``sample(log_prior=True)``; a graph of data and of
-            inputs named after the posterior variables whose (constrained) draws they take. May be empty.
+            inputs named after the posterior variables whose (constrained) draws they take. May be empty,
+            or a `LazyGraphs` built when first read.
         unconstrain: free variable name -> `Unconstrain`, in the order of ``values``: how given
             initial values (constrained) become unconstrained ones; may be empty (no ``initvals``).
     """
@@ -107,7 +160,9 @@ class Model:
             "log_prior",
             "unconstrain",
         ):
-            object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
+            value = getattr(self, attr)
+            if not isinstance(value, LazyGraphs):  # built on first use, already read-only
+                object.__setattr__(self, attr, MappingProxyType(dict(value)))
 
     def __repr__(self) -> str:
         # Data can be large: shapes and dtypes, never values.

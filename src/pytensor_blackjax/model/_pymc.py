@@ -38,7 +38,7 @@ from pytensor.graph.rewriting.basic import in2out, node_rewriter
 from pytensor.raise_op import CheckAndRaise
 from pytensor.tensor.variable import TensorVariable
 
-from pytensor_blackjax.model._model import DataVar, Model, Unconstrain
+from pytensor_blackjax.model._model import DataVar, LazyGraphs, Model, Unconstrain
 
 __all__ = ["initval_names", "model_from_pymc", "rv_shapes"]
 
@@ -224,23 +224,14 @@ def model_from_pymc(pm_model: Any) -> Model:
     shapes = rv_shapes(pm_model)
     value_names, given, unconstrained = _unconstrain_graphs(pm_model, shapes)
     pointwise = pm_model.logp(vars=list(pm_model.observed_RVs), sum=False) if obs_names else []
-    # one factor per basic variable, then per potential, as pm.Model.point_logps names them
-    factors = pm_model.logp(jacobian=True, sum=False)
-    factor_names = [rv.name for rv in pm_model.basic_RVs]
-    factor_names += [p.name or f"potential {i + 1}" for i, p in enumerate(pm_model.potentials)]
-    factors = [pt.sum(f) for f in factors]
 
     values = _value_inputs(pm_model, shapes)
     data_replace, data, derived = _data_inputs(pm_model)
-    priors, prior_replace = _prior_graphs(pm_model, data, shapes)
-    replace = {**values, **data_replace, **prior_replace}
-    parts = [[logp], outputs, pointwise, factors, list(priors.values()), unconstrained]
-    graphs = graph_replace([g for part in parts for g in part], replace, strict=False)
-    ready = iter(_jax_ready(list(graphs), check_bounds=bool(pm_model.check_bounds)))  # type: ignore[arg-type]
-    (logp,), outputs, pointwise, factors, prior_graphs, unconstrained = (
-        [next(ready) for _ in part] for part in parts
+    replace = {**values, **data_replace}
+    check_bounds = bool(pm_model.check_bounds)
+    (logp,), outputs, pointwise, unconstrained = _translate(
+        [[logp], outputs, pointwise, unconstrained], replace, check_bounds
     )
-
     named = {
         name: _dims_of(name, pm_model.named_vars_to_dims)
         for name in [*free_names, *det_names, *obs_names, *data]
@@ -268,13 +259,46 @@ def model_from_pymc(pm_model: Any) -> Model:
         dims=dims,
         name=pm_model.name or "pymc_model",
         source=pm_model,
-        terms=dict(zip(factor_names, factors, strict=True)),
-        log_prior=dict(zip(priors, prior_graphs, strict=True)),
+        terms=LazyGraphs(lambda: _terms(pm_model, replace, check_bounds)),
+        log_prior=LazyGraphs(lambda: _log_prior(pm_model, data, shapes, replace, check_bounds)),
         unconstrain={
             name: Unconstrain(value, y, x)
             for name, value, y, x in zip(free_names, value_names, given, unconstrained, strict=True)
         },
     )
+
+
+def _translate(
+    parts: list[list[TensorVariable]], replace: dict, check_bounds: bool
+) -> list[list[TensorVariable]]:
+    """Groups of PyMC graphs with their roots replaced (`replace`) and made ready for JAX, in one pass
+    (graphs that share parts stay shared)."""
+    graphs = graph_replace([g for part in parts for g in part], replace, strict=False)
+    ready = iter(_jax_ready(list(graphs), check_bounds=check_bounds))  # type: ignore[arg-type]
+    return [[next(ready) for _ in part] for part in parts]
+
+
+def _terms(pm_model: Any, replace: dict, check_bounds: bool) -> dict[str, TensorVariable]:
+    """One scalar factor of the log-density per basic variable, then per potential, named as
+    ``pm.Model.point_logps`` names them (built only to say which part of a log-density is not finite)."""
+    factors = [pt.sum(f) for f in pm_model.logp(jacobian=True, sum=False)]
+    names = [rv.name for rv in pm_model.basic_RVs]
+    names += [p.name or f"potential {i + 1}" for i, p in enumerate(pm_model.potentials)]
+    (factors,) = _translate([factors], replace, check_bounds)
+    return dict(zip(names, factors, strict=True))
+
+
+def _log_prior(
+    pm_model: Any,
+    data: dict[str, DataVar],
+    shapes: dict[str, tuple[int, ...]],
+    replace: dict,
+    check_bounds: bool,
+) -> dict[str, TensorVariable]:
+    """`_prior_graphs`, translated (built only for ``sample(log_prior=True)``)."""
+    priors, prior_replace = _prior_graphs(pm_model, data, shapes)
+    (graphs,) = _translate([list(priors.values())], {**replace, **prior_replace}, check_bounds)
+    return dict(zip(priors, graphs, strict=True))
 
 
 def initval_names(pm_model: Any) -> list[str]:
