@@ -163,8 +163,9 @@ _JAXIFY_LOCK = threading.Lock()
 
 
 class _Jaxified:
-    """``jaxify(inputs, outputs)``, made on first call. A run whose programs all come from the program
-    store never calls it: PyTensor's JAX dispatch, its rewrites and the conversion to JAX are skipped."""
+    """``jaxify(inputs, outputs)`` under ``jax.jit(inline=True)``, made on first call. A run whose
+    programs all come from the program store never calls it: PyTensor's JAX dispatch, its rewrites and
+    the conversion to JAX are skipped."""
 
     def __init__(self, inputs: list, outputs: list):
         # shared variables become constants of their value now, as when the functions were made here
@@ -174,7 +175,10 @@ class _Jaxified:
     def build(self) -> Callable:
         with _JAXIFY_LOCK:
             if self._fn is None:
-                self._fn = _outside_traces(lambda: jaxify(self._inputs, self._outputs))
+                # inlined into every program that calls it (the same program as a direct call), while
+                # JAX's trace cache keeps its trace: each further program of the run (start points,
+                # warmup init, the phases) reuses it instead of running the conversion's Python again
+                self._fn = jax.jit(_outside_traces(lambda: jaxify(self._inputs, self._outputs)), inline=True)
             return self._fn
 
     def __call__(self, *args):
