@@ -96,11 +96,12 @@ class LazyGraphs(Mapping[str, TensorVariable]):
         return f"LazyGraphs({list(self._get())})" if self.built else "LazyGraphs(<not built>)"
 
     def __reduce__(self) -> tuple:
-        return _frozen, (dict(self._get()),)
+        return frozen_mapping, (dict(self._get()),)
 
 
-def _frozen(graphs: dict) -> Mapping:
-    return MappingProxyType(graphs)
+def frozen_mapping(mapping: dict) -> MappingProxyType:
+    """A read-only view of ``mapping``: how a pickled read-only mapping of a model is rebuilt."""
+    return MappingProxyType(mapping)
 
 
 def identity_unconstrain(values: Sequence[TensorVariable]) -> dict[str, Unconstrain]:

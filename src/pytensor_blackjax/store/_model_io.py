@@ -22,6 +22,7 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import ancestors
 
 from pytensor_blackjax.model import Model
+from pytensor_blackjax.model._model import frozen_mapping
 
 __all__ = ["dump_model", "fingerprint"]
 
@@ -61,12 +62,12 @@ def fingerprint(model: Model) -> str:
     return digest.hexdigest()
 
 
-def _mapping_proxy(mapping: dict) -> types.MappingProxyType:
-    return types.MappingProxyType(mapping)
+# the name stores written before `frozen_mapping` moved to the model layer refer to
+_mapping_proxy = frozen_mapping
 
 
 def _reduce_mapping_proxy(proxy: types.MappingProxyType) -> tuple:
-    return _mapping_proxy, (dict(proxy),)
+    return frozen_mapping, (dict(proxy),)
 
 
 def dump_model(model: Model) -> bytes:
