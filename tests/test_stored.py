@@ -10,6 +10,7 @@ import textwrap
 
 import jax
 import numpy as np
+import pytensor
 import pytensor.tensor as pt
 import pytest
 
@@ -151,6 +152,75 @@ def test_the_graph_fingerprint_follows_the_graphs_or_refuses():
     assert _fingerprint._plain(np.float64) == ("class", "numpy", "float64")
     with pytest.raises(_fingerprint._Unkeyable):  # a class of a package named like NumPy is not NumPy's
         _fingerprint._plain(type("Dist", (), {"__module__": "numpyro.distributions"}))
+
+
+SCAN_MODEL = textwrap.dedent("""
+    import numpy as np, pytensor, pytensor.tensor as pt
+    import pytensor_blackjax as pbj
+
+
+    def scan_model(inner=lambda shock, before, rho: shock + rho * before, start=0.5):
+        b = pbj.ModelBuilder(name="ar")
+        y = b.data("y", np.linspace(-1.0, 1.0, 6))
+        rho = b.param("rho", transform=pbj.transforms.Interval(-1.0, 1.0))
+        level = pytensor.scan(
+            inner, sequences=[y[:-1]], outputs_info=[pt.as_tensor(start, dtype="float64")],
+            non_sequences=[rho], return_updates=False,
+        )
+        b.add_logp(-0.5 * pt.sum((y[1:] - level) ** 2))
+        return pbj.compile(b.build())
+""")
+exec(SCAN_MODEL)
+
+
+def test_the_graph_fingerprint_describes_an_inner_graph_by_its_structure():
+    # a Scan's inner graph is part of the model: described, not refused (a model with a scan would
+    # otherwise trace its JAX functions on every run to find its programs)
+    first = scan_model().fingerprint  # noqa: F821 - defined by SCAN_MODEL
+    assert first is not None and first == scan_model().fingerprint  # noqa: F821
+    assert scan_model(inner=lambda s, b, r: s - r * b).fingerprint != first  # noqa: F821 - another inner Op
+    assert scan_model(start=0.25).fingerprint != first  # noqa: F821 - another initial value
+
+    # the inner graph's placeholders are numbered by position: another process gives the same digest.
+    # There PyTensor registers its sparse rewrites by a plain import (pytensor.scan's first call does),
+    # not by the JAX dispatch's: PyTensor's own rewrites, whenever registered, leave the digest alone
+    script = SCAN_MODEL + textwrap.dedent("""
+        import sys
+        from pytensor_blackjax.compile._fingerprint import graph_fingerprint
+        x = pt.dvector("x")
+        square = lambda: graph_fingerprint([x], {"f": {"out": pt.sum(x**2)}}, ())
+        before = square()
+        assert before is not None and "pytensor.sparse" not in sys.modules
+        import pytensor.sparse
+        print(before == square(), scan_model().fingerprint.hex())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["True", first.hex()]
+
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+
+    class Halve(Op):  # another package's Op inside the inner graph still refuses
+        __props__ = ()
+
+        def make_node(self, x):
+            x = pt.as_tensor_variable(x)
+            return Apply(self, [x], [x.type()])
+
+        def perform(self, node, inputs, outputs):
+            outputs[0][0] = inputs[0] / 2
+
+    from pytensor_blackjax.compile._fingerprint import graph_fingerprint
+
+    x = pt.dvector("x")
+    level = pytensor.scan(
+        lambda s, b: Halve()(s) + b,
+        sequences=[x],
+        outputs_info=[pt.as_tensor(0.0, dtype="float64")],
+        return_updates=False,
+    )
+    assert graph_fingerprint([x], {"f": {"out": pt.sum(level)}}, ()) is None
 
 
 DISPATCH_SCRIPT = textwrap.dedent("""

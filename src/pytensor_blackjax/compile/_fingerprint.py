@@ -19,7 +19,8 @@ it cannot describe completely:
   registered by another package is refused.
 
 Values are plain Python values, NumPy arrays and scalars, slices, and PyTensor objects built from
-them; anything else (a function of another package, a random generator) refuses.
+them; an Op's inner graph (``Scan``, ``OpFromGraph``) is described as a model's graph is, its inputs by
+position. Anything else (a function of another package, a random generator) refuses.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 import pytensor
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Apply, Constant, Variable
+from pytensor.graph.fg import AbstractFunctionGraph
 from pytensor.graph.traversal import io_toposort
 
 __all__ = ["graph_fingerprint", "import_dispatch"]
@@ -81,8 +83,10 @@ def _plain(value: Any, depth: int = 0) -> Any:
             "map",
             tuple(sorted((repr(_plain(k, depth + 1)), _plain(v, depth + 1)) for k, v in value.items())),
         )
+    if isinstance(value, AbstractFunctionGraph):  # an Op's inner graph (Scan, OpFromGraph)
+        return ("graph", _pytensor_class(value), tuple(_graph_rows(value.inputs, value.outputs, depth + 1)))
     if isinstance(value, (Variable, Apply)):
-        raise _Unkeyable("a graph inside an Op")  # e.g. a fused Composite: not in a model's own graph
+        raise _Unkeyable("a graph outside a function graph")  # e.g. a fused Composite's scalar graph
     if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
         if not _from_pytensor(value.__module__):
             raise _Unkeyable(value)
@@ -164,14 +168,45 @@ def import_dispatch(load: Callable[[], Any]) -> None:
         _DISPATCH_REWRITES.update(id(e) for _, e in _rewrite_entries() if id(e) not in before)
 
 
+def _pytensor_attributes() -> set[int]:
+    """The ids of every attribute of every PyTensor module this process has imported."""
+    return {
+        id(value)
+        for name, module in list(sys.modules.items())
+        if _from_pytensor(name + ".") and module is not None
+        for value in list(vars(module).values())
+    }
+
+
+def _from_pytensor_rewrite(entry: Any, attributes: Callable[[], set[int]]) -> bool:
+    """Whether a rewrite is PyTensor's own: its function is (or wraps one that is) defined in a PyTensor
+    module, or it is an attribute of one (a rewrite made from a pattern)."""
+    inner = getattr(entry, "node_rewriter", None)
+    if inner is not None:
+        return _from_pytensor_rewrite(inner, attributes)
+    fn = getattr(entry, "fn", None)
+    if fn is not None:
+        return _from_pytensor(getattr(fn, "__module__", ""))
+    return id(entry) in attributes()
+
+
 def _rewrites() -> Any:
-    """The names and classes of the rewrites PyTensor's databases hold (but those `import_dispatch`
-    noted): another package (PyMC) or the user may register rewrites of their own, which change what a
-    graph becomes."""
+    """The names and classes of the rewrites PyTensor's databases hold that are not PyTensor's own:
+    another package (PyMC) or the user may register rewrites, which change what a graph becomes.
+    PyTensor's own are fixed by its version; which of them are registered depends only on which of its
+    modules the process has imported so far (``pytensor.scan`` imports ``pytensor.sparse`` when first
+    called, the JAX dispatch imports it too), and listing them would give one model two digests."""
+    found: list[set[int]] = []
+
+    def attributes() -> set[int]:  # read once, and only if a rewrite has no function to tell
+        if not found:
+            found.append(_pytensor_attributes())
+        return found[0]
+
     return tuple(
         (name, type(entry).__module__, type(entry).__qualname__)
         for name, entry in _rewrite_entries()
-        if id(entry) not in _DISPATCH_REWRITES
+        if id(entry) not in _DISPATCH_REWRITES and not _from_pytensor_rewrite(entry, attributes)
     )
 
 
@@ -188,6 +223,31 @@ def _check_conversions() -> None:
                 raise _Unkeyable(fn)
 
 
+def _graph_rows(inputs: Sequence[Variable], targets: Sequence[Variable], depth: int = 0) -> list[Any]:
+    """The graph from ``inputs`` to ``targets`` as rows of plain values: the inputs' types, then every
+    node in topological order (its Op's class and fields, its arguments and outputs by number), then
+    which numbers are the targets. Inputs are numbered by position, so an Op's inner graph (whose inputs
+    are placeholders) reads the same wherever the Op is."""
+    refs: dict[Variable, int] = {v: i for i, v in enumerate(inputs)}
+    rows: list[Any] = [tuple(_plain(v.type, depth) for v in inputs)]
+
+    def ref(v: Variable) -> int:
+        if v not in refs:
+            refs[v] = len(refs)
+            rows.append(("leaf", refs[v], _leaf(v)))
+        return refs[v]
+
+    for node in io_toposort(list(inputs), list(targets)):
+        args = tuple(ref(v) for v in node.inputs)
+        outs = []
+        for out in node.outputs:
+            refs[out] = len(refs)
+            outs.append((refs[out], _plain(out.type, depth)))
+        rows.append(("apply", _pytensor_class(node.op), _plain(node.op, depth), args, tuple(outs)))
+    rows.append(("outputs", tuple(ref(v) for v in targets)))
+    return rows
+
+
 def graph_fingerprint(
     inputs: Sequence[Variable], functions: Mapping[str, Mapping[str, Variable]], layout: Any
 ) -> bytes | None:
@@ -199,25 +259,8 @@ def graph_fingerprint(
         _check_conversions()
         h.update(repr((pytensor.__version__, _config(), _rewrites(), _plain(layout))).encode())
         for function, outputs in functions.items():
-            refs: dict[Variable, int] = {v: i for i, v in enumerate(inputs)}
-            rows: list[Any] = [("function", function, tuple(outputs)), tuple(_plain(v.type) for v in inputs)]
-            targets = list(outputs.values())
-
-            def ref(v: Variable, refs=refs, rows=rows) -> int:
-                if v not in refs:
-                    refs[v] = len(refs)
-                    rows.append(("leaf", refs[v], _leaf(v)))
-                return refs[v]
-
-            for node in io_toposort(list(inputs), targets):
-                args = tuple(ref(v) for v in node.inputs)
-                outs = []
-                for out in node.outputs:
-                    refs[out] = len(refs)
-                    outs.append((refs[out], _plain(out.type)))
-                rows.append(("apply", _pytensor_class(node.op), _plain(node.op), args, tuple(outs)))
-            rows.append(("outputs", tuple(ref(v) for v in targets)))
-            h.update(repr(rows).encode())
+            rows = _graph_rows(inputs, list(outputs.values()))
+            h.update(repr((("function", function, tuple(outputs)), rows)).encode())
     except (_Unkeyable, RecursionError, TypeError, ValueError, AttributeError):
         return None
     return h.digest()
