@@ -269,6 +269,24 @@ def draws(compiled, **kw):
     return np.asarray(tree["posterior"]["x"].values)
 
 
+def test_a_first_run_keys_its_programs_on_the_graphs_without_tracing_the_model(tmp_path, monkeypatch):
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+    traced = []
+    trace = _stored.model_digest
+    monkeypatch.setattr(_stored, "model_digest", lambda *a: traced.append(1) or trace(*a))
+    first = draws(gaussian(mu=0.375))
+    assert not traced and len(list(tmp_path.glob("*.model"))) == 1  # the graphs' fingerprint keyed them
+    loaded = _stored.STATS["loaded"]
+    np.testing.assert_array_equal(draws(gaussian(mu=0.375)), first)  # a new compiled model finds them
+    assert _stored.STATS["loaded"] > loaded and not traced
+
+    # graphs the fingerprint cannot describe: keyed on the model as JAX traces it
+    opaque = gaussian(mu=0.4375)
+    object.__setattr__(opaque, "fingerprint", None)
+    draws(opaque)
+    assert traced
+
+
 def test_a_damaged_file_is_compiled_again_and_replaced(tmp_path, monkeypatch):
     monkeypatch.setenv(_cache.ENV, str(tmp_path))
     before = draws(gaussian(mu=0.25))

@@ -81,10 +81,12 @@ def store_dir() -> Path | None:
 
 
 # -- the model's digest, kept under its PyTensor graphs' fingerprint ----------------------------------
-# A program's key holds the model as JAX traces it (`model_digest`), which needs the model's JAX
-# functions. The store keeps that digest under the digest of the PyTensor graphs it was traced from
-# (`compile._fingerprint`, with the data's types, this package's code and JAX's configuration), so a
-# later process finds it without making the JAX functions at all.
+# A program's key holds the model's digest. Where the model's PyTensor graphs have a fingerprint
+# (`compile._fingerprint`), the digest is made from it (with the data's types, this package's code and
+# JAX's configuration) and kept under it, so no process makes the model's JAX functions to key its
+# programs; a later process finds the entry and knows its programs are stored (`known_model`). Graphs
+# the fingerprint cannot describe are keyed on the model as JAX traces it (`model_digest`). (A store
+# written before keeps traced digests under the same entries: its programs stay found.)
 
 _MODEL_SUFFIX = ".model"
 _DIGEST = "stored digest"  # the model's digest at data of some types, in `CompiledModel.programs`
@@ -133,10 +135,13 @@ def stored_model_digest(compiled: Any, data: tuple) -> bytes:
     def find() -> bytes:
         entry = _model_entry(compiled, types)
         digest = _read_model_digest(entry)
-        if digest is None:
+        if digest is None and entry is None:  # graphs the fingerprint cannot describe: traced
             digest = model_digest(compiled, data)
-            if entry is not None:
-                _sealed.write_entry(*entry, digest)
+        elif digest is None:
+            # the graphs' own digest: the model's first run keys its programs without tracing it (a
+            # store written before keeps, under the same entry, the digest a trace gave)
+            digest = hashlib.sha256(b"graphs|" + entry[1].name.encode()).digest()
+            _sealed.write_entry(*entry, digest)
         return digest
 
     return compiled.programs.get((_DIGEST, types), find)
