@@ -134,14 +134,15 @@ def stored_model_digest(compiled: Any, data: tuple) -> bytes:
 
     def find() -> bytes:
         entry = _model_entry(compiled, types)
+        if entry is None:  # graphs the fingerprint cannot describe: keyed as JAX traces the model
+            return model_digest(compiled, data)
         digest = _read_model_digest(entry)
-        if digest is None and entry is None:  # graphs the fingerprint cannot describe: traced
-            digest = model_digest(compiled, data)
-        elif digest is None:
+        if digest is None:
             # the graphs' own digest: the model's first run keys its programs without tracing it (a
             # store written before keeps, under the same entry, the digest a trace gave)
-            digest = hashlib.sha256(b"graphs|" + entry[1].name.encode()).digest()
-            _sealed.write_entry(*entry, digest)
+            vault, path = entry
+            digest = hashlib.sha256(b"graphs|" + path.name.encode()).digest()
+            _sealed.write_entry(vault, path, digest)
         return digest
 
     return compiled.programs.get((_DIGEST, types), find)
