@@ -70,7 +70,8 @@ def main() -> None:
         "1000 draws; gradients of the sampling phase per minimum bulk (tail) ESS over every scalar; lower is "
         "better. The default is 0.8. Models marked * are posteriordb posteriors no default was tuned on.",
         "",
-        "| model | target | grads / bulk ESS | grads / tail ESS | step size | acceptance | divergences |",
+        "| model | target | grads / bulk ESS | grads / tail ESS | step size | acceptance | "
+        "divergences (3 runs) |",
         "|---|---|---|---|---|---|---|",
     ]
     for name in models.MODELS:
