@@ -6,6 +6,7 @@ import numpy as np
 import pytensor.tensor as pt
 import pytest
 from arviz_stats import ess
+from conftest import moment_z
 
 import pytensor_blackjax as pbj
 from pytensor_blackjax.samplers._metric import (
@@ -55,6 +56,21 @@ def test_recovers_correlated_gaussian(compiled, sampler):
     assert np.allclose(draws.std(0), SCALES, rtol=0.2)
 
 
+def test_step_jitter_varies_only_the_sampling_steps_and_keeps_the_posterior(compiled):
+    def run(jitter):
+        nuts = pbj.samplers.NUTS(adaptation="dense", step_jitter=jitter)
+        return pbj.sample(compiled, draws=800, tune=500, chains=4, seed=3, sampler=nuts, progressbar=False)
+
+    fixed, jittered = run(0.0), run(0.25)
+    # the warmup is the same to the bit: the adapted step size, and with it every stat's record of it
+    np.testing.assert_array_equal(jittered["sample_stats"]["step_size"], fixed["sample_stats"]["step_size"])
+    # the sampling steps are not: trajectories of other lengths, other draws
+    assert not np.array_equal(jittered["sample_stats"]["n_steps"], fixed["sample_stats"]["n_steps"])
+    x = jittered["posterior"]["x"].values
+    assert moment_z(x, MEAN, what="mean") < 5
+    assert moment_z((x - MEAN) ** 2, SCALES**2, what="variance") < 5
+
+
 def test_dense_metric_factors_give_the_mass_matrix():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(5, 5))
@@ -87,6 +103,9 @@ def test_low_rank_estimate_finds_the_correlated_direction():
         ({"adaptation": "full"}, r"adaptation='full'.*'low_rank'"),
         ({"init": "map"}, r"init='map'.*'pathfinder'"),
         ({"max_rank": 0}, r"max_rank=0"),
+        ({"step_jitter": 1.0}, r"NUTS\(step_jitter=1.0\).*from 0 \(off\) up to, not including, 1"),
+        ({"step_jitter": -0.1}, r"step_jitter=-0.1"),
+        ({"step_jitter": True}, r"step_jitter=True"),
     ],
 )
 def test_bad_options_name_the_fix(bad, match):

@@ -59,6 +59,7 @@ DENSE_MAX_DIMS = 200  # "auto" uses a dense mass matrix up to this many unconstr
 SHORT_WINDOW_PER_DIM = 4  # dense windows with fewer draws than this per dimension ...
 SHORT_WINDOW_MIN = 200  # ... or than this in all use the draws' gradients too (`_dense_estimator`)
 LOW_RANK_BUFFER_FLOATS = 2**22  # memory cap of the low-rank draw/gradient buffers (rows * dims)
+_JITTER_STREAM = 0x6A17  # folded into a transition's key for its step-size jitter
 
 
 class HMCParams(NamedTuple):
@@ -269,6 +270,25 @@ def _metric(params: HMCParams, dense_mass: bool = False):
     return params.inverse_mass_matrix
 
 
+def jittered(key: jax.Array, step_size: jax.Array, jitter: float, sampling: Any = True) -> jax.Array:
+    """``step_size`` times a factor uniform in ``(1 - jitter, 1 + jitter)`` drawn from a key folded off
+    ``key`` where ``sampling`` holds, else ``step_size`` itself; ``jitter=0`` adds nothing to the program.
+
+    A trajectory of NUTS ends at a U-turn, which on a well-preconditioned, nearly Gaussian posterior
+    comes at about the same length for every draw: at some step sizes the doublings of the tree land
+    just short of a full period, so the trajectory returns near its start (and may double again) before
+    the U-turn shows. A step drawn afresh for each transition spreads the trajectories' lengths over
+    that resonance (Neal 2011, "MCMC using Hamiltonian dynamics": a step size drawn at random from a small
+    interval avoids such periodicity); measured in docs/performance.md.
+    """
+    if not jitter:
+        return step_size
+    factor = 1.0 + jax.random.uniform(
+        jax.random.fold_in(key, _JITTER_STREAM), (), step_size.dtype, -jitter, jitter
+    )
+    return jnp.where(sampling, step_size * factor, step_size)
+
+
 def windowed_hmc_kernel(
     kernel_fn,
     logdensity_fn,
@@ -280,6 +300,7 @@ def windowed_hmc_kernel(
     max_rank: int = 10,
     init: str = "random",
     dense_mass: bool = False,
+    step_jitter: float = 0.0,
 ) -> Kernel:
     """Warmup and step for any Blackjax kernel with the signature ``(key, state, logdensity, step_size,
     metric)`` over its ``HMCState``; between steps the chain is a `ChainState`.
@@ -287,7 +308,8 @@ def windowed_hmc_kernel(
     ``stats_fn(state, info, params)`` gives the per-draw stats dict; ``adaptation`` is the mass matrix:
     "diag", "dense", "fisher" (dense, from draws and gradients) or "low_rank"; ``init="pathfinder"``
     moves the start to a Pathfinder draw; ``dense_mass``: ``kernel_fn`` takes a dense metric as
-    `DenseMass` (see `_metric`).
+    `DenseMass` (see `_metric`); ``step_jitter``: after the warmup each transition takes the adapted
+    step size times a factor uniform in ``(1 - step_jitter, 1 + step_jitter)`` (`jittered`).
     """
     from blackjax.mcmc.hmc import HMCState
 
@@ -296,6 +318,12 @@ def windowed_hmc_kernel(
             key, HMCState(*chain), logdensity_fn, params.step_size, _metric(params, dense_mass)
         )
         return ChainState(*state), info
+
+    def sampling_transition(key, chain, params, sampling=True):
+        # the jitter's factor comes from a key folded off the transition's: with no jitter, or in the
+        # warmup, the transition's random numbers are the same as without it
+        step = jittered(key, params.step_size, step_jitter, sampling)
+        return transition(key, chain, params._replace(step_size=step))
 
     def warmup_init(key, position):
         if init == "pathfinder":
@@ -335,7 +363,7 @@ def windowed_hmc_kernel(
     def phase_step(key, carry, ws, adapt):
         chain, da_state, step_size = carry
         params = ws.params._replace(step_size=step_size)
-        chain, info = transition(key, chain, params)
+        chain, info = sampling_transition(key, chain, params, jnp.logical_not(adapt))
         accept = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
         updated = dual_averaging_update(da_state, accept, target_accept)
         da_state = jax.tree.map(lambda new, old: jnp.where(adapt, new, old), updated, da_state)
@@ -368,7 +396,7 @@ def windowed_hmc_kernel(
     )
 
     def step(key, chain, params):
-        chain, info = transition(key, chain, params)
+        chain, info = sampling_transition(key, chain, params)
         return chain, stats_fn(chain, info, params)
 
     return Kernel(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from pytensor_blackjax.samplers._base import Kernel, RunSize, rename_info
-from pytensor_blackjax.samplers._options import check_choice, check_int, check_probability
+from pytensor_blackjax.samplers._options import check_choice, check_fraction, check_int, check_probability
 from pytensor_blackjax.samplers._start import DEFAULT_RADIUS, check_start
 from pytensor_blackjax.samplers._windowed import (  # noqa: F401 - HMCParams, WindowState: see below
     HMCParams,
@@ -45,6 +45,9 @@ class NUTS(WindowedSampler):
         max_rank: the rank of the low-rank correction (used by "low_rank").
         init_radius: the chains start uniformly in (-init_radius, init_radius) in every unconstrained
             coordinate (Stan's ``init``); smaller keeps them away from far-out regions that trap them.
+        step_jitter: after the warmup each draw's step size is the adapted one times a factor drawn
+            uniformly from (1 - step_jitter, 1 + step_jitter); 0 keeps it fixed. Spreads trajectory
+            lengths over the resonances of nearly Gaussian posteriors (docs/performance.md).
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -57,6 +60,7 @@ class NUTS(WindowedSampler):
     init: Literal["random", "pathfinder"] = "random"
     max_rank: int = 10
     init_radius: float = DEFAULT_RADIUS
+    step_jitter: float = 0.0
     name: ClassVar[str] = "nuts"
 
     def __post_init__(self):
@@ -65,6 +69,7 @@ class NUTS(WindowedSampler):
         check_choice("NUTS", "adaptation", self.adaptation, ("auto", "diag", "dense", "low_rank"))
         check_int("NUTS", "max_rank", self.max_rank, 1)
         check_start("NUTS", self.init_radius, self.init)
+        check_fraction("NUTS", "step_jitter", self.step_jitter)
 
     def dense(self, num_dims: int) -> bool:
         return self.metric_kind(num_dims) == "dense"
@@ -100,6 +105,7 @@ class NUTS(WindowedSampler):
             max_rank=rank,
             init=self.init,
             dense_mass=True,
+            step_jitter=float(self.step_jitter),
         )
 
     def estimator(self, num_dims: int) -> tuple[str, int]:
