@@ -11,6 +11,7 @@ not depend on the machine's load. Writes ``benchmarks/results/nuts-FIELD.md`` (o
 Examples:
     benchmarks/nuts_settings.py target_accept 0.8,0.85,0.9
     benchmarks/nuts_settings.py step_jitter 0,0.1 --seeds 1,2,3,4,5,6
+    benchmarks/nuts_settings.py avoid_resonance false,true --seeds 1,2,3,4,5,6
 """
 
 from __future__ import annotations
@@ -53,6 +54,16 @@ def one(compiled, sampler, seed: int) -> dict[str, float]:
     }
 
 
+def _value(text: str) -> bool | float:
+    """A field's value from the command line: ``true``/``false`` for a switch, else a number."""
+    switch = {"true": True, "false": False}.get(text.strip().lower())
+    return float(text) if switch is None else switch
+
+
+def _shown(value: bool | float) -> str:
+    return str(value) if isinstance(value, bool) else f"{value:g}"
+
+
 def main() -> None:
     import pytensor_blackjax as pbj
 
@@ -63,7 +74,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(models.MODELS))
     parser.add_argument("--out", default=None, help="results file (default: results/nuts-FIELD.md)")
     args = parser.parse_args()
-    values = [float(v) for v in args.values.split(",")]
+    values = [_value(v) for v in args.values.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out) if args.out else RESULTS / f"nuts-{args.field}.md"
     git = ["git", "rev-parse", "--short", "HEAD"]
@@ -91,7 +102,7 @@ def main() -> None:
             runs = [one(compiled, sampler, seed) for seed in seeds]
             mean = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
             row = (
-                f"| {name}{mark} | {value:g} | {mean['bulk']:.2f} | {mean['tail']:.2f} | "
+                f"| {name}{mark} | {_shown(value)} | {mean['bulk']:.2f} | {mean['tail']:.2f} | "
                 f"{mean['step']:.3f} | {mean['accept']:.3f} | {mean['divergences'] * len(seeds):.0f} |"
             )
             lines.append(row)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["check_choice", "check_fraction", "check_int", "check_probability", "check_positive"]
+__all__ = ["check_bool", "check_choice", "check_fraction", "check_int", "check_probability", "check_positive"]
 
 
 def check_probability(owner: str, name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < float(value) < 1.0:
         raise ValueError(f"{owner}({name}={value!r}): give a number strictly between 0 and 1.")
+
+
+def check_bool(owner: str, name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{owner}({name}={value!r}): give True or False.")
 
 
 def check_fraction(owner: str, name: str, value: Any) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from pytensor_blackjax.samplers._adaptation import (
     ChainState,
     chain_init,
+    clear_of_resonance,
     dual_averaging_init,
     dual_averaging_update,
     restart_average,
@@ -301,6 +302,7 @@ def windowed_hmc_kernel(
     init: str = "random",
     dense_mass: bool = False,
     step_jitter: float = 0.0,
+    avoid_resonance: bool = False,
 ) -> Kernel:
     """Warmup and step for any Blackjax kernel with the signature ``(key, state, logdensity, step_size,
     metric)`` over its ``HMCState``; between steps the chain is a `ChainState`.
@@ -309,7 +311,8 @@ def windowed_hmc_kernel(
     "diag", "dense", "fisher" (dense, from draws and gradients) or "low_rank"; ``init="pathfinder"``
     moves the start to a Pathfinder draw; ``dense_mass``: ``kernel_fn`` takes a dense metric as
     `DenseMass` (see `_metric`); ``step_jitter``: after the warmup each transition takes the adapted
-    step size times a factor uniform in ``(1 - step_jitter, 1 + step_jitter)`` (`jittered`).
+    step size times a factor uniform in ``(1 - step_jitter, 1 + step_jitter)`` (`jittered`);
+    ``avoid_resonance``: the adapted step size is moved out of NUTS's resonances (`clear_of_resonance`).
     """
     from blackjax.mcmc.hmc import HMCState
 
@@ -353,7 +356,10 @@ def windowed_hmc_kernel(
         return end_window(ws, adaptation=adaptation, num_dims=num_dims, max_rank=max_rank)
 
     def warmup_finish(ws):
-        return ws.chain, ws.params._replace(step_size=jnp.exp(ws.step_size_state.log_step_size_avg))
+        step_size = jnp.exp(ws.step_size_state.log_step_size_avg)
+        if avoid_resonance:
+            step_size = clear_of_resonance(step_size)
+        return ws.chain, ws.params._replace(step_size=step_size)
 
     # one program for both phases (`PhaseStep`): the loop carries the chain, the dual-averaging
     # state and the step size; the metric and the estimator's state stay outside it

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from pytensor_blackjax.samplers._base import Kernel, RunSize, rename_info
-from pytensor_blackjax.samplers._options import check_choice, check_fraction, check_int, check_probability
+from pytensor_blackjax.samplers._options import (
+    check_bool,
+    check_choice,
+    check_fraction,
+    check_int,
+    check_probability,
+)
 from pytensor_blackjax.samplers._start import DEFAULT_RADIUS, check_start
 from pytensor_blackjax.samplers._windowed import (  # noqa: F401 - HMCParams, WindowState: see below
     HMCParams,
@@ -48,6 +54,9 @@ class NUTS(WindowedSampler):
         step_jitter: after the warmup each draw's step size is the adapted one times a factor drawn
             uniformly from (1 - step_jitter, 1 + step_jitter); 0 keeps it fixed. Spreads trajectory
             lengths over the resonances of nearly Gaussian posteriors (docs/performance.md).
+        avoid_resonance: move the adapted step size up out of the narrow bands where NUTS's trees
+            close a full period of a nearly Gaussian posterior and keep doubling (by at most 15%;
+            `clear_of_resonance`); False keeps dual averaging's step exactly.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -61,6 +70,7 @@ class NUTS(WindowedSampler):
     max_rank: int = 10
     init_radius: float = DEFAULT_RADIUS
     step_jitter: float = 0.0
+    avoid_resonance: bool = True
     name: ClassVar[str] = "nuts"
 
     def __post_init__(self):
@@ -70,6 +80,7 @@ class NUTS(WindowedSampler):
         check_int("NUTS", "max_rank", self.max_rank, 1)
         check_start("NUTS", self.init_radius, self.init)
         check_fraction("NUTS", "step_jitter", self.step_jitter)
+        check_bool("NUTS", "avoid_resonance", self.avoid_resonance)
 
     def dense(self, num_dims: int) -> bool:
         return self.metric_kind(num_dims) == "dense"
@@ -106,6 +117,7 @@ class NUTS(WindowedSampler):
             init=self.init,
             dense_mass=True,
             step_jitter=float(self.step_jitter),
+            avoid_resonance=bool(self.avoid_resonance),
         )
 
     def estimator(self, num_dims: int) -> tuple[str, int]:
