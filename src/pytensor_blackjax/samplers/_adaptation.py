@@ -198,7 +198,7 @@ def clear_of_resonance(step_size: jax.Array, band: tuple[float, float] = RESONAN
     standard Gaussian under the identity metric: 4.1 gradients per bulk ESS at step 0.865, 42 at 0.87,
     8.4 at 0.88, 3.5 at 0.95, 2.0 at 1.0; at 0.416 on 50 dimensions, 223). Dual averaging knows
     nothing of this: on posteriordb's nes2000 (10 dimensions) it lands at 0.96-1.07 e_3, and the chains
-    at 1.00-1.05 e_3 spent 7-13 gradients a draw against 5.3-5.6 for those below e_3.
+    at 1.00-1.05 e_3 spent 6.6-13.3 gradients a draw against 5.3-5.6 for those below e_3.
 
     Below ``e_k`` the tree's ends pass a U-turn before the period closes; far enough above it they
     reach one sooner. The band covers the zone measured on an exact metric (up to ~1.08 e_k), widened
