@@ -56,7 +56,8 @@ class NUTS(WindowedSampler):
             lengths over the resonances of nearly Gaussian posteriors (docs/performance.md).
         avoid_resonance: move the adapted step size up out of the narrow bands where NUTS's trees
             close a full period of a nearly Gaussian posterior and keep doubling (by at most 15%;
-            `clear_of_resonance`); False keeps dual averaging's step exactly.
+            `clear_of_resonance`). For posteriors close to Gaussian (nes2000: 44% fewer gradients per
+            ESS); off by default, as the larger step adds divergences on skewed ones.
 
     Example:
         >>> import pytensor_blackjax as pbj
@@ -70,7 +71,7 @@ class NUTS(WindowedSampler):
     max_rank: int = 10
     init_radius: float = DEFAULT_RADIUS
     step_jitter: float = 0.0
-    avoid_resonance: bool = True
+    avoid_resonance: bool = False
     name: ClassVar[str] = "nuts"
 
     def __post_init__(self):
