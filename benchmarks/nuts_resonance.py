@@ -76,7 +76,9 @@ def main() -> None:
         "| grads / ESS of x^2 |",
         "|---|---|---|---|---|---|",
     ]
-    resonant = 2 * np.sin(np.pi / (2.0 ** np.arange(3, 8) - 1))
+    from pytensor_blackjax.samplers._adaptation import resonant_step_sizes
+
+    resonant = resonant_step_sizes(7)
     for dims in (int(d) for d in args.dims.split(",")):
         steps = args.steps or DEFAULT_STEPS.get(dims, DEFAULT_STEPS[10])
         for step in (float(s) for s in steps.split(",")):

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pytensor_blackjax.samplers._metric import array_module
+
 __all__ = [
     "ChainState",
     "DualAveraging",
@@ -210,7 +212,7 @@ def clear_of_resonance(step_size: jax.Array, band: tuple[float, float] = RESONAN
     2-parameter normal model with 6 observations: 0 -> 3-4 divergences in 8000 draws at two seeds of
     four): `NUTS(avoid_resonance=True)` asks for it (docs/performance.md, "NUTS's resonant step sizes").
     """
-    xp = np if isinstance(step_size, (np.ndarray, np.generic, float)) else jnp
+    xp = array_module(step_size)
     resonant = xp.asarray(resonant_step_sizes(), dtype=xp.asarray(step_size).dtype)
     inside = (step_size >= band[0] * resonant) & (step_size < band[1] * resonant)
     return xp.where(xp.any(inside), band[1] * resonant[xp.argmax(inside)], step_size)
