@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from pytensor_blackjax.samplers._base import Kernel, RunSize, rename_info
-from pytensor_blackjax.samplers._options import check_choice, check_int, check_probability
+from pytensor_blackjax.samplers._options import check_bool, check_choice, check_int, check_probability
 from pytensor_blackjax.samplers._start import DEFAULT_RADIUS, check_start
 from pytensor_blackjax.samplers._windowed import WindowedSampler, windowed_hmc_kernel
 
@@ -97,8 +97,7 @@ class HMC(StaticPathHMC):
 
     def __post_init__(self):
         check_int("HMC", "num_integration_steps", self.num_integration_steps, 1, 1024)
-        if not isinstance(self.jitter, bool):
-            raise ValueError(f"HMC(jitter={self.jitter!r}): give True or False.")
+        check_bool("HMC", "jitter", self.jitter)
         self.check_options()
 
     def path(self) -> tuple[int, bool]:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pytensor_blackjax.samplers._base import Kernel, RunSize, rename_info
-from pytensor_blackjax.samplers._options import check_positive, check_probability
+from pytensor_blackjax.samplers._options import check_bool, check_positive, check_probability
 from pytensor_blackjax.samplers._start import DEFAULT_RADIUS, check_start
 from pytensor_blackjax.samplers._tuned import one_call_kernel, one_call_schedule
 
@@ -40,11 +40,6 @@ class MCLMCParams(NamedTuple):
     inverse_mass_matrix: jax.Array
 
 
-def _flag(owner: str, name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{owner}({name}={value!r}): give True or False.")
-
-
 class TunedMCLMC:
     """What both MCLMC samplers share: Blackjax's one-call tuner of L and the step size over about
     ``tune`` steps (so their programs depend on ``tune``), a diagonal mass matrix, per-chain runs.
@@ -64,7 +59,7 @@ class TunedMCLMC:
 
     def check_options(self) -> None:
         owner = type(self).__name__
-        _flag(owner, "diagonal_preconditioning", self.diagonal_preconditioning)
+        check_bool(owner, "diagonal_preconditioning", self.diagonal_preconditioning)
         check_start(owner, self.init_radius)  # type: ignore[attr-defined]
 
     def schedule(self, tune: int) -> np.ndarray:
