@@ -11,7 +11,7 @@ not depend on the machine's load. Writes ``benchmarks/results/nuts-FIELD.md`` (o
 Examples:
     benchmarks/nuts_settings.py target_accept 0.8,0.85,0.9
     benchmarks/nuts_settings.py step_jitter 0,0.1 --seeds 1,2,3,4,5,6
-    benchmarks/nuts_settings.py avoid_resonance false,true --seeds 1,2,3,4,5,6
+    benchmarks/nuts_settings.py avoid_resonance false,auto,true --seeds 1,2,3,4,5,6
 """
 
 from __future__ import annotations
@@ -54,14 +54,19 @@ def one(compiled, sampler, seed: int) -> dict[str, float]:
     }
 
 
-def _value(text: str) -> bool | float:
-    """A field's value from the command line: ``true``/``false`` for a switch, else a number."""
+def _value(text: str) -> bool | float | str:
+    """A field's value from the command line: ``true``/``false`` for a switch, a number, else the word."""
     switch = {"true": True, "false": False}.get(text.strip().lower())
-    return float(text) if switch is None else switch
+    if switch is not None:
+        return switch
+    try:
+        return float(text)
+    except ValueError:
+        return text.strip()
 
 
-def _shown(value: bool | float) -> str:
-    return str(value) if isinstance(value, bool) else f"{value:g}"
+def _shown(value: bool | float | str) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def main() -> None:

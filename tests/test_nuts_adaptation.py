@@ -220,6 +220,8 @@ def _window_state(kind, window, dtype):
     grads = (-(draws - MEAN) @ np.linalg.inv(COV)).astype(dtype)
 
     def filled(state):
+        if isinstance(state, np.ndarray):  # the fisher estimator's `gradient_nonlinearity`: kept
+            return state
         if isinstance(state, LowRankBuffer):  # a ring: draw k in row k % capacity
             d, g = np.zeros_like(state.draws), np.zeros_like(state.grads)
             for k in range(window):

@@ -1,5 +1,6 @@
 """NUTS's resonant step sizes: the leapfrog period behind them, the band `clear_of_resonance` moves a
-step out of, and a 10-dimensional Gaussian whose adapted step lands on one."""
+step out of, a 10-dimensional Gaussian whose adapted step lands on one, and the measure of how nearly
+Gaussian a posterior is that ``avoid_resonance="auto"`` asks before moving a step."""
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +15,8 @@ from pytensor_blackjax.samplers._adaptation import (
     clear_of_resonance,
     resonant_step_sizes,
 )
+from pytensor_blackjax.samplers._metric import LowRankBuffer, gradient_nonlinearity
+from pytensor_blackjax.samplers._windowed import NEARLY_GAUSSIAN
 
 DIMS = 10
 _A = np.random.default_rng(0).normal(size=(DIMS, DIMS))
@@ -65,6 +68,31 @@ def gaussian10():
     return pbj.compile(m.build())
 
 
+def _buffer(x, g, rows=None, xp=np):
+    n = len(x) if rows is None else rows
+    return LowRankBuffer(xp.asarray(x), xp.asarray(g), xp.asarray(n, np.int32))
+
+
+def test_gradient_nonlinearity_is_zero_for_any_gaussian_and_large_for_skewed_or_heavy_tails():
+    rng = np.random.default_rng(3)
+    x = rng.multivariate_normal(np.ones(DIMS), COV, size=200)
+    g = -(x - 1.0) @ np.linalg.inv(COV)
+    assert gradient_nonlinearity(_buffer(x, g)) < 1e-5
+    # traced in float32, from the first 150 rows of the buffer
+    f32 = jax.jit(gradient_nonlinearity)(_buffer(x.astype(np.float32), g.astype(np.float32), 150, jnp))
+    assert f32.dtype == jnp.float32 and float(f32) < 1e-4
+    # Student-t with 5 degrees of freedom in every coordinate: the gradient bends in the tails
+    t = rng.standard_t(5, size=(200, DIMS))
+    heavy = gradient_nonlinearity(_buffer(t, -6.0 * t / (5.0 + t**2)))
+    assert heavy > 2 * NEARLY_GAUSSIAN
+    # affine invariant: draws A x + b have gradients A^-T g
+    a = rng.normal(size=(DIMS, DIMS)) + 3 * np.eye(DIMS)
+    moved = gradient_nonlinearity(_buffer(t @ a.T + 2.0, (-6.0 * t / (5.0 + t**2)) @ np.linalg.inv(a)))
+    assert moved == pytest.approx(heavy, rel=1e-4)  # to the regularisation gamma
+    # no more rows than dimensions + 1: nothing measured, the largest value
+    assert gradient_nonlinearity(_buffer(x, g, DIMS + 1)) == 1.0
+
+
 def test_a_resonant_step_is_moved_and_its_trajectories_stop_doubling(gaussian10):
     def run(avoid):
         nuts = pbj.samplers.NUTS(avoid_resonance=avoid)
@@ -88,7 +116,27 @@ def test_a_resonant_step_is_moved_and_its_trajectories_stop_doubling(gaussian10)
     assert moment_z(x**2, np.diag(COV), what="variance") < 4
 
 
-@pytest.mark.parametrize("bad", [1, "yes", None])
-def test_avoid_resonance_takes_true_or_false(bad):
-    with pytest.raises(ValueError, match=rf"NUTS\(avoid_resonance={bad!r}\): give True or False"):
+@pytest.mark.filterwarnings("ignore::pytensor_blackjax.SamplingWarning")  # 20 draws: only the steps count
+def test_auto_moves_the_step_of_a_gaussian_and_keeps_that_of_a_skewed_posterior(gaussian10):
+    def steps(compiled, avoid, seed):
+        nuts = pbj.samplers.NUTS(avoid_resonance=avoid)
+        tree = pbj.sample(compiled, draws=20, tune=1000, chains=4, seed=seed, sampler=nuts, progressbar=False)
+        return tree["sample_stats"]["step_size"].values[:, 0]
+
+    np.testing.assert_array_equal(steps(gaussian10, "auto", 2), steps(gaussian10, True, 2))
+    # a normal model's mean and log sd from 6 observations (`gradient_nonlinearity` about 0.4): at this
+    # seed a chain's step lies in a band, which True moves and "auto" keeps
+    m = pbj.ModelBuilder(name="skewed")
+    mu, sigma = m.param("mu"), m.param("sigma", transform="positive")
+    y = m.data("y", np.array([0.3, -1.2, 2.1, 0.8, 0.1, -0.4]))
+    m.add_logp(pt.sum(-0.5 * ((y - mu) / sigma) ** 2 - pt.log(sigma)))
+    skewed = pbj.compile(m.build())
+    kept, auto, moved = (steps(skewed, avoid, 9) for avoid in (False, "auto", True))
+    assert np.any(moved != kept)
+    np.testing.assert_array_equal(auto, kept)
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None, "Auto"])
+def test_avoid_resonance_takes_true_false_or_auto(bad):
+    with pytest.raises(ValueError, match=rf"NUTS\(avoid_resonance={bad!r}\): give True, False or 'auto'"):
         pbj.samplers.NUTS(avoid_resonance=bad)

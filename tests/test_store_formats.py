@@ -96,7 +96,7 @@ def test_side_files_are_arrays_and_json_and_the_run_resumes(interrupted, model):
             "max_rank": 10,
             "init_radius": 2.0,
             "step_jitter": 0.0,
-            "avoid_resonance": False,
+            "avoid_resonance": "auto",
         },
     }
     assert document["settings"]["draws"] == 150 and document["log_likelihood"] is False

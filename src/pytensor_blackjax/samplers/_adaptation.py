@@ -210,7 +210,8 @@ def clear_of_resonance(step_size: jax.Array, band: tuple[float, float] = RESONAN
     benchmark posteriors. The step grows by at most 15%, so the sampling acceptance rate falls a
     little below the target, and on a skewed posterior the larger step diverges more often (a
     2-parameter normal model with 6 observations: 0 -> 3-4 divergences in 8000 draws at two seeds of
-    four): `NUTS(avoid_resonance=True)` asks for it (docs/performance.md, "NUTS's resonant step sizes").
+    four): NUTS's default, ``avoid_resonance="auto"``, moves it only for a nearly Gaussian posterior
+    (`_metric.gradient_nonlinearity`; docs/performance.md, "NUTS's resonant step sizes").
     """
     xp = array_module(step_size)
     resonant = xp.asarray(resonant_step_sizes(), dtype=xp.asarray(step_size).dtype)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["check_bool", "check_choice", "check_fraction", "check_int", "check_probability", "check_positive"]
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_fraction",
+    "check_int",
+    "check_probability",
+    "check_positive",
+    "check_switch",
+]
 
 
 def check_probability(owner: str, name: str, value: Any) -> None:
@@ -15,6 +23,12 @@ def check_probability(owner: str, name: str, value: Any) -> None:
 def check_bool(owner: str, name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{owner}({name}={value!r}): give True or False.")
+
+
+def check_switch(owner: str, name: str, value: Any, word: str) -> None:
+    """True, False or the one string ``word`` (a switch with a third, automatic setting)."""
+    if not (isinstance(value, bool) or (isinstance(value, str) and value == word)):
+        raise ValueError(f"{owner}({name}={value!r}): give True, False or {word!r}.")
 
 
 def check_fraction(owner: str, name: str, value: Any) -> None:

@@ -38,6 +38,7 @@ from pytensor_blackjax.samplers._metric import (
     dense_metric,
     diagonal_factors,
     fisher_dense_estimate,
+    gradient_nonlinearity,
     low_rank_buffer_init,
     low_rank_buffer_push,
     low_rank_estimate,
@@ -60,6 +61,10 @@ DENSE_MAX_DIMS = 200  # "auto" uses a dense mass matrix up to this many unconstr
 SHORT_WINDOW_PER_DIM = 4  # dense windows with fewer draws than this per dimension ...
 SHORT_WINDOW_MIN = 200  # ... or than this in all use the draws' gradients too (`_dense_estimator`)
 LOW_RANK_BUFFER_FLOATS = 2**22  # memory cap of the low-rank draw/gradient buffers (rows * dims)
+# `gradient_nonlinearity` below which ``avoid_resonance="auto"`` takes a posterior for nearly Gaussian
+# (measured on the sampling draws: nes2000, arK, kidiq, gauss_mix, logistic, diamonds 0.003-0.05; garch,
+# eight schools, rat tumors 0.46-1.1; see docs/performance.md)
+NEARLY_GAUSSIAN = 0.15
 _JITTER_STREAM = 0x6A17  # folded into a transition's key for its step-size jitter
 
 
@@ -90,6 +95,9 @@ class _Estimator(NamedTuple):
     init: Any  # grad at the start -> (state, first inverse mass matrix, factors); see `start_variances`
     update: Any  # (state, chain) -> state
     final: Any  # state -> (state, inverse mass matrix, factors)
+    # state -> `gradient_nonlinearity` of the last long window (1, its largest value: not measured);
+    # finite, as every number in a warmup state is at a finite start (`finite_chains`)
+    nonlinearity: Any = lambda state: 1.0
 
 
 def _buffer_rows(rows: int, num_dims: int) -> int:
@@ -195,21 +203,27 @@ def _fisher_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
     def start(grad):
         variances = start_variances(grad)
         return (
-            low_rank_buffer_init(capacity, num_dims, dtype),
+            (low_rank_buffer_init(capacity, num_dims, dtype), jnp.ones((), dtype)),
             jnp.diag(variances),
             diagonal_factors(variances),
         )
 
-    def end(buffer):
-        imm = _either(
-            buffer.count < short,
-            lambda: low_rank_matrix(*low_rank_parts(buffer, rank)),
-            lambda: fisher_dense_estimate(buffer),
-        )
-        fresh = low_rank_buffer_init(capacity, num_dims, dtype, array_module(buffer.draws))
-        return fresh, imm, dense_factors(imm)
+    def update(state, chain):
+        buffer, nonlinearity = state
+        return low_rank_buffer_push(buffer, chain.position, chain.logdensity_grad), nonlinearity
 
-    return _Estimator(start, lambda s, c: low_rank_buffer_push(s, c.position, c.logdensity_grad), end)
+    def end(state):
+        buffer, _ = state
+        xp = array_module(buffer.draws)
+        imm, nonlinearity = _either(
+            buffer.count < short,
+            lambda: (low_rank_matrix(*low_rank_parts(buffer, rank)), xp.ones((), dtype)),
+            lambda: (fisher_dense_estimate(buffer), gradient_nonlinearity(buffer)),
+        )
+        fresh = low_rank_buffer_init(capacity, num_dims, dtype, xp)
+        return (fresh, nonlinearity), imm, dense_factors(imm)
+
+    return _Estimator(start, update, end, lambda state: state[1])
 
 
 def _either(pred, true_fn, false_fn):
@@ -302,7 +316,7 @@ def windowed_hmc_kernel(
     init: str = "random",
     dense_mass: bool = False,
     step_jitter: float = 0.0,
-    avoid_resonance: bool = False,
+    avoid_resonance: bool | str = False,
 ) -> Kernel:
     """Warmup and step for any Blackjax kernel with the signature ``(key, state, logdensity, step_size,
     metric)`` over its ``HMCState``; between steps the chain is a `ChainState`.
@@ -312,7 +326,9 @@ def windowed_hmc_kernel(
     moves the start to a Pathfinder draw; ``dense_mass``: ``kernel_fn`` takes a dense metric as
     `DenseMass` (see `_metric`); ``step_jitter``: after the warmup each transition takes the adapted
     step size times a factor uniform in ``(1 - step_jitter, 1 + step_jitter)`` (`jittered`);
-    ``avoid_resonance``: the adapted step size is moved out of NUTS's resonances (`clear_of_resonance`).
+    ``avoid_resonance``: the adapted step size is moved out of NUTS's resonances (`clear_of_resonance`);
+    "auto": only where the last long window's `gradient_nonlinearity` is below `NEARLY_GAUSSIAN` (the
+    "fisher" estimator measures it; the others do not, and never move the step).
     """
     from blackjax.mcmc.hmc import HMCState
 
@@ -357,7 +373,11 @@ def windowed_hmc_kernel(
 
     def warmup_finish(ws):
         step_size = jnp.exp(ws.step_size_state.log_step_size_avg)
-        if avoid_resonance:
+        if avoid_resonance == "auto":
+            est = _estimator(adaptation, num_dims, ws.chain.position.dtype, max_rank)
+            gaussian = est.nonlinearity(ws.mass_matrix_state) < NEARLY_GAUSSIAN
+            step_size = jnp.where(gaussian, clear_of_resonance(step_size), step_size)
+        elif avoid_resonance:
             step_size = clear_of_resonance(step_size)
         return ws.chain, ws.params._replace(step_size=step_size)
 
