@@ -182,6 +182,9 @@ def _fisher_estimator(num_dims: int, dtype, max_rank: int) -> _Estimator:
     """NUTS's dense metric: `_dense_estimator` with the long windows' sample covariance replaced by
     the full-rank Fisher-divergence estimate (`fisher_dense_estimate`) from their last draws and
     gradients, as many as a short window holds. Short windows keep the rank-``max_rank`` estimate.
+    The state is ``(buffer, nonlinearity)``: a long window's end also measures `gradient_nonlinearity`
+    (read by ``avoid_resonance="auto"``; the buffer is emptied there, so the value is kept), a short
+    one's gives 1 (not measured).
 
     The full-rank estimate is exact for a Gaussian and scale-free: Stan's shrinkage of a long window's
     sample covariance (5 / (n + 5) of 1e-3 times the identity) inflated the smallest eigenvalues of
