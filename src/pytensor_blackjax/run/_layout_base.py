@@ -25,7 +25,7 @@ from pytensor_blackjax.run._programs import (
     map_programs,
     vmap_over_chains,
 )
-from pytensor_blackjax.run._stored import wait_for_lowerings
+from pytensor_blackjax.run._stored import LowerFirst, wait_for_lowerings
 
 __all__ = ["ChainLayout", "available_cores", "host", "jit_all", "stack"]
 
@@ -210,15 +210,23 @@ class ChainLayout:
             if not cancel.is_set():
                 side.append(_start_compiling(step))
 
-        def compile_ahead():
+        def compile_ahead(first: LowerFirst):
             # XLA cannot stop a compilation midway; after a Ctrl-C the one running ends and no other starts
             # the warmup-init program's output types from its trace: the warmup program (the longest
-            # compilation) starts beside it, not after it
+            # compilation) starts beside it, not after it, and is lowered before any other program
+            # (the warmup-init one's lowering waits for it: `LowerFirst`)
             carry = p.warmup_init.out_types(*init_args)
             if rows is not None:
-                beside(lambda: p.warmup.compiled(carry, key, 0, chunk, rows, self.data))
+
+                def warmup_first():
+                    with first.carried():
+                        p.warmup.compiled(carry, key, 0, chunk, rows, self.data)
+
+                beside(warmup_first)
                 if p.window_end is not None and not self.host_chains:
                     beside(lambda: p.window_end.compiled(carry))
+            if rows is None or cancel.is_set():  # no thread carries the claim
+                first.release()
             p.warmup_init.compiled(*init_args)
             state, params = p.finish.compiled(carry).out_info
             # the warmup program is lowered beside this thread meanwhile; then XLA compiles (or, with the
@@ -235,10 +243,14 @@ class ChainLayout:
                     return
                 step()
 
+        # claimed before any thread starts: a chain's warmup-init program may be traced at once
+        first = LowerFirst()
+
         def compile_ahead_then_release():
             try:
-                compile_ahead()
+                compile_ahead(first)
             finally:
+                first.release()
                 release_preload()
 
         self._prepared = _start_compiling(compile_ahead_then_release)

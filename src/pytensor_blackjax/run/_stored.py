@@ -60,6 +60,7 @@ from pytensor_blackjax.run._program_keys import (
 __all__ = [
     "MAX_STORE_BYTES",
     "STATS",
+    "LowerFirst",
     "StoredProgram",
     "config_identity",
     "digest_of",
@@ -265,8 +266,12 @@ class StoredProgram:
         # lowered from the argument types alone, as a program compiled ahead is: whichever thread
         # compiles it, and from whatever trace, the module is the same (JAX's own cache finds it)
         with _lowering():
-            lowered = self._jitted.lower(*_abstract(args))
-        self._types[sig] = _types(lowered.out_info)  # for `out_types` in other threads, before XLA compiles
+            traced = self._jitted.trace(*_abstract(args))
+        self._types[sig] = _types(traced.out_info)  # for `out_types` in other threads, before XLA compiles
+        LowerFirst.wait_turn()
+        with _lowering():
+            lowered = traced.lower()
+        LowerFirst.lowered()
         with _served_from_jax_cache() as served:
             program = lowered.compile()
         STATS["compiled"] += 1
@@ -298,6 +303,60 @@ def _lowering():
         with _LOWERED:
             _LOWERING -= 1
             _LOWERED.notify_all()
+
+
+class LowerFirst:
+    """A claim that one program's lowering goes before every other one's in this process.
+
+    Tracing and lowering hold the GIL, so two programs lowered at once both finish late. A first
+    run's critical path is the warmup-init program's trace (the warmup program needs its output
+    types), then the warmup program's trace and lowering, then XLA's compilation of it (the longest,
+    GIL-free); the warmup-init program's lowering (0.1-0.2 s on small models) need not come before
+    it. While a claim is held, `StoredProgram` publishes a program's output types after its trace,
+    then waits before lowering it, unless its thread `carries` the claim; the claim ends after the
+    carrying thread's next lowering, or at `release` (at the latest when the claimant's own work
+    ends, whatever happened). The programs are the same whichever order they are lowered in.
+    """
+
+    _held = 0  # claims not yet released, guarded by `_LOWERED`
+    _carried = threading.local()
+
+    def __init__(self) -> None:
+        with _LOWERED:
+            LowerFirst._held += 1
+        self._open = True
+
+    def release(self) -> None:
+        """End the claim (once; later calls do nothing)."""
+        with _LOWERED:
+            if self._open:
+                self._open = False
+                LowerFirst._held -= 1
+                _LOWERED.notify_all()
+
+    @contextlib.contextmanager
+    def carried(self):
+        """Lowerings in this block's thread go first; the claim ends with the block at the latest."""
+        LowerFirst._carried.claim = self
+        try:
+            yield
+        finally:
+            LowerFirst._carried.claim = None
+            self.release()
+
+    @staticmethod
+    def wait_turn() -> None:
+        """Wait until no claim is held, unless this thread carries one."""
+        if getattr(LowerFirst._carried, "claim", None) is None:
+            with _LOWERED:
+                _LOWERED.wait_for(lambda: LowerFirst._held == 0)
+
+    @staticmethod
+    def lowered() -> None:
+        """This thread has lowered a program: the claim it carries, if any, ends."""
+        claim = getattr(LowerFirst._carried, "claim", None)
+        if claim is not None:
+            claim.release()
 
 
 def wait_for_lowerings() -> None:
