@@ -181,6 +181,31 @@ def test_usage_errors_from_main_are_one_line(capsys):
     assert "pytensor-blackjax run --help" in err
 
 
+def test_the_command_spares_only_its_own_process_the_shutdown_collections(tmp_path):
+    """`main()` as the script runs it freezes the garbage collector's objects once its work is done (the
+    interpreter's shutdown then skips ~0.5 s of collections); its exit status and output are as before.
+    A caller passing arguments keeps its process as it was."""
+    import gc
+    import subprocess
+
+    before = gc.get_freeze_count()
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert gc.get_freeze_count() == before
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, file=sys.stderr))\n"
+        "from pytensor_blackjax.cli import main\n"
+        "sys.argv = ['pytensor-blackjax', 'run', 'missing_model.py']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("error:") and "missing_model.py" in done.stderr, done.stderr
+    assert done.stderr.rstrip().endswith("frozen True"), done.stderr
+
+
 def test_ctrl_c_before_the_first_draw_prints_why_and_how_to_resume(model_file, monkeypatch, capsys):
     message = (
         "interrupted (Ctrl-C) before the first draw: there are no draws to return. Resume: pbj.resume('x')"

@@ -27,6 +27,31 @@ def test_import_leaves_the_results_side_unloaded():
     assert _python(code) == "[]"
 
 
+def test_the_command_line_leaves_the_results_side_to_the_background_import():
+    # a command that samples imports xarray while the run compiles and samples, not before it starts
+    code = (
+        "import sys, pytensor_blackjax.cli\n"
+        "heavy = ('xarray', 'pandas', 'zarr', 'arviz_stats', 'matplotlib')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    assert _python(code) == "[]"
+
+
+def test_steps_asked_for_run_in_the_background_import_after_the_results_side():
+    code = (
+        "import sys\n"
+        "from pytensor_blackjax import _preload\n"
+        "seen = []\n"
+        "_preload.also(lambda: seen.append('xarray' in sys.modules), lambda: seen.append(2))\n"
+        "_preload.also(lambda: 1 / 0, lambda: seen.append(3))\n"
+        "_preload.preload()\n"
+        "_preload.results()\n"
+        "print(seen, _preload._ALSO == [])"
+    )
+    # a failing step is passed over quietly (where the caller uses what it loads, it fails in the open)
+    assert _python(code) == "[True, 2, 3] True"
+
+
 def test_lazy_names_resolve():
     from pytensor_blackjax import SamplingWarning, resume
 

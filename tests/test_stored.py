@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import jax
 import numpy as np
@@ -445,3 +447,68 @@ def test_signature_reads_the_types_a_program_receives(x64):
             t = x if isinstance(x, jax.ShapeDtypeStruct) else jax.typeof(x)
             expected.append((tuple(t.shape), str(t.dtype), bool(getattr(t, "weak_type", False))))
         assert signature((leaves,))[1] == tuple(expected)
+
+
+def test_a_claimed_lowering_goes_first_and_other_programs_publish_their_types_meanwhile(
+    tmp_path, monkeypatch
+):
+    """`LowerFirst`: while a claim is held, another thread's program is traced (its output types are
+    published for `out_types`) but lowered only after the claiming thread has lowered its own; a
+    released claim lets everything through. `out_types` answers from the published types even for a
+    stored program that failed to load and is compiled by a thread waiting with its lock held. The
+    programs compile as without a claim."""
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+    monkeypatch.setattr(_stored.LowerFirst, "MAX_WAIT", 60.0)
+    args = (jax.ShapeDtypeStruct((3,), np.float32),)
+
+    def init(x):
+        return jax.numpy.cos(x)
+
+    def long(x):
+        return jax.numpy.sin(x) * 2.0
+
+    _stored.StoredProgram(jax.jit(init), "lower-first-other").compiled(*args)  # now in the store
+    assert list(tmp_path.glob("*.bin"))
+    monkeypatch.setattr(_stored, "_load", lambda vault, path: None)  # a stored file that fails to load
+    order: list[str] = []
+    lowered = jax.stages.Traced.lower
+
+    def logged(traced, *args, **kwargs):
+        order.append(traced.fun_name)
+        return lowered(traced, *args, **kwargs)
+
+    monkeypatch.setattr(jax.stages.Traced, "lower", logged)
+    other = _stored.StoredProgram(jax.jit(init), "lower-first-other")
+    first_program = _stored.StoredProgram(jax.jit(long), "lower-first-claimed")
+    claim = _stored.LowerFirst()
+    try:
+        _claimed_first(claim, other, first_program, args, order)
+    finally:
+        claim.release()  # a failed check must not leave the process's lowerings waiting
+    claim.release()  # once more: nothing happens
+    assert _stored.LowerFirst._held == 0
+
+
+def _claimed_first(claim, other, first_program, args, order):
+    waiting = threading.Thread(target=lambda: other.compiled(*args))
+    waiting.start()
+    while other._types == {}:  # traced, its types published; then it waits to be lowered
+        waiting.join(0.01)
+    t = time.perf_counter()
+    types = other.out_types(*args)
+    assert time.perf_counter() - t < 5
+    assert signature((types,)) == signature((jax.ShapeDtypeStruct((3,), np.float32),))
+    waiting.join(0.3)
+    assert waiting.is_alive() and order == []
+
+    def claimed():
+        with claim.carried():
+            first_program.compiled(*args)
+
+    carrier = threading.Thread(target=claimed)
+    carrier.start()
+    carrier.join(30)
+    waiting.join(30)
+    assert not waiting.is_alive()
+    assert order == ["long", "init"]
+    assert np.allclose(other.compiled(*args)(np.zeros(3, np.float32)), 1.0)

@@ -19,17 +19,23 @@ chain's thread that needs the GIL between two programs gets it back at once inst
 the importing thread's turn. Threads the import starts inherit the priority (pyarrow's memory purge
 thread, where pyarrow is installed). Warm runs, 4 chains on 2 cores, paired fresh processes: arK 0.80x,
 rat tumors 0.89x the time to draws (docs/performance.md).
+
+A caller that knows what it will do with the result (the command line prints ArviZ's summary) asks for
+that too with `also`: the steps run in the same thread after the results side, and `results` waits for
+them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from importlib import import_module
 from types import ModuleType
 
-__all__ = ["RESULTS", "preload", "release", "results"]
+__all__ = ["RESULTS", "also", "preload", "release", "results"]
 
 RESULTS = "pytensor_blackjax.results"
 LOWEST_PRIORITY = 19  # the nice value of the importing thread
@@ -37,6 +43,7 @@ SWITCH_INTERVAL = 1e-4  # seconds: the GIL switch interval while the import runs
 _LOCK = threading.Lock()
 _THREAD: threading.Thread | None = None
 _GO = threading.Event()
+_ALSO: list[Callable[[], object]] = []  # what the caller will need after the run (`also`), after RESULTS
 
 
 def _load() -> None:
@@ -52,6 +59,9 @@ def _load() -> None:
         import numpy as np
 
         results.make_datatree({"posterior": {"x": np.zeros((1, 1))}})
+        while _ALSO:
+            with contextlib.suppress(Exception):  # where the caller uses it, it fails in the open
+                _ALSO.pop(0)()
     except Exception:  # noqa: BLE001 - the main thread's own import reports the error
         pass
     finally:
@@ -76,6 +86,15 @@ def preload() -> None:
         if _THREAD is None:
             _THREAD = threading.Thread(target=_load, name="pbj-preload", daemon=True)
             _THREAD.start()
+
+
+def also(*steps: Callable[[], object]) -> None:
+    """Have the background import run ``steps`` too, after the results side: imports (and first calls
+    that import more) the caller will need once the draws are in - the command line's summary table
+    needs ``arviz_stats``, ~0.7 s of imports. Call it before `sample`; a step asked for after the
+    background import ended does not run (what it would load is loaded where it is used)."""
+    with _LOCK:
+        _ALSO.extend(steps)
 
 
 def release() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -356,13 +357,22 @@ app.command("validate")(validate)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``pytensor-blackjax`` script: usage errors become one line on stderr."""
+    """Entry point of the ``pytensor-blackjax`` script: usage errors become one line on stderr.
+    ``argv`` None: the process's own command line, and the process ends after this call."""
+    try:
+        sys.exit(_main(argv))
+    finally:
+        if argv is None:  # a caller passing arguments (a test, a notebook) keeps its process as it was
+            _before_exit()
+
+
+def _main(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name=PROG, standalone_mode=False)
     except typer.Abort:
         print_error("aborted.")
-        sys.exit(1)
+        return 1
     except Exception as exc:
         if not _is_click_error(exc):
             raise
@@ -370,5 +380,18 @@ def main(argv: list[str] | None = None) -> None:
         where = context.command_path if context is not None else PROG
         usage: Any = exc  # a click usage error (checked above)
         print_error(f"{usage.format_message()} (see '{where} --help')")
-        sys.exit(usage.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)
+        return usage.exit_code
+    return code if isinstance(code, int) else 0
+
+
+def _before_exit() -> None:
+    """The command's work is done: spare the interpreter's shutdown its garbage collections.
+
+    With JAX, PyTensor and xarray loaded and a model sampled, the collections Python runs while it
+    tears its modules down took about 0.5 s of a 3 s command, after the results were printed and
+    written. Frozen objects (``gc.freeze``) are skipped by them; every object is still released by
+    reference counting, atexit handlers and non-daemon threads run as before, and every file this
+    package writes is closed by then. What Python never promised at exit anyway - finalising objects
+    left in reference cycles - is left undone.
+    """
+    gc.freeze()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-import xarray as xr
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:  # imported where used: a command pays for xarray only when it needs it
+    import xarray as xr
 
 __all__ = ["err_console", "out_console", "print_error", "print_summary", "print_warning"]
 

@@ -9,9 +9,10 @@ import traceback
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import xarray as xr
+if TYPE_CHECKING:  # imported where used: a command pays for xarray only when it needs it
+    import xarray as xr
 
 __all__ = ["UserError", "find_model", "load_model_file", "read_results", "split_model_spec", "write_results"]
 
@@ -122,6 +123,8 @@ def read_results(path: str) -> xr.DataTree:
             warnings.simplefilter("ignore", RuntimeWarning)
             # A sample(store=...) folder keeps its run state in _pbj/, which Zarr does not know: not an error.
             warnings.filterwarnings("ignore", message="Object at _pbj is not recognized")
+            import xarray as xr
+
             tree = xr.open_datatree(p, engine="zarr", consolidated=False)
             tree = tree.load()
     except Exception as exc:

@@ -93,9 +93,19 @@ def warnings_as_lines(call, *args, **kwargs):
 
 
 def sample_with_warnings(model, *, progress: bool, **options):
+    """``pbj.sample`` with its warnings as lines; what printing the summary then imports (~0.7 s) is
+    imported in the background while the run compiles and samples."""
     import pytensor_blackjax as pbj
+    from pytensor_blackjax._preload import also
 
+    also(_summary_ready)
     return warnings_as_lines(pbj.sample, model, progressbar=progress, **options)
+
+
+def _summary_ready() -> None:
+    from pytensor_blackjax.cli._report import warm_up
+
+    warm_up()
 
 
 def finish(tree, *, out: str | None, max_rows: int | None) -> None:

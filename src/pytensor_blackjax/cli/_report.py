@@ -19,7 +19,7 @@ from pytensor_blackjax.results import (
     is_approximate,
 )
 
-__all__ = ["build_report", "checks", "flagged", "formatted", "summary_table"]
+__all__ = ["build_report", "checks", "flagged", "formatted", "summary_table", "warm_up"]
 
 MAX_TABLE_ROWS = 500
 
@@ -45,6 +45,16 @@ def summary_table(tree: xr.DataTree) -> pd.DataFrame:
             if tail.shape == (len(table),):  # one entry per row, as ArviZ orders them
                 table["ess_tail"] = tail
         return table
+
+
+def warm_up() -> None:
+    """Load what `summary_table` loads on its first call (``arviz_stats``; what xarray imports the
+    first time it checks an array's type, ``dask.array`` where Dask is installed), from a table of a
+    2 x 4-draw posterior: called in the background while a run samples."""
+    from pytensor_blackjax.results import make_datatree
+
+    tiny = make_datatree({"posterior": {"x": np.arange(8.0).reshape(2, 4)}})
+    summary_table(tiny)
 
 
 def _tail_ess(tree: xr.DataTree) -> np.ndarray:

@@ -205,13 +205,11 @@ class StoredProgram:
         one's outputs can then compile beside it instead of after it.
 
         While another thread compiles this program (a chain's first call, as soon as the start points
-        are drawn), the types come from its lowering, before XLA compiles: waiting for the whole
-        compilation put the warmup program's compile after the warmup-init one's (a first run's
+        are drawn), the types come from its trace, before it is lowered and compiled: waiting for the
+        whole compilation put the warmup program's compile after the warmup-init one's (a first run's
         critical path: ~0.5-0.9 s of 2 cores)."""
         sig = signature(args)
-        if sig not in self._compiled and self._in_store(args, sig):
-            return self.compiled(*args).out_info
-        while True:
+        while True:  # never blocked by a thread that holds the lock while it waits (`LowerFirst`)
             program = self._compiled.get(sig)
             if program is not None:
                 return program.out_info
@@ -220,9 +218,13 @@ class StoredProgram:
                 return types
             if self._lock.acquire(timeout=0.005):
                 try:
-                    if sig not in self._compiled:
-                        with _lowering():
-                            self._types[sig] = _types(self._jitted.eval_shape(*args))
+                    if sig in self._compiled:
+                        continue
+                    if self._in_store(args, sig):  # loaded (or, failing that, compiled) as `_get` does
+                        self._compiled[sig] = self._load_or_compile(args, sig)
+                        continue
+                    with _lowering():
+                        self._types[sig] = _types(self._jitted.eval_shape(*args))
                 finally:
                     self._lock.release()
 
@@ -313,13 +315,15 @@ class LowerFirst:
     types), then the warmup program's trace and lowering, then XLA's compilation of it (the longest,
     GIL-free); the warmup-init program's lowering (0.1-0.2 s on small models) need not come before
     it. While a claim is held, `StoredProgram` publishes a program's output types after its trace,
-    then waits before lowering it, unless its thread `carries` the claim; the claim ends after the
-    carrying thread's next lowering, or at `release` (at the latest when the claimant's own work
-    ends, whatever happened). The programs are the same whichever order they are lowered in.
+    then waits before lowering it, unless its thread is `exempt` or `carries` the claim; the claim
+    ends after the carrying thread's next lowering, or at `release` (at the latest when the
+    claimant's own work ends, whatever happened). A thread waits at most `MAX_WAIT` seconds: a claim
+    only orders work, it never stops it. The programs are the same whichever order they are lowered in.
     """
 
+    MAX_WAIT = 10.0
     _held = 0  # claims not yet released, guarded by `_LOWERED`
-    _carried = threading.local()
+    _here = threading.local()  # .claim: the claim this thread works for; .carrier: it ends the claim
 
     def __init__(self) -> None:
         with _LOWERED:
@@ -335,27 +339,37 @@ class LowerFirst:
                 _LOWERED.notify_all()
 
     @contextlib.contextmanager
-    def carried(self):
-        """Lowerings in this block's thread go first; the claim ends with the block at the latest."""
-        LowerFirst._carried.claim = self
+    def exempt(self):
+        """This block's thread lowers without waiting (it prepares what the claimed program needs)."""
+        LowerFirst._here.claim, LowerFirst._here.carrier = self, False
         try:
             yield
         finally:
-            LowerFirst._carried.claim = None
+            LowerFirst._here.claim = None
+
+    @contextlib.contextmanager
+    def carried(self):
+        """Lowerings in this block's thread go first; the claim ends after the first of them, or with
+        the block."""
+        LowerFirst._here.claim, LowerFirst._here.carrier = self, True
+        try:
+            yield
+        finally:
+            LowerFirst._here.claim = None
             self.release()
 
     @staticmethod
     def wait_turn() -> None:
-        """Wait until no claim is held, unless this thread carries one."""
-        if getattr(LowerFirst._carried, "claim", None) is None:
+        """Wait until no claim is held (at most `MAX_WAIT` s), unless this thread works for one."""
+        if getattr(LowerFirst._here, "claim", None) is None:
             with _LOWERED:
-                _LOWERED.wait_for(lambda: LowerFirst._held == 0)
+                _LOWERED.wait_for(lambda: LowerFirst._held == 0, timeout=LowerFirst.MAX_WAIT)
 
     @staticmethod
     def lowered() -> None:
         """This thread has lowered a program: the claim it carries, if any, ends."""
-        claim = getattr(LowerFirst._carried, "claim", None)
-        if claim is not None:
+        claim = getattr(LowerFirst._here, "claim", None)
+        if claim is not None and LowerFirst._here.carrier:
             claim.release()
 
 
