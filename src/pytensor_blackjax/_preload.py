@@ -94,7 +94,8 @@ def also(*steps: Callable[[], object]) -> None:
     needs ``arviz_stats``, ~0.7 s of imports. Call it before `sample`; a step asked for after the
     background import ended does not run (what it would load is loaded where it is used)."""
     with _LOCK:
-        _ALSO.extend(steps)
+        if _THREAD is None or _THREAD.is_alive():  # else nothing would run them: not kept
+            _ALSO.extend(steps)
 
 
 def release() -> None:
