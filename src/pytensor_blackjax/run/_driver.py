@@ -92,7 +92,9 @@ def run(
     ``until``: stop at the first chunk boundary where its targets are met (``settings.draws`` is then
     the most there may be); ``previous`` holds the posterior draws made before ``resume``, which its
     checks include."""
-    chunk = settings.chunk
+    # the chunk programs' length: a call holds one chunk, or several while calls are quick (`CallSizes`)
+    chunk = call_capacity(settings, compiled.num_dims, fixed=sink is not None or until is not None)
+    calls = CallSizes(settings.chunk, chunk)
     size = RunSize(draws=settings.draws * settings.thin, tune=settings.tune, chains=settings.chains)
     layout_cls = choose_layout(sampler.ensemble, settings.chains, settings.chain_method)
     programs = programs_for(
@@ -136,7 +138,7 @@ def run(
                     )
                 else:
                     begin = partial(layout.init, positions.astype(np.float32) if float32 else positions)
-                warmup_divergences = _warmup(layout, rows, settings, begin, progress, interrupt,
+                warmup_divergences = _warmup(layout, rows, settings, begin, progress, interrupt, calls,
                                              sink=sink, log_likelihood=log_likelihood,
                                              kept=warmup_chunks, programs=programs, data=data)  # fmt: skip
                 if sink is not None and not interrupt.hit:
@@ -148,7 +150,7 @@ def run(
             t1 = time.perf_counter()
             # Ctrl-C during warmup: the sampling phase is skipped (its programs are neither awaited nor
             # run); with a store, a resume repeats the (deterministic) warmup.
-            check = None if until is None else UntilCheck(until, chunk, previous)
+            check = None if until is None else UntilCheck(until, settings.chunk, previous)
             if not interrupt.hit:
                 progress.start("sampling", settings.draws)
                 progress.advance(chunks.done)
@@ -156,7 +158,7 @@ def run(
             stop = check.stop_reason() if check is not None and check.done >= check.next else None
             while chunks.done < settings.draws and not interrupt.hit and stop is None:
                 arrays = _sample_chunk(
-                    layout, programs, settings, data, chunks, sink, progress, log_likelihood,
+                    layout, programs, settings, data, chunks, sink, progress, log_likelihood, calls,
                     compiled.blocks if settings.include_unconstrained else None,
                 )  # fmt: skip
                 if check is not None:
@@ -175,7 +177,7 @@ def run(
         layout.close(wait=finished and not interrupt.hit)
     extra = {}
     if until is not None:
-        check = check or UntilCheck(until, chunk, chunks.joined().get("posterior"))
+        check = check or UntilCheck(until, settings.chunk, chunks.joined().get("posterior"))
         stop = "interrupted" if interrupted else stop or "max_draws"
         final = check.final()
         extra = {"stop_reason": stop, "until": final, "checks": check.checks}
@@ -197,7 +199,7 @@ def run(
 
 
 def _warmup(layout: ChainLayout, rows: np.ndarray, settings: RunSettings, begin: Callable[[], object],
-            progress, interrupt: Interrupt, *, sink: Sink | None, log_likelihood: bool,
+            progress, interrupt: Interrupt, calls: CallSizes, *, sink: Sink | None, log_likelihood: bool,
             kept: _Chunks | None = None, programs: Programs | None = None,
             data: tuple = ()) -> int:  # fmt: skip
     """Warmup in chunks, started by ``begin()`` (the layout's ``init`` at the chains' starting points),
@@ -205,7 +207,6 @@ def _warmup(layout: ChainLayout, rows: np.ndarray, settings: RunSettings, begin:
     the number of divergent warmup steps. ``kept`` collects the warmup draws and stats (a run with
     ``keep_warmup``), constrained by ``programs``. After a Ctrl-C it returns at the next chunk boundary
     without finishing the adaptation."""
-    chunk = settings.chunk
     if interrupt.hit:  # while the start points were found
         return 0
     begin()
@@ -215,12 +216,15 @@ def _warmup(layout: ChainLayout, rows: np.ndarray, settings: RunSettings, begin:
     window_end = layout.programs.window_end is not None
     ends = np.flatnonzero(rows[:, 1] == 1) + 1 if window_end else np.zeros(0, int)
     progress.start("warmup", settings.tune)
-    divergences = 0
-    for start, stop in _segments(settings.tune, chunk, ends):
+    divergences, start = 0, 0
+    while start < settings.tune:
         if interrupt.hit:
             return divergences  # no adapted parameters: nothing to sample with
-        part, n_valid = _pad_rows(rows[:stop], start, chunk)
+        stop = _segment_end(start, calls.next(settings.tune - start), ends)
+        part, n_valid = _pad_rows(rows[:stop], start, calls.capacity)
+        began = time.perf_counter()
         drawn, stats = layout.warmup(start, n_valid, part)
+        calls.took(n_valid, time.perf_counter() - began)
         if window_end and rows[stop - 1, 1] == 1:
             layout.window_end()
         if kept is not None and drawn is not None:
@@ -232,6 +236,7 @@ def _warmup(layout: ChainLayout, rows: np.ndarray, settings: RunSettings, begin:
         progress.advance(n_valid, divergences=div, step_size=last_step)
         if sink is not None:
             sink.warmup_progress(start + n_valid, settings.tune, last_step, divergences)
+        start = stop
     if not layout.await_prepared(lambda: interrupt.hit):
         return divergences
     layout.finish_warmup()
@@ -239,13 +244,15 @@ def _warmup(layout: ChainLayout, rows: np.ndarray, settings: RunSettings, begin:
 
 
 def _sample_chunk(layout: ChainLayout, programs: Programs, settings: RunSettings, data: tuple,
-                  chunks: _Chunks, sink: Sink | None, progress, log_likelihood: bool,
+                  chunks: _Chunks, sink: Sink | None, progress, log_likelihood: bool, calls: CallSizes,
                   blocks: tuple | None = None) -> dict:  # fmt: skip
-    """One chunk of draws: run it, hand it to the sink with the chains' state after it, keep it;
-    ``blocks`` (the model's layout) adds the unconstrained draws."""
-    start, chunk = chunks.done, settings.chunk
-    n_valid = min(chunk, settings.draws - start)
+    """One call's draws (a chunk, or several: `CallSizes`): run it, hand it to the sink with the
+    chains' state after it, keep it; ``blocks`` (the model's layout) adds the unconstrained draws."""
+    start = chunks.done
+    n_valid = calls.next(settings.draws - start)
+    began = time.perf_counter()
     positions, stats = layout.sample(start, n_valid)
+    calls.took(n_valid, time.perf_counter() - began)
     arrays = _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood, blocks)
     if sink is not None:
         sink.chunk(start, arrays, layout.checkpoint(start + n_valid))
@@ -267,11 +274,51 @@ def _with_precision(data: tuple, precision: str) -> tuple:
     return tuple(np.asarray(d).astype(small.get(np.asarray(d).dtype.kind, np.asarray(d).dtype)) for d in data)
 
 
-def _segments(tune: int, chunk: int, ends: np.ndarray) -> list[tuple[int, int]]:
-    """Warmup steps ``[start, stop)`` run by one call of the warmup program: at most ``chunk``, and
-    none across one of ``ends`` (the step counts after which a window ends)."""
-    bounds = sorted({*range(chunk, tune, chunk), *(int(e) for e in ends if 0 < e < tune), tune})
-    return list(zip([0, *bounds[:-1]], bounds, strict=True)) if tune > 0 else []
+def _segment_end(start: int, n: int, ends: np.ndarray) -> int:
+    """The end of the warmup steps ``[start, stop)`` one call of the warmup program runs: at most
+    ``n`` of them, and none across one of ``ends`` (the step counts after which a window ends)."""
+    after = ends[ends > start]
+    return min(start + n, int(after[0])) if len(after) else start + n
+
+
+# One call of the chunk programs costs ~0.3-0.4 ms of host work per chain besides the draws (the
+# call, its outputs' transfer, the constrained draws' program, the threads' hand-off): 3.5 us a draw
+# at 100 draws a call, a third of a draw's time on a 10-parameter regression. While calls are quick a
+# call holds several chunks, up to `MAX_CALL_DRAWS` draws and `MAX_CALL_VALUES` numbers per chain and
+# output (the programs' buffers), and takes about `CALL_SECONDS`, so that Ctrl-C and the progress bar
+# still answer within a fraction of a second. The draws do not depend on it (keys follow the step).
+MAX_CALL_DRAWS = 1000
+MAX_CALL_VALUES = 250_000
+CALL_SECONDS = 0.1
+
+
+def call_capacity(settings: RunSettings, num_dims: int, *, fixed: bool) -> int:
+    """The most draws (or warmup steps) one call of the chunk programs holds: ``settings.chunk``
+    where every call must end at a chunk's boundary (``fixed``: a store, an ``until`` run) or where
+    processes run the programs together (their calls must agree); else up to `MAX_CALL_DRAWS`."""
+    chunk = settings.chunk
+    if fixed or jax.process_count() > 1:
+        return chunk
+    most = min(MAX_CALL_DRAWS, max(settings.draws, settings.tune), MAX_CALL_VALUES // max(1, num_dims))
+    return max(chunk, most)
+
+
+class CallSizes:
+    """How many draws (or warmup steps) the next call runs: one chunk at first, then as many as take
+    about `CALL_SECONDS` at the pace of the calls so far, between one chunk and ``capacity``."""
+
+    def __init__(self, chunk: int, capacity: int):
+        self.chunk, self.capacity, self.size = chunk, capacity, chunk
+
+    def next(self, remaining: int) -> int:
+        return min(self.size, remaining)
+
+    def took(self, n: int, seconds: float) -> None:
+        """A call ran ``n`` steps in ``seconds``; a short call (the last one, or one a window's end
+        cut) says little about the pace and changes nothing."""
+        if self.capacity > self.chunk and n >= self.chunk:
+            pace = CALL_SECONDS / max(seconds, 1e-9) * n
+            self.size = int(min(self.capacity, max(self.chunk, pace)))
 
 
 def _pad_rows(rows: np.ndarray, start: int, chunk: int) -> tuple[np.ndarray, int]:

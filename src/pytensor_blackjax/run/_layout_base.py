@@ -23,6 +23,7 @@ from pytensor_blackjax.run._programs import (
     float32_scope,
     jit_program,
     map_programs,
+    shares_one_program,
     vmap_over_chains,
 )
 from pytensor_blackjax.run._stored import LowerFirst, wait_for_lowerings
@@ -235,10 +236,15 @@ class ChainLayout:
             # import (`_preload`, yielding cores and GIL to the chains) without delaying a trace
             wait_for_lowerings()
             release_preload()
-            steps = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
-            steps.append(lambda: p.constrain.compiled(flat, self.data))
+            steps = [lambda: p.constrain.compiled(flat, self.data)]
             if with_log_likelihood:
                 steps.append(lambda: p.log_likelihood.compiled(flat, self.data))
+            sampling = [lambda: p.sample.compiled(state, params, key, 0, chunk, self.data)]
+            # with one program for both phases the sampling program is the warmup program, compiling in
+            # another thread: waiting for it first put the small programs' compilations after it, on
+            # the first run's critical path (the first chunk of draws needs `constrain`), while a
+            # core idled beside XLA; a sampling program of its own is the larger one and goes first
+            steps = steps + sampling if shares_one_program(p) else sampling + steps
             for step in steps:
                 if cancel.is_set():
                     return

@@ -38,6 +38,7 @@ __all__ = [
     "map_programs",
     "programs_for",
     "runs_one_step",
+    "shares_one_program",
     "vmap_over_chains",
 ]
 
@@ -309,6 +310,11 @@ class _Bound:
 
     def compiled_count(self) -> int:
         return self.owner.program.compiled_count()
+
+
+def shares_one_program(programs: Programs) -> bool:
+    """Whether ``programs`` warm up and sample with one program (`programs_for` made it so)."""
+    return isinstance(programs.sample, _Bound)
 
 
 # XLA options for programs that run a few times per chain, not once per step: LLVM's optimisation
