@@ -255,7 +255,7 @@ def new_model_table(new):
         "## Time to result for a new model (every cache empty)",
         "",
         "A 3-parameter linear regression (100 observations) run once: process start to draws in hand, "
-        f"{CHAINS} chains x {TUNE} + {DRAWS}. Median seconds.",
+        f"{CHAINS} chains x {TUNE} + {TUNE}. Median seconds.",
         "",
         "| system | seconds | vs NumPyro |",
         "|---|---|---|",
@@ -312,6 +312,7 @@ def show(tag, r):
 
 
 def main(argv=None):
+    global DRAWS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--models", default=",".join(MODELS))
@@ -321,8 +322,13 @@ def main(argv=None):
     parser.add_argument("--no-fixed", action="store_true")
     parser.add_argument("--no-new-model", action="store_true")
     parser.add_argument("--no-micro", action="store_true")
+    parser.add_argument(
+        "--draws", type=int, default=1000, help="draws per chain of every timed run (a long run: 10000)"
+    )
     parser.add_argument("--out", default="latest", help="results file name, without extension")
     args = parser.parse_args(argv)
+    DRAWS = args.draws
+    long = {} if DRAWS == 1000 else {"PBJ_BENCH_DRAWS": str(DRAWS)}
     args.argv = sys.argv[1:] if argv is None else argv
     models, systems, modes = args.models.split(","), args.systems.split(","), args.modes.split(",")
     for chosen, known, what in (
@@ -354,7 +360,7 @@ def main(argv=None):
     for model in models:
         if "warm" in modes:  # fill every warm cache with the programs of both run sizes; not recorded
             for system in systems:
-                for size in ({},) if args.no_fixed else ({}, tiny):
+                for size in (long,) if args.no_fixed else (long, tiny):
                     r = one(model, system, "0", {**caches.env("warm", system, model), **size})
                     log(show(f"prime {model} {system}", r))
         for rep in range(args.reps):
@@ -362,7 +368,7 @@ def main(argv=None):
             for mode in modes:
                 for system in order:
                     env = caches.env(mode, system, model)
-                    r = one(model, system, str(rep + 1), env)
+                    r = one(model, system, str(rep + 1), {**env, **long})
                     runs[model][mode][system].append(r)
                     log(show(f"rep {rep + 1} {model} {mode} {system}", r))
                     if not args.no_fixed:
