@@ -14,6 +14,7 @@ from pytensor_blackjax.run._driver import (
     MAX_CALL_VALUES,
     CallSizes,
     call_capacity,
+    values_per_draw,
 )
 from pytensor_blackjax.run._layouts import ChainLayout
 
@@ -33,6 +34,20 @@ def test_capacity_is_bounded_by_draws_memory_and_never_below_a_chunk():
     assert call_capacity(settings(), 1000, fixed=False) == MAX_CALL_VALUES // 1000
     assert call_capacity(settings(), 10**6, fixed=False) == 100  # one chunk, as the user asked
     assert call_capacity(settings(chunk_size=2000, draws=4000), 10, fixed=False) == 2000
+
+
+def test_the_largest_output_per_draw_bounds_a_call():
+    m = pbj.ModelBuilder()
+    x = m.param("x", shape=(3,))
+    m.deterministic("wide", pt.outer(x, pt.ones(400)))  # 1200 numbers a draw
+    y = m.data("y", np.zeros(5000))
+    m.add_logp(-0.5 * pt.sum(x**2) - 0.5 * pt.sum((y - x[0]) ** 2))
+    m.log_likelihood("y", -0.5 * (y - x[0]) ** 2)  # 5000 numbers a draw
+    compiled = pbj.compile(m.build())
+    assert values_per_draw(compiled, log_likelihood=False) == 1203  # x and its deterministic
+    assert values_per_draw(compiled, log_likelihood=True) == 5000
+    assert call_capacity(settings(), 1203, fixed=False) == MAX_CALL_VALUES // 1203
+    assert call_capacity(settings(), 5000, fixed=False) == 100  # one chunk, never fewer
 
 
 def test_call_sizes_grow_to_the_pace_of_quick_calls_within_the_capacity():

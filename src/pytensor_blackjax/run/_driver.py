@@ -9,6 +9,7 @@ by the chain layouts of `_layouts`, and driven here; start points come from `_st
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -93,7 +94,8 @@ def run(
     the most there may be); ``previous`` holds the posterior draws made before ``resume``, which its
     checks include."""
     # the chunk programs' length: a call holds one chunk, or several while calls are quick (`CallSizes`)
-    chunk = call_capacity(settings, compiled.num_dims, fixed=sink is not None or until is not None)
+    values = values_per_draw(compiled, log_likelihood=log_likelihood)
+    chunk = call_capacity(settings, values, fixed=sink is not None or until is not None)
     calls = CallSizes(settings.chunk, chunk)
     size = RunSize(draws=settings.draws * settings.thin, tune=settings.tune, chains=settings.chains)
     layout_cls = choose_layout(sampler.ensemble, settings.chains, settings.chain_method)
@@ -284,22 +286,34 @@ def _segment_end(start: int, n: int, ends: np.ndarray) -> int:
 # One call of the chunk programs costs ~0.3-0.4 ms of host work per chain besides the draws (the
 # call, its outputs' transfer, the constrained draws' program, the threads' hand-off): 3.5 us a draw
 # at 100 draws a call, a third of a draw's time on a 10-parameter regression. While calls are quick a
-# call holds several chunks, up to `MAX_CALL_DRAWS` draws and `MAX_CALL_VALUES` numbers per chain and
-# output (the programs' buffers), and takes about `CALL_SECONDS`, so that Ctrl-C and the progress bar
+# call holds several chunks, up to `MAX_CALL_DRAWS` draws and `MAX_CALL_VALUES` numbers per chain in
+# each of its outputs (the programs' buffers: positions, constrained draws, pointwise log-likelihood),
+# and takes about `CALL_SECONDS`, so that Ctrl-C and the progress bar
 # still answer within a fraction of a second. The draws do not depend on it (keys follow the step).
 MAX_CALL_DRAWS = 1000
 MAX_CALL_VALUES = 250_000
 CALL_SECONDS = 0.1
 
 
-def call_capacity(settings: RunSettings, num_dims: int, *, fixed: bool) -> int:
-    """The most draws (or warmup steps) one call of the chunk programs holds: ``settings.chunk``
-    where every call must end at a chunk's boundary (``fixed``: a store, an ``until`` run) or where
-    processes run the programs together (their calls must agree); else up to `MAX_CALL_DRAWS`."""
+def values_per_draw(compiled: CompiledModel, *, log_likelihood: bool) -> int:
+    """The numbers per draw of a call's largest output: the position, the constrained draw (parameters
+    and deterministics) or, with ``log_likelihood``, the pointwise log-likelihood (shapes of the
+    model's own data)."""
+    sizes = [compiled.num_dims, sum(math.prod(s) for s in compiled.output_shapes.values())]
+    if log_likelihood:
+        sizes.append(sum(math.prod(s) for s in compiled.loglik_shapes.values()))
+    return max(sizes)
+
+
+def call_capacity(settings: RunSettings, values: int, *, fixed: bool) -> int:
+    """The most draws (or warmup steps) one call of the chunk programs holds, for outputs of ``values``
+    numbers per draw (`values_per_draw`): ``settings.chunk`` where every call must end at a chunk's
+    boundary (``fixed``: a store, an ``until`` run) or where processes run the programs together (their
+    calls must agree); else up to `MAX_CALL_DRAWS`, never fewer than one chunk."""
     chunk = settings.chunk
     if fixed or jax.process_count() > 1:
         return chunk
-    most = min(MAX_CALL_DRAWS, max(settings.draws, settings.tune), MAX_CALL_VALUES // max(1, num_dims))
+    most = min(MAX_CALL_DRAWS, max(settings.draws, settings.tune), MAX_CALL_VALUES // max(1, values))
     return max(chunk, most)
 
 
