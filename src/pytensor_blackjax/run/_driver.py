@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import jax
 import numpy as np
@@ -33,6 +33,8 @@ from pytensor_blackjax.run._until import Until, UntilCheck, warn_short
 from pytensor_blackjax.samplers import RunSize, Sampler
 
 __all__ = ["RunOutput", "RunSettings", "Sink", "run"]
+
+T = TypeVar("T")
 
 
 class Sink(Protocol):
@@ -95,12 +97,13 @@ def run(
     checks include."""
     # the chunk programs' length: a call holds one chunk, or several while calls are quick (`CallSizes`)
     values = values_per_draw(compiled, log_likelihood=log_likelihood)
-    chunk = call_capacity(settings, values, fixed=sink is not None or until is not None)
-    calls = CallSizes(settings.chunk, chunk)
+    calls = CallSizes(
+        settings.chunk, call_capacity(settings, values, fixed=sink is not None or until is not None)
+    )
     size = RunSize(draws=settings.draws * settings.thin, tune=settings.tune, chains=settings.chains)
     layout_cls = choose_layout(sampler.ensemble, settings.chains, settings.chain_method)
     programs = programs_for(
-        compiled, sampler, layout_cls, size, chunk, settings.thin,
+        compiled, sampler, layout_cls, size, calls.capacity, settings.thin,
         mesh=layout_cls.mesh_for(settings.chains), precision=settings.precision,
         warmup_draws=settings.keep_warmup,
     )  # fmt: skip
@@ -119,9 +122,12 @@ def run(
             if resume is None or resume.phase == "warmup":
                 # every program compiles in the background from here on, while the start points are found
                 rows = sampler.schedule(settings.tune)  # made once: `_warmup` runs along it
-                first = _pad_rows(rows, 0, chunk)[0] if len(rows) else None
+                first = _pad_rows(rows, 0, calls.capacity)[0] if len(rows) else None
                 layout.prepare(
-                    (settings.chains, compiled.num_dims), chunk, first, with_log_likelihood=log_likelihood
+                    (settings.chains, compiled.num_dims),
+                    calls.capacity,
+                    first,
+                    with_log_likelihood=log_likelihood,
                 )
                 float32 = settings.precision == "float32"
                 positions: np.ndarray | None = None
@@ -224,9 +230,7 @@ def _warmup(layout: ChainLayout, rows: np.ndarray, settings: RunSettings, begin:
             return divergences  # no adapted parameters: nothing to sample with
         stop = _segment_end(start, calls.next(settings.tune - start), ends)
         part, n_valid = _pad_rows(rows[:stop], start, calls.capacity)
-        began = time.perf_counter()
-        drawn, stats = layout.warmup(start, n_valid, part)
-        calls.took(n_valid, time.perf_counter() - began)
+        drawn, stats = calls.timed(n_valid, partial(layout.warmup, start, n_valid, part))
         if window_end and rows[stop - 1, 1] == 1:
             layout.window_end()
         if kept is not None and drawn is not None:
@@ -252,9 +256,7 @@ def _sample_chunk(layout: ChainLayout, programs: Programs, settings: RunSettings
     chains' state after it, keep it; ``blocks`` (the model's layout) adds the unconstrained draws."""
     start = chunks.done
     n_valid = calls.next(settings.draws - start)
-    began = time.perf_counter()
-    positions, stats = layout.sample(start, n_valid)
-    calls.took(n_valid, time.perf_counter() - began)
+    positions, stats = calls.timed(n_valid, partial(layout.sample, start, n_valid))
     arrays = _chunk_groups(programs, data, positions, stats, n_valid, log_likelihood, blocks)
     if sink is not None:
         sink.chunk(start, arrays, layout.checkpoint(start + n_valid))
@@ -326,6 +328,13 @@ class CallSizes:
 
     def next(self, remaining: int) -> int:
         return min(self.size, remaining)
+
+    def timed(self, n: int, call: Callable[[], T]) -> T:
+        """``call()``, a call of ``n`` steps, timed for the next call's size (`took`)."""
+        began = time.perf_counter()
+        out = call()
+        self.took(n, time.perf_counter() - began)
+        return out
 
     def took(self, n: int, seconds: float) -> None:
         """A call ran ``n`` steps in ``seconds``; a short call (the last one, or one a window's end
