@@ -14,6 +14,7 @@ from pytensor_blackjax.run._until import superchain_ids
 from pytensor_blackjax.run._until_diagnostics import (
     PARALLEL_VALUES,
     blocked_rank_diagnostics,
+    mean_ess,
     rank_diagnostics,
     split_chains,
     z_scale,
@@ -72,6 +73,24 @@ def assert_agree(mine, reference):
 def test_agrees_with_arviz(kind, shape):
     x = draws_of(kind, np.random.default_rng(sum(shape)), shape)
     assert_agree(rank_diagnostics(x), arviz(x))
+
+
+@pytest.mark.parametrize("kind", ["independent", "ar1", "ties", "constant"])
+@pytest.mark.parametrize("shape", [(6, 4, 200), (5, 2, 101), (3, 1, 57), (4, 4, 4), (2, 8, 1001)])
+def test_mean_ess_agrees_with_arviz(kind, shape):
+    x = draws_of(kind, np.random.default_rng(sum(shape) + 1), shape)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        expected = np.asarray(array_stats.ess(x, method="mean"), dtype=float)
+    assert_agree({"ess_mean": mean_ess(x)}, {"ess_mean": expected})
+
+
+def test_mean_ess_is_nan_where_arviz_gives_nan():
+    x = np.random.default_rng(2).normal(size=(3, 4, 50))
+    x[1, 0, 3] = np.nan
+    got = mean_ess(x)
+    assert np.isnan(got[1]) and np.isfinite(got[[0, 2]]).all()
+    assert np.isnan(mean_ess(x[:, :, :3])).all()  # fewer than 4 draws a chain
 
 
 @pytest.mark.parametrize("chains, draws", [(32, 100), (36, 51), (64, 20)])

@@ -1,4 +1,4 @@
-"""Bulk ESS, tail ESS and rank-normalized (or nested) split R-hat of many scalars at once.
+"""Bulk ESS, tail ESS, mean ESS and rank-normalized (or nested) split R-hat of many scalars at once.
 
 The same estimators as ``arviz_stats`` (Vehtari et al. 2021; nested R-hat: Margossian et al. 2024),
 computed for every scalar together instead of one scalar at a time: one sort of the draw axis per
@@ -10,6 +10,8 @@ sums). The rank transform of the split chains is shared by bulk ESS and R-hat. R
 (tests/test_until_diagnostics.py). A check runs in blocks of scalars, on every core from
 `PARALLEL_VALUES` draws (`blocked_rank_diagnostics`); a full check of the rat-tumor model (73 scalars,
 4 chains of 2000 draws) costs ~30 ms of CPU, against ~400 ms for ArviZ's per-scalar estimators.
+The command line's summary table (`cli._report.summary_table`) takes its ESS, R-hat and, through
+`mean_ess` (``ess(method="mean")``), its MCSEs from here.
 
 Every function takes draws shaped ``(scalar, chain, draw)``; a scalar with a NaN gives NaN, as ArviZ.
 
@@ -32,7 +34,7 @@ import numpy as np
 from scipy.fft import irfft, next_fast_len, rfft
 from scipy.special import ndtri
 
-__all__ = ["blocked_rank_diagnostics", "blocks_of", "rank_diagnostics", "split_chains", "z_scale"]
+__all__ = ["blocked_rank_diagnostics", "blocks_of", "mean_ess", "rank_diagnostics", "split_chains", "z_scale"]
 
 MIN_DRAWS = 4  # fewer draws per chain: NaN, as ArviZ
 BLOM = 3 / 8  # the offset of the normal scores of ranks (Blom 1958), as ArviZ
@@ -322,6 +324,25 @@ def rank_diagnostics(
         # ArviZ takes Python's max(bulk, folded): NaN if the bulk one is NaN, else the larger
         worst = np.where(np.isnan(rank), np.nan, np.where(fold > rank, fold, rank))
         out["rhat"] = np.where(valid, worst, np.nan)
+    return out
+
+
+def mean_ess(x: np.ndarray) -> np.ndarray:
+    """ESS of the mean of every scalar of ``x`` (``(scalar, chain, draw)``): ArviZ's
+    ``ess(method="mean")``, the split chains' draws as they are (no ranks), what its MCSE of the mean
+    and of the sd divide by. NaN for a scalar with a NaN or fewer than `MIN_DRAWS` draws a chain; a
+    constant one has the ESS of its number of draws, as ArviZ."""
+    x = np.asarray(x, dtype=np.float64)
+    k, _, draws = x.shape
+    out = np.full(k, np.nan)
+    valid = np.full(k, draws >= MIN_DRAWS) & ~np.isnan(x).any(axis=(1, 2))
+    if not valid.any():
+        return out
+    split = split_chains(x[valid] if not valid.all() else x)
+    flat = split.reshape(len(split), -1)
+    with np.errstate(invalid="ignore"):  # inf - inf: not constant, and its ESS is NaN
+        constant = (flat.max(axis=1) - flat.min(axis=1)) < np.finfo(np.float64).resolution
+    out[valid] = _ess(split, constant)
     return out
 
 
