@@ -132,6 +132,29 @@ def test_view_has_a_row_per_component_and_the_usual_thresholds(finished):
     assert view.ess_min == 200  # 100 per chain
 
 
+def test_the_pages_diagnostics_are_arvizs():
+    """R-hat, bulk and tail ESS of every component equal ``arviz_stats``' on the same draws."""
+    import arviz_stats
+    import xarray as xr
+
+    from pytensor_blackjax.cli._watch_stats import _diagnostics
+    from pytensor_blackjax.results import TAIL_PROB
+
+    rng = np.random.default_rng(5)
+    columns = np.cumsum(rng.normal(size=(3, 150, 4)), axis=1) * [1.0, 0.1, 0.0, 0.0] + rng.normal(
+        size=(3, 150, 4)
+    )
+    rows = _diagnostics(["a", "b", "c", "d"], columns)
+    data = xr.Dataset({"x": (("chain", "draw", "component"), columns)})
+    expected = {
+        "rhat": arviz_stats.rhat(data)["x"].values,
+        "ess_bulk": arviz_stats.ess(data, method="bulk")["x"].values,
+        "ess_tail": arviz_stats.ess(data, method="tail", prob=TAIL_PROB)["x"].values,
+    }
+    for name, values in expected.items():
+        np.testing.assert_allclose([getattr(r, name) for r in rows], values, rtol=1e-8, err_msg=name)
+
+
 def test_rate_gives_an_eta_from_two_observations(finished):
     status = read_status(finished)
     running = type(status)(**{**status.__dict__, "phase": "sampling", "num_draws": 100})

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
 from pytensor_blackjax.results import EBFMI_MIN, ESS_PER_CHAIN_MIN, RHAT_MAX, TAIL_PROB, ebfmi
 from pytensor_blackjax.store._watch_read import CommittedDraws, StoreStatus, read_status
@@ -128,20 +127,19 @@ def _columns(draws: CommittedDraws) -> tuple[list[str], np.ndarray]:
 
 
 def _diagnostics(labels: list[str], columns: np.ndarray) -> tuple[DiagnosticRow, ...]:
-    """Rank-normalised R-hat, bulk and tail ESS of every scalar component (arviz_stats)."""
+    """Rank-normalised R-hat, bulk and tail ESS of every scalar component: ArviZ's estimators, for
+    all components at once (`rank_diagnostics`; a page refresh beside running chains takes ~10 ms of
+    CPU for the rat tumors' 73, not ArviZ's ~0.2 s one at a time)."""
     chains, draws, _ = columns.shape
     if draws < MIN_DRAWS_FOR_DIAGNOSTICS:
         return tuple(DiagnosticRow(label, np.nan, np.nan, np.nan) for label in labels)
-    import arviz_stats
+    from pytensor_blackjax.run._until_diagnostics import rank_diagnostics
 
-    data = xr.Dataset({"x": (("chain", "draw", "component"), columns)})
     with np.errstate(all="ignore"):
-        rhat = arviz_stats.rhat(data)["x"].values if chains > 1 else np.full(len(labels), np.nan)
-        bulk = arviz_stats.ess(data, method="bulk")["x"].values
-        tail = arviz_stats.ess(data, method="tail", prob=TAIL_PROB)["x"].values
+        out = rank_diagnostics(np.moveaxis(columns, 2, 0), prob=TAIL_PROB)
     return tuple(
         DiagnosticRow(label, float(r), float(b), float(t))
-        for label, r, b, t in zip(labels, rhat, bulk, tail, strict=True)
+        for label, r, b, t in zip(labels, out["rhat"], out["ess_bulk"], out["ess_tail"], strict=True)
     )
 
 
