@@ -16,7 +16,8 @@ it cannot describe completely:
   package, PyMC, adds to the other). What importing PyTensor's JAX dispatch adds, its JAX conversions
   and the rewrites of the modules it imports, is PyTensor's own, fixed by its version, and left out: a
   digest made before this process imported the dispatch and one made after agree. A conversion
-  registered by another package is refused.
+  registered by another package is refused, but for this package's stand-ins for PyTensor's own
+  (`PYTENSORS_OWN`: the sparse conversions that load on first use, `compile._jaxify`).
 
 Values are plain Python values, NumPy arrays and scalars, slices, and PyTensor objects built from
 them; an Op's inner graph (``Scan``, ``OpFromGraph``) is described as a model's graph is, its inputs by
@@ -38,10 +39,13 @@ from pytensor.graph.basic import Apply, Constant, Variable
 from pytensor.graph.fg import AbstractFunctionGraph
 from pytensor.graph.traversal import io_toposort
 
-__all__ = ["graph_fingerprint", "import_dispatch"]
+__all__ = ["PYTENSORS_OWN", "graph_fingerprint", "import_dispatch"]
 
 _DISPATCH = "pytensor.link.jax.dispatch"
 _MAX_DEPTH = 12
+# ids of conversions registered outside PyTensor that stand for PyTensor's own (`compile._jaxify`: its
+# sparse conversions, which load on first use and convert as PyTensor does)
+PYTENSORS_OWN: set[int] = set()
 # PyTensor configuration that cannot change a rewrite or a conversion (paths, compilers, printing)
 _NEUTRAL = ("compiledir", "base_compiledir", "cxx", "gcc__", "cmodule__", "blas__ldflags", "print")
 
@@ -219,7 +223,7 @@ def _check_conversions() -> None:
         return
     for registry in (dispatch.jax_funcify.registry, dispatch.jax_typify.registry):
         for fn in registry.values():
-            if not _from_pytensor(getattr(fn, "__module__", "")):
+            if not _from_pytensor(getattr(fn, "__module__", "")) and id(fn) not in PYTENSORS_OWN:
                 raise _Unkeyable(fn)
 
 
