@@ -124,3 +124,10 @@ def test_the_table_does_not_import_arviz_stats():
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_posterior_without_variables_gives_the_columns_and_no_rows():
+    tree = tree_of(2, 10)
+    tree["posterior"] = tree["posterior"].to_dataset().drop_vars(list(tree["posterior"].data_vars))
+    table = _report.summary_table(tree)
+    assert table.empty and list(table.columns)[:4] == ["mean", "sd", "eti89_lb", "eti89_ub"]

@@ -23,6 +23,7 @@ from pytensor_blackjax.results import (
 __all__ = ["build_report", "checks", "flagged", "formatted", "summary_statistics", "summary_table", "warm_up"]
 
 MAX_TABLE_ROWS = 500
+MIN_DRAWS = 4  # ArviZ's fewest draws a chain for ESS and MCSE
 
 
 def summary_table(tree: xr.DataTree) -> pd.DataFrame:
@@ -46,8 +47,11 @@ def summary_table(tree: xr.DataTree) -> pd.DataFrame:
     prob = float(rcParams["stats.ci_prob"])
     posterior = tree["posterior"].to_dataset()
     draws = {name: posterior[name].transpose("chain", "draw", ...) for name in posterior.data_vars}
-    stats = summary_statistics(_entries(draws), prob=prob, diagnostics=kind == "all")
+    entries = _entries(draws) if draws else np.zeros((0, 1, MIN_DRAWS))
+    stats = summary_statistics(entries, prob=prob, diagnostics=kind == "all")
     columns = [f"eti{int(prob * 100)}_{c[4:]}" if c.startswith("eti_") else c for c in stats]
+    if not draws:  # nothing sampled: the columns, no rows
+        return pd.DataFrame(columns=columns, dtype=float)
     table = np.stack(list(stats.values()))  # (column, entry)
     variables, start = {}, 0
     for name, array in draws.items():  # each variable's entries back in its shape, ArviZ's layout
@@ -80,7 +84,7 @@ def summary_statistics(x: np.ndarray, *, prob: float, diagnostics: bool = True) 
     from pytensor_blackjax.run._until_diagnostics import mean_ess, rank_diagnostics
 
     k = x.shape[0]
-    rows = x.reshape(k, -1)
+    rows = x.reshape(k, x.shape[1] * x.shape[2])
     edge = (1 - prob) / 2
     lower, upper = np.quantile(rows, [edge, 1 - edge], axis=1) if rows.shape[1] else (np.full(k, np.nan),) * 2
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -141,9 +141,8 @@ def _sparse_on_demand() -> None:
         load()
         return jax_typify(matrix, **kwargs)
 
-    PYTENSORS_OWN.update(
-        (id(sparse_dot), id(sparse_matrix))
-    )  # the graph fingerprint counts them as PyTensor's
+    # they convert as PyTensor's own do: the graph fingerprint counts them as PyTensor's
+    PYTENSORS_OWN.update((id(sparse_dot), id(sparse_matrix)))
 
 
 def _freeze_shared(outputs: Sequence[TensorVariable]) -> list[TensorVariable]:
