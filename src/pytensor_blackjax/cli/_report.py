@@ -23,7 +23,6 @@ from pytensor_blackjax.results import (
 __all__ = ["build_report", "checks", "flagged", "formatted", "summary_statistics", "summary_table", "warm_up"]
 
 MAX_TABLE_ROWS = 500
-MIN_DRAWS = 4  # ArviZ's fewest draws a chain for ESS and MCSE
 
 
 def summary_table(tree: xr.DataTree) -> pd.DataFrame:
@@ -47,7 +46,7 @@ def summary_table(tree: xr.DataTree) -> pd.DataFrame:
     prob = float(rcParams["stats.ci_prob"])
     posterior = tree["posterior"].to_dataset()
     draws = {name: posterior[name].transpose("chain", "draw", ...) for name in posterior.data_vars}
-    entries = _entries(draws) if draws else np.zeros((0, 1, MIN_DRAWS))
+    entries = _entries(draws) if draws else np.zeros((0, 1, 4))  # no entries (4 draws: no empty means)
     stats = summary_statistics(entries, prob=prob, diagnostics=kind == "all")
     columns = [f"eti{int(prob * 100)}_{c[4:]}" if c.startswith("eti_") else c for c in stats]
     if not draws:  # nothing sampled: the columns, no rows
