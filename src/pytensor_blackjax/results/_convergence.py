@@ -16,6 +16,8 @@ import numpy as np
 
 __all__ = ["bulk_ess", "rank_rhat", "rhat_and_ess"]
 
+BLOCK_VALUES = 2**22  # draws of all chains per block of columns in `rhat_and_ess` (32 MB per temporary)
+
 
 def _columns_first(x: np.ndarray) -> np.ndarray:
     """(chains, draws, k) -> split chains, contiguous (k, 2 * chains, draws // 2)."""
@@ -80,11 +82,12 @@ def _ess(z: np.ndarray) -> np.ndarray:
 def rhat_and_ess(x: np.ndarray, *, block: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """(R-hat, bulk ESS) of (chains, draws, k) draws, one per column; the ranks are computed once.
 
-    Columns go ``block`` at a time: the temporaries stay small and are reused, where whole-array
-    temporaries (about 100 MB for 500 columns of 4 x 1000 draws) cost more in fresh memory pages than in
-    arithmetic.
+    Columns go ``block`` at a time, fewer where a column is long (at most `BLOCK_VALUES` draws a
+    block): the temporaries stay small and are reused, where whole-array temporaries (about 100 MB for
+    500 columns of 4 x 1000 draws) cost more in fresh memory pages than in arithmetic.
     """
     rhat, ess = np.empty(x.shape[2]), np.empty(x.shape[2])
+    block = max(1, min(block, BLOCK_VALUES // max(1, x.shape[0] * x.shape[1])))
     for start in range(0, x.shape[2], block):
         cols = slice(start, start + block)
         split = _columns_first(x[:, :, cols])
