@@ -131,3 +131,22 @@ def test_a_posterior_without_variables_gives_the_columns_and_no_rows():
     tree["posterior"] = tree["posterior"].to_dataset().drop_vars(list(tree["posterior"].data_vars))
     table = _report.summary_table(tree)
     assert table.empty and list(table.columns)[:4] == ["mean", "sd", "eti89_lb", "eti89_ub"]
+
+
+def test_a_long_run_is_summarised_in_blocks_with_the_same_numbers(monkeypatch):
+    """Blocks of scalars bound a long run's temporaries; every number is the same bit for bit, and a
+    block of one scalar longer than the bound still gets its row."""
+    from pytensor_blackjax.run import _until_diagnostics
+
+    tree = tree_of(4, 400)
+    whole = _report.summary_table(tree)
+    seen = []
+    compute = _until_diagnostics.rank_diagnostics
+    monkeypatch.setattr(
+        _until_diagnostics, "rank_diagnostics", lambda x, **o: seen.append(len(x)) or compute(x, **o)
+    )
+    for bound, sizes in ((3200, [2, 2, 2, 2, 2, 1]), (1000, [1] * 11)):
+        seen.clear()
+        monkeypatch.setattr(_until_diagnostics, "SCALAR_BLOCK_VALUES", bound)
+        pd.testing.assert_frame_equal(_report.summary_table(tree), whole, check_exact=True)
+        assert seen == sizes

@@ -79,7 +79,14 @@ def summary_statistics(x: np.ndarray, *, prob: float, diagnostics: bool = True) 
     ``sd`` (``ddof=1``), ``eti_lb`` and ``eti_ub`` (the equal-tailed ``prob`` interval, NumPy's linear
     quantiles), and with ``diagnostics`` ``ess_bulk``, ``ess_tail`` (at `TAIL_PROB`), ``r_hat`` (rank
     normalised), ``mcse_mean`` and ``mcse_sd``, as ``arviz_stats``' estimators define them; NaN where
-    ArviZ gives NaN (a NaN draw; fewer than 4 draws a chain for ESS and MCSE, 2 chains for R-hat)."""
+    ArviZ gives NaN (a NaN draw; fewer than 4 draws a chain for ESS and MCSE, 2 chains for R-hat).
+    Computed in blocks of scalars (`in_scalar_blocks`): a long run's temporaries stay bounded."""
+    from pytensor_blackjax.run._until_diagnostics import in_scalar_blocks
+
+    return in_scalar_blocks(lambda block: _summary_block(block, prob=prob, diagnostics=diagnostics), x)
+
+
+def _summary_block(x: np.ndarray, *, prob: float, diagnostics: bool) -> dict[str, np.ndarray]:
     from pytensor_blackjax.run._until_diagnostics import mean_ess, rank_diagnostics
 
     k = x.shape[0]

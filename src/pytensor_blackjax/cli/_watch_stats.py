@@ -128,10 +128,10 @@ def _diagnostics(labels: list[str], columns: np.ndarray) -> tuple[DiagnosticRow,
     """Rank-normalised R-hat, bulk and tail ESS of every scalar component: ArviZ's estimators, for
     all components at once (`rank_diagnostics`; a page refresh beside running chains takes ~10 ms of
     CPU for the rat tumors' 73, not ArviZ's ~0.2 s one at a time); NaN below 4 draws a chain, as ArviZ."""
-    from pytensor_blackjax.run._until_diagnostics import rank_diagnostics
+    from pytensor_blackjax.run._until_diagnostics import in_scalar_blocks, rank_diagnostics
 
     with np.errstate(all="ignore"):
-        out = rank_diagnostics(np.moveaxis(columns, 2, 0), prob=TAIL_PROB)
+        out = in_scalar_blocks(lambda x: rank_diagnostics(x, prob=TAIL_PROB), np.moveaxis(columns, 2, 0))
     return tuple(
         DiagnosticRow(label, float(r), float(b), float(t))
         for label, r, b, t in zip(labels, out["rhat"], out["ess_bulk"], out["ess_tail"], strict=True)

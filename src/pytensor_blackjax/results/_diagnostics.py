@@ -90,7 +90,6 @@ class _Labels(Sequence[str]):
 
 def _numeric(values: np.ndarray) -> np.ndarray:
     """The draws as stored, booleans as 0/1 (NumPy takes no range of booleans)."""
-    values = np.asarray(values)
     return values.astype(np.int8) if values.dtype == bool else values
 
 
@@ -112,7 +111,7 @@ def convergence_of(tree: xr.DataTree) -> Convergence:
     """
     post = tree["posterior"]
     chains, draws = post.sizes["chain"], post.sizes["draw"]
-    values = {str(k): _numeric(post[str(k)].values).reshape(chains, draws, -1) for k in post.data_vars}
+    values = {str(k): _numeric(np.asarray(post[str(k)])).reshape(chains, draws, -1) for k in post.data_vars}
     values = {k: v for k, v in values.items() if v.size > 0}  # zero-length: nothing to judge
     if not values:
         return Convergence([], np.zeros(0), np.zeros(0))
