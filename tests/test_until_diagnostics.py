@@ -174,6 +174,21 @@ def test_blocks_do_not_change_a_value(monkeypatch, values):
         np.testing.assert_array_equal(got, whole[name], err_msg=name)
 
 
+def test_long_chains_make_blocks_of_fewer_scalars_with_the_same_values(monkeypatch):
+    """Chains so long that `BLOCK` scalars pass `SCALAR_BLOCK_VALUES` draws go fewer at a time (one at
+    least): memory stays bounded, every value the same."""
+    x = draws_of("ar1", np.random.default_rng(6), (19, 4, 301))
+    whole = rank_diagnostics(x)
+    monkeypatch.setattr(_until_diagnostics, "BLOCK_VALUES", 1000)  # under one scalar's 4 x 301 draws
+    assert len(_until_diagnostics.blocks_of(x.shape)) == 3  # BLOCK = 8 scalars a block
+    monkeypatch.setattr(_until_diagnostics, "SCALAR_BLOCK_VALUES", 2 * 4 * 301)
+    assert [b.start for b in _until_diagnostics.blocks_of(x.shape)] == list(range(0, 19, 2))
+    monkeypatch.setattr(_until_diagnostics, "SCALAR_BLOCK_VALUES", 100)
+    assert len(_until_diagnostics.blocks_of(x.shape)) == 19
+    for name, got in blocked_rank_diagnostics(x).items():
+        np.testing.assert_array_equal(got, whole[name], err_msg=name)
+
+
 @pytest.mark.parametrize("kind", ["ar1", "constant"])
 def test_the_folded_rhat_is_made_only_where_the_ess_targets_hold(kind):
     """With ESS targets, a scalar meeting them gets ArviZ's R-hat, to the bit of a full check; one short

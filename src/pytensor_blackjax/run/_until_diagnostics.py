@@ -450,9 +450,10 @@ def _keep_freed_memory(nbytes: int) -> None:
 
 def blocks_of(shape: tuple[int, ...]) -> list[slice]:
     """The blocks of scalars of a check of draws shaped ``shape`` (``(scalar, chain, draw)``): about
-    `BLOCK_VALUES` draws each, at least `BLOCK` scalars; they depend on the shape only."""
+    `BLOCK_VALUES` draws each, at least `BLOCK` scalars unless that passes `SCALAR_BLOCK_VALUES` draws
+    (long chains: at least one scalar); they depend on the shape only."""
     scalars, per = shape[0], max(1, math.prod(shape[1:]))
-    size = max(BLOCK, BLOCK_VALUES // per)
+    size = max(min(BLOCK, max(1, SCALAR_BLOCK_VALUES // per)), BLOCK_VALUES // per)
     return [slice(i, i + size) for i in range(0, scalars, size)]
 
 
