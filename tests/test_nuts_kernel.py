@@ -64,7 +64,10 @@ def test_nuts_kernel_draws_equal_blackjax_draws(metric, step_size, depth):
         step_size,
         depth,
     )
-    assert type(ours[0]) is type(theirs[0]) and type(ours[1][2]) is type(theirs[1][2])
+    # Blackjax's state type back, and its info's fields (`_states`: the default NUTS imports no Blackjax)
+    assert type(ours[0]) is type(theirs[0])
+    info, their_info = ours[1][2], theirs[1][2]
+    assert type(info).__name__ == type(their_info).__name__ and info._fields == their_info._fields
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
         a, b = np.asarray(a), np.asarray(b)
         if metric == "dense_mass" and a.dtype.kind == "f":

@@ -20,8 +20,10 @@ differs from Blackjax's in rounding (the velocities accumulate the products in a
 draws agree with Blackjax's to rounding (~1e-14 in float64 over 60 transitions), not bit for bit.
 
 The kernel keeps Blackjax's interface: ``kernel(rng_key, state, logdensity_fn, step_size,
-inverse_mass_matrix, max_num_doublings)`` over `blackjax.mcmc.hmc.HMCState`, returning
-``(HMCState, NUTSInfo)``.
+inverse_mass_matrix, max_num_doublings)`` over an ``HMCState`` (Blackjax's, or `_states`' of the same
+fields), returning the state in the type it was given and a ``NUTSInfo`` of Blackjax's fields (`_states`:
+with the dense metric nothing here imports Blackjax; with its metrics, its integrator and metric run
+as they are).
 
 References:
     Hoffman & Gelman (2014), The No-U-Turn Sampler. JMLR 15.
@@ -39,6 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from pytensor_blackjax.samplers._metric import DenseMass
+from pytensor_blackjax.samplers._states import IntegratorState, NUTSInfo
 
 __all__ = ["build_kernel"]
 
@@ -181,9 +184,6 @@ def build_kernel(divergence_threshold: float = 1000):
     """Blackjax's iterative NUTS kernel (velocity Verlet, multinomial sampling, Numpyro-style U-turn
     checks) with the same signature and results as ``blackjax.nuts.build_kernel()``; a
     `_metric.DenseMass` as ``inverse_mass_matrix`` caches velocities (see the module's docstring)."""
-    from blackjax.mcmc import integrators
-    from blackjax.mcmc.hmc import HMCState
-    from blackjax.mcmc.nuts import NUTSInfo
 
     def kernel(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix, max_num_doublings=10):
         if isinstance(inverse_mass_matrix, DenseMass):
@@ -344,13 +344,21 @@ def build_kernel(divergence_threshold: float = 1000):
             exp.is_diverging,
             exp.is_turning,
             proposal.energy,
-            integrators.IntegratorState(*exp.leftmost[:4]),
-            integrators.IntegratorState(*exp.rightmost[:4]),
+            IntegratorState(*exp.leftmost[:4]),
+            IntegratorState(*exp.rightmost[:4]),
             exp.step,
             exp.num_states,
             jnp.exp(proposal.sum_log_p_accept) / exp.num_states,
         )
         new_state = proposal.state
-        return HMCState(new_state.position, new_state.logdensity, new_state.logdensity_grad), info
+        # the caller's state type back (Blackjax's own, or `_states.HMCState`): a scan's carry stays one type
+        return (
+            state._replace(
+                position=new_state.position,
+                logdensity=new_state.logdensity,
+                logdensity_grad=new_state.logdensity_grad,
+            ),
+            info,
+        )
 
     return kernel

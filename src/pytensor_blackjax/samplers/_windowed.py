@@ -46,6 +46,7 @@ from pytensor_blackjax.samplers._metric import (
     low_rank_parts,
 )
 from pytensor_blackjax.samplers._start import pathfinder_point
+from pytensor_blackjax.samplers._states import HMCState
 
 __all__ = [
     "HMCParams",
@@ -333,7 +334,6 @@ def windowed_hmc_kernel(
     "auto": only where the last long window's `gradient_nonlinearity` is below `NEARLY_GAUSSIAN` (the
     "fisher" estimator measures it; the others do not, and never move the step).
     """
-    from blackjax.mcmc.hmc import HMCState
 
     def transition(key, chain, params):
         state, info = kernel_fn(
