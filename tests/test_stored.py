@@ -66,9 +66,9 @@ def test_a_second_process_loads_every_program_and_draws_the_same_bits_without_bl
     assert second["compiled"] == 0 and second["loaded"] == first["saved"]
     assert second["bits"] == first["bits"]
     assert not list((tmp_path / "store").glob("*.running"))  # no process left a marker behind
-    # nothing traced, so Blackjax (~0.8 s to import) is never imported: the programs' argument and
-    # result types are this package's own
-    assert first["blackjax"] and not second["blackjax"]
+    # the default NUTS imports no Blackjax, traced or loaded (its types are `samplers._states`'; that
+    # the check sees an import: tests/test_states.py)
+    assert not first["blackjax"] and not second["blackjax"]
     # nor is the model turned into JAX: the store found its digest under its PyTensor graphs
     assert first["jaxified"] and first["dispatch"]
     assert not second["jaxified"] and not second["dispatch"]
