@@ -448,6 +448,11 @@ def _keep_freed_memory(nbytes: int) -> None:
         np.empty(nbytes // 8)  # freed at once; a mapping never touched: no page is faulted in
 
 
+def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The per-scalar values of consecutive blocks of scalars, as one block's."""
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
 def blocks_of(shape: tuple[int, ...]) -> list[slice]:
     """The blocks of scalars of a check of draws shaped ``shape`` (``(scalar, chain, draw)``): about
     `BLOCK_VALUES` draws each, at least `BLOCK` scalars unless that passes `SCALAR_BLOCK_VALUES` draws
@@ -471,7 +476,7 @@ def in_scalar_blocks(
     if x.shape[0] <= size:
         return compute(np.ascontiguousarray(x))
     parts = [compute(np.ascontiguousarray(x[i : i + size])) for i in range(0, x.shape[0], size)]
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    return _joined(parts)
 
 
 def blocked_rank_diagnostics(x: np.ndarray, **options) -> dict[str, np.ndarray]:
@@ -495,4 +500,4 @@ def blocked_rank_diagnostics(x: np.ndarray, **options) -> dict[str, np.ndarray]:
         parts = _in_parallel(lambda i: rank_diagnostics(x[blocks[i]], **options), len(blocks))
     else:
         parts = [rank_diagnostics(x[block], **options) for block in blocks]
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    return _joined(parts)
